@@ -1,0 +1,166 @@
+package v1beta1
+
+// Kinds, as written in invoker references and metric labels.
+const (
+	KindRepository            = "Repository"
+	KindBackupConfiguration   = "BackupConfiguration"
+	KindBackupSession         = "BackupSession"
+	KindRestoreSession        = "RestoreSession"
+	KindPersistentVolumeClaim = "PersistentVolumeClaim"
+)
+
+// Defaults shared by the operator, the resolver and the in-Job runner.
+const (
+	DefaultHost            = "host-0"
+	DefaultMountPath       = "/stow-data"
+	TmpDirMountPath        = "/stow-tmp"
+	TmpDirVolumeName       = "stow-tmp-dir"
+	TargetVolumeName       = "stow-volume"
+	LocalBackendVolumeName = "stow-local-backend"
+	OutputDir              = "/stow-tmp/output"
+	OutputFileName         = "output.json"
+	DefaultBackupHistory   = int32(1)
+	DefaultMaxRetry        = int32(1)
+
+	// Finalizer guards cleanup of CronJobs, RBAC and Repository references.
+	Finalizer = "stow.dev"
+
+	// Built-in Functions and Tasks the operator ensures at start-up.
+	FunctionPVCBackup    = "pvc-backup"
+	FunctionPVCRestore   = "pvc-restore"
+	FunctionUpdateStatus = "update-status"
+	TaskPVCBackup        = "pvc-backup"
+	TaskPVCRestore       = "pvc-restore"
+
+	// Stable randomized schedules resolved from namespace/name.
+	ScheduleHourlyRandom = "@hourly-random"
+	ScheduleDailyRandom  = "@daily-random"
+	ScheduleWeeklyRandom = "@weekly-random"
+)
+
+// Labels Stow puts on the objects it creates; controllers select on them.
+const (
+	LabelComponent        = "app.kubernetes.io/component"
+	LabelManagedBy        = "app.kubernetes.io/managed-by"
+	ManagedByStow         = "stow.dev"
+	ComponentBackup       = "stow-backup"
+	ComponentRestore      = "stow-restore"
+	LabelInvokerType      = "stow.dev/invoker-type"
+	LabelInvokerName      = "stow.dev/invoker-name"
+	LabelTargetKind       = "stow.dev/target-kind"
+	LabelTargetName       = "stow.dev/target-name"
+	LabelTargetNamespace  = "stow.dev/target-namespace"
+	LabelDeleteOnComplete = "stow.dev/delete-job-on-completion"
+)
+
+// Repository provider names (REPOSITORY_PROVIDER, metric label "backend").
+const (
+	ProviderLocal = "local"
+	ProviderS3    = "s3"
+	ProviderGCS   = "gcs"
+	ProviderAzure = "azure"
+	ProviderSwift = "swift"
+	ProviderB2    = "b2"
+	ProviderRest  = "rest"
+)
+
+// Pre- and post-backup actions recorded on a session target.
+const (
+	InitializeBackendRepository = "InitializeBackendRepository"
+	ApplyRetentionPolicy        = "ApplyRetentionPolicy"
+	VerifyRepositoryIntegrity   = "VerifyRepositoryIntegrity"
+	SendRepositoryMetrics       = "SendRepositoryMetrics"
+)
+
+// Invoker (BackupConfiguration, RestoreSession) condition types and reasons.
+const (
+	RepositoryFound                     = "RepositoryFound"
+	RepositoryAvailable                 = "RepositoryAvailable"
+	RepositoryNotAvailable              = "RepositoryNotAvailable"
+	UnableToCheckRepositoryAvailability = "UnableToCheckRepositoryAvailability"
+
+	BackendSecretFound                     = "BackendSecretFound"
+	BackendSecretAvailable                 = "BackendSecretAvailable"
+	BackendSecretNotAvailable              = "BackendSecretNotAvailable"
+	UnableToCheckBackendSecretAvailability = "UnableToCheckBackendSecretAvailability"
+
+	ValidationPassed         = "ValidationPassed"
+	ResourceValidationPassed = "ResourceValidationPassed"
+	ResourceValidationFailed = "ResourceValidationFailed"
+
+	BackupTargetFound               = "BackupTargetFound"
+	RestoreTargetFound              = "RestoreTargetFound"
+	TargetAvailable                 = "TargetAvailable"
+	TargetNotAvailable              = "TargetNotAvailable"
+	UnableToCheckTargetAvailability = "UnableToCheckTargetAvailability"
+
+	TaskFound                = "TaskFound"
+	TaskAvailable            = "TaskAvailable"
+	TaskNotAvailable         = "TaskNotAvailable"
+	CronJobCreated           = "CronJobCreated"
+	CronJobCreationSucceeded = "CronJobCreationSucceeded"
+	CronJobCreationFailed    = "CronJobCreationFailed"
+)
+
+// BackupSession condition types and reasons (session level).
+const (
+	BackendRepositoryInitialized        = "BackendRepositoryInitialized"
+	BackendRepositoryFound              = "BackendRepositoryFound"
+	FailedToInitializeBackendRepository = "FailedToInitializeBackendRepository"
+
+	RetentionPolicyApplied             = "RetentionPolicyApplied"
+	SuccessfullyAppliedRetentionPolicy = "SuccessfullyAppliedRetentionPolicy"
+	FailedToApplyRetentionPolicy       = "FailedToApplyRetentionPolicy"
+
+	RepositoryIntegrityVerified             = "RepositoryIntegrityVerified"
+	SuccessfullyVerifiedRepositoryIntegrity = "SuccessfullyVerifiedRepositoryIntegrity"
+	FailedToVerifyRepositoryIntegrity       = "FailedToVerifyRepositoryIntegrity"
+
+	RepositoryMetricsPushed             = "RepositoryMetricsPushed"
+	SuccessfullyPushedRepositoryMetrics = "SuccessfullyPushedRepositoryMetrics"
+	FailedToPushRepositoryMetrics       = "FailedToPushRepositoryMetrics"
+
+	BackupSkipped          = "BackupSkipped"
+	SkippedTakingNewBackup = "SkippedTakingNewBackup"
+
+	BackupHistoryCleaned             = "BackupHistoryCleaned"
+	SuccessfullyCleanedBackupHistory = "SuccessfullyCleanedBackupHistory"
+	FailedToCleanBackupHistory       = "FailedToCleanBackupHistory"
+
+	MetricsPushed             = "MetricsPushed"
+	SuccessfullyPushedMetrics = "SuccessfullyPushedMetrics"
+	FailedToPushMetrics       = "FailedToPushMetrics"
+
+	DeadlineExceeded               = "DeadlineExceeded"
+	FailedToCompleteWithinDeadline = "FailedToCompleteWithinDeadline"
+)
+
+// Target-level condition types and reasons.
+const (
+	BackupExecutorEnsured              = "BackupExecutorEnsured"
+	SuccessfullyEnsuredBackupExecutor  = "SuccessfullyEnsuredBackupExecutor"
+	FailedToEnsureBackupExecutor       = "FailedToEnsureBackupExecutor"
+	RestoreExecutorEnsured             = "RestoreExecutorEnsured"
+	SuccessfullyEnsuredRestoreExecutor = "SuccessfullyEnsuredRestoreExecutor"
+	FailedToEnsureRestoreExecutor      = "FailedToEnsureRestoreExecutor"
+
+	PreBackupHookExecutionSucceeded   = "PreBackupHookExecutionSucceeded"
+	PostBackupHookExecutionSucceeded  = "PostBackupHookExecutionSucceeded"
+	PreRestoreHookExecutionSucceeded  = "PreRestoreHookExecutionSucceeded"
+	PostRestoreHookExecutionSucceeded = "PostRestoreHookExecutionSucceeded"
+
+	// BackupDisrupted (and RestoreDisrupted) is set by the executor watchdog
+	// when the Job or its pod can no longer report: the target is Failed.
+	BackupDisrupted                 = "BackupDisrupted"
+	RestoreDisrupted                = "RestoreDisrupted"
+	FailedToCompleteDueToDisruption = "FailedToCompleteDueToDisruption"
+
+	// Watchdog reasons, more precise than the generic disruption reason.
+	PodHasBeenInPendingStateForLongerThanExpected = "PodHasBeenInPendingStateForLongerThanExpected"
+	ExecutorTerminatedBeforeCompletion            = "ExecutorTerminatedBeforeCompletion"
+	ExecutorDeleted                               = "ExecutorDeleted"
+
+	RestoreCompleted            = "RestoreCompleted"
+	PostRestoreTasksExecuted    = "PostRestoreTasksExecuted"
+	PostRestoreTasksNotExecuted = "PostRestoreTasksNotExecuted"
+)

@@ -1,0 +1,198 @@
+package v1beta1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Repository is a restic repository in a backend, with the Secret that opens it.
+//
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=repo,categories=stow
+// +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.status.backend`
+// +kubebuilder:printcolumn:name="Integrity",type=boolean,JSONPath=`.status.integrity`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.totalSize`
+// +kubebuilder:printcolumn:name="Snapshot-Count",type=integer,JSONPath=`.status.snapshotCount`
+// +kubebuilder:printcolumn:name="Last-Successful-Backup",type=date,JSONPath=`.status.lastBackupTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Repository struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec RepositorySpec `json:"spec"`
+	// +optional
+	Status RepositoryStatus `json:"status,omitempty"`
+}
+
+// RepositorySpec says where the repository lives and who may use it.
+// +kubebuilder:validation:XValidation:rule="!(has(self.wipeOut) && self.wipeOut) || !has(self.backend.local) && !has(self.backend.b2)",message="wipeOut is not supported for local and b2 backends"
+type RepositorySpec struct {
+	Backend Backend `json:"backend"`
+	// WipeOut deletes every object under the bucket prefix when the Repository is deleted.
+	// +optional
+	WipeOut bool `json:"wipeOut,omitempty"`
+	// +optional
+	UsagePolicy *UsagePolicy `json:"usagePolicy,omitempty"`
+}
+
+// Backend is exactly one storage provider plus the Secret holding
+// RESTIC_PASSWORD and the provider's credentials.
+// +kubebuilder:validation:XValidation:rule="[has(self.local), has(self.s3), has(self.gcs), has(self.azure), has(self.swift), has(self.b2), has(self.rest)].filter(x, x).size() == 1",message="exactly one backend (local, s3, gcs, azure, swift, b2, rest) must be set"
+type Backend struct {
+	// +kubebuilder:validation:MinLength=1
+	StorageSecretName string `json:"storageSecretName"`
+	// +optional
+	Local *LocalSpec `json:"local,omitempty"`
+	// +optional
+	S3 *S3Spec `json:"s3,omitempty"`
+	// +optional
+	GCS *GCSSpec `json:"gcs,omitempty"`
+	// +optional
+	Azure *AzureSpec `json:"azure,omitempty"`
+	// +optional
+	Swift *SwiftSpec `json:"swift,omitempty"`
+	// +optional
+	B2 *B2Spec `json:"b2,omitempty"`
+	// +optional
+	Rest *RestServerSpec `json:"rest,omitempty"`
+}
+
+// LocalSpec keeps the repository on a volume (PVC, NFS, hostPath...) mounted
+// into every Job container at mountPath.
+// +kubebuilder:validation:XValidation:rule="self.mountPath != '/stow' && !self.mountPath.startsWith('/stow/')",message="mountPath must not be /stow or below it"
+// +kubebuilder:validation:XValidation:rule="self.mountPath.startsWith('/')",message="mountPath must be absolute"
+type LocalSpec struct {
+	corev1.VolumeSource `json:",inline"`
+	// +kubebuilder:validation:MinLength=1
+	MountPath string `json:"mountPath"`
+	// +optional
+	SubPath string `json:"subPath,omitempty"`
+}
+
+// S3Spec is Amazon S3 or an S3-compatible store (MinIO, Rook, ...).
+type S3Spec struct {
+	// +kubebuilder:validation:MinLength=1
+	Endpoint string `json:"endpoint"`
+	// +kubebuilder:validation:MinLength=1
+	Bucket string `json:"bucket"`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// +optional
+	Region string `json:"region,omitempty"`
+	// +optional
+	InsecureTLS bool `json:"insecureTLS,omitempty"`
+}
+
+// GCSSpec is Google Cloud Storage.
+type GCSSpec struct {
+	// +kubebuilder:validation:MinLength=1
+	Bucket string `json:"bucket"`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxConnections int64 `json:"maxConnections,omitempty"`
+}
+
+// AzureSpec is Azure Blob Storage.
+type AzureSpec struct {
+	// +kubebuilder:validation:MinLength=1
+	Container string `json:"container"`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxConnections int64 `json:"maxConnections,omitempty"`
+}
+
+// SwiftSpec is OpenStack Swift.
+type SwiftSpec struct {
+	// +kubebuilder:validation:MinLength=1
+	Container string `json:"container"`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// B2Spec is Backblaze B2.
+type B2Spec struct {
+	// +kubebuilder:validation:MinLength=1
+	Bucket string `json:"bucket"`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxConnections int64 `json:"maxConnections,omitempty"`
+}
+
+// RestServerSpec is a restic REST server.
+type RestServerSpec struct {
+	// +kubebuilder:validation:MinLength=1
+	URL string `json:"url"`
+}
+
+// FromNamespaces says which namespaces may use a Repository.
+// +kubebuilder:validation:Enum=Same;All;Selector
+type FromNamespaces string
+
+const (
+	NamespacesFromSame     FromNamespaces = "Same"
+	NamespacesFromAll      FromNamespaces = "All"
+	NamespacesFromSelector FromNamespaces = "Selector"
+)
+
+// UsagePolicy limits which namespaces may reference this Repository.
+type UsagePolicy struct {
+	AllowedNamespaces AllowedNamespaces `json:"allowedNamespaces"`
+}
+
+// AllowedNamespaces is Same (default), All, or those matching selector.
+type AllowedNamespaces struct {
+	// +kubebuilder:default=Same
+	// +optional
+	From FromNamespaces `json:"from,omitempty"`
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// RepositoryStatus is what the last backup learnt of the repository.
+type RepositoryStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Backend is the provider name, for display.
+	// +optional
+	Backend string `json:"backend,omitempty"`
+	// +optional
+	FirstBackupTime *metav1.Time `json:"firstBackupTime,omitempty"`
+	// +optional
+	LastBackupTime *metav1.Time `json:"lastBackupTime,omitempty"`
+	// +optional
+	Integrity *bool `json:"integrity,omitempty"`
+	// +optional
+	TotalSize string `json:"totalSize,omitempty"`
+	// +optional
+	SnapshotCount int64 `json:"snapshotCount,omitempty"`
+	// +optional
+	SnapshotsRemovedOnLastCleanup int64 `json:"snapshotsRemovedOnLastCleanup,omitempty"`
+	// +optional
+	References []InvokerReference `json:"references,omitempty"`
+	// +optional
+	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// InvokerReference names a BackupConfiguration or RestoreSession using a Repository.
+type InvokerReference struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// RepositoryList is a list of Repositories.
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+type RepositoryList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Repository `json:"items"`
+}

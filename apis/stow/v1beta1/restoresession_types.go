@@ -1,0 +1,153 @@
+package v1beta1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RestoreSession restores snapshots of a Repository into a PVC, once.
+//
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=restore,categories=stow
+// +kubebuilder:printcolumn:name="Repository",type=string,JSONPath=`.spec.repository.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.status.sessionDuration`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RestoreSession struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec RestoreSessionSpec `json:"spec"`
+	// +optional
+	Status RestoreSessionStatus `json:"status,omitempty"`
+}
+
+// RestoreSessionSpec is immutable once created.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable"
+type RestoreSessionSpec struct {
+	// +kubebuilder:default=Restic
+	// +optional
+	Driver     Driver    `json:"driver,omitempty"`
+	Repository ObjectRef `json:"repository"`
+	// +optional
+	Task   TaskRef        `json:"task,omitempty"`
+	Target *RestoreTarget `json:"target"`
+	// Rules is deprecated in Stash; use target.rules. Kept so old manifests load.
+	// +optional
+	Rules []Rule `json:"rules,omitempty"`
+	// +optional
+	RuntimeSettings RuntimeSettings `json:"runtimeSettings,omitempty"`
+	// +optional
+	TempDir EmptyDirSettings `json:"tempDir,omitempty"`
+	// +optional
+	InterimVolumeTemplate *corev1.PersistentVolumeClaim `json:"interimVolumeTemplate,omitempty"`
+	// +optional
+	Hooks *RestoreHooks `json:"hooks,omitempty"`
+	// +optional
+	TimeOut *metav1.Duration `json:"timeOut,omitempty"`
+}
+
+// RestoreTarget is the PVC (or new PVCs) to restore into.
+type RestoreTarget struct {
+	// +optional
+	Ref TargetRef `json:"ref,omitempty"`
+	// VolumeMounts[0].mountPath is where the PVC is mounted (default /stow-data).
+	// +optional
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+	// Rules select what to restore. With none, the latest snapshot of this
+	// target's host is restored.
+	// +optional
+	Rules []Rule `json:"rules,omitempty"`
+	// Alias is the restoring host's identity (default host-0).
+	// +optional
+	Alias string `json:"alias,omitempty"`
+	// Args are extra arguments for restic restore.
+	// +optional
+	Args []string `json:"args,omitempty"`
+	// VolumeClaimTemplates create new PVCs to restore into; ${POD_ORDINAL} is
+	// replaced by each replica ordinal.
+	// +optional
+	VolumeClaimTemplates []corev1.PersistentVolumeClaim `json:"volumeClaimTemplates,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+}
+
+// Rule selects snapshots (by id or "latest") or paths (latest snapshot that
+// holds each) for some hosts.
+// +kubebuilder:validation:XValidation:rule="!(has(self.snapshots) && size(self.snapshots) > 0 && has(self.paths) && size(self.paths) > 0)",message="a rule may set snapshots or paths, not both"
+type Rule struct {
+	// TargetHosts this rule applies to; empty matches every host.
+	// +optional
+	TargetHosts []string `json:"targetHosts,omitempty"`
+	// SourceHost whose snapshots are restored (default: the restoring host).
+	// +optional
+	SourceHost string `json:"sourceHost,omitempty"`
+	// +optional
+	Snapshots []string `json:"snapshots,omitempty"`
+	// +optional
+	Paths []string `json:"paths,omitempty"`
+	// +optional
+	Include []string `json:"include,omitempty"`
+	// +optional
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// RestorePhase is where a restore is in its life.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed;Unknown;Invalid
+type RestorePhase string
+
+const (
+	RestorePending   RestorePhase = "Pending"
+	RestoreRunning   RestorePhase = "Running"
+	RestoreSucceeded RestorePhase = "Succeeded"
+	RestoreFailed    RestorePhase = "Failed"
+	RestoreUnknown   RestorePhase = "Unknown"
+	RestoreInvalid   RestorePhase = "Invalid"
+)
+
+// RestoreSessionStatus is written by the operator and the restore Job.
+type RestoreSessionStatus struct {
+	// +optional
+	Phase RestorePhase `json:"phase,omitempty"`
+	// Reason is a one-line cause when the session Failed or is Invalid.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	TotalHosts *int32 `json:"totalHosts,omitempty"`
+	// +optional
+	SessionDuration string `json:"sessionDuration,omitempty"`
+	// +optional
+	SessionDeadline *metav1.Time `json:"sessionDeadline,omitempty"`
+	// PausedBackups are the BackupConfigurations this restore paused; they are
+	// resumed when it ends.
+	// +optional
+	PausedBackups []string `json:"pausedBackups,omitempty"`
+	// +optional
+	Stats []HostRestoreStats `json:"stats,omitempty"`
+	// +optional
+	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// HostRestoreStats is the result of restoring one host.
+type HostRestoreStats struct {
+	Hostname string `json:"hostname"`
+	// +optional
+	Phase HostPhase `json:"phase,omitempty"`
+	// +optional
+	Duration string `json:"duration,omitempty"`
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// RestoreSessionList is a list of RestoreSessions.
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+type RestoreSessionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RestoreSession `json:"items"`
+}

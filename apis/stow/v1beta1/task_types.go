@@ -1,0 +1,47 @@
+package v1beta1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Task is an ordered list of Functions that make up a backup or restore Job.
+// Every step but the last runs as an init container; the last is the main one.
+//
+// +genclient
+// +genclient:nonNamespaced
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=task,categories=stow
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Task struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec TaskSpec `json:"spec"`
+}
+
+// TaskSpec lists the steps and the pod volumes they use.
+type TaskSpec struct {
+	// +kubebuilder:validation:MinItems=1
+	Steps []FunctionRef `json:"steps"`
+	// Volumes may use ${VAR} placeholders, e.g. claimName: ${TARGET_NAME}.
+	// +optional
+	Volumes []corev1.Volume `json:"volumes,omitempty"`
+}
+
+// FunctionRef is one step of a Task.
+type FunctionRef struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// +optional
+	Params []Param `json:"params,omitempty"`
+}
+
+// TaskList is a list of Tasks.
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+type TaskList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Task `json:"items"`
+}

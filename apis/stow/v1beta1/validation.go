@@ -1,0 +1,304 @@
+package v1beta1
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Validation is pure: the operator runs it on every reconcile and reports the
+// result as ValidationPassed=False with the aggregated message, and the CRD
+// schema enforces the subset Kubernetes can check at admission.
+
+// ValidateRepository checks a Repository spec.
+func ValidateRepository(r *Repository) field.ErrorList {
+	var errs field.ErrorList
+	p := field.NewPath("spec", "backend")
+	b := r.Spec.Backend
+	if b.StorageSecretName == "" {
+		errs = append(errs, field.Required(p.Child("storageSecretName"), "the Secret with RESTIC_PASSWORD and the backend credentials"))
+	}
+	set := backendsSet(b)
+	switch len(set) {
+	case 0:
+		errs = append(errs, field.Required(p, "one backend: local, s3, gcs, azure, swift, b2 or rest"))
+	case 1:
+	default:
+		errs = append(errs, field.Invalid(p, strings.Join(set, ","), "exactly one backend may be set"))
+	}
+	if b.Local != nil {
+		mp := b.Local.MountPath
+		switch {
+		case !path.IsAbs(mp):
+			errs = append(errs, field.Invalid(p.Child("local", "mountPath"), mp, "must be an absolute path"))
+		case path.Clean(mp) == "/stow" || strings.HasPrefix(path.Clean(mp), "/stow/") || path.Clean(mp) == "/":
+			errs = append(errs, field.Invalid(p.Child("local", "mountPath"), mp, "must not be / or under /stow (used by Stow itself)"))
+		}
+		if hasDotDot(b.Local.SubPath) {
+			errs = append(errs, field.Invalid(p.Child("local", "subPath"), b.Local.SubPath, "must not contain '..'"))
+		}
+	}
+	if b.S3 != nil {
+		if b.S3.Endpoint == "" {
+			errs = append(errs, field.Required(p.Child("s3", "endpoint"), ""))
+		}
+		if b.S3.Bucket == "" {
+			errs = append(errs, field.Required(p.Child("s3", "bucket"), ""))
+		}
+	}
+	if b.GCS != nil && b.GCS.Bucket == "" {
+		errs = append(errs, field.Required(p.Child("gcs", "bucket"), ""))
+	}
+	if b.Azure != nil && b.Azure.Container == "" {
+		errs = append(errs, field.Required(p.Child("azure", "container"), ""))
+	}
+	if b.Swift != nil && b.Swift.Container == "" {
+		errs = append(errs, field.Required(p.Child("swift", "container"), ""))
+	}
+	if b.B2 != nil && b.B2.Bucket == "" {
+		errs = append(errs, field.Required(p.Child("b2", "bucket"), ""))
+	}
+	if b.Rest != nil && b.Rest.URL == "" {
+		errs = append(errs, field.Required(p.Child("rest", "url"), ""))
+	}
+	if r.Spec.WipeOut && (b.Local != nil || b.B2 != nil) {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "wipeOut"), "not supported for local and b2 backends"))
+	}
+	if up := r.Spec.UsagePolicy; up != nil && up.AllowedNamespaces.From == NamespacesFromSelector && up.AllowedNamespaces.Selector == nil {
+		errs = append(errs, field.Required(field.NewPath("spec", "usagePolicy", "allowedNamespaces", "selector"), "from: Selector needs a selector"))
+	}
+	return errs
+}
+
+// Provider returns the name of the configured backend, or "" if none.
+func (b Backend) Provider() string {
+	if s := backendsSet(b); len(s) == 1 {
+		return s[0]
+	}
+	return ""
+}
+
+func backendsSet(b Backend) []string {
+	var s []string
+	for name, ok := range map[string]bool{
+		ProviderLocal: b.Local != nil, ProviderS3: b.S3 != nil, ProviderGCS: b.GCS != nil,
+		ProviderAzure: b.Azure != nil, ProviderSwift: b.Swift != nil, ProviderB2: b.B2 != nil, ProviderRest: b.Rest != nil,
+	} {
+		if ok {
+			s = append(s, name)
+		}
+	}
+	sort.Strings(s)
+	return s
+}
+
+// ValidateBackupConfiguration checks a BackupConfiguration spec.
+func ValidateBackupConfiguration(bc *BackupConfiguration) field.ErrorList {
+	var errs field.ErrorList
+	spec := field.NewPath("spec")
+	s := bc.Spec
+	errs = append(errs, validateSchedule(bc.Namespace, bc.Name, s.Schedule, s.TimeZone, spec)...)
+	if s.Driver != "" && s.Driver != ResticDriver {
+		errs = append(errs, field.NotSupported(spec.Child("driver"), s.Driver, []string{string(ResticDriver)}))
+	}
+	if s.Repository.Name == "" {
+		errs = append(errs, field.Required(spec.Child("repository", "name"), ""))
+	}
+	if s.Target == nil {
+		errs = append(errs, field.Required(spec.Child("target"), "the PVC to back up"))
+	} else {
+		tp := spec.Child("target")
+		errs = append(errs, validateTargetRef(s.Target.Ref, bc.Namespace, true, tp.Child("ref"))...)
+		errs = append(errs, validateMounts(s.Target.VolumeMounts, tp.Child("volumeMounts"))...)
+		for i, p := range s.Target.Paths {
+			if !path.IsAbs(p) || hasDotDot(p) {
+				errs = append(errs, field.Invalid(tp.Child("paths").Index(i), p, "must be an absolute path without '..'"))
+			}
+		}
+		for i, e := range s.Target.Exclude {
+			if strings.Contains(e, ",") {
+				errs = append(errs, field.Invalid(tp.Child("exclude").Index(i), e, "must not contain a comma"))
+			}
+		}
+	}
+	if s.RetentionPolicy.Name == "" {
+		errs = append(errs, field.Required(spec.Child("retentionPolicy", "name"), ""))
+	}
+	if s.BackupHistoryLimit != nil && *s.BackupHistoryLimit < 0 {
+		errs = append(errs, field.Invalid(spec.Child("backupHistoryLimit"), *s.BackupHistoryLimit, "must be >= 0"))
+	}
+	if s.TimeOut != nil && s.TimeOut.Duration <= 0 {
+		errs = append(errs, field.Invalid(spec.Child("timeOut"), s.TimeOut.Duration.String(), "must be positive"))
+	}
+	if rc := s.RetryConfig; rc != nil {
+		if rc.MaxRetry < 0 {
+			errs = append(errs, field.Invalid(spec.Child("retryConfig", "maxRetry"), rc.MaxRetry, "must be >= 0"))
+		}
+		if rc.Delay.Duration < 0 {
+			errs = append(errs, field.Invalid(spec.Child("retryConfig", "delay"), rc.Delay.Duration.String(), "must not be negative"))
+		}
+	}
+	return errs
+}
+
+func validateSchedule(ns, name, schedule string, tz *string, spec *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if strings.TrimSpace(schedule) == "" {
+		return append(errs, field.Required(spec.Child("schedule"), "a cron expression such as \"0 2 * * *\" or @daily-random"))
+	}
+	if _, err := ParseSchedule(ResolveSchedule(ns, name, schedule)); err != nil {
+		errs = append(errs, field.Invalid(spec.Child("schedule"), schedule, err.Error()))
+	}
+	if tz != nil && *tz != "" {
+		if _, err := time.LoadLocation(*tz); err != nil || strings.EqualFold(*tz, "local") {
+			errs = append(errs, field.Invalid(spec.Child("timeZone"), *tz, "unknown time zone"))
+		}
+	}
+	return errs
+}
+
+func validateTargetRef(r TargetRef, ns string, nameRequired bool, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if r.Kind != "" && r.Kind != KindPersistentVolumeClaim {
+		errs = append(errs, field.NotSupported(p.Child("kind"), r.Kind, []string{KindPersistentVolumeClaim}))
+	}
+	if r.APIVersion != "" && r.APIVersion != "v1" {
+		errs = append(errs, field.NotSupported(p.Child("apiVersion"), r.APIVersion, []string{"v1"}))
+	}
+	if nameRequired && r.Name == "" {
+		errs = append(errs, field.Required(p.Child("name"), "the PVC name"))
+	}
+	if r.Namespace != "" && r.Namespace != ns {
+		errs = append(errs, field.Forbidden(p.Child("namespace"), fmt.Sprintf("the target must be in the same namespace (%s), not %s", ns, r.Namespace)))
+	}
+	return errs
+}
+
+func validateMounts(mounts []corev1.VolumeMount, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(mounts) > 0 {
+		mp := mounts[0].MountPath
+		if !path.IsAbs(mp) || hasDotDot(mp) || path.Clean(mp) == "/" || path.Clean(mp) == TmpDirMountPath || strings.HasPrefix(path.Clean(mp), TmpDirMountPath+"/") {
+			errs = append(errs, field.Invalid(p.Index(0).Child("mountPath"), mp, "must be an absolute path, not /, not under "+TmpDirMountPath+", without '..'"))
+		}
+	}
+	return errs
+}
+
+// ValidateRestoreSession checks a RestoreSession spec (after DefaultRestoreSession).
+func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
+	var errs field.ErrorList
+	spec := field.NewPath("spec")
+	s := rs.Spec
+	if s.Driver != "" && s.Driver != ResticDriver {
+		errs = append(errs, field.NotSupported(spec.Child("driver"), s.Driver, []string{string(ResticDriver)}))
+	}
+	if s.Repository.Name == "" {
+		errs = append(errs, field.Required(spec.Child("repository", "name"), ""))
+	}
+	if s.Target == nil {
+		return append(errs, field.Required(spec.Child("target"), "the PVC to restore into"))
+	}
+	tp := spec.Child("target")
+	errs = append(errs, validateTargetRef(s.Target.Ref, rs.Namespace, len(s.Target.VolumeClaimTemplates) == 0, tp.Child("ref"))...)
+	errs = append(errs, validateMounts(s.Target.VolumeMounts, tp.Child("volumeMounts"))...)
+	seenHosts := map[string]bool{}
+	emptyHostRules := 0
+	for i, r := range s.Target.Rules {
+		rp := tp.Child("rules").Index(i)
+		if len(r.TargetHosts) == 0 {
+			emptyHostRules++
+		}
+		for _, h := range r.TargetHosts {
+			if seenHosts[h] {
+				errs = append(errs, field.Duplicate(rp.Child("targetHosts"), h))
+			}
+			seenHosts[h] = true
+		}
+		if len(r.Snapshots) > 0 && len(r.Paths) > 0 {
+			errs = append(errs, field.Forbidden(rp, "a rule may set snapshots or paths, not both"))
+		}
+		for j, p := range r.Paths {
+			if !path.IsAbs(p) || hasDotDot(p) {
+				errs = append(errs, field.Invalid(rp.Child("paths").Index(j), p, "must be an absolute path without '..'"))
+			}
+		}
+		for j, p := range r.Include {
+			if hasDotDot(p) {
+				errs = append(errs, field.Invalid(rp.Child("include").Index(j), p, "must not contain '..'"))
+			}
+		}
+		for j, id := range r.Snapshots {
+			if !validSnapshotID(id) {
+				errs = append(errs, field.Invalid(rp.Child("snapshots").Index(j), id, "must be \"latest\" or a hexadecimal snapshot id"))
+			}
+		}
+	}
+	if emptyHostRules > 1 {
+		errs = append(errs, field.Forbidden(tp.Child("rules"), "at most one rule may have empty targetHosts"))
+	}
+	if s.TimeOut != nil && s.TimeOut.Duration <= 0 {
+		errs = append(errs, field.Invalid(spec.Child("timeOut"), s.TimeOut.Duration.String(), "must be positive"))
+	}
+	return errs
+}
+
+// ValidateUsage checks that a Repository may be used from invokerNS, whose
+// labels are nsLabels (needed only for from: Selector).
+func ValidateUsage(r *Repository, invokerNS string, nsLabels map[string]string) error {
+	if r.Namespace == invokerNS {
+		return nil
+	}
+	from := NamespacesFromSame
+	var sel *metav1.LabelSelector
+	if r.Spec.UsagePolicy != nil {
+		if r.Spec.UsagePolicy.AllowedNamespaces.From != "" {
+			from = r.Spec.UsagePolicy.AllowedNamespaces.From
+		}
+		sel = r.Spec.UsagePolicy.AllowedNamespaces.Selector
+	}
+	switch from {
+	case NamespacesFromAll:
+		return nil
+	case NamespacesFromSelector:
+		s, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			return fmt.Errorf("repository %s/%s has an invalid usagePolicy selector: %v", r.Namespace, r.Name, err)
+		}
+		if s.Matches(labels.Set(nsLabels)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("repository %s/%s does not allow use from namespace %q (usagePolicy.allowedNamespaces.from=%s)", r.Namespace, r.Name, invokerNS, from)
+}
+
+func hasDotDot(p string) bool {
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func validSnapshotID(id string) bool {
+	if id == "latest" {
+		return true
+	}
+	if len(id) < 4 || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Regenerates deepcopy functions, the typed clientset, listers and informers
+# (k8s.io/code-generator, version pinned in go.mod) and the CRD manifests
+# (controller-gen, pinned as a go.mod tool). Never edit their output by hand.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+MODULE=github.com/stowhq/stow
+
+CODEGEN_VERSION=$(go list -m -f '{{.Version}}' k8s.io/code-generator)
+CODEGEN_PKG=$(go mod download -json "k8s.io/code-generator@${CODEGEN_VERSION}" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+# kube_codegen.sh installs its generators into GOBIN; keep them in our cache.
+export GOBIN="${STOW_CACHE:-$HOME/.cache/stow}/bin/codegen-${CODEGEN_VERSION}"
+mkdir -p "$GOBIN"
+
+# shellcheck source=/dev/null
+source "${CODEGEN_PKG}/kube_codegen.sh"
+
+kube::codegen::gen_helpers \
+    --boilerplate "${ROOT}/hack/boilerplate.go.txt" \
+    "${ROOT}/apis"
+
+rm -rf "${ROOT}/client"
+kube::codegen::gen_client \
+    --with-watch \
+    --output-dir "${ROOT}/client" \
+    --output-pkg "${MODULE}/client" \
+    --boilerplate "${ROOT}/hack/boilerplate.go.txt" \
+    "${ROOT}/apis"
+
+echo "Generating CRDs into deploy/crds"
+rm -rf "${ROOT}/deploy/crds"
+go tool controller-gen crd:crdVersions=v1 paths=./apis/... output:crd:artifacts:config=deploy/crds
