@@ -1,8 +1,11 @@
 module github.com/stowhq/stow/hack/cluster-images
 
-go 1.24
+go 1.26.0
 
-require github.com/google/go-containerregistry v0.20.6
+require (
+	github.com/google/go-containerregistry v0.20.6
+	golang.org/x/net v0.62.0
+)
 
 require (
 	github.com/containerd/stargz-snapshotter/estargz v0.16.3 // indirect

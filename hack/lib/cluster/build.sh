@@ -144,7 +144,7 @@ build_images() {
   log "building image tarballs (pause, probe) from $src"
   (
     cd "$src"
-    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$IMG/" ./mkimage ./pause ./probe
+    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$IMG/" ./mkimage ./pause ./probe ./dns
   ) >"$STOW_CACHE/logs/build-images.log" 2>&1 || { tail -20 "$STOW_CACHE/logs/build-images.log" >&2; die "image build failed"; }
   "$IMG/mkimage" -bin "$IMG/pause" -ref "$PAUSE_IMAGE" -out "$IMG/pause.tar" 2>>"$STOW_CACHE/logs/build-images.log"
   "$IMG/mkimage" -bin "$IMG/probe" -ref "$PROBE_IMAGE" -out "$IMG/probe.tar" 2>>"$STOW_CACHE/logs/build-images.log"

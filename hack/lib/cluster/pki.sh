@@ -69,6 +69,6 @@ gen_pki() {
     )
   fi
   local n
-  for n in controller-manager scheduler kube-proxy kubelet-client dns; do write_kubeconfig "$PKI/$n.kubeconfig" "$n"; done
+  for n in controller-manager scheduler kube-proxy kubelet-client; do write_kubeconfig "$PKI/$n.kubeconfig" "$n"; done
   write_kubeconfig "$KUBECONFIG_FILE" admin
 }

@@ -91,7 +91,8 @@ start_cluster() {
 
   # ---- host helpers ----
   if [ "${STOW_CLUSTER_DNS:-1}" = 1 ]; then
-    start_proc dns "$IMG/dns" -listen "$GATEWAY_IP:53" -kubeconfig "$PKI/dns.kubeconfig" -domain cluster.local
+    start_proc dns "$IMG/dns" -listen "$GATEWAY_IP:53" -apiserver "https://$GATEWAY_IP:$APISERVER_PORT" \
+      -ca "$PKI/ca.crt" -cert "$PKI/dns.crt" -key "$PKI/dns.key" -domain cluster.local
   fi
   start_proc provisioner bash "$HACK_DIR/lib/cluster/provisioner.sh"
 

@@ -1,0 +1,136 @@
+// Package builtin defines the Functions and Tasks the operator ensures at
+// start-up: pvc-backup, pvc-restore and update-status. Their args are the
+// contract between the resolver's variables and cmd/stow's flags.
+package builtin
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+)
+
+// Step parameter names used by the built-in Tasks.
+const (
+	ParamOutputDir    = "outputDir"
+	ParamTargetVolume = "targetVolume"
+)
+
+// repositoryArgs are the flags that tell the runner where the repository is.
+// Credentials are not flags: the resolver adds the storage Secret as envFrom.
+var repositoryArgs = []string{
+	"--provider=${REPOSITORY_PROVIDER:=}",
+	"--bucket=${REPOSITORY_BUCKET:=}",
+	"--endpoint=${REPOSITORY_ENDPOINT:=}",
+	"--region=${REPOSITORY_REGION:=}",
+	"--path=${REPOSITORY_PREFIX:=}",
+	"--insecure-tls=${REPOSITORY_INSECURE_TLS:=false}",
+	"--max-connections=${MAX_CONNECTIONS:=0}",
+	"--enable-cache=${ENABLE_CACHE:=true}",
+	"--scratch-dir=" + v1beta1.TmpDirMountPath,
+}
+
+var invokerArgs = []string{
+	"--namespace=${NAMESPACE:=default}",
+	"--invoker-kind=${INVOKER_KIND:=}",
+	"--invoker-name=${INVOKER_NAME:=}",
+	"--target-kind=${TARGET_KIND:=}",
+	"--target-name=${TARGET_NAME:=}",
+	"--target-namespace=${TARGET_NAMESPACE:=}",
+	"--repository=${REPOSITORY_NAME:=}",
+	"--hostname=${HOSTNAME:=}",
+	"--output-dir=${outputDir:=" + v1beta1.OutputDir + "}",
+}
+
+func args(cmd string, groups ...[]string) []string {
+	out := []string{cmd}
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
+
+// Functions returns the built-in Functions for the given runner image.
+func Functions(image string) []*v1beta1.Function {
+	targetMount := []corev1.VolumeMount{{Name: "${targetVolume}", MountPath: "${TARGET_MOUNT_PATH}"}}
+	return []*v1beta1.Function{
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: v1beta1.FunctionPVCBackup},
+			Spec: v1beta1.FunctionSpec{
+				Image: image,
+				Args: args("backup-pvc", invokerArgs, repositoryArgs, []string{
+					"--backupsession=${BACKUP_SESSION:=}",
+					"--backup-paths=${TARGET_PATHS}",
+					"--exclude=${EXCLUDE_PATTERNS:=}",
+					"--args=${DRIVER_ARGS:=}",
+				}),
+				VolumeMounts: targetMount,
+			},
+		},
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: v1beta1.FunctionPVCRestore},
+			Spec: v1beta1.FunctionSpec{
+				Image: image,
+				Args: args("restore-pvc", invokerArgs, repositoryArgs, []string{
+					"--restoresession=${RESTORE_SESSION:=}",
+					"--mount-path=${TARGET_MOUNT_PATH}",
+					"--source-hostname=${SOURCE_HOSTNAME:=}",
+					"--restore-paths=${RESTORE_PATHS:=}",
+					"--snapshots=${RESTORE_SNAPSHOTS:=}",
+					"--include=${INCLUDE_PATTERNS:=}",
+					"--exclude=${EXCLUDE_PATTERNS:=}",
+					"--args=${DRIVER_ARGS:=}",
+				}),
+				VolumeMounts: targetMount,
+			},
+		},
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: v1beta1.FunctionUpdateStatus},
+			Spec: v1beta1.FunctionSpec{
+				Image: image,
+				Args: args("update-status", invokerArgs, repositoryArgs, []string{
+					"--backupsession=${BACKUP_SESSION:=}",
+					"--restoresession=${RESTORE_SESSION:=}",
+					"--retention-keep-last=${RETENTION_KEEP_LAST:=0}",
+					"--retention-keep-hourly=${RETENTION_KEEP_HOURLY:=0}",
+					"--retention-keep-daily=${RETENTION_KEEP_DAILY:=0}",
+					"--retention-keep-weekly=${RETENTION_KEEP_WEEKLY:=0}",
+					"--retention-keep-monthly=${RETENTION_KEEP_MONTHLY:=0}",
+					"--retention-keep-yearly=${RETENTION_KEEP_YEARLY:=0}",
+					"--retention-keep-tags=${RETENTION_KEEP_TAGS:=}",
+					"--retention-prune=${RETENTION_PRUNE:=false}",
+					"--retention-dry-run=${RETENTION_DRY_RUN:=false}",
+					"--integrity-check=${INTEGRITY_CHECK:=true}",
+					"--metrics-enabled=${METRICS_ENABLED:=true}",
+					"--metrics-pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
+					"--repository-namespace=${REPOSITORY_NAMESPACE:=}",
+				}),
+			},
+		},
+	}
+}
+
+// Tasks returns the built-in Tasks.
+func Tasks() []*v1beta1.Task {
+	steps := func(first string) []v1beta1.FunctionRef {
+		return []v1beta1.FunctionRef{
+			{Name: first, Params: []v1beta1.Param{
+				{Name: ParamOutputDir, Value: v1beta1.OutputDir},
+				{Name: ParamTargetVolume, Value: v1beta1.TargetVolumeName},
+			}},
+			{Name: v1beta1.FunctionUpdateStatus, Params: []v1beta1.Param{
+				{Name: ParamOutputDir, Value: v1beta1.OutputDir},
+			}},
+		}
+	}
+	volumes := []corev1.Volume{{
+		Name: v1beta1.TargetVolumeName,
+		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+			ClaimName: "${TARGET_NAME}",
+		}},
+	}}
+	return []*v1beta1.Task{
+		{ObjectMeta: metav1.ObjectMeta{Name: v1beta1.TaskPVCBackup}, Spec: v1beta1.TaskSpec{Steps: steps(v1beta1.FunctionPVCBackup), Volumes: volumes}},
+		{ObjectMeta: metav1.ObjectMeta{Name: v1beta1.TaskPVCRestore}, Spec: v1beta1.TaskSpec{Steps: steps(v1beta1.FunctionPVCRestore), Volumes: volumes}},
+	}
+}

@@ -1,0 +1,114 @@
+// Package jobresult is the contract between the in-Job runner (cmd/stow) and
+// the operator. A step reports what it did by writing one of these as JSON to
+// its container's termination message (/dev/termination-log); the operator
+// reads it from the pod status and writes BackupSession, RestoreSession and
+// Repository status itself. Jobs therefore need no API access and no
+// service-account token, and a pod that dies before reporting is seen as such.
+package jobresult
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"unicode/utf8"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+)
+
+// MaxMessageBytes is the kubelet's limit for one container's termination message.
+const MaxMessageBytes = 4096
+
+// TerminationLogPath is where a container's termination message is read from.
+const TerminationLogPath = "/dev/termination-log"
+
+// Result is what one Job step reports. Step-specific parts are optional.
+type Result struct {
+	// Step is the subcommand that wrote this ("backup-pvc", "update-status", "restore-pvc").
+	Step string `json:"step"`
+	// Error is a one-line cause when the step failed; empty on success.
+	Error string `json:"error,omitempty"`
+	// Host is the backup or restore host (restic --host).
+	Host string `json:"host,omitempty"`
+	// Duration of the step's data work, as a Go duration string.
+	Duration string `json:"duration,omitempty"`
+	// Snapshots taken by a backup step.
+	Snapshots []v1beta1.SnapshotStats `json:"snapshots,omitempty"`
+	// RepositoryInitialized is set by the backup step: true when the repository
+	// existed or was initialized, false when that failed.
+	RepositoryInitialized *bool `json:"repositoryInitialized,omitempty"`
+	// Retention is set by update-status when a retention policy was applied.
+	Retention *RetentionResult `json:"retention,omitempty"`
+	// Integrity is set by update-status when restic check ran.
+	Integrity *bool `json:"integrity,omitempty"`
+	// TotalSize is the repository size (restic stats --mode raw-data), formatted.
+	TotalSize string `json:"totalSize,omitempty"`
+	// MetricsPushed reports whether host and repository metrics reached the Pushgateway.
+	MetricsPushed *bool `json:"metricsPushed,omitempty"`
+	// StaleLocksRemoved counts restic locks removed because their holder was gone.
+	StaleLocksRemoved int `json:"staleLocksRemoved,omitempty"`
+}
+
+// RetentionResult is the outcome of restic forget.
+type RetentionResult struct {
+	SnapshotsKept    int64  `json:"kept"`
+	SnapshotsRemoved int64  `json:"removed"`
+	Error            string `json:"error,omitempty"`
+}
+
+// Encode renders r as compact JSON that fits MaxMessageBytes, shortening the
+// error and then dropping snapshot details if it must: a truncated report is
+// better than none, and the kubelet would cut invalid JSON otherwise.
+func Encode(r Result) []byte {
+	b, _ := json.Marshal(r)
+	if len(b) <= MaxMessageBytes {
+		return b
+	}
+	if len(r.Error) > 512 {
+		r.Error = truncate(r.Error, 512)
+		if b, _ = json.Marshal(r); len(b) <= MaxMessageBytes {
+			return b
+		}
+	}
+	for len(r.Snapshots) > 0 {
+		r.Snapshots = r.Snapshots[:len(r.Snapshots)-1]
+		if b, _ = json.Marshal(r); len(b) <= MaxMessageBytes {
+			return b
+		}
+	}
+	r.Error = truncate(r.Error, 128)
+	b, _ = json.Marshal(r)
+	return b
+}
+
+// Decode parses a termination message written by Encode.
+func Decode(msg string) (Result, error) {
+	var r Result
+	if err := json.Unmarshal([]byte(msg), &r); err != nil {
+		return Result{}, fmt.Errorf("termination message is not a Stow result: %v", err)
+	}
+	return r, nil
+}
+
+// WriteTerminationMessage writes r to path (normally TerminationLogPath).
+// Outside a pod the path may not exist; that is not an error for the step.
+func WriteTerminationMessage(path string, r Result) error {
+	if path == "" {
+		return nil
+	}
+	err := os.WriteFile(path, Encode(r), 0o644)
+	if os.IsNotExist(err) || os.IsPermission(err) {
+		return nil
+	}
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
