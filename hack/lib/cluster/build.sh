@@ -4,13 +4,14 @@
 
 HACK_DIR=${HACK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 
-# Debian packages: runc, CNI plugins, iptables (kube-proxy), conntrack, openssl, iproute2.
+# Debian packages: runc, CNI plugins, iptables (kube-proxy), conntrack, nftables, openssl, iproute2.
 ensure_host_deps() {
   local need=()
   command -v runc >/dev/null || need+=(runc)
   [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/loopback ] || need+=(containernetworking-plugins)
   command -v iptables >/dev/null && command -v iptables-restore >/dev/null || need+=(iptables)
   command -v conntrack >/dev/null || need+=(conntrack)
+  command -v nft >/dev/null || need+=(nftables)   # `down` deletes the empty nft tables kube-proxy created
   command -v openssl >/dev/null || need+=(openssl)
   command -v ip >/dev/null || need+=(iproute2)
   command -v curl >/dev/null || need+=(curl)

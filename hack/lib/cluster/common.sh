@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the other sourced files
 # Common settings and helpers for hack/local-cluster.sh (sourced, never run directly).
 #
 # Layout:

@@ -83,7 +83,7 @@ ipt_cleanup_family() { # iptables|ip6tables
     local fam=ip; [ "$ipt" = ip6tables ] && fam=ip6
     for t in $("$ipt-save" 2>/dev/null | sed -n 's/^\*//p'); do
       grep -qx "$t" "$STATE/$ipt-tables.orig" && continue
-      [ -z "$("$ipt-save" -t "$t" | grep -E '^-A')" ] && nft delete table "$fam" "$t" 2>/dev/null || true
+      if ! "$ipt-save" -t "$t" | grep -qE '^-A'; then nft delete table "$fam" "$t" 2>/dev/null || true; fi
     done
   fi
 }

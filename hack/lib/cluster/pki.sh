@@ -47,7 +47,7 @@ gen_pki() {
   if [ ! -f "$PKI/$stamp" ]; then
     log "generating PKI in $PKI"
     (
-      cd "$PKI"
+      cd "$PKI" || exit 1
       rm -f ./*.crt ./*.key ./*.srl ./*.pub .pki-*
       openssl genrsa -out ca.key 2048 2>/dev/null
       openssl req -x509 -new -nodes -key ca.key -sha256 -days 3650 -subj "/CN=stow-local-ca" -out ca.crt

@@ -44,7 +44,7 @@ log "hostPath provisioner for $PROV started (dirs under $PVDIR)"
 while true; do
   kc get pvc -A -o jsonpath='{range .items[?(@.status.phase=="Pending")]}{.metadata.namespace}{"\t"}{.metadata.name}{"\t"}{.metadata.uid}{"\t"}{.metadata.annotations.volume\.kubernetes\.io/storage-provisioner}{"\t"}{.spec.resources.requests.storage}{"\t"}{.spec.accessModes}{"\t"}{.spec.volumeName}{"\n"}{end}' 2>/dev/null |
     while IFS=$'\t' read -r ns name uid prov size modes vol; do
-      [ "$prov" = "$PROV" ] && [ -z "$vol" ] && [ -n "$size" ] || continue
+      if [ "$prov" != "$PROV" ] || [ -n "$vol" ] || [ -z "$size" ]; then continue; fi
       provision "$ns" "$name" "$uid" "$size" "${modes:-[ReadWriteOnce]}"
     done
   kc get pv -l stow.dev/local-hostpath=true -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\t"}{.spec.persistentVolumeReclaimPolicy}{"\n"}{end}' 2>/dev/null |

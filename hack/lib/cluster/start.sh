@@ -86,7 +86,7 @@ start_cluster() {
     --hostname-override="$NODE_NAME" --proxy-mode=iptables --cluster-cidr="$POD_CIDR" \
     --nodeport-addresses="$GATEWAY_IP/32" --iptables-localhost-nodeports=false \
     --conntrack-max-per-core=0 --conntrack-min=0 --conntrack-tcp-timeout-established=0 \
-    --conntrack-tcp-timeout-close-wait=0 --conntrack-udp-timeout=0 --conntrack-udp-timeout-stream=0 \
+    --conntrack-udp-timeout=0 --conntrack-udp-timeout-stream=0 --oom-score-adj=0 \
     --healthz-bind-address=127.0.0.1:10256 --metrics-bind-address=127.0.0.1:10249 --v=1
 
   # ---- host helpers ----

@@ -39,7 +39,7 @@ stop_cluster() {
 
   # mounts: kubelet volumes, containerd snapshots and sandbox shm under $R, CNI network namespaces
   local m
-  for m in $(awk -v r="$R" '$2 ~ "^"r"/" || $2 ~ "^/run/netns/cni-" {print $2}' /proc/mounts | sort -r); do
+  awk -v r="$R" '$2 ~ "^"r"/" || $2 ~ "^/run/netns/cni-" {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "warning: cannot unmount $m"
   done
   local ns
@@ -60,8 +60,8 @@ clean_host_leftovers() {
     /var/lib/kubelet/pod-resources /var/lib/kubelet 2>/dev/null || true
   rm -rf /var/lib/cni/results /var/lib/cni/networks/stow 2>/dev/null || true
   rmdir /var/lib/cni/networks /var/lib/cni 2>/dev/null || true
-  [ -d /run/netns ] && rmdir /run/netns 2>/dev/null || true
-  [ -d /run/containerd ] && find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
+  if [ -d /run/netns ]; then rmdir /run/netns 2>/dev/null || true; fi
+  if [ -d /run/containerd ]; then find /run/containerd -depth -type d -empty -delete 2>/dev/null || true; fi
 }
 
 # Wipe runtime data (etcd, containerd images, kubelet dir, PVs) so the next `up` starts fresh.

@@ -1,0 +1,77 @@
+// Package names builds the deterministic names and labels of the objects Stow
+// creates, so that every controller and the in-Job runner agree on them.
+package names
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+)
+
+const (
+	maxNameLen    = 63
+	maxCronJobLen = 52 // CronJob names leave room for the Job suffix.
+)
+
+// CronJob is the trigger CronJob of a BackupConfiguration.
+func CronJob(bcName string) string { return fit("stow-trigger-"+bcName, maxCronJobLen) }
+
+// BackupJob is the Job that runs one BackupSession.
+func BackupJob(sessionName string) string { return fit("stow-backup-"+sessionName, maxNameLen) }
+
+// RestoreJob is the Job that restores one RestoreSession ordinal.
+func RestoreJob(restoreName string, ordinal int) string {
+	if ordinal == 0 {
+		return fit("stow-restore-"+restoreName, maxNameLen)
+	}
+	return fit(fmt.Sprintf("stow-restore-%s-%d", restoreName, ordinal), maxNameLen)
+}
+
+// BackupSession is the name of a session created at unix time ts.
+func BackupSession(bcName string, ts int64) string {
+	suffix := fmt.Sprintf("-%d", ts)
+	return fit(bcName, 253-len(suffix)) + suffix
+}
+
+// TriggerServiceAccount is the ServiceAccount (and Role, RoleBinding) of a trigger CronJob.
+func TriggerServiceAccount(bcName string) string { return CronJob(bcName) }
+
+// PushgatewayJob is the Pushgateway job label of an invoker: <lower(kind)>-<ns>-<name>.
+func PushgatewayJob(kind, namespace, name string) string {
+	return strings.ToLower(kind) + "-" + namespace + "-" + name
+}
+
+// SessionLabels are the labels of a BackupSession and its Job.
+func SessionLabels(bc *v1beta1.BackupConfiguration) map[string]string {
+	l := map[string]string{
+		v1beta1.LabelComponent:   v1beta1.ComponentBackup,
+		v1beta1.LabelManagedBy:   v1beta1.ManagedByStow,
+		v1beta1.LabelInvokerType: v1beta1.KindBackupConfiguration,
+		v1beta1.LabelInvokerName: bc.Name,
+	}
+	if t := bc.Spec.Target; t != nil {
+		l[v1beta1.LabelTargetKind] = v1beta1.KindPersistentVolumeClaim
+		l[v1beta1.LabelTargetName] = t.Ref.Name
+		ns := t.Ref.Namespace
+		if ns == "" {
+			ns = bc.Namespace
+		}
+		l[v1beta1.LabelTargetNamespace] = ns
+	}
+	return l
+}
+
+// fit shortens name to n characters, keeping it unique with a hash suffix and
+// a valid DNS label (dots become dashes, no trailing dash).
+func fit(name string, n int) string {
+	name = strings.ReplaceAll(name, ".", "-")
+	if len(name) <= n {
+		return name
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	suffix := fmt.Sprintf("-%08x", h.Sum32())
+	return strings.TrimRight(name[:n-len(suffix)], "-") + suffix
+}
