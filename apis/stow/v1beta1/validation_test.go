@@ -1,0 +1,201 @@
+package v1beta1
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func validBC() *BackupConfiguration {
+	return &BackupConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "data-backup", Namespace: "demo"},
+		Spec: BackupConfigurationSpec{
+			Schedule:        "*/5 * * * *",
+			Repository:      ObjectRef{Name: "repo"},
+			Target:          &BackupTarget{Ref: TargetRef{APIVersion: "v1", Kind: KindPersistentVolumeClaim, Name: "data"}},
+			RetentionPolicy: RetentionPolicy{Name: "keep-5", KeepLast: 5, Prune: true},
+		},
+	}
+}
+
+func TestValidateBackupConfiguration(t *testing.T) {
+	str := func(s string) *string { return &s }
+	cases := []struct {
+		name    string
+		mutate  func(*BackupConfiguration)
+		wantErr string // substring of the aggregated error; "" means valid
+	}{
+		{"valid", func(*BackupConfiguration) {}, ""},
+		{"random daily schedule", func(b *BackupConfiguration) { b.Spec.Schedule = "@daily-random" }, ""},
+		{"macro schedule", func(b *BackupConfiguration) { b.Spec.Schedule = "@hourly" }, ""},
+		{"bad cron", func(b *BackupConfiguration) { b.Spec.Schedule = "61 * * * *" }, "spec.schedule"},
+		{"six-field cron", func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 * * * *" }, "spec.schedule"},
+		{"empty schedule", func(b *BackupConfiguration) { b.Spec.Schedule = " " }, "spec.schedule: Required"},
+		{"TZ in schedule", func(b *BackupConfiguration) { b.Spec.Schedule = "TZ=UTC 0 * * * *" }, "spec.timeZone"},
+		{"valid time zone", func(b *BackupConfiguration) { b.Spec.TimeZone = str("Europe/Berlin") }, ""},
+		{"unknown time zone", func(b *BackupConfiguration) { b.Spec.TimeZone = str("Mars/Olympus") }, "spec.timeZone"},
+		{"missing target", func(b *BackupConfiguration) { b.Spec.Target = nil }, "spec.target: Required"},
+		{"missing pvc name", func(b *BackupConfiguration) { b.Spec.Target.Ref.Name = "" }, "spec.target.ref.name"},
+		{"cross-namespace pvc", func(b *BackupConfiguration) { b.Spec.Target.Ref.Namespace = "other" }, "spec.target.ref.namespace: Forbidden"},
+		{"same-namespace pvc written out", func(b *BackupConfiguration) { b.Spec.Target.Ref.Namespace = "demo" }, ""},
+		{"wrong kind", func(b *BackupConfiguration) { b.Spec.Target.Ref.Kind = "Deployment" }, "spec.target.ref.kind"},
+		{"missing repository", func(b *BackupConfiguration) { b.Spec.Repository.Name = "" }, "spec.repository.name"},
+		{"relative path", func(b *BackupConfiguration) { b.Spec.Target.Paths = []string{"data"} }, "spec.target.paths[0]"},
+		{"path with ..", func(b *BackupConfiguration) { b.Spec.Target.Paths = []string{"/stow-data/../etc"} }, "spec.target.paths[0]"},
+		{"exclude with comma", func(b *BackupConfiguration) { b.Spec.Target.Exclude = []string{"*.tmp,*.log"} }, "spec.target.exclude[0]"},
+		{"mount path under tmp", func(b *BackupConfiguration) {
+			b.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/stow-tmp/data"}}
+		}, "mountPath"},
+		{"missing retention name", func(b *BackupConfiguration) { b.Spec.RetentionPolicy.Name = "" }, "spec.retentionPolicy.name"},
+		{"negative history", func(b *BackupConfiguration) { v := int32(-1); b.Spec.BackupHistoryLimit = &v }, "backupHistoryLimit"},
+		{"zero timeout", func(b *BackupConfiguration) { b.Spec.TimeOut = &metav1.Duration{} }, "spec.timeOut"},
+		{"unknown driver", func(b *BackupConfiguration) { b.Spec.Driver = "VolumeSnapshotter" }, "spec.driver"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bc := validBC()
+			tc.mutate(bc)
+			err := ValidateBackupConfiguration(bc).ToAggregate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("want valid, got %v", err)
+			case tc.wantErr != "" && err == nil:
+				t.Fatalf("want error containing %q, got valid", tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
+			}
+		})
+	}
+}
+
+func TestValidateRepository(t *testing.T) {
+	cases := []struct {
+		name    string
+		spec    RepositorySpec
+		wantErr string
+	}{
+		{"s3", RepositorySpec{Backend: Backend{StorageSecretName: "s", S3: &S3Spec{Endpoint: "http://127.0.0.1:9000", Bucket: "b"}}}, ""},
+		{"local", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo"}}}, ""},
+		{"no backend", RepositorySpec{Backend: Backend{StorageSecretName: "s"}}, "spec.backend: Required"},
+		{"two backends", RepositorySpec{Backend: Backend{StorageSecretName: "s", GCS: &GCSSpec{Bucket: "b"}, B2: &B2Spec{Bucket: "b"}}}, "b2,gcs"},
+		{"missing secret name", RepositorySpec{Backend: Backend{Rest: &RestServerSpec{URL: "http://x"}}}, "storageSecretName"},
+		{"s3 missing bucket", RepositorySpec{Backend: Backend{StorageSecretName: "s", S3: &S3Spec{Endpoint: "e"}}}, "spec.backend.s3.bucket"},
+		{"local relative", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "repo"}}}, "absolute"},
+		{"local under /stow", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/stow/repo"}}}, "mountPath"},
+		{"local subPath escape", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo", SubPath: "../x"}}}, "subPath"},
+		{"wipeOut local", RepositorySpec{WipeOut: true, Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo"}}}, "spec.wipeOut"},
+		{"selector without selector", RepositorySpec{
+			Backend:     Backend{StorageSecretName: "s", Azure: &AzureSpec{Container: "c"}},
+			UsagePolicy: &UsagePolicy{AllowedNamespaces: AllowedNamespaces{From: NamespacesFromSelector}},
+		}, "selector"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateRepository(&Repository{Spec: tc.spec}).ToAggregate()
+			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("want %q, got %v", tc.wantErr, err)
+			}
+		})
+	}
+}
+
+func TestValidateRestoreSession(t *testing.T) {
+	base := func() *RestoreSession {
+		return &RestoreSession{
+			ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "demo"},
+			Spec: RestoreSessionSpec{
+				Repository: ObjectRef{Name: "repo"},
+				Target:     &RestoreTarget{Ref: TargetRef{Name: "data"}},
+			},
+		}
+	}
+	cases := []struct {
+		name    string
+		rules   []Rule
+		mutate  func(*RestoreSession)
+		wantErr string
+	}{
+		{"no rules", nil, nil, ""},
+		{"latest", []Rule{{Snapshots: []string{"latest"}}}, nil, ""},
+		{"snapshot id", []Rule{{Snapshots: []string{"4bba301e"}}}, nil, ""},
+		{"bad snapshot id", []Rule{{Snapshots: []string{"../x"}}}, nil, "snapshots[0]"},
+		{"snapshots and paths", []Rule{{Snapshots: []string{"latest"}, Paths: []string{"/stow-data"}}}, nil, "not both"},
+		{"path with ..", []Rule{{Paths: []string{"/stow-data/../../etc"}}}, nil, "paths[0]"},
+		{"include with ..", []Rule{{Include: []string{"../etc/passwd"}}}, nil, "include[0]"},
+		{"two catch-all rules", []Rule{{}, {}}, nil, "at most one rule"},
+		{"host in two rules", []Rule{{TargetHosts: []string{"a"}}, {TargetHosts: []string{"a"}}}, nil, "Duplicate"},
+		{"cross-namespace target", nil, func(r *RestoreSession) { r.Spec.Target.Ref.Namespace = "x" }, "Forbidden"},
+		{"no target name nor templates", nil, func(r *RestoreSession) { r.Spec.Target.Ref.Name = "" }, "spec.target.ref.name"},
+		{"templates instead of name", nil, func(r *RestoreSession) {
+			r.Spec.Target.Ref.Name = ""
+			r.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "restored-${POD_ORDINAL}"}}}
+		}, ""},
+		{"missing target", nil, func(r *RestoreSession) { r.Spec.Target = nil }, "spec.target: Required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := base()
+			rs.Spec.Target = &RestoreTarget{Ref: TargetRef{Name: "data"}, Rules: tc.rules}
+			if tc.mutate != nil {
+				tc.mutate(rs)
+			}
+			err := ValidateRestoreSession(rs).ToAggregate()
+			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("want %q, got %v", tc.wantErr, err)
+			}
+		})
+	}
+}
+
+func TestDeprecatedRulesMoveIntoTarget(t *testing.T) {
+	rs := &RestoreSession{Spec: RestoreSessionSpec{Target: &RestoreTarget{}, Rules: []Rule{{Snapshots: []string{"latest"}}}}}
+	DefaultRestoreSession(rs)
+	if len(rs.Spec.Target.Rules) != 1 || rs.Spec.Target.Rules[0].Snapshots[0] != "latest" {
+		t.Fatalf("rules not moved: %+v", rs.Spec.Target.Rules)
+	}
+	if rs.Spec.Task.Name != TaskPVCRestore || rs.Spec.Target.Ref.Kind != KindPersistentVolumeClaim {
+		t.Fatalf("defaults not applied: %+v", rs.Spec)
+	}
+}
+
+func TestDefaultPathsFollowMountPath(t *testing.T) {
+	bc := validBC()
+	bc.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "v", MountPath: "/data/"}}
+	DefaultBackupConfiguration(bc)
+	if got := bc.Spec.Target.Paths; len(got) != 1 || got[0] != "/data" {
+		t.Fatalf("paths = %v, want [/data]", got)
+	}
+	if bc.HistoryLimit() != 1 || bc.Spec.Task.Name != TaskPVCBackup || bc.Spec.Repository.Namespace != "demo" {
+		t.Fatalf("defaults not applied: %+v", bc.Spec)
+	}
+}
+
+func TestValidateUsage(t *testing.T) {
+	repo := func(up *UsagePolicy) *Repository {
+		return &Repository{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "backup"}, Spec: RepositorySpec{UsagePolicy: up}}
+	}
+	sel := &UsagePolicy{AllowedNamespaces: AllowedNamespaces{From: NamespacesFromSelector,
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"backup": "yes"}}}}
+	cases := []struct {
+		name   string
+		r      *Repository
+		ns     string
+		labels map[string]string
+		ok     bool
+	}{
+		{"same namespace, no policy", repo(nil), "backup", nil, true},
+		{"other namespace, no policy", repo(nil), "app", nil, false},
+		{"all", repo(&UsagePolicy{AllowedNamespaces: AllowedNamespaces{From: NamespacesFromAll}}), "app", nil, true},
+		{"selector match", repo(sel), "app", map[string]string{"backup": "yes"}, true},
+		{"selector miss", repo(sel), "app", map[string]string{"backup": "no"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := ValidateUsage(tc.r, tc.ns, tc.labels); (err == nil) != tc.ok {
+				t.Fatalf("ok=%v, err=%v", tc.ok, err)
+			}
+		})
+	}
+}
