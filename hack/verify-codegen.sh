@@ -5,9 +5,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 bash hack/update-codegen.sh >/dev/null
-if ! git diff --quiet --exit-code -- client apis deploy/crds || [ -n "$(git status --porcelain --untracked-files=all -- client apis deploy/crds)" ]; then
+if ! git diff --quiet --exit-code -- client apis deploy/crds deploy/builtin || [ -n "$(git status --porcelain --untracked-files=all -- client apis deploy/crds deploy/builtin)" ]; then
   echo "generated files are stale; run 'make generate' and commit the result:" >&2
-  git status --porcelain -- client apis deploy/crds >&2
+  git status --porcelain -- client apis deploy/crds deploy/builtin >&2
   exit 1
 fi
 echo "generated files are up to date"
