@@ -1,0 +1,517 @@
+package restic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnsureRepository opens the repository and initializes it only when restic
+// says it does not exist. Any other failure, above all a wrong password, is
+// returned as is: initializing then could hide or damage a real repository.
+// created reports whether restic init ran.
+func (r *Restic) EnsureRepository(ctx context.Context) (created bool, err error) {
+	_, err = r.Run(ctx, "cat", "config", "--json", "--no-lock")
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, ErrNoRepository):
+	default:
+		return false, err
+	}
+	r.logf("repository %s does not exist: initializing it", r.Location.Display())
+	if r.Location.Provider == "local" {
+		// restic creates the directory too, but a clear error here beats
+		// restic's when the mount is read-only.
+		if err := os.MkdirAll(filepath.Dir(r.Location.Repository), 0o755); err != nil {
+			return false, fmt.Errorf("creating local repository parent: %v", err)
+		}
+	}
+	if _, err := r.Run(ctx, "init", "--json"); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// BackupOptions configure one restic backup of one path.
+type BackupOptions struct {
+	Host string
+	// MountPath is where the volume was mounted; it is recorded as the
+	// stow-mount tag. Empty records the backed-up path itself.
+	MountPath string
+	Tags      []string
+	Excludes  []string
+	ExtraArgs []string
+}
+
+// UnreadableFilesError is a backup that wrote a snapshot but could not read
+// some files (restic exit code 3). It is a failure: the snapshot is partial.
+type UnreadableFilesError struct {
+	Path       string
+	SnapshotID string
+	Files      []ItemError
+}
+
+func (e *UnreadableFilesError) Error() string {
+	const show = 5
+	var parts []string
+	for i, f := range e.Files {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(e.Files)-show))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", f.Item, shortCause(f)))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "restic named none")
+	}
+	return fmt.Sprintf("backup of %s is incomplete: %d file(s) could not be read: %s",
+		e.Path, len(e.Files), strings.Join(parts, ", "))
+}
+
+// shortCause drops the "op path:" prefix restic puts before the OS error.
+func shortCause(f ItemError) string {
+	if i := strings.LastIndex(f.Message, ": "); i >= 0 {
+		return f.Message[i+2:]
+	}
+	return f.Message
+}
+
+// Backup backs up path and returns restic's summary.
+func (r *Restic) Backup(ctx context.Context, path string, o BackupOptions) (*BackupSummary, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("backup path %q is not absolute", path)
+	}
+	path = filepath.Clean(path)
+	mount := o.MountPath
+	if mount == "" {
+		mount = path
+	}
+	args := []string{"backup", path, "--json"}
+	if o.Host != "" {
+		args = append(args, "--host", o.Host)
+	}
+	args = append(args, "--tag", MountTagKey+"="+filepath.Clean(mount))
+	for _, t := range o.Tags {
+		args = append(args, "--tag", t)
+	}
+	for _, e := range o.Excludes {
+		args = append(args, "--exclude", e)
+	}
+	args = append(args, o.ExtraArgs...)
+	if r.CacheDir != "" {
+		args = append(args, "--cleanup-cache")
+	}
+	res, err := r.run(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	out, perr := parseBackupOutput(res.stdout, res.stderr)
+	switch res.code {
+	case 0:
+	case exitPartialSource:
+		e := &UnreadableFilesError{Path: path, Files: out.Errors}
+		if out.Summary != nil {
+			e.SnapshotID = out.Summary.SnapshotID
+		}
+		return out.Summary, e
+	default:
+		return nil, res.err("backup")
+	}
+	if perr != nil {
+		return nil, perr
+	}
+	if out.Summary == nil || out.Summary.SnapshotID == "" {
+		return nil, errors.New("restic backup succeeded but printed no summary with a snapshot id")
+	}
+	return out.Summary, nil
+}
+
+// SnapshotFilter selects snapshots. Latest keeps only the newest match.
+type SnapshotFilter struct {
+	IDs    []string
+	Host   string
+	Paths  []string
+	Tags   []string
+	Latest bool
+}
+
+func (f SnapshotFilter) args() []string {
+	var a []string
+	if f.Host != "" {
+		a = append(a, "--host", f.Host)
+	}
+	for _, p := range f.Paths {
+		a = append(a, "--path", p)
+	}
+	for _, t := range f.Tags {
+		a = append(a, "--tag", t)
+	}
+	if f.Latest {
+		a = append(a, "latest")
+	}
+	return append(a, f.IDs...)
+}
+
+// Snapshots lists snapshots, oldest first.
+func (r *Restic) Snapshots(ctx context.Context, f SnapshotFilter) ([]Snapshot, error) {
+	out, err := r.Run(ctx, append([]string{"snapshots", "--json", "--no-lock"}, f.args()...)...)
+	if err != nil {
+		return nil, err
+	}
+	return parseSnapshots(out)
+}
+
+// RestoreOptions select what to restore and where.
+type RestoreOptions struct {
+	// Snapshot is an id or "latest" (of Host and Path).
+	Snapshot string
+	Host     string
+	// Path restores only this snapshot path (and, with latest, selects
+	// snapshots that contain it). Empty restores every path of the snapshot.
+	Path     string
+	Includes []string
+	Excludes []string
+	// MountPath is where the target volume is mounted now. Files land at
+	// MountPath/<path relative to the mount path at backup time>.
+	MountPath string
+	ExtraArgs []string
+}
+
+// RestoredPath reports one restored snapshot path.
+type RestoredPath struct {
+	SnapshotID string
+	Path       string // path in the snapshot
+	Target     string // directory it was restored into
+}
+
+// Restore restores one snapshot relative to the mount path, never to "/".
+func (r *Restic) Restore(ctx context.Context, o RestoreOptions) ([]RestoredPath, error) {
+	if !filepath.IsAbs(o.MountPath) {
+		return nil, fmt.Errorf("restore mount path %q is not absolute", o.MountPath)
+	}
+	for _, p := range append(append([]string{o.Path}, o.Includes...), o.Excludes...) {
+		if err := CheckNoParent(p); err != nil {
+			return nil, err
+		}
+	}
+	snap, err := r.findSnapshot(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	paths := snap.Paths
+	if o.Path != "" {
+		paths = nil
+		for _, p := range snap.Paths {
+			if filepath.Clean(p) == filepath.Clean(o.Path) {
+				paths = append(paths, p)
+			}
+		}
+		if len(paths) == 0 {
+			return nil, fmt.Errorf("snapshot %s does not contain path %s (it has %s)", snap.ShortID, o.Path, strings.Join(snap.Paths, ", "))
+		}
+	}
+	var done []RestoredPath
+	for _, p := range paths {
+		target, err := RestoreTarget(snap.MountPath(), p, o.MountPath)
+		if err != nil {
+			return done, err
+		}
+		args := []string{"restore", snap.ID + ":" + p, "--target", target, "--json"}
+		for _, in := range o.Includes {
+			args = append(args, "--include", relativePattern(in, p))
+		}
+		for _, ex := range o.Excludes {
+			args = append(args, "--exclude", relativePattern(ex, p))
+		}
+		args = append(args, o.ExtraArgs...)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return done, fmt.Errorf("creating restore target %s: %v", target, err)
+		}
+		if _, err := r.Run(ctx, args...); err != nil {
+			return done, err
+		}
+		done = append(done, RestoredPath{SnapshotID: snap.ID, Path: p, Target: target})
+	}
+	return done, nil
+}
+
+func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot, error) {
+	f := SnapshotFilter{}
+	id := o.Snapshot
+	if id == "" || id == "latest" {
+		f.Latest, f.Host = true, o.Host
+		if o.Path != "" {
+			f.Paths = []string{o.Path}
+		}
+	} else {
+		f.IDs = []string{id}
+	}
+	snaps, err := r.Snapshots(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if len(snaps) == 0 {
+		if !f.Latest {
+			return nil, fmt.Errorf("no snapshot found with id %s", id)
+		}
+		msg := "no snapshot found for host " + o.Host
+		if o.Host == "" {
+			msg = "no snapshot found"
+		}
+		if o.Path != "" {
+			msg += " and path " + o.Path
+		}
+		return nil, errors.New(msg)
+	}
+	s := snaps[len(snaps)-1]
+	return &s, nil
+}
+
+// RestoreTarget is the directory that snapshot path p is restored into: the
+// restore mount path plus p relative to the backup mount path. Snapshots
+// without a mount tag (taken by Stash) count as taken at p itself.
+func RestoreTarget(backupMount, p, restoreMount string) (string, error) {
+	rel := "."
+	if backupMount != "" {
+		r, err := filepath.Rel(filepath.Clean(backupMount), filepath.Clean(p))
+		if err == nil && r != ".." && !strings.HasPrefix(r, "../") {
+			rel = r
+		}
+	}
+	target := filepath.Join(restoreMount, rel)
+	if target != filepath.Clean(restoreMount) && !strings.HasPrefix(target, filepath.Clean(restoreMount)+"/") {
+		return "", fmt.Errorf("restore target %s escapes mount path %s", target, restoreMount)
+	}
+	return target, nil
+}
+
+// CheckNoParent refuses a path or pattern with a ".." element: a restore must
+// never write outside its target.
+func CheckNoParent(p string) error {
+	for _, part := range strings.Split(filepath.ToSlash(p), "/") {
+		if part == ".." {
+			return fmt.Errorf("path %q contains '..': refusing to restore outside the target", p)
+		}
+	}
+	return nil
+}
+
+// relativePattern rewrites an include/exclude written against the original
+// absolute path (Stash style, "/stow-data/dir/f") to the form restic matches
+// when restoring "<id>:<path>" ("/dir/f"). Other patterns pass unchanged.
+func relativePattern(pattern, snapshotPath string) string {
+	sp := strings.TrimRight(filepath.Clean(snapshotPath), "/")
+	if sp == "" {
+		return pattern
+	}
+	if pattern == sp {
+		return "/"
+	}
+	if rest, ok := strings.CutPrefix(pattern, sp+"/"); ok {
+		return "/" + rest
+	}
+	return pattern
+}
+
+// RetentionPolicy is restic forget's policy. Zero counts are not passed.
+type RetentionPolicy struct {
+	KeepLast, KeepHourly, KeepDaily, KeepWeekly, KeepMonthly, KeepYearly int
+	KeepTags                                                           []string
+	Prune, DryRun                                                      bool
+}
+
+// IsEmpty is true when the policy would keep everything.
+func (p RetentionPolicy) IsEmpty() bool {
+	return p.KeepLast <= 0 && p.KeepHourly <= 0 && p.KeepDaily <= 0 && p.KeepWeekly <= 0 &&
+		p.KeepMonthly <= 0 && p.KeepYearly <= 0 && len(p.KeepTags) == 0
+}
+
+// Args are the restic forget flags for the policy.
+func (p RetentionPolicy) Args() []string {
+	var a []string
+	for _, k := range []struct {
+		flag string
+		n    int
+	}{
+		{"--keep-last", p.KeepLast}, {"--keep-hourly", p.KeepHourly}, {"--keep-daily", p.KeepDaily},
+		{"--keep-weekly", p.KeepWeekly}, {"--keep-monthly", p.KeepMonthly}, {"--keep-yearly", p.KeepYearly},
+	} {
+		if k.n > 0 {
+			a = append(a, k.flag, strconv.Itoa(k.n))
+		}
+	}
+	for _, t := range p.KeepTags {
+		if t != "" {
+			a = append(a, "--keep-tag", t)
+		}
+	}
+	if p.Prune {
+		a = append(a, "--prune")
+	}
+	if p.DryRun {
+		a = append(a, "--dry-run")
+	}
+	return a
+}
+
+// ErrEmptyPolicy is returned by Forget for a policy that keeps everything;
+// restic would refuse it or, worse, act on defaults.
+var ErrEmptyPolicy = errors.New("retention policy keeps nothing: set at least one keep-* > 0 or keep-tag")
+
+// Forget applies the retention policy and counts kept and removed snapshots.
+func (r *Restic) Forget(ctx context.Context, p RetentionPolicy) (ForgetResult, error) {
+	if p.IsEmpty() {
+		return ForgetResult{}, ErrEmptyPolicy
+	}
+	out, err := r.Run(ctx, append([]string{"forget", "--json"}, p.Args()...)...)
+	if err != nil {
+		return ForgetResult{}, err
+	}
+	return parseForget(out)
+}
+
+// Prune removes data no snapshot references.
+func (r *Restic) Prune(ctx context.Context) error {
+	_, err := r.Run(ctx, "prune")
+	return err
+}
+
+// Check verifies the repository structure. It fails unless restic reports
+// "no errors were found".
+func (r *Restic) Check(ctx context.Context) error {
+	out, err := r.Run(ctx, "check")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(line) == "no errors were found" {
+			return nil
+		}
+	}
+	return errors.New("restic check did not report \"no errors were found\"")
+}
+
+// RawDataSize is the repository's stored size (restic stats --mode raw-data).
+func (r *Restic) RawDataSize(ctx context.Context) (uint64, error) {
+	out, err := r.Run(ctx, "stats", "--json", "--mode", "raw-data", "--no-lock")
+	if err != nil {
+		return 0, err
+	}
+	var s struct {
+		TotalSize *uint64 `json:"total_size"`
+	}
+	line := firstJSON(out, '{')
+	if line == nil || json.Unmarshal(line, &s) != nil || s.TotalSize == nil {
+		return 0, errors.New("restic stats printed no total_size")
+	}
+	return *s.TotalSize, nil
+}
+
+// Locks lists the repository's lock files with their holder and time.
+func (r *Restic) Locks(ctx context.Context) ([]LockInfo, error) {
+	out, err := r.Run(ctx, "list", "locks", "--no-lock")
+	if err != nil {
+		return nil, err
+	}
+	var locks []LockInfo
+	for _, id := range strings.Fields(string(out)) {
+		raw, err := r.Run(ctx, "cat", "lock", id, "--no-lock")
+		if err != nil {
+			// Its holder may have removed it since it was listed.
+			r.logf("reading lock %s: %v", short(id), err)
+			continue
+		}
+		var l LockInfo
+		if err := json.Unmarshal(raw, &l); err != nil {
+			r.logf("lock %s is not JSON: %v", short(id), err)
+			l = LockInfo{}
+		}
+		l.ID = id
+		locks = append(locks, l)
+	}
+	return locks, nil
+}
+
+// StaleLockPolicy decides which locks found at the start of a Job are stale.
+type StaleLockPolicy struct {
+	// Hostname is this process's host name (restic records os.Hostname()).
+	Hostname string
+	// Grace spares locks from Hostname younger than this: they may belong to
+	// a restic this pod started a moment ago.
+	Grace time.Duration
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+}
+
+// RemoveStaleLocks removes every lock in the repository. The operator never
+// runs two Jobs against one repository, so a lock found when a Job starts was
+// left by a restic that is gone (a killed pod). Locks of this host younger
+// than the grace period are waited out first. It returns the removed locks.
+func (r *Restic) RemoveStaleLocks(ctx context.Context, p StaleLockPolicy) ([]LockInfo, error) {
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	locks, err := r.Locks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing locks: %w", err)
+	}
+	if len(locks) == 0 {
+		return nil, nil
+	}
+	if wait := graceLeft(locks, p, now()); wait > 0 {
+		r.logf("a lock of this host is younger than %s: waiting %s before removing locks", p.Grace, wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		if locks, err = r.Locks(ctx); err != nil {
+			return nil, fmt.Errorf("listing locks: %w", err)
+		}
+		if len(locks) == 0 {
+			return nil, nil
+		}
+	}
+	for _, l := range locks {
+		r.logf("removing stale lock %s: %s, %s old", short(l.ID), l.Holder(), now().Sub(l.Time).Round(time.Second))
+	}
+	if _, err := r.Run(ctx, "unlock", "--remove-all"); err != nil {
+		return nil, fmt.Errorf("removing stale locks: %w", err)
+	}
+	return locks, nil
+}
+
+// graceLeft is how long to wait until no lock of this host is in its grace period.
+func graceLeft(locks []LockInfo, p StaleLockPolicy, now time.Time) time.Duration {
+	var wait time.Duration
+	for _, l := range locks {
+		if p.Hostname == "" || l.Hostname != p.Hostname {
+			continue
+		}
+		left := p.Grace - now.Sub(l.Time)
+		if left > p.Grace { // a lock from the future: clock skew
+			left = p.Grace
+		}
+		if left > wait {
+			wait = left
+		}
+	}
+	return wait
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
