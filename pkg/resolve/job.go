@@ -1,0 +1,604 @@
+package resolve
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+// Labels the resolver adds to Jobs and their pods, so controllers can find a
+// session's Job without listing by owner.
+const (
+	LabelBackupSession  = "stow.dev/backup-session"
+	LabelRestoreSession = "stow.dev/restore-session"
+	LabelPodOrdinal     = "stow.dev/pod-ordinal"
+)
+
+// Hook container names (stash-spec §2.6).
+const (
+	PreTaskHookContainer  = "pre-task-hook"
+	PostTaskHookContainer = "post-task-hook"
+)
+
+// Security defaults. Backups read as nobody (65534) so that a compromised or
+// buggy runner cannot write the data it backs up; restores run as root so
+// that file ownership is restored. runtimeSettings.pod.securityContext
+// replaces either default as a whole.
+const nobody = int64(65534)
+
+// StepContainerName is the container of Task step i running Function fn:
+// "<fn with dots replaced by dashes>-<i>", shortened to a valid name. i is
+// the step index; hook containers do not shift it, so the name of a step's
+// container is the same with and without hooks.
+func StepContainerName(fn string, i int) string {
+	return dnsLabel(fmt.Sprintf("%s-%d", strings.ReplaceAll(fn, ".", "-"), i), 63)
+}
+
+// jobInput is what BackupJob and RestoreJobs have in common.
+type jobInput struct {
+	name, namespace string
+	owner           metav1.OwnerReference
+	labels          map[string]string
+	vars            map[string]string // built-ins, before task.params
+	taskParams      []v1beta1.Param
+	task            *v1beta1.Task
+	fns             map[string]*v1beta1.Function
+	repo            *v1beta1.Repository
+	rt              v1beta1.RuntimeSettings
+	tmp             v1beta1.EmptyDirSettings
+	timeOut         *metav1.Duration
+	targetMount     string
+	restore         bool
+	preHook         *v1beta1.Handler
+	postHook        *v1beta1.PostHookHandler
+	hookTypes       [2]string // pre, post
+	extraEnv        []corev1.EnvVar
+}
+
+// BackupJob builds the Job that runs BackupSession s of bc (stash-spec §2.6, §4.4).
+func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, opts Options) (*batchv1.Job, error) {
+	if bc == nil || s == nil {
+		return nil, fmt.Errorf("backup job: a BackupConfiguration and a BackupSession are required")
+	}
+	if repo == nil {
+		return nil, fmt.Errorf("backupconfiguration %q: repository not given", bc.Name)
+	}
+	d := bc.DeepCopy()
+	v1beta1.DefaultBackupConfiguration(d)
+	labels := names.SessionLabels(d)
+	for k, v := range labels {
+		labels[k] = dnsLabel(v, 63) // a PVC name may be longer than a label value
+	}
+	labels[LabelBackupSession] = dnsLabel(s.Name, 63)
+	in := jobInput{
+		name:        names.BackupJob(s.Name),
+		namespace:   s.Namespace,
+		owner:       *metav1.NewControllerRef(s, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindBackupSession)),
+		labels:      labels,
+		vars:        BackupVars(d, s, repo, opts),
+		taskParams:  d.Spec.Task.Params,
+		task:        task,
+		fns:         fns,
+		repo:        repo,
+		rt:          d.Spec.RuntimeSettings,
+		tmp:         d.Spec.TempDir,
+		timeOut:     d.Spec.TimeOut,
+		targetMount: v1beta1.DefaultMountPath,
+		hookTypes:   [2]string{"preBackup", "postBackup"},
+	}
+	if d.Spec.Target != nil {
+		in.targetMount = v1beta1.TargetMountPath(d.Spec.Target.VolumeMounts)
+	}
+	if h := d.Spec.Hooks; h != nil {
+		in.preHook, in.postHook = h.PreBackup, h.PostBackup
+	}
+	return buildJob(in, opts)
+}
+
+// RestoreJobs builds one Job per restore ordinal of rs (stash-spec §5). With
+// target.volumeClaimTemplates it also returns the PVCs of every ordinal
+// (${POD_ORDINAL} substituted), which the caller creates before the Jobs;
+// otherwise it returns one Job for target.ref and no PVCs.
+func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, opts Options) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+	if rs == nil {
+		return nil, nil, fmt.Errorf("restore job: a RestoreSession is required")
+	}
+	if repo == nil {
+		return nil, nil, fmt.Errorf("restoresession %q: repository not given", rs.Name)
+	}
+	d := rs.DeepCopy()
+	v1beta1.DefaultRestoreSession(d)
+	t := d.Spec.Target
+	if t == nil {
+		return nil, nil, fmt.Errorf("restoresession %q has no target", rs.Name)
+	}
+	host := v1beta1.Host(t.Alias)
+	rule := MatchRule(t.Rules, host)
+	if rule == nil && len(t.Rules) > 0 {
+		return nil, nil, fmt.Errorf("restoresession %q: no rule matches host %q", rs.Name, host)
+	}
+	replicas := 1
+	if len(t.VolumeClaimTemplates) > 0 && t.Replicas != nil && *t.Replicas > 1 {
+		replicas = int(*t.Replicas)
+	}
+	var jobs []*batchv1.Job
+	var pvcs []*corev1.PersistentVolumeClaim
+	for ord := 0; ord < replicas; ord++ {
+		vars := RestoreVars(d, repo, rule, opts)
+		ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
+		labels := restoreLabels(d)
+		labels[LabelRestoreSession] = dnsLabel(rs.Name, 63)
+		var claims []*corev1.PersistentVolumeClaim
+		for i := range t.VolumeClaimTemplates {
+			var pvc corev1.PersistentVolumeClaim
+			if err := substituteInto(&t.VolumeClaimTemplates[i], &pvc, ordVars, fmt.Sprintf("restoresession %q volumeClaimTemplate %d", rs.Name, i)); err != nil {
+				return nil, nil, err
+			}
+			pvc.Namespace = rs.Namespace
+			pvc.ResourceVersion, pvc.UID = "", ""
+			if pvc.Name == "" {
+				return nil, nil, fmt.Errorf("restoresession %q: volumeClaimTemplate %d has no name", rs.Name, i)
+			}
+			claims = append(claims, &pvc)
+		}
+		if len(claims) > 0 {
+			if t.Ref.Name == "" {
+				vars[VarTargetName] = claims[0].Name
+			}
+			labels[LabelPodOrdinal] = strconv.Itoa(ord)
+			labels[v1beta1.LabelTargetName] = dnsLabel(vars[VarTargetName], 63)
+		}
+		in := jobInput{
+			name:        names.RestoreJob(rs.Name, ord),
+			namespace:   rs.Namespace,
+			owner:       *metav1.NewControllerRef(rs, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindRestoreSession)),
+			labels:      labels,
+			vars:        vars,
+			taskParams:  d.Spec.Task.Params,
+			task:        task,
+			fns:         fns,
+			repo:        repo,
+			rt:          d.Spec.RuntimeSettings,
+			tmp:         d.Spec.TempDir,
+			timeOut:     d.Spec.TimeOut,
+			targetMount: v1beta1.TargetMountPath(t.VolumeMounts),
+			restore:     true,
+			hookTypes:   [2]string{"preRestore", "postRestore"},
+		}
+		if h := d.Spec.Hooks; h != nil {
+			in.preHook, in.postHook = h.PreRestore, h.PostRestore
+		}
+		if len(claims) > 0 {
+			in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}
+		}
+		job, err := buildJob(in, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		// Claims beyond the first one are mounted next to the target volume,
+		// at <mount path>-<i>, so that every template is restorable.
+		for i, c := range claims[min(1, len(claims)):] {
+			volName := fmt.Sprintf("%s-%d", v1beta1.TargetVolumeName, i+1)
+			job.Spec.Template.Spec.Volumes = append(job.Spec.Template.Spec.Volumes, corev1.Volume{
+				Name:         volName,
+				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}},
+			})
+			mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: fmt.Sprintf("%s-%d", in.targetMount, i+1)})
+		}
+		jobs = append(jobs, job)
+		pvcs = append(pvcs, claims...)
+	}
+	return jobs, pvcs, nil
+}
+
+func restoreLabels(rs *v1beta1.RestoreSession) map[string]string {
+	l := map[string]string{
+		v1beta1.LabelComponent:   v1beta1.ComponentRestore,
+		v1beta1.LabelManagedBy:   v1beta1.ManagedByStow,
+		v1beta1.LabelInvokerType: v1beta1.KindRestoreSession,
+		v1beta1.LabelInvokerName: dnsLabel(rs.Name, 63),
+	}
+	if t := rs.Spec.Target; t != nil {
+		ns := t.Ref.Namespace
+		if ns == "" {
+			ns = rs.Namespace
+		}
+		l[v1beta1.LabelTargetKind] = v1beta1.KindPersistentVolumeClaim
+		l[v1beta1.LabelTargetName] = dnsLabel(t.Ref.Name, 63)
+		l[v1beta1.LabelTargetNamespace] = ns
+	}
+	return l
+}
+
+func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
+	if in.task == nil {
+		return nil, fmt.Errorf("%s %q: task not given", strings.ToLower(in.vars[VarInvokerKind]), in.vars[VarInvokerName])
+	}
+	if len(in.task.Spec.Steps) == 0 {
+		return nil, fmt.Errorf("task %q has no steps", in.task.Name)
+	}
+	if in.repo.Spec.Backend.StorageSecretName == "" {
+		return nil, fmt.Errorf("repository %q has no storageSecretName", in.repo.Name)
+	}
+	// Operator variables: built-ins overridden by spec.task.params (§3.3).
+	opVars := make(map[string]string, len(in.vars)+len(in.taskParams))
+	for k, v := range in.vars {
+		opVars[k] = v
+	}
+	for _, p := range in.taskParams {
+		opVars[p.Name] = p.Value
+	}
+	var task v1beta1.Task
+	if err := substituteInto(in.task, &task, opVars, fmt.Sprintf("task %q", in.task.Name)); err != nil {
+		return nil, err
+	}
+
+	tmpMount := corev1.VolumeMount{Name: v1beta1.TmpDirVolumeName, MountPath: v1beta1.TmpDirMountPath}
+	var localMount *corev1.VolumeMount
+	if l := in.repo.Spec.Backend.Local; l != nil {
+		localMount = &corev1.VolumeMount{Name: v1beta1.LocalBackendVolumeName, MountPath: l.MountPath, SubPath: l.SubPath}
+	}
+
+	var containers []corev1.Container
+	for i, step := range task.Spec.Steps {
+		fn := in.fns[step.Name]
+		if fn == nil {
+			return nil, fmt.Errorf("function %q not found (step %d of task %q)", step.Name, i, in.task.Name)
+		}
+		// Step inputs: step params < operator variables < ADDON_IMAGE (§3.3).
+		inputs := make(map[string]string, len(opVars)+len(step.Params)+1)
+		for _, p := range step.Params {
+			inputs[p.Name] = p.Value
+		}
+		for k, v := range opVars {
+			inputs[k] = v
+		}
+		inputs[VarAddonImage] = Substitute(fn.Spec.Image, opVars)
+		var spec v1beta1.FunctionSpec
+		if err := substituteInto(&fn.Spec, &spec, inputs, fmt.Sprintf("function %q", fn.Name)); err != nil {
+			return nil, err
+		}
+		if spec.Image == "" {
+			return nil, fmt.Errorf("function %q has no image", fn.Name)
+		}
+		c := corev1.Container{
+			Name:                     StepContainerName(fn.Name, i),
+			Image:                    spec.Image,
+			Command:                  spec.Command,
+			Args:                     spec.Args,
+			WorkingDir:               spec.WorkingDir,
+			Ports:                    spec.Ports,
+			VolumeMounts:             spec.VolumeMounts,
+			VolumeDevices:            spec.VolumeDevices,
+			ImagePullPolicy:          corev1.PullIfNotPresent,
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: in.repo.Spec.Backend.StorageSecretName},
+			}}},
+			Env: append([]corev1.EnvVar(nil), in.extraEnv...),
+		}
+		upsertMount(&c, tmpMount)
+		if localMount != nil {
+			upsertMount(&c, *localMount)
+		}
+		applyContainerSettings(&c, spec.RuntimeSettings)
+		applyContainerSettings(&c, in.rt.Container)
+		containers = append(containers, c)
+	}
+
+	if in.preHook != nil {
+		h, err := hookContainer(PreTaskHookContainer, in.hookTypes[0], *in.preHook, "", containers, opVars, in.rt.Container, opts)
+		if err != nil {
+			return nil, err
+		}
+		containers = append([]corev1.Container{h}, containers...)
+	}
+	if in.postHook != nil {
+		h, err := hookContainer(PostTaskHookContainer, in.hookTypes[1], in.postHook.Handler, in.postHook.ExecutionPolicy, containers, opVars, in.rt.Container, opts)
+		if err != nil {
+			return nil, err
+		}
+		containers = append(containers, h)
+	}
+
+	if !in.restore && (in.rt.Pod == nil || in.rt.Pod.SecurityContext == nil) && (in.rt.Container == nil || in.rt.Container.SecurityContext == nil) {
+		// Reading files needs no privilege: with the default non-root pod,
+		// drop every capability and forbid escalation. A user security
+		// context (for example runAsUser 0 to read root-owned files) turns
+		// this off, since root without DAC capabilities could not read either.
+		for i := range containers {
+			if containers[i].SecurityContext == nil {
+				containers[i].SecurityContext = &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				}
+			}
+		}
+	}
+
+	volumes := task.Spec.Volumes
+	tmpVol := corev1.Volume{Name: v1beta1.TmpDirVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+		Medium: in.tmp.Medium, SizeLimit: in.tmp.SizeLimit,
+	}}}
+	volumes = upsertVolume(volumes, tmpVol)
+	if l := in.repo.Spec.Backend.Local; l != nil {
+		volumes = upsertVolume(volumes, corev1.Volume{Name: v1beta1.LocalBackendVolumeName, VolumeSource: *l.VolumeSource.DeepCopy()})
+	}
+
+	pod := corev1.PodSpec{
+		InitContainers:               containers[:len(containers)-1],
+		Containers:                   containers[len(containers)-1:],
+		Volumes:                      volumes,
+		RestartPolicy:                corev1.RestartPolicyNever,
+		AutomountServiceAccountToken: ptr.To(false),
+		ImagePullSecrets:             mergePullSecrets(opts.ImagePullSecrets, nil),
+	}
+	if len(pod.InitContainers) == 0 {
+		pod.InitContainers = nil
+	}
+	if in.restore {
+		pod.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0)), RunAsGroup: ptr.To(int64(0))}
+	} else {
+		pod.SecurityContext = &corev1.PodSecurityContext{
+			RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(nobody), RunAsGroup: ptr.To(nobody), FSGroup: ptr.To(nobody),
+			// Change the volume's group only when its root does not match
+			// already, instead of walking the whole PVC on every backup.
+			FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
+		}
+	}
+	podMeta := metav1.ObjectMeta{Labels: copyMap(in.labels)}
+	applyPodSettings(&pod, &podMeta, in.rt.Pod, opts)
+
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            in.name,
+			Namespace:       in.namespace,
+			Labels:          copyMap(in.labels),
+			OwnerReferences: []metav1.OwnerReference{in.owner},
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To(int32(0)),
+			Template:     corev1.PodTemplateSpec{ObjectMeta: podMeta, Spec: pod},
+		},
+	}
+	if in.timeOut != nil && in.timeOut.Duration > 0 {
+		secs := int64(in.timeOut.Duration.Seconds())
+		if secs < 1 {
+			secs = 1
+		}
+		job.Spec.ActiveDeadlineSeconds = &secs
+	}
+	return job, nil
+}
+
+// hookContainer renders a hook as a container of the Job pod. Jobs have no
+// API access, so a hook cannot exec into another container (Stash used
+// pods/exec): an exec hook runs its command in a container of its own, using
+// the image of the step named by containerName (else the runner image), with
+// the same volume mounts as the steps. HTTP and TCP hooks are run by the
+// runner: `stow run-hook --hook-type=<t> --handler=<json>`.
+func hookContainer(name, hookType string, h v1beta1.Handler, policy v1beta1.HookExecutionPolicy, steps []corev1.Container, vars map[string]string, rt *v1beta1.ContainerRuntimeSettings, opts Options) (corev1.Container, error) {
+	hv := make(map[string]string, len(vars)+1)
+	for k, v := range vars {
+		hv[k] = v
+	}
+	hv[VarHookType] = hookType
+	var handler v1beta1.Handler
+	if err := substituteInto(&h, &handler, hv, fmt.Sprintf("%s hook", hookType)); err != nil {
+		return corev1.Container{}, err
+	}
+	c := corev1.Container{
+		Name:                     name,
+		Image:                    opts.Image,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		Env: []corev1.EnvVar{
+			{Name: VarHookType, Value: hookType},
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		},
+	}
+	for _, s := range steps {
+		for _, m := range s.VolumeMounts {
+			upsertMount(&c, m)
+		}
+		if handler.ContainerName != "" && s.Name == handler.ContainerName {
+			c.Image = s.Image
+		}
+	}
+	switch {
+	case handler.Exec != nil:
+		if len(handler.Exec.Command) == 0 {
+			return corev1.Container{}, fmt.Errorf("%s hook: exec has no command", hookType)
+		}
+		c.Command = handler.Exec.Command
+	case handler.HTTPGet != nil || handler.HTTPPost != nil || handler.TCPSocket != nil:
+		b, err := json.Marshal(handler)
+		if err != nil {
+			return corev1.Container{}, fmt.Errorf("%s hook: %v", hookType, err)
+		}
+		c.Args = []string{"run-hook", "--hook-type=" + hookType, "--handler=" + string(b),
+			"--namespace=" + vars[VarNamespace], "--invoker-kind=" + vars[VarInvokerKind], "--invoker-name=" + vars[VarInvokerName]}
+		if policy != "" {
+			c.Args = append(c.Args, "--execution-policy="+string(policy))
+		}
+	default:
+		return corev1.Container{}, fmt.Errorf("%s hook: one of exec, httpGet, httpPost, tcpSocket is required", hookType)
+	}
+	if c.Image == "" {
+		return corev1.Container{}, fmt.Errorf("%s hook: no image (the operator image is not configured)", hookType)
+	}
+	applyContainerSettings(&c, rt)
+	return c, nil
+}
+
+// applyContainerSettings applies runtime settings to c; later calls win.
+func applyContainerSettings(c *corev1.Container, s *v1beta1.ContainerRuntimeSettings) {
+	if s == nil {
+		return
+	}
+	if len(s.Resources.Limits) > 0 || len(s.Resources.Requests) > 0 || len(s.Resources.Claims) > 0 {
+		c.Resources = *s.Resources.DeepCopy()
+	}
+	if s.LivenessProbe != nil {
+		c.LivenessProbe = s.LivenessProbe.DeepCopy()
+	}
+	if s.ReadinessProbe != nil {
+		c.ReadinessProbe = s.ReadinessProbe.DeepCopy()
+	}
+	if s.Lifecycle != nil {
+		c.Lifecycle = s.Lifecycle.DeepCopy()
+	}
+	if s.SecurityContext != nil {
+		c.SecurityContext = s.SecurityContext.DeepCopy()
+	}
+	for _, e := range s.Env {
+		upsertEnv(c, *e.DeepCopy())
+	}
+	for _, e := range s.EnvFrom {
+		c.EnvFrom = append(c.EnvFrom, *e.DeepCopy())
+	}
+	if s.Nice != nil && s.Nice.Adjustment != nil {
+		upsertEnv(c, corev1.EnvVar{Name: "NICE_ADJUSTMENT", Value: strconv.Itoa(int(*s.Nice.Adjustment))})
+	}
+	if s.IONice != nil {
+		if s.IONice.Class != nil {
+			upsertEnv(c, corev1.EnvVar{Name: "IONICE_CLASS", Value: strconv.Itoa(int(*s.IONice.Class))})
+		}
+		if s.IONice.ClassData != nil {
+			upsertEnv(c, corev1.EnvVar{Name: "IONICE_CLASS_DATA", Value: strconv.Itoa(int(*s.IONice.ClassData))})
+		}
+	}
+}
+
+// ApplyPodSettings applies pod runtime settings to a pod spec and its
+// metadata. A user securityContext replaces the default as a whole, a user
+// automountServiceAccountToken replaces Stow's false, image pull secrets
+// are merged. The trigger CronJob uses it too.
+func ApplyPodSettings(pod *corev1.PodSpec, meta *metav1.ObjectMeta, s *v1beta1.PodRuntimeSettings, opts Options) {
+	applyPodSettings(pod, meta, s, opts)
+}
+
+func applyPodSettings(pod *corev1.PodSpec, meta *metav1.ObjectMeta, s *v1beta1.PodRuntimeSettings, opts Options) {
+	pod.ImagePullSecrets = mergePullSecrets(opts.ImagePullSecrets, nil)
+	if s == nil {
+		return
+	}
+	s = s.DeepCopy()
+	for k, v := range s.PodLabels {
+		if meta.Labels == nil {
+			meta.Labels = map[string]string{}
+		}
+		if _, ours := meta.Labels[k]; !ours { // Stow's selector labels win
+			meta.Labels[k] = v
+		}
+	}
+	if len(s.PodAnnotations) > 0 {
+		if meta.Annotations == nil {
+			meta.Annotations = map[string]string{}
+		}
+		for k, v := range s.PodAnnotations {
+			meta.Annotations[k] = v
+		}
+	}
+	pod.NodeSelector = s.NodeSelector
+	if s.ServiceAccountName != "" {
+		pod.ServiceAccountName = s.ServiceAccountName
+	}
+	if s.AutomountServiceAccountToken != nil {
+		pod.AutomountServiceAccountToken = s.AutomountServiceAccountToken
+	}
+	pod.NodeName = s.NodeName
+	if s.SecurityContext != nil {
+		pod.SecurityContext = s.SecurityContext
+	}
+	pod.ImagePullSecrets = mergePullSecrets(opts.ImagePullSecrets, s.ImagePullSecrets)
+	pod.Affinity = s.Affinity
+	pod.SchedulerName = s.SchedulerName
+	pod.Tolerations = s.Tolerations
+	pod.PriorityClassName = s.PriorityClassName
+	pod.Priority = s.Priority
+	pod.RuntimeClassName = s.RuntimeClassName
+	pod.EnableServiceLinks = s.EnableServiceLinks
+	pod.TopologySpreadConstraints = s.TopologySpreadConstraints
+}
+
+func mergePullSecrets(a, b []corev1.LocalObjectReference) []corev1.LocalObjectReference {
+	var out []corev1.LocalObjectReference
+	seen := map[string]bool{}
+	for _, s := range append(append([]corev1.LocalObjectReference(nil), a...), b...) {
+		if s.Name != "" && !seen[s.Name] {
+			seen[s.Name] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func upsertMount(c *corev1.Container, m corev1.VolumeMount) {
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].MountPath == m.MountPath || c.VolumeMounts[i].Name == m.Name && c.VolumeMounts[i].SubPath == m.SubPath {
+			c.VolumeMounts[i] = m
+			return
+		}
+	}
+	c.VolumeMounts = append(c.VolumeMounts, m)
+}
+
+func mountAll(p *corev1.PodSpec, m corev1.VolumeMount) {
+	for i := range p.InitContainers {
+		upsertMount(&p.InitContainers[i], m)
+	}
+	for i := range p.Containers {
+		upsertMount(&p.Containers[i], m)
+	}
+}
+
+func upsertEnv(c *corev1.Container, e corev1.EnvVar) {
+	for i := range c.Env {
+		if c.Env[i].Name == e.Name {
+			c.Env[i] = e
+			return
+		}
+	}
+	c.Env = append(c.Env, e)
+}
+
+func upsertVolume(vs []corev1.Volume, v corev1.Volume) []corev1.Volume {
+	for i := range vs {
+		if vs[i].Name == v.Name {
+			vs[i] = v
+			return vs
+		}
+	}
+	return append(vs, v)
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// dnsLabel shortens s to n characters with a hash suffix that keeps it unique,
+// and trims what a DNS label or label value may not end with.
+func dnsLabel(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s))
+	suffix := fmt.Sprintf("-%08x", h.Sum32())
+	return strings.TrimRight(s[:n-len(suffix)], "-.") + suffix
+}

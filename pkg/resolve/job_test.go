@@ -1,0 +1,642 @@
+package resolve
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/builtin"
+)
+
+const image = "example.org/stow:test"
+
+var opts = Options{Image: image, PushgatewayURL: "http://stow-operator.stow:56789", ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}}
+
+func s3Repo() *v1beta1.Repository {
+	return &v1beta1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: "demo"},
+		Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{
+			StorageSecretName: "s3-secret",
+			S3:                &v1beta1.S3Spec{Endpoint: "http://127.0.0.1:9000", Bucket: "bkt", Prefix: "pvc/data", Region: "us-east-1", InsecureTLS: true},
+		}},
+	}
+}
+
+func localRepo() *v1beta1.Repository {
+	return &v1beta1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: "local", Namespace: "demo"},
+		Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{
+			StorageSecretName: "local-secret",
+			Local: &v1beta1.LocalSpec{
+				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "repo-pvc"}},
+				MountPath:    "/repo", SubPath: "sub",
+			},
+		}},
+	}
+}
+
+func backupConfig() *v1beta1.BackupConfiguration {
+	return &v1beta1.BackupConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "nfs-backup", Namespace: "demo", UID: "bc-uid"},
+		Spec: v1beta1.BackupConfigurationSpec{
+			Schedule:   "*/5 * * * *",
+			Repository: v1beta1.ObjectRef{Name: "repo"},
+			Target: &v1beta1.BackupTarget{
+				Ref:     v1beta1.TargetRef{Name: "nfs-pvc"},
+				Exclude: []string{"*.tmp", `we"ird`},
+			},
+			RetentionPolicy: v1beta1.RetentionPolicy{Name: "keep", KeepLast: 5, KeepDaily: 0, Prune: true},
+		},
+	}
+}
+
+func session() *v1beta1.BackupSession {
+	return &v1beta1.BackupSession{
+		ObjectMeta: metav1.ObjectMeta{Name: "nfs-backup-1700000000", Namespace: "demo", UID: "s-uid"},
+		Spec:       v1beta1.BackupSessionSpec{Invoker: v1beta1.BackupInvokerRef{Kind: v1beta1.KindBackupConfiguration, Name: "nfs-backup"}},
+	}
+}
+
+func builtins() (map[string]*v1beta1.Task, map[string]*v1beta1.Function) {
+	tasks := map[string]*v1beta1.Task{}
+	for _, t := range builtin.Tasks() {
+		tasks[t.Name] = t
+	}
+	fns := map[string]*v1beta1.Function{}
+	for _, f := range builtin.Functions(image) {
+		fns[f.Name] = f
+	}
+	return tasks, fns
+}
+
+func mustBackupJob(t *testing.T, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository) *batchv1.Job {
+	t.Helper()
+	tasks, fns := builtins()
+	job, err := BackupJob(bc, session(), repo, tasks[v1beta1.TaskPVCBackup], fns, opts)
+	if err != nil {
+		t.Fatalf("BackupJob: %v", err)
+	}
+	return job
+}
+
+func allContainers(j *batchv1.Job) []corev1.Container {
+	p := j.Spec.Template.Spec
+	return append(append([]corev1.Container(nil), p.InitContainers...), p.Containers...)
+}
+
+func containerNames(cs []corev1.Container) []string {
+	var n []string
+	for _, c := range cs {
+		n = append(n, c.Name)
+	}
+	return n
+}
+
+func arg(t *testing.T, c corev1.Container, flag string) string {
+	t.Helper()
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("container %s has no %s flag in %q", c.Name, flag, c.Args)
+	return ""
+}
+
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`)
+
+// Every variable the built-in Functions and Tasks use must be one the
+// resolver provides (or a step param), and nothing may stay unsubstituted.
+func TestBuiltinVariablesAreProvided(t *testing.T) {
+	tasks, fns := builtins()
+	provided := map[string]bool{}
+	rs := restoreSession()
+	full := backupConfig() // RETENTION_* are set only when > 0: set them all
+	full.Spec.RetentionPolicy = v1beta1.RetentionPolicy{Name: "all", KeepLast: 1, KeepHourly: 1, KeepDaily: 1, KeepWeekly: 1, KeepMonthly: 1, KeepYearly: 1, KeepTags: []string{"a"}}
+	for _, vars := range []map[string]string{
+		BackupVars(full, session(), s3Repo(), opts),
+		RestoreVars(rs, s3Repo(), &v1beta1.Rule{Paths: []string{"/stow-data"}, Include: []string{"a"}, Exclude: []string{"b"}}, opts),
+	} {
+		for k := range vars {
+			provided[k] = true
+		}
+	}
+	for _, task := range tasks {
+		for _, s := range task.Spec.Steps {
+			for _, p := range s.Params {
+				provided[p.Name] = true
+			}
+		}
+	}
+	var texts []string
+	for _, f := range fns {
+		texts = append(texts, f.Spec.Args...)
+		for _, m := range f.Spec.VolumeMounts {
+			texts = append(texts, m.Name, m.MountPath)
+		}
+	}
+	for _, task := range tasks {
+		for _, v := range task.Spec.Volumes {
+			texts = append(texts, v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	for _, txt := range texts {
+		for _, m := range varRef.FindAllStringSubmatch(txt, -1) {
+			if !provided[m[1]] {
+				t.Errorf("built-in template %q uses ${%s}, which the resolver does not provide", txt, m[1])
+			}
+		}
+	}
+
+	job := mustBackupJob(t, backupConfig(), s3Repo())
+	jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	if err != nil {
+		t.Fatalf("RestoreJobs: %v", err)
+	}
+	for _, j := range append([]*batchv1.Job{job}, jobs...) {
+		for _, c := range allContainers(j) {
+			for _, a := range append(c.Args, c.Image) {
+				if strings.Contains(a, "${") {
+					t.Errorf("job %s container %s: unsubstituted %q", j.Name, c.Name, a)
+				}
+			}
+		}
+	}
+}
+
+func TestBackupVars(t *testing.T) {
+	bc := backupConfig()
+	bc.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/data/"}}
+	bc.Spec.Target.Alias = "nfs"
+	bc.Spec.Target.Args = []string{"--one-file-system", "--tag=x"}
+	bc.Spec.TempDir.DisableCaching = true
+	v := BackupVars(bc, session(), s3Repo(), opts)
+	want := map[string]string{
+		VarNamespace: "demo", VarBackupSession: "nfs-backup-1700000000", VarInvokerKind: "BackupConfiguration", VarInvokerName: "nfs-backup",
+		VarRepositoryName: "repo", VarRepositoryNamespace: "demo", VarRepositoryProvider: "s3", VarRepositoryBucket: "bkt",
+		VarRepositoryPrefix: "pvc/data", VarRepositoryEndpoint: "http://127.0.0.1:9000", VarRepositoryRegion: "us-east-1",
+		VarRepositoryInsecureTLS: "true", VarRepositorySecretName: "s3-secret", VarRepositorySecretNamespace: "demo", VarMaxConnections: "0",
+		VarTargetKind: "PersistentVolumeClaim", VarTargetName: "nfs-pvc", VarTargetNamespace: "demo",
+		VarTargetMountPath: "/data", VarTargetPaths: "/data", // follows the mount path (Stash gap §10.4)
+		VarExcludePatterns: `*.tmp,we"ird`, VarDriverArgs: "--one-file-system --tag=x", VarHostname: "nfs",
+		VarEnableCache: "false", VarRetentionKeepLast: "5", VarRetentionPrune: "true", VarRetentionDryRun: "false",
+		VarPushgatewayURL: opts.PushgatewayURL, VarMetricsEnabled: "true",
+	}
+	for k, w := range want {
+		if v[k] != w {
+			t.Errorf("%s = %q, want %q", k, v[k], w)
+		}
+	}
+	if _, ok := v[VarRetentionKeepDaily]; ok {
+		t.Errorf("RETENTION_KEEP_DAILY is set for keepDaily=0; only values > 0 are passed")
+	}
+	if bc.Spec.Target.Paths != nil {
+		t.Errorf("BackupVars modified its input: paths = %v", bc.Spec.Target.Paths)
+	}
+	if v := BackupVars(backupConfig(), session(), s3Repo(), Options{}); v[VarMetricsEnabled] != "false" || v[VarHostname] != "host-0" || v[VarTargetPaths] != "/stow-data" {
+		t.Errorf("defaults: METRICS_ENABLED=%q HOSTNAME=%q TARGET_PATHS=%q", v[VarMetricsEnabled], v[VarHostname], v[VarTargetPaths])
+	}
+}
+
+func TestRepositoryVars(t *testing.T) {
+	tests := []struct {
+		name    string
+		backend v1beta1.Backend
+		want    map[string]string
+	}{
+		{"local", localRepo().Spec.Backend, map[string]string{VarRepositoryProvider: "local", VarRepositoryBucket: "/repo", VarRepositoryPrefix: ""}},
+		{"gcs", v1beta1.Backend{GCS: &v1beta1.GCSSpec{Bucket: "g", Prefix: "p", MaxConnections: 4}}, map[string]string{VarRepositoryProvider: "gcs", VarRepositoryBucket: "g", VarMaxConnections: "4"}},
+		{"azure", v1beta1.Backend{Azure: &v1beta1.AzureSpec{Container: "c", MaxConnections: 2}}, map[string]string{VarRepositoryBucket: "c", VarMaxConnections: "2"}},
+		{"b2", v1beta1.Backend{B2: &v1beta1.B2Spec{Bucket: "b", Prefix: "x"}}, map[string]string{VarRepositoryBucket: "b", VarRepositoryPrefix: "x"}},
+		{"swift", v1beta1.Backend{Swift: &v1beta1.SwiftSpec{Container: "s"}}, map[string]string{VarRepositoryBucket: "s"}},
+		{"rest", v1beta1.Backend{Rest: &v1beta1.RestServerSpec{URL: "http://127.0.0.1:8000/user/repo"}}, map[string]string{
+			VarRepositoryProvider: "rest", VarRepositoryEndpoint: "http://127.0.0.1:8000/user/repo", VarRepositoryBucket: "127.0.0.1:8000", VarRepositoryPrefix: "user/repo"}},
+	}
+	for _, tt := range tests {
+		r := &v1beta1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "n"}, Spec: v1beta1.RepositorySpec{Backend: tt.backend}}
+		v := RepositoryVars(r)
+		for k, w := range tt.want {
+			if v[k] != w {
+				t.Errorf("%s: %s = %q, want %q", tt.name, k, v[k], w)
+			}
+		}
+	}
+}
+
+// Precedence (§3.3): step params < built-ins < spec.task.params < ADDON_IMAGE.
+func TestVariablePrecedence(t *testing.T) {
+	task := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: "custom"}, Spec: v1beta1.TaskSpec{Steps: []v1beta1.FunctionRef{{
+		Name: "fn", Params: []v1beta1.Param{{Name: "P", Value: "step"}, {Name: "HOSTNAME", Value: "step"}, {Name: "NAMESPACE", Value: "step"}},
+	}}}}
+	fn := &v1beta1.Function{ObjectMeta: metav1.ObjectMeta{Name: "fn"}, Spec: v1beta1.FunctionSpec{
+		Image: "img:${TAG:=1}",
+		Args:  []string{"p=${P}", "host=${HOSTNAME}", "ns=${NAMESPACE}", "addon=${ADDON_IMAGE}", "q=${Q:=dflt}"},
+	}}
+	bc := backupConfig()
+	bc.Spec.Task.Params = []v1beta1.Param{{Name: "HOSTNAME", Value: "user"}, {Name: "ADDON_IMAGE", Value: "user"}, {Name: "TAG", Value: "2"}}
+	job, err := BackupJob(bc, session(), s3Repo(), task, map[string]*v1beta1.Function{"fn": fn}, opts)
+	if err != nil {
+		t.Fatalf("BackupJob: %v", err)
+	}
+	c := job.Spec.Template.Spec.Containers[0]
+	want := []string{"p=step", "host=user", "ns=demo", "addon=img:2", "q=dflt"}
+	if strings.Join(c.Args, " ") != strings.Join(want, " ") {
+		t.Errorf("args = %q, want %q", c.Args, want)
+	}
+	if c.Image != "img:2" {
+		t.Errorf("image = %q, want img:2", c.Image)
+	}
+}
+
+func TestContainerOrder(t *testing.T) {
+	hook := &v1beta1.Handler{HTTPGet: &v1beta1.HTTPGetAction{Host: "127.0.0.1", Path: "/${BACKUP_SESSION}"}}
+	tests := []struct {
+		name     string
+		hooks    *v1beta1.BackupHooks
+		init     []string
+		main     string
+		hookArgs bool
+	}{
+		{"no hooks", nil, []string{"pvc-backup-0"}, "update-status-1", false},
+		{"pre hook", &v1beta1.BackupHooks{PreBackup: hook}, []string{"pre-task-hook", "pvc-backup-0"}, "update-status-1", true},
+		{"post hook", &v1beta1.BackupHooks{PostBackup: &v1beta1.PostHookHandler{Handler: *hook, ExecutionPolicy: v1beta1.ExecuteOnSuccess}},
+			[]string{"pvc-backup-0", "update-status-1"}, "post-task-hook", true},
+		{"both hooks", &v1beta1.BackupHooks{PreBackup: hook, PostBackup: &v1beta1.PostHookHandler{Handler: *hook}},
+			[]string{"pre-task-hook", "pvc-backup-0", "update-status-1"}, "post-task-hook", true},
+	}
+	for _, tt := range tests {
+		bc := backupConfig()
+		bc.Spec.Hooks = tt.hooks
+		job := mustBackupJob(t, bc, s3Repo())
+		p := job.Spec.Template.Spec
+		if got := containerNames(p.InitContainers); strings.Join(got, ",") != strings.Join(tt.init, ",") {
+			t.Errorf("%s: init containers = %v, want %v", tt.name, got, tt.init)
+		}
+		if len(p.Containers) != 1 || p.Containers[0].Name != tt.main {
+			t.Errorf("%s: main containers = %v, want [%s]", tt.name, containerNames(p.Containers), tt.main)
+		}
+		for _, c := range allContainers(job) {
+			if !strings.HasSuffix(c.Name, "-hook") {
+				continue
+			}
+			if !strings.Contains(strings.Join(c.Args, " "), `"path":"/nfs-backup-1700000000"`) {
+				t.Errorf("%s: hook %s args %q lack the substituted handler", tt.name, c.Name, c.Args)
+			}
+			if !hasMount(c, v1beta1.TargetVolumeName, "/stow-data") || !hasMount(c, v1beta1.TmpDirVolumeName, "/stow-tmp") {
+				t.Errorf("%s: hook %s lacks the step mounts: %v", tt.name, c.Name, c.VolumeMounts)
+			}
+		}
+	}
+
+	bc := backupConfig()
+	bc.Spec.Hooks = &v1beta1.BackupHooks{PreBackup: &v1beta1.Handler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo ${TARGET_NAME}"}}, ContainerName: "pvc-backup-0"}}
+	pre := mustBackupJob(t, bc, s3Repo()).Spec.Template.Spec.InitContainers[0]
+	if strings.Join(pre.Command, " ") != "sh -c echo nfs-pvc" || pre.Image != image {
+		t.Errorf("exec hook: command %q image %q", pre.Command, pre.Image)
+	}
+}
+
+func hasMount(c corev1.Container, name, path string) bool {
+	for _, m := range c.VolumeMounts {
+		if m.Name == name && m.MountPath == path {
+			return true
+		}
+	}
+	return false
+}
+
+func TestVolumesAndMounts(t *testing.T) {
+	bc := backupConfig()
+	bc.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "ignored", MountPath: "/data"}}
+	size := resource.MustParse("2Gi")
+	bc.Spec.TempDir = v1beta1.EmptyDirSettings{Medium: corev1.StorageMediumMemory, SizeLimit: &size}
+	job := mustBackupJob(t, bc, s3Repo())
+	p := job.Spec.Template.Spec
+	vols := map[string]corev1.Volume{}
+	for _, v := range p.Volumes {
+		vols[v.Name] = v
+	}
+	if len(vols) != 2 {
+		t.Errorf("volumes = %v, want stow-volume and stow-tmp-dir", p.Volumes)
+	}
+	if v := vols[v1beta1.TargetVolumeName]; v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "nfs-pvc" {
+		t.Errorf("target volume = %+v", v)
+	}
+	if v := vols[v1beta1.TmpDirVolumeName]; v.EmptyDir == nil || v.EmptyDir.Medium != corev1.StorageMediumMemory || v.EmptyDir.SizeLimit.Cmp(size) != 0 {
+		t.Errorf("tmp volume = %+v", v)
+	}
+	for _, c := range allContainers(job) {
+		if !hasMount(c, v1beta1.TmpDirVolumeName, v1beta1.TmpDirMountPath) {
+			t.Errorf("%s lacks the tmp mount: %v", c.Name, c.VolumeMounts)
+		}
+		if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != "s3-secret" {
+			t.Errorf("%s envFrom = %+v, want the storage secret", c.Name, c.EnvFrom)
+		}
+		if c.ImagePullPolicy != corev1.PullIfNotPresent || c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+			t.Errorf("%s pull policy %q termination policy %q", c.Name, c.ImagePullPolicy, c.TerminationMessagePolicy)
+		}
+	}
+	backup := p.InitContainers[0]
+	if !hasMount(backup, v1beta1.TargetVolumeName, "/data") {
+		t.Errorf("backup step lacks the target mount at /data: %v", backup.VolumeMounts)
+	}
+	if got := arg(t, backup, "--backup-paths"); got != "/data" {
+		t.Errorf("--backup-paths = %q, want /data", got)
+	}
+	if got := arg(t, backup, "--exclude"); got != `*.tmp,we"ird` {
+		t.Errorf("--exclude = %q", got)
+	}
+}
+
+func TestLocalBackend(t *testing.T) {
+	job := mustBackupJob(t, backupConfig(), localRepo())
+	var found bool
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		if v.Name == v1beta1.LocalBackendVolumeName {
+			found = v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "repo-pvc"
+		}
+	}
+	if !found {
+		t.Errorf("local backend volume missing: %v", job.Spec.Template.Spec.Volumes)
+	}
+	for _, c := range allContainers(job) {
+		ok := false
+		for _, m := range c.VolumeMounts {
+			ok = ok || m.Name == v1beta1.LocalBackendVolumeName && m.MountPath == "/repo" && m.SubPath == "sub"
+		}
+		if !ok {
+			t.Errorf("%s lacks the local backend mount: %v", c.Name, c.VolumeMounts)
+		}
+		if got := arg(t, c, "--bucket"); got != "/repo" {
+			t.Errorf("%s --bucket = %q, want /repo", c.Name, got)
+		}
+	}
+}
+
+func TestSecurityDefaultsAndOverrides(t *testing.T) {
+	job := mustBackupJob(t, backupConfig(), s3Repo())
+	p := job.Spec.Template.Spec
+	sc := p.SecurityContext
+	if sc == nil || !ptr.Deref(sc.RunAsNonRoot, false) || ptr.Deref(sc.RunAsUser, 0) != 65534 || ptr.Deref(sc.RunAsGroup, 0) != 65534 || ptr.Deref(sc.FSGroup, 0) != 65534 {
+		t.Errorf("backup pod securityContext = %+v", sc)
+	}
+	if ptr.Deref(p.AutomountServiceAccountToken, true) {
+		t.Errorf("automountServiceAccountToken must be false by default")
+	}
+	for _, c := range allContainers(job) {
+		if c.SecurityContext == nil || ptr.Deref(c.SecurityContext.AllowPrivilegeEscalation, true) || len(c.SecurityContext.Capabilities.Drop) != 1 {
+			t.Errorf("%s securityContext = %+v", c.Name, c.SecurityContext)
+		}
+	}
+	if len(p.ImagePullSecrets) != 1 || p.ImagePullSecrets[0].Name != "regcred" {
+		t.Errorf("imagePullSecrets = %v", p.ImagePullSecrets)
+	}
+	if p.RestartPolicy != corev1.RestartPolicyNever || ptr.Deref(job.Spec.BackoffLimit, -1) != 0 {
+		t.Errorf("restartPolicy %q backoffLimit %v", p.RestartPolicy, job.Spec.BackoffLimit)
+	}
+	if job.Spec.ActiveDeadlineSeconds != nil {
+		t.Errorf("activeDeadlineSeconds set without timeOut")
+	}
+
+	bc := backupConfig()
+	bc.Spec.TimeOut = &metav1.Duration{Duration: 90 * time.Minute}
+	bc.Spec.RuntimeSettings = v1beta1.RuntimeSettings{
+		Pod: &v1beta1.PodRuntimeSettings{
+			SecurityContext:              &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0))},
+			AutomountServiceAccountToken: ptr.To(true),
+			ServiceAccountName:           "mine",
+			NodeSelector:                 map[string]string{"disk": "ssd"},
+			PodLabels:                    map[string]string{"team": "a", v1beta1.LabelInvokerName: "spoofed"},
+			PodAnnotations:               map[string]string{"note": "x"},
+			ImagePullSecrets:             []corev1.LocalObjectReference{{Name: "other"}, {Name: "regcred"}},
+		},
+		Container: &v1beta1.ContainerRuntimeSettings{
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}},
+			Env:       []corev1.EnvVar{{Name: "GOGC", Value: "50"}},
+			Nice:      &v1beta1.NiceSettings{Adjustment: ptr.To(int32(5))},
+			IONice:    &v1beta1.IONiceSettings{Class: ptr.To(int32(2)), ClassData: ptr.To(int32(4))},
+		},
+	}
+	job = mustBackupJob(t, bc, s3Repo())
+	p = job.Spec.Template.Spec
+	if ptr.Deref(job.Spec.ActiveDeadlineSeconds, 0) != 5400 {
+		t.Errorf("activeDeadlineSeconds = %v, want 5400", job.Spec.ActiveDeadlineSeconds)
+	}
+	if p.SecurityContext.RunAsNonRoot != nil || ptr.Deref(p.SecurityContext.RunAsUser, -1) != 0 || p.SecurityContext.FSGroup != nil {
+		t.Errorf("pod securityContext override not applied as a whole: %+v", p.SecurityContext)
+	}
+	if !ptr.Deref(p.AutomountServiceAccountToken, false) || p.ServiceAccountName != "mine" || p.NodeSelector["disk"] != "ssd" {
+		t.Errorf("pod settings not applied: automount %v sa %q nodeSelector %v", p.AutomountServiceAccountToken, p.ServiceAccountName, p.NodeSelector)
+	}
+	meta := job.Spec.Template.ObjectMeta
+	if meta.Labels["team"] != "a" || meta.Labels[v1beta1.LabelInvokerName] != "nfs-backup" || meta.Annotations["note"] != "x" {
+		t.Errorf("pod metadata = %+v", meta)
+	}
+	if len(p.ImagePullSecrets) != 2 {
+		t.Errorf("imagePullSecrets not merged: %v", p.ImagePullSecrets)
+	}
+	for _, c := range allContainers(job) {
+		if c.SecurityContext != nil {
+			t.Errorf("%s: the default container securityContext must be off with a user pod securityContext", c.Name)
+		}
+		env := map[string]string{}
+		for _, e := range c.Env {
+			env[e.Name] = e.Value
+		}
+		if env["GOGC"] != "50" || env["NICE_ADJUSTMENT"] != "5" || env["IONICE_CLASS"] != "2" || env["IONICE_CLASS_DATA"] != "4" {
+			t.Errorf("%s env = %v", c.Name, env)
+		}
+		if !c.Resources.Limits.Memory().Equal(resource.MustParse("1Gi")) {
+			t.Errorf("%s resources = %v", c.Name, c.Resources)
+		}
+	}
+}
+
+func TestJobMetadata(t *testing.T) {
+	bc := backupConfig()
+	bc.Spec.Target.Ref.Name = strings.Repeat("p", 100)
+	s := session()
+	s.Name = strings.Repeat("s", 240)
+	tasks, fns := builtins()
+	long := strings.Repeat("f", 80) + ".v1"
+	fns[long] = fns[v1beta1.FunctionUpdateStatus].DeepCopy()
+	fns[long].Name = long
+	task := tasks[v1beta1.TaskPVCBackup].DeepCopy()
+	task.Spec.Steps[1].Name = long
+	job, err := BackupJob(bc, s, s3Repo(), task, fns, opts)
+	if err != nil {
+		t.Fatalf("BackupJob: %v", err)
+	}
+	if errs := validation.IsDNS1123Label(job.Name); len(errs) > 0 {
+		t.Errorf("job name %q: %v", job.Name, errs)
+	}
+	for _, c := range allContainers(job) {
+		if errs := validation.IsDNS1123Label(c.Name); len(errs) > 0 {
+			t.Errorf("container name %q: %v", c.Name, errs)
+		}
+	}
+	for k, v := range job.Labels {
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			t.Errorf("label %s=%q: %v", k, v, errs)
+		}
+	}
+	if len(job.OwnerReferences) != 1 || job.OwnerReferences[0].Kind != v1beta1.KindBackupSession || job.OwnerReferences[0].UID != "s-uid" || !ptr.Deref(job.OwnerReferences[0].Controller, false) {
+		t.Errorf("owner references = %+v", job.OwnerReferences)
+	}
+	j := mustBackupJob(t, backupConfig(), s3Repo())
+	if j.Name != "stow-backup-nfs-backup-1700000000" || j.Namespace != "demo" {
+		t.Errorf("job = %s/%s", j.Namespace, j.Name)
+	}
+	for _, l := range []string{v1beta1.LabelInvokerName, v1beta1.LabelTargetName, v1beta1.LabelComponent, LabelBackupSession} {
+		if j.Labels[l] == "" || j.Spec.Template.Labels[l] != j.Labels[l] {
+			t.Errorf("label %s: job %q pod %q", l, j.Labels[l], j.Spec.Template.Labels[l])
+		}
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	tasks, fns := builtins()
+	empty := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: "empty"}}
+	missing := tasks[v1beta1.TaskPVCBackup].DeepCopy()
+	missing.Spec.Steps[0].Name = "nope"
+	noSecret := s3Repo()
+	noSecret.Spec.Backend.StorageSecretName = ""
+	tests := []struct {
+		name string
+		task *v1beta1.Task
+		repo *v1beta1.Repository
+		want string
+	}{
+		{"no steps", empty, s3Repo(), `task "empty" has no steps`},
+		{"unknown function", missing, s3Repo(), `function "nope" not found`},
+		{"nil task", nil, s3Repo(), "task not given"},
+		{"nil repo", tasks[v1beta1.TaskPVCBackup], nil, "repository not given"},
+		{"no secret", tasks[v1beta1.TaskPVCBackup], noSecret, "has no storageSecretName"},
+	}
+	for _, tt := range tests {
+		_, err := BackupJob(backupConfig(), session(), tt.repo, tt.task, fns, opts)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v, want one line containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func restoreSession() *v1beta1.RestoreSession {
+	return &v1beta1.RestoreSession{
+		ObjectMeta: metav1.ObjectMeta{Name: "restore", Namespace: "demo", UID: "rs-uid"},
+		Spec: v1beta1.RestoreSessionSpec{
+			Repository: v1beta1.ObjectRef{Name: "repo"},
+			Target:     &v1beta1.RestoreTarget{Ref: v1beta1.TargetRef{Name: "nfs-pvc"}},
+		},
+	}
+}
+
+func TestRestoreVars(t *testing.T) {
+	rs := restoreSession()
+	tests := []struct {
+		name string
+		rule *v1beta1.Rule
+		want map[string]string
+	}{
+		{"no rule restores latest", nil, map[string]string{VarRestoreSnapshots: "latest", VarSourceHostname: "host-0", VarHostname: "host-0", VarRestorePaths: ""}},
+		{"sourceHost honoured", &v1beta1.Rule{SourceHost: "other", Paths: []string{"/stow-data/a", "/stow-data/b"}},
+			map[string]string{VarSourceHostname: "other", VarRestorePaths: "/stow-data/a,/stow-data/b", VarRestoreSnapshots: ""}},
+		{"snapshots", &v1beta1.Rule{Snapshots: []string{"abcd1234", "latest"}, Include: []string{"x"}, Exclude: []string{"y", "z"}},
+			map[string]string{VarRestoreSnapshots: "abcd1234,latest", VarIncludePatterns: "x", VarExcludePatterns: "y,z", VarSourceHostname: "host-0"}},
+		{"include only restores latest", &v1beta1.Rule{Include: []string{"x"}}, map[string]string{VarRestoreSnapshots: "latest"}},
+	}
+	for _, tt := range tests {
+		v := RestoreVars(rs, s3Repo(), tt.rule, opts)
+		if v[VarRestoreSession] != "restore" || v[VarInvokerKind] != "RestoreSession" || v[VarTargetName] != "nfs-pvc" || v[VarTargetAppReplicas] != "1" {
+			t.Errorf("%s: base vars wrong: %v", tt.name, v)
+		}
+		for k, w := range tt.want {
+			if v[k] != w {
+				t.Errorf("%s: %s = %q, want %q", tt.name, k, v[k], w)
+			}
+		}
+	}
+}
+
+func TestRestoreJobs(t *testing.T) {
+	tasks, fns := builtins()
+	rs := restoreSession()
+	rs.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/data"}}
+	rs.Spec.Target.Rules = []v1beta1.Rule{{SourceHost: "src", Snapshots: []string{"latest"}}}
+	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	if err != nil || len(jobs) != 1 || len(pvcs) != 0 {
+		t.Fatalf("RestoreJobs = %d jobs, %d pvcs, %v", len(jobs), len(pvcs), err)
+	}
+	j := jobs[0]
+	p := j.Spec.Template.Spec
+	if j.Name != "stow-restore-restore" || j.OwnerReferences[0].Kind != v1beta1.KindRestoreSession {
+		t.Errorf("job %s owner %+v", j.Name, j.OwnerReferences)
+	}
+	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != 0 || ptr.Deref(p.SecurityContext.RunAsGroup, -1) != 0 || ptr.Deref(p.AutomountServiceAccountToken, true) {
+		t.Errorf("restore pod security = %+v automount %v", p.SecurityContext, p.AutomountServiceAccountToken)
+	}
+	if names := containerNames(allContainers(j)); strings.Join(names, ",") != "pvc-restore-0,update-status-1" {
+		t.Errorf("containers = %v", names)
+	}
+	c := p.InitContainers[0]
+	if arg(t, c, "--source-hostname") != "src" || arg(t, c, "--mount-path") != "/data" || arg(t, c, "--snapshots") != "latest" {
+		t.Errorf("restore args = %q", c.Args)
+	}
+	if j.Labels[v1beta1.LabelComponent] != v1beta1.ComponentRestore || j.Labels[LabelRestoreSession] != "restore" {
+		t.Errorf("labels = %v", j.Labels)
+	}
+
+	rs.Spec.Target.Rules = []v1beta1.Rule{{TargetHosts: []string{"elsewhere"}}}
+	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts); err == nil || !strings.Contains(err.Error(), `no rule matches host "host-0"`) {
+		t.Errorf("unmatched rule: err = %v", err)
+	}
+}
+
+func TestRestoreJobsVolumeClaimTemplates(t *testing.T) {
+	tasks, fns := builtins()
+	rs := restoreSession()
+	rs.Spec.Target.Ref.Name = ""
+	rs.Spec.Target.Replicas = ptr.To(int32(2))
+	rs.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{
+		ObjectMeta: metav1.ObjectMeta{Name: "data-${POD_ORDINAL}"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}}
+	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	if err != nil || len(jobs) != 2 || len(pvcs) != 2 {
+		t.Fatalf("RestoreJobs = %d jobs, %d pvcs, %v", len(jobs), len(pvcs), err)
+	}
+	for ord, j := range jobs {
+		wantPVC := []string{"data-0", "data-1"}[ord]
+		wantJob := []string{"stow-restore-restore", "stow-restore-restore-1"}[ord]
+		if pvcs[ord].Name != wantPVC || pvcs[ord].Namespace != "demo" {
+			t.Errorf("pvc %d = %s/%s", ord, pvcs[ord].Namespace, pvcs[ord].Name)
+		}
+		if j.Name != wantJob {
+			t.Errorf("job %d = %s, want %s", ord, j.Name, wantJob)
+		}
+		var claim string
+		for _, v := range j.Spec.Template.Spec.Volumes {
+			if v.Name == v1beta1.TargetVolumeName {
+				claim = v.PersistentVolumeClaim.ClaimName
+			}
+		}
+		if claim != wantPVC {
+			t.Errorf("job %s mounts claim %q, want %q", j.Name, claim, wantPVC)
+		}
+		if got := arg(t, j.Spec.Template.Spec.InitContainers[0], "--target-name"); got != wantPVC {
+			t.Errorf("job %s --target-name = %q", j.Name, got)
+		}
+	}
+}

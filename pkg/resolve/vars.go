@@ -1,0 +1,272 @@
+package resolve
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+// Options are the operator-wide settings the resolver needs.
+type Options struct {
+	// Image is the runner image (operator flag), used by built-in Functions,
+	// hook containers and the trigger CronJob.
+	Image string
+	// PushgatewayURL is PROMETHEUS_PUSHGATEWAY_URL; empty disables metrics pushes.
+	PushgatewayURL string
+	// ImagePullSecrets are added to every pod Stow creates.
+	ImagePullSecrets []corev1.LocalObjectReference
+}
+
+// Variable names (stash-spec §3.2). Only the ones Stow computes are listed;
+// Task step params and spec.task.params may add any others.
+const (
+	VarNamespace                 = "NAMESPACE"
+	VarBackupSession             = "BACKUP_SESSION"
+	VarRestoreSession            = "RESTORE_SESSION"
+	VarInvokerKind               = "INVOKER_KIND"
+	VarInvokerName               = "INVOKER_NAME"
+	VarRepositoryName            = "REPOSITORY_NAME"
+	VarRepositoryNamespace       = "REPOSITORY_NAMESPACE"
+	VarRepositoryProvider        = "REPOSITORY_PROVIDER"
+	VarRepositoryBucket          = "REPOSITORY_BUCKET"
+	VarRepositoryPrefix          = "REPOSITORY_PREFIX"
+	VarRepositoryEndpoint        = "REPOSITORY_ENDPOINT"
+	VarRepositoryRegion          = "REPOSITORY_REGION"
+	VarRepositoryInsecureTLS     = "REPOSITORY_INSECURE_TLS"
+	VarRepositorySecretName      = "REPOSITORY_SECRET_NAME"
+	VarRepositorySecretNamespace = "REPOSITORY_SECRET_NAMESPACE"
+	VarMaxConnections            = "MAX_CONNECTIONS"
+	VarTargetKind                = "TARGET_KIND"
+	VarTargetName                = "TARGET_NAME"
+	VarTargetNamespace           = "TARGET_NAMESPACE"
+	VarTargetPaths               = "TARGET_PATHS"
+	VarTargetMountPath           = "TARGET_MOUNT_PATH"
+	VarExcludePatterns           = "EXCLUDE_PATTERNS"
+	VarIncludePatterns           = "INCLUDE_PATTERNS"
+	VarDriverArgs                = "DRIVER_ARGS"
+	VarHostname                  = "HOSTNAME"
+	VarSourceHostname            = "SOURCE_HOSTNAME"
+	VarRestorePaths              = "RESTORE_PATHS"
+	VarRestoreSnapshots          = "RESTORE_SNAPSHOTS"
+	VarTargetAppReplicas         = "TARGET_APP_REPLICAS"
+	VarEnableCache               = "ENABLE_CACHE"
+	VarInterimDataDir            = "INTERIM_DATA_DIR"
+	VarRetentionKeepLast         = "RETENTION_KEEP_LAST"
+	VarRetentionKeepHourly       = "RETENTION_KEEP_HOURLY"
+	VarRetentionKeepDaily        = "RETENTION_KEEP_DAILY"
+	VarRetentionKeepWeekly       = "RETENTION_KEEP_WEEKLY"
+	VarRetentionKeepMonthly      = "RETENTION_KEEP_MONTHLY"
+	VarRetentionKeepYearly       = "RETENTION_KEEP_YEARLY"
+	VarRetentionKeepTags         = "RETENTION_KEEP_TAGS"
+	VarRetentionPrune            = "RETENTION_PRUNE"
+	VarRetentionDryRun           = "RETENTION_DRY_RUN"
+	VarIntegrityCheck            = "INTEGRITY_CHECK"
+	VarMetricsEnabled            = "METRICS_ENABLED"
+	VarPushgatewayURL            = "PROMETHEUS_PUSHGATEWAY_URL"
+	VarPrometheusJobName         = "PROMETHEUS_JOB_NAME"
+	VarAddonImage                = "ADDON_IMAGE"
+	VarStowImage                 = "STOW_IMAGE"
+	VarHookType                  = "HOOK_TYPE"
+)
+
+// interimDataDir is INTERIM_DATA_DIR when no interim volume is configured.
+const interimDataDir = v1beta1.TmpDirMountPath + "/stow-interim-volume/data"
+
+// RepositoryVars are the REPOSITORY_* and MAX_CONNECTIONS variables of repo.
+func RepositoryVars(repo *v1beta1.Repository) map[string]string {
+	v := map[string]string{
+		VarRepositoryInsecureTLS: "false",
+		VarMaxConnections:        "0",
+	}
+	if repo == nil {
+		return v
+	}
+	b := repo.Spec.Backend
+	v[VarRepositoryName] = repo.Name
+	v[VarRepositoryNamespace] = repo.Namespace
+	v[VarRepositoryProvider] = b.Provider()
+	v[VarRepositorySecretName] = b.StorageSecretName
+	v[VarRepositorySecretNamespace] = repo.Namespace
+	maxConn := int64(0)
+	switch {
+	case b.Local != nil:
+		v[VarRepositoryBucket] = b.Local.MountPath
+	case b.S3 != nil:
+		v[VarRepositoryBucket] = b.S3.Bucket
+		v[VarRepositoryPrefix] = b.S3.Prefix
+		v[VarRepositoryEndpoint] = b.S3.Endpoint
+		v[VarRepositoryRegion] = b.S3.Region
+		v[VarRepositoryInsecureTLS] = strconv.FormatBool(b.S3.InsecureTLS)
+	case b.GCS != nil:
+		v[VarRepositoryBucket] = b.GCS.Bucket
+		v[VarRepositoryPrefix] = b.GCS.Prefix
+		maxConn = b.GCS.MaxConnections
+	case b.Azure != nil:
+		v[VarRepositoryBucket] = b.Azure.Container
+		v[VarRepositoryPrefix] = b.Azure.Prefix
+		maxConn = b.Azure.MaxConnections
+	case b.Swift != nil:
+		v[VarRepositoryBucket] = b.Swift.Container
+		v[VarRepositoryPrefix] = b.Swift.Prefix
+	case b.B2 != nil:
+		v[VarRepositoryBucket] = b.B2.Bucket
+		v[VarRepositoryPrefix] = b.B2.Prefix
+		maxConn = b.B2.MaxConnections
+	case b.Rest != nil:
+		v[VarRepositoryEndpoint] = b.Rest.URL
+		if u, err := url.Parse(b.Rest.URL); err == nil {
+			v[VarRepositoryBucket] = u.Host
+			v[VarRepositoryPrefix] = strings.TrimPrefix(u.Path, "/")
+		}
+	}
+	v[VarMaxConnections] = strconv.FormatInt(maxConn, 10)
+	return v
+}
+
+// commonVars are the variables shared by backup and restore.
+func commonVars(ns, kind, name string, tmp v1beta1.EmptyDirSettings, interim bool, repo *v1beta1.Repository, opts Options) map[string]string {
+	v := RepositoryVars(repo)
+	v[VarNamespace] = ns
+	v[VarInvokerKind] = kind
+	v[VarInvokerName] = name
+	v[VarEnableCache] = strconv.FormatBool(!tmp.DisableCaching)
+	v[VarPushgatewayURL] = opts.PushgatewayURL
+	v[VarMetricsEnabled] = strconv.FormatBool(opts.PushgatewayURL != "")
+	v[VarPrometheusJobName] = names.PushgatewayJob(kind, ns, name)
+	v[VarStowImage] = opts.Image
+	v[VarIntegrityCheck] = "true"
+	v[VarInterimDataDir] = interimDataDir
+	if interim {
+		v[VarInterimDataDir] = "/stow-interim-volume/data"
+	}
+	return v
+}
+
+// BackupVars returns the variables of stash-spec §3.2 for a backup. It does
+// not include Task step params or spec.task.params: BackupJob layers those
+// with the precedence of §3.3. bc is defaulted on a copy, never modified.
+func BackupVars(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, opts Options) map[string]string {
+	bc = bc.DeepCopy()
+	v1beta1.DefaultBackupConfiguration(bc)
+	ns := bc.Namespace
+	if s != nil && s.Namespace != "" {
+		ns = s.Namespace
+	}
+	v := commonVars(ns, v1beta1.KindBackupConfiguration, bc.Name, bc.Spec.TempDir, bc.Spec.InterimVolumeTemplate != nil, repo, opts)
+	if s != nil {
+		v[VarBackupSession] = s.Name
+	}
+	v[VarHostname] = v1beta1.DefaultHost
+	v[VarTargetMountPath] = v1beta1.DefaultMountPath
+	v[VarTargetPaths] = v1beta1.DefaultMountPath
+	if t := bc.Spec.Target; t != nil {
+		setTargetRef(v, t.Ref, bc.Namespace)
+		mount := v1beta1.TargetMountPath(t.VolumeMounts)
+		v[VarTargetMountPath] = mount
+		// Defaulting already made paths follow the mount path (Stash gap §10.4).
+		v[VarTargetPaths] = strings.Join(t.Paths, ",")
+		if len(t.Paths) == 0 {
+			v[VarTargetPaths] = mount
+		}
+		v[VarExcludePatterns] = strings.Join(t.Exclude, ",")
+		v[VarDriverArgs] = strings.Join(t.Args, " ")
+		v[VarHostname] = v1beta1.Host(t.Alias)
+	}
+	rp := bc.Spec.RetentionPolicy
+	for name, n := range map[string]int64{
+		VarRetentionKeepLast: rp.KeepLast, VarRetentionKeepHourly: rp.KeepHourly, VarRetentionKeepDaily: rp.KeepDaily,
+		VarRetentionKeepWeekly: rp.KeepWeekly, VarRetentionKeepMonthly: rp.KeepMonthly, VarRetentionKeepYearly: rp.KeepYearly,
+	} {
+		if n > 0 {
+			v[name] = strconv.FormatInt(n, 10)
+		}
+	}
+	if len(rp.KeepTags) > 0 {
+		v[VarRetentionKeepTags] = strings.Join(rp.KeepTags, ",")
+	}
+	v[VarRetentionPrune] = strconv.FormatBool(rp.Prune)
+	v[VarRetentionDryRun] = strconv.FormatBool(rp.DryRun)
+	return v
+}
+
+// RestoreVars returns the variables of stash-spec §3.2 for a restore with the
+// given matching rule (nil when the session has no rule for this host). Two
+// Stash gaps are fixed here: SOURCE_HOSTNAME is always set (the rule's
+// sourceHost, else the restoring host, §10.5), and a rule that names neither
+// snapshots nor paths restores the latest snapshot (RESTORE_SNAPSHOTS=latest)
+// instead of silently restoring nothing.
+func RestoreVars(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, rule *v1beta1.Rule, opts Options) map[string]string {
+	rs = rs.DeepCopy()
+	v1beta1.DefaultRestoreSession(rs)
+	v := commonVars(rs.Namespace, v1beta1.KindRestoreSession, rs.Name, rs.Spec.TempDir, rs.Spec.InterimVolumeTemplate != nil, repo, opts)
+	v[VarRestoreSession] = rs.Name
+	v[VarHostname] = v1beta1.DefaultHost
+	v[VarTargetMountPath] = v1beta1.DefaultMountPath
+	v[VarTargetAppReplicas] = "1"
+	if t := rs.Spec.Target; t != nil {
+		setTargetRef(v, t.Ref, rs.Namespace)
+		if t.Ref.Name == "" && len(t.VolumeClaimTemplates) > 0 {
+			v[VarTargetName] = t.VolumeClaimTemplates[0].Name
+		}
+		v[VarTargetMountPath] = v1beta1.TargetMountPath(t.VolumeMounts)
+		v[VarDriverArgs] = strings.Join(t.Args, " ")
+		v[VarHostname] = v1beta1.Host(t.Alias)
+		if t.Replicas != nil {
+			v[VarTargetAppReplicas] = strconv.Itoa(int(*t.Replicas))
+		}
+	}
+	v[VarSourceHostname] = v[VarHostname]
+	v[VarRestoreSnapshots] = "latest"
+	if rule != nil {
+		if rule.SourceHost != "" {
+			v[VarSourceHostname] = rule.SourceHost
+		}
+		v[VarRestorePaths] = strings.Join(rule.Paths, ",")
+		if len(rule.Snapshots) > 0 || len(rule.Paths) > 0 {
+			v[VarRestoreSnapshots] = strings.Join(rule.Snapshots, ",")
+		}
+		v[VarIncludePatterns] = strings.Join(rule.Include, ",")
+		v[VarExcludePatterns] = strings.Join(rule.Exclude, ",")
+	}
+	return v
+}
+
+func setTargetRef(v map[string]string, r v1beta1.TargetRef, invokerNS string) {
+	kind := r.Kind
+	if kind == "" {
+		kind = v1beta1.KindPersistentVolumeClaim
+	}
+	ns := r.Namespace
+	if ns == "" {
+		ns = invokerNS
+	}
+	v[VarTargetKind] = kind
+	v[VarTargetName] = r.Name
+	v[VarTargetNamespace] = ns
+}
+
+// MatchRule returns the rule of rules that applies to host: the first one
+// listing it in targetHosts, else the one with empty targetHosts, else nil.
+func MatchRule(rules []v1beta1.Rule, host string) *v1beta1.Rule {
+	var any *v1beta1.Rule
+	for i := range rules {
+		r := &rules[i]
+		if len(r.TargetHosts) == 0 {
+			if any == nil {
+				any = r
+			}
+			continue
+		}
+		for _, h := range r.TargetHosts {
+			if h == host {
+				return r
+			}
+		}
+	}
+	return any
+}
