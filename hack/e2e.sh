@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs the e2e suite on the local cluster with Stow deployed in-cluster from
+# deploy/ (through e2e/deploy, which only shortens the Pending threshold).
+#   hack/e2e.sh [go test args...]
+# Env: STOW_E2E_DOWN=auto (default) stops the cluster afterwards only if this run started it;
+#      1 always, 0 never;
+#      KUBECONFIG set and STOW_E2E_EXTERNAL=1: use that cluster (e.g. kind) instead.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+OUT=$ROOT/_output/e2e
+mkdir -p "$OUT"
+IMAGE=${IMAGE:-docker.io/stowhq/stow:dev}
+FIXTURE_IMAGE=${FIXTURE_IMAGE:-docker.io/stowhq/stow-e2e-fixture:dev}
+step() { printf '\n\033[1m>> %s\033[0m (%s)\n' "$*" "$(date +%T)"; }
+
+step "tools (restic, minio)"
+bash hack/tools.sh
+
+MINIO_PID=""
+DOWN=${STOW_E2E_DOWN:-auto}
+if [ "$DOWN" = auto ]; then
+  if bash hack/local-cluster.sh status >/dev/null 2>&1; then DOWN=0; else DOWN=1; fi
+fi
+cleanup() {
+  rc=$?
+  if [ -n "${KUBECONFIG:-}" ]; then
+    kubectl -n stow-system logs deploy/stow-operator --tail=-1 > "$OUT/operator.log" 2>&1 || true
+  fi
+  [ -n "$MINIO_PID" ] && kill "$MINIO_PID" 2>/dev/null && wait "$MINIO_PID" 2>/dev/null || true
+  if [ "$DOWN" = 1 ] && [ "${STOW_E2E_EXTERNAL:-0}" != 1 ]; then
+    step "stopping the local cluster"
+    bash hack/local-cluster.sh down || true
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+
+if [ "${STOW_E2E_EXTERNAL:-0}" != 1 ]; then
+  step "local cluster"
+  bash hack/local-cluster.sh up
+  KUBECONFIG=$(bash hack/local-cluster.sh kubeconfig)
+  export KUBECONFIG
+  MINIO_HOST=${MINIO_HOST:-$(bash hack/local-cluster.sh gateway-ip 2>/dev/null || echo 10.244.0.1)}
+else
+  : "${KUBECONFIG:?set KUBECONFIG to the cluster to test}"
+  MINIO_HOST=${MINIO_HOST:?set MINIO_HOST to an address of this host that pods can reach}
+fi
+
+step "images"
+bash hack/build-image.sh
+mkdir -p _output/fixture-bin
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o _output/fixture-bin/fixture ./e2e/fixture
+go run ./hack/mkimage -ref "$FIXTURE_IMAGE" -out _output/fixture-image.tar _output/fixture-bin/fixture
+if [ "${STOW_E2E_EXTERNAL:-0}" != 1 ]; then
+  bash hack/local-cluster.sh import-image _output/stow-image.tar
+  bash hack/local-cluster.sh import-image _output/fixture-image.tar
+elif [ -n "${KIND_CLUSTER:-}" ]; then
+  kind load image-archive _output/stow-image.tar --name "$KIND_CLUSTER"
+  kind load image-archive _output/fixture-image.tar --name "$KIND_CLUSTER"
+fi
+
+step "MinIO on $MINIO_HOST"
+MINIO=$(bash hack/tools.sh --print minio)
+MINIO_PORT=${MINIO_PORT:-19000}
+MINIO_DIR=$(mktemp -d)
+export MINIO_ROOT_USER=stow-e2e MINIO_ROOT_PASSWORD=stow-e2e-secret-key MINIO_BROWSER=off
+"$MINIO" server "$MINIO_DIR" --address "$MINIO_HOST:$MINIO_PORT" --console-address "$MINIO_HOST:$((MINIO_PORT+1))" --quiet > "$OUT/minio.log" 2>&1 &
+MINIO_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://$MINIO_HOST:$MINIO_PORT/minio/health/ready" >/dev/null 2>&1 && break
+  kill -0 "$MINIO_PID" 2>/dev/null || { cat "$OUT/minio.log"; echo "MinIO exited" >&2; exit 1; }
+  sleep 0.2
+done
+curl -fsS --aws-sigv4 aws:amz:us-east-1:s3 --user "$MINIO_ROOT_USER:$MINIO_ROOT_PASSWORD" -X PUT "http://$MINIO_HOST:$MINIO_PORT/stow-e2e" >/dev/null
+
+step "deploying Stow (kubectl apply -k e2e/deploy)"
+kubectl apply --server-side -k e2e/deploy >/dev/null
+# The image tag is fixed, so a rebuilt image needs a restart to be used.
+kubectl -n stow-system rollout restart deploy/stow-operator >/dev/null
+kubectl -n stow-system rollout status deploy/stow-operator --timeout=180s
+
+step "e2e suite"
+export STOW_E2E_S3_ENDPOINT="http://$MINIO_HOST:$MINIO_PORT" STOW_E2E_S3_ACCESS_KEY=$MINIO_ROOT_USER STOW_E2E_S3_SECRET_KEY=$MINIO_ROOT_PASSWORD
+export STOW_E2E_FIXTURE_IMAGE=$FIXTURE_IMAGE STOW_E2E_LOG_DIR=$OUT
+go test -tags e2e -count=1 -timeout 40m "${@:--v}" ./e2e/
