@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"k8s.io/client-go/util/workqueue"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/jobresult"
@@ -84,7 +84,9 @@ func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s
 func TestPushPathsAndEncodings(t *testing.T) {
 	s, _ := startServer(t, ServerOptions{})
 	u := s.URL()
-	text := func(name string, v string) []byte { return []byte("# TYPE " + name + " gauge\n" + name + " " + v + "\n") }
+	text := func(name string, v string) []byte {
+		return []byte("# TYPE " + name + " gauge\n" + name + " " + v + "\n")
+	}
 	tests := []struct {
 		name, method, path, ctype, enc string
 		body                           []byte
