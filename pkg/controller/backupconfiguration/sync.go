@@ -1,0 +1,592 @@
+package backupconfiguration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+// sync reconciles one BackupConfiguration; it is idempotent and safe to call
+// for any key at any time.
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
+		return nil
+	}
+	cached, err := c.bcs.BackupConfigurations(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil // owned objects are garbage-collected through owner references
+	}
+	if err != nil {
+		return err
+	}
+	bc := cached.DeepCopy()
+	if bc.DeletionTimestamp != nil {
+		return c.finalize(ctx, bc)
+	}
+	if internal.AddFinalizer(bc, v1beta1.Finalizer) {
+		updated, err := c.stow.StowV1beta1().BackupConfigurations(ns).Update(ctx, bc, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("add finalizer to backupconfiguration %s: %v", key, err)
+		}
+		bc = updated
+	}
+	return c.reconcile(ctx, bc)
+}
+
+// finalize removes what Stow created for bc, then the finalizer.
+func (c *Controller) finalize(ctx context.Context, bc *v1beta1.BackupConfiguration) error {
+	if !internal.HasFinalizer(bc, v1beta1.Finalizer) {
+		return nil
+	}
+	if err := c.deleteOwned(ctx, bc, true); err != nil {
+		c.event(bc, corev1.EventTypeWarning, internal.ReasonCleanupFailed, err.Error())
+		return err
+	}
+	ref := v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: bc.Namespace, Name: bc.Name}
+	repoNS, repoName, _ := cache.SplitMetaNamespaceKey(internal.RepositoryKey(bc.Namespace, bc.Spec.Repository))
+	if bc.Spec.Repository.Name != "" {
+		if err := internal.SetRepositoryReference(ctx, c.stow, repoNS, repoName, ref, false); err != nil {
+			return err
+		}
+	}
+	internal.RemoveFinalizer(bc, v1beta1.Finalizer)
+	if _, err := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace).Update(ctx, bc, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove finalizer of backupconfiguration %s/%s: %v", bc.Namespace, bc.Name, err)
+	}
+	return nil
+}
+
+// deleteOwned deletes the CronJob (when withCronJob) and the trigger RBAC
+// objects, but only those bc controls.
+func (c *Controller) deleteOwned(ctx context.Context, bc *v1beta1.BackupConfiguration, withCronJob bool) error {
+	name := names.TriggerServiceAccount(bc.Name)
+	ns := bc.Namespace
+	bg := metav1.DeletePropagationBackground
+	type deleter struct {
+		kind string
+		get  func() (metav1.Object, error)
+		del  func() error
+	}
+	ds := []deleter{
+		{"serviceaccount", func() (metav1.Object, error) { return c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}) },
+			func() error { return c.kube.CoreV1().ServiceAccounts(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
+		{"role", func() (metav1.Object, error) { return c.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{}) },
+			func() error { return c.kube.RbacV1().Roles(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
+		{"rolebinding", func() (metav1.Object, error) { return c.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{}) },
+			func() error { return c.kube.RbacV1().RoleBindings(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
+	}
+	if withCronJob {
+		cj := names.CronJob(bc.Name)
+		ds = append([]deleter{{"cronjob", func() (metav1.Object, error) { return c.kube.BatchV1().CronJobs(ns).Get(ctx, cj, metav1.GetOptions{}) },
+			func() error {
+				return c.kube.BatchV1().CronJobs(ns).Delete(ctx, cj, metav1.DeleteOptions{PropagationPolicy: &bg})
+			}}}, ds...)
+	}
+	for _, d := range ds {
+		obj, err := d.get()
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("get %s %s/%s: %v", d.kind, ns, name, err)
+		}
+		if !internal.IsControlledBy(obj, bc.UID) {
+			continue
+		}
+		if err := d.del(); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %s %s/%s: %v", d.kind, ns, obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// check is the outcome of one prerequisite.
+type check struct {
+	cond   v1beta1.Condition
+	ok     bool
+	reason string // event reason when not ok
+}
+
+func cond(typ string, st v1beta1.ConditionStatus, reason, msg string) v1beta1.Condition {
+	return v1beta1.Condition{Type: typ, Status: st, Reason: reason, Message: msg}
+}
+
+// reconcile evaluates bc's prerequisites, ensures the CronJob and RBAC, and
+// writes the status.
+func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfiguration) error {
+	d := bc.DeepCopy()
+	v1beta1.DefaultBackupConfiguration(d)
+	schedule := v1beta1.ResolveSchedule(bc.Namespace, bc.Name, bc.Spec.Schedule)
+
+	checks, repo := c.evaluate(d)
+	ready := true
+	var notReady string
+	for _, ch := range checks {
+		if !ch.ok {
+			ready = false
+			if notReady == "" {
+				notReady = ch.cond.Message
+			}
+		}
+	}
+
+	// The CronJob is suspended while the configuration is paused, while a
+	// restore has paused it, and whenever a backup could not succeed
+	// (Stash kept firing sessions for a deleted PVC, gap §10.10).
+	var suspendWhy string
+	switch pausing := c.pausingRestores(bc); {
+	case bc.Spec.Paused:
+		suspendWhy = "spec.paused is true"
+	case len(pausing) > 0:
+		suspendWhy = "paused while RestoreSession " + strings.Join(pausing, ", ") + " runs"
+	case !ready:
+		suspendWhy = "not ready: " + notReady
+	}
+
+	var ensureErr error
+	var cronCond v1beta1.Condition
+	if scheduleInvalid(d) {
+		// A CronJob cannot carry an invalid schedule: keep the old one, suspended.
+		if err := c.suspendCronJob(ctx, bc); err != nil {
+			ensureErr = err
+		}
+		cronCond = cond(v1beta1.CronJobCreated, v1beta1.ConditionFalse, v1beta1.CronJobCreationFailed,
+			"CronJob not created or updated: spec.schedule or spec.timeZone is invalid")
+	} else {
+		if err := c.ensureRBAC(ctx, bc, d); err != nil {
+			ensureErr = err
+		} else {
+			ensureErr = c.ensureCronJob(ctx, bc, d, schedule, suspendWhy != "")
+		}
+		switch {
+		case ensureErr != nil:
+			cronCond = cond(v1beta1.CronJobCreated, v1beta1.ConditionFalse, v1beta1.CronJobCreationFailed, ensureErr.Error())
+		case suspendWhy != "":
+			cronCond = cond(v1beta1.CronJobCreated, v1beta1.ConditionTrue, v1beta1.CronJobCreationSucceeded,
+				fmt.Sprintf("CronJob %s is suspended: %s", names.CronJob(bc.Name), suspendWhy))
+		default:
+			cronCond = cond(v1beta1.CronJobCreated, v1beta1.ConditionTrue, v1beta1.CronJobCreationSucceeded,
+				fmt.Sprintf("CronJob %s runs on schedule %q", names.CronJob(bc.Name), schedule))
+		}
+	}
+	checks = append(checks, check{cond: cronCond, ok: cronCond.Status == v1beta1.ConditionTrue, reason: internal.ReasonCronJobFailed})
+
+	if repo != nil {
+		ref := v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: bc.Namespace, Name: bc.Name}
+		if !slices.Contains(repo.Status.References, ref) {
+			if err := internal.SetRepositoryReference(ctx, c.stow, repo.Namespace, repo.Name, ref, true); err != nil && ensureErr == nil {
+				ensureErr = err
+			}
+		}
+	}
+
+	if err := c.writeStatus(ctx, bc, checks, schedule); err != nil {
+		return err
+	}
+	return ensureErr
+}
+
+// evaluate checks validation, Task, Repository, usagePolicy, Secret and PVC.
+func (c *Controller) evaluate(d *v1beta1.BackupConfiguration) ([]check, *v1beta1.Repository) {
+	var checks []check
+	var invalid []string
+	if errs := v1beta1.ValidateBackupConfiguration(d); len(errs) > 0 {
+		invalid = append(invalid, errs.ToAggregate().Error())
+	}
+
+	// Task.
+	switch _, err := c.tasks.Get(d.Spec.Task.Name); {
+	case err == nil:
+		checks = append(checks, check{cond: cond(v1beta1.TaskFound, v1beta1.ConditionTrue, v1beta1.TaskAvailable, fmt.Sprintf("task %q found", d.Spec.Task.Name)), ok: true})
+	case apierrors.IsNotFound(err):
+		checks = append(checks, check{cond: cond(v1beta1.TaskFound, v1beta1.ConditionFalse, v1beta1.TaskNotAvailable, fmt.Sprintf("task %q not found", d.Spec.Task.Name)), reason: internal.ReasonTaskNotFound})
+	default:
+		checks = append(checks, check{cond: cond(v1beta1.TaskFound, v1beta1.ConditionUnknown, v1beta1.TaskNotAvailable, fmt.Sprintf("task %q: %v", d.Spec.Task.Name, err)), reason: internal.ReasonTaskNotFound})
+	}
+
+	// Repository and its usagePolicy.
+	repoKey := internal.RepositoryKey(d.Namespace, d.Spec.Repository)
+	repo, err := c.repos.Repositories(d.Spec.Repository.Namespace).Get(d.Spec.Repository.Name)
+	switch {
+	case d.Spec.Repository.Name == "":
+		repo = nil
+		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable, "spec.repository.name is not set"), reason: internal.ReasonRepositoryNotFound})
+	case err == nil && repo.DeletionTimestamp == nil:
+		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionTrue, v1beta1.RepositoryAvailable, fmt.Sprintf("repository %s found", repoKey)), ok: true})
+	case err == nil:
+		repo = nil
+		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable, fmt.Sprintf("repository %s is being deleted", repoKey)), reason: internal.ReasonRepositoryNotFound})
+	case apierrors.IsNotFound(err):
+		repo = nil
+		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable, fmt.Sprintf("repository %s not found", repoKey)), reason: internal.ReasonRepositoryNotFound})
+	default:
+		repo = nil
+		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionUnknown, v1beta1.UnableToCheckRepositoryAvailability, fmt.Sprintf("repository %s: %v", repoKey, err)), reason: internal.ReasonRepositoryNotFound})
+	}
+	if repo != nil {
+		var nsLabels map[string]string
+		if repo.Namespace != d.Namespace {
+			if n, err := c.namespaces.Get(d.Namespace); err == nil {
+				nsLabels = n.Labels
+			}
+		}
+		if err := v1beta1.ValidateUsage(repo, d.Namespace, nsLabels); err != nil {
+			invalid = append(invalid, err.Error())
+		}
+	}
+
+	// Validation (spec and usagePolicy).
+	if len(invalid) > 0 {
+		checks = append(checks, check{cond: cond(v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, strings.Join(invalid, "; ")), reason: internal.ReasonInvalidSpec})
+	} else {
+		checks = append(checks, check{cond: cond(v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the spec is valid"), ok: true})
+	}
+
+	// Storage Secret.
+	if repo == nil {
+		checks = append(checks, check{cond: cond(v1beta1.BackendSecretFound, v1beta1.ConditionUnknown, v1beta1.UnableToCheckBackendSecretAvailability,
+			fmt.Sprintf("repository %s is not available", repoKey)), reason: internal.ReasonBackendSecretNotFound})
+	} else {
+		msg := c.checkSecret(repo.Namespace, repo.Spec.Backend.StorageSecretName)
+		if msg == "" && repo.Namespace != d.Namespace {
+			// The Job reads credentials with envFrom, which only works in its
+			// own namespace: a cross-namespace Repository needs a copy here.
+			if m := c.checkSecret(d.Namespace, repo.Spec.Backend.StorageSecretName); m != "" {
+				msg = m + " (the backup Job reads the storage Secret of a cross-namespace Repository from its own namespace)"
+			}
+		}
+		if msg != "" {
+			checks = append(checks, check{cond: cond(v1beta1.BackendSecretFound, v1beta1.ConditionFalse, v1beta1.BackendSecretNotAvailable, msg), reason: internal.ReasonBackendSecretNotFound})
+		} else {
+			checks = append(checks, check{cond: cond(v1beta1.BackendSecretFound, v1beta1.ConditionTrue, v1beta1.BackendSecretAvailable,
+				fmt.Sprintf("secret %s/%s found", repo.Namespace, repo.Spec.Backend.StorageSecretName)), ok: true})
+		}
+	}
+
+	// Target PVC.
+	checks = append(checks, c.checkTarget(d))
+	return checks, repo
+}
+
+// checkSecret returns "" when Secret ns/name exists with RESTIC_PASSWORD,
+// else the cause. It never looks at or reports the values.
+func (c *Controller) checkSecret(ns, name string) string {
+	if name == "" {
+		return "the repository has no spec.backend.storageSecretName"
+	}
+	s, err := c.secrets.Secrets(ns).Get(name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Sprintf("secret %s/%s not found", ns, name)
+	case err != nil:
+		return fmt.Sprintf("secret %s/%s: %v", ns, name, err)
+	}
+	if len(s.Data["RESTIC_PASSWORD"]) == 0 && s.StringData["RESTIC_PASSWORD"] == "" {
+		return fmt.Sprintf("secret %s/%s has no RESTIC_PASSWORD key", ns, name)
+	}
+	return ""
+}
+
+func (c *Controller) checkTarget(d *v1beta1.BackupConfiguration) check {
+	fail := func(st v1beta1.ConditionStatus, reason, msg string) check {
+		return check{cond: cond(v1beta1.BackupTargetFound, st, reason, msg), reason: internal.ReasonTargetNotFound}
+	}
+	t := d.Spec.Target
+	if t == nil || t.Ref.Name == "" {
+		return fail(v1beta1.ConditionFalse, v1beta1.TargetNotAvailable, "spec.target.ref.name is not set")
+	}
+	if t.Ref.Namespace != "" && t.Ref.Namespace != d.Namespace {
+		return fail(v1beta1.ConditionFalse, v1beta1.TargetNotAvailable,
+			fmt.Sprintf("target PersistentVolumeClaim %s/%s is in another namespace; it must be in %s", t.Ref.Namespace, t.Ref.Name, d.Namespace))
+	}
+	key := d.Namespace + "/" + t.Ref.Name
+	pvc, err := c.pvcs.PersistentVolumeClaims(d.Namespace).Get(t.Ref.Name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return fail(v1beta1.ConditionFalse, v1beta1.TargetNotAvailable, fmt.Sprintf("PersistentVolumeClaim %s not found", key))
+	case err != nil:
+		return fail(v1beta1.ConditionUnknown, v1beta1.UnableToCheckTargetAvailability, fmt.Sprintf("PersistentVolumeClaim %s: %v", key, err))
+	case pvc.DeletionTimestamp != nil:
+		return fail(v1beta1.ConditionFalse, v1beta1.TargetNotAvailable, fmt.Sprintf("PersistentVolumeClaim %s is being deleted", key))
+	}
+	return check{cond: cond(v1beta1.BackupTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, fmt.Sprintf("PersistentVolumeClaim %s found", key)), ok: true}
+}
+
+func scheduleInvalid(d *v1beta1.BackupConfiguration) bool {
+	for _, e := range v1beta1.ValidateBackupConfiguration(d) {
+		if e.Field == "spec.schedule" || e.Field == "spec.timeZone" {
+			return true
+		}
+	}
+	return false
+}
+
+// pausingRestores lists the unfinished RestoreSessions of bc's namespace
+// that recorded bc in status.pausedBackups.
+func (c *Controller) pausingRestores(bc *v1beta1.BackupConfiguration) []string {
+	rss, _ := c.restores.RestoreSessions(bc.Namespace).List(labels.Everything())
+	var out []string
+	for _, rs := range rss {
+		if rs.DeletionTimestamp == nil && !rs.Status.Phase.IsFinal() && slices.Contains(rs.Status.PausedBackups, bc.Name) {
+			out = append(out, rs.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// phase is Stash's phase rule plus one fix: a configuration whose Task is
+// missing is not Ready (its sessions could not run).
+func phase(conds []v1beta1.Condition) v1beta1.BackupInvokerPhase {
+	p := v1beta1.ComputeBackupInvokerPhase(conds)
+	if p == v1beta1.BackupInvokerReady && !v1beta1.IsConditionTrue(conds, v1beta1.TaskFound) {
+		return v1beta1.BackupInvokerNotReady
+	}
+	return p
+}
+
+// writeStatus records the checks, phase, schedule and observed generation,
+// through UpdateStatus and only when something changed; it emits an event
+// for every check that newly fails and when the configuration becomes Ready.
+func (c *Controller) writeStatus(ctx context.Context, bc *v1beta1.BackupConfiguration, checks []check, schedule string) error {
+	now := metav1.NewTime(c.now())
+	for _, ch := range checks {
+		old := v1beta1.GetCondition(bc.Status.Conditions, ch.cond.Type)
+		if !ch.ok && (old == nil || old.Status != ch.cond.Status || old.Message != ch.cond.Message) {
+			c.event(bc, corev1.EventTypeWarning, ch.reason, ch.cond.Message)
+		}
+	}
+	mutate := func(obj *v1beta1.BackupConfiguration) bool {
+		changed := false
+		for _, ch := range checks {
+			cd := ch.cond
+			cd.ObservedGeneration = obj.Generation
+			changed = v1beta1.SetCondition(&obj.Status.Conditions, cd, now) || changed
+		}
+		if p := phase(obj.Status.Conditions); obj.Status.Phase != p {
+			obj.Status.Phase, changed = p, true
+		}
+		if obj.Status.Schedule != schedule {
+			obj.Status.Schedule, changed = schedule, true
+		}
+		if obj.Status.ObservedGeneration != obj.Generation {
+			obj.Status.ObservedGeneration, changed = obj.Generation, true
+		}
+		return changed
+	}
+	wasReady := bc.Status.Phase == v1beta1.BackupInvokerReady
+	client := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace)
+	var written *v1beta1.BackupConfiguration
+	err := internal.UpdateStatus(bc.DeepCopy(),
+		func() (*v1beta1.BackupConfiguration, error) { return client.Get(ctx, bc.Name, metav1.GetOptions{}) },
+		mutate,
+		func(obj *v1beta1.BackupConfiguration) error {
+			var err error
+			written, err = client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("update status of backupconfiguration %s/%s: %v", bc.Namespace, bc.Name, err)
+	}
+	if written != nil && !wasReady && written.Status.Phase == v1beta1.BackupInvokerReady {
+		c.event(bc, corev1.EventTypeNormal, internal.ReasonReady, fmt.Sprintf("backups run on schedule %q", schedule))
+	}
+	return nil
+}
+
+// ensureRBAC creates or updates the trigger's ServiceAccount, Role and
+// RoleBinding, or removes them when the user brings a ServiceAccount.
+func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfiguration) error {
+	if !usesOwnServiceAccount(d) {
+		return c.deleteOwned(ctx, bc, false)
+	}
+	ns := bc.Namespace
+	if err := c.ensureServiceAccount(ctx, bc, desiredServiceAccount(d)); err != nil {
+		return err
+	}
+	role := desiredRole(bc)
+	cur, err := c.roles.Roles(ns).Get(role.Name)
+	if apierrors.IsNotFound(err) {
+		cur, err = c.kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			cur, err = c.kube.RbacV1().Roles(ns).Get(ctx, role.Name, metav1.GetOptions{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("role %s/%s: %v", ns, role.Name, err)
+	}
+	if !internal.IsControlledBy(cur, bc.UID) {
+		return fmt.Errorf("role %s/%s exists and is not owned by backupconfiguration %s", ns, role.Name, bc.Name)
+	}
+	if !equality.Semantic.DeepEqual(cur.Rules, role.Rules) || !hasLabels(cur.Labels, role.Labels) {
+		upd := cur.DeepCopy()
+		upd.Rules = role.Rules
+		upd.Labels = mergeLabels(upd.Labels, role.Labels)
+		if _, err := c.kube.RbacV1().Roles(ns).Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update role %s/%s: %v", ns, role.Name, err)
+		}
+	}
+
+	rb := desiredRoleBinding(bc)
+	curRB, err := c.bindings.RoleBindings(ns).Get(rb.Name)
+	if apierrors.IsNotFound(err) {
+		curRB, err = c.kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			curRB, err = c.kube.RbacV1().RoleBindings(ns).Get(ctx, rb.Name, metav1.GetOptions{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rolebinding %s/%s: %v", ns, rb.Name, err)
+	}
+	if !internal.IsControlledBy(curRB, bc.UID) {
+		return fmt.Errorf("rolebinding %s/%s exists and is not owned by backupconfiguration %s", ns, rb.Name, bc.Name)
+	}
+	if curRB.RoleRef != rb.RoleRef {
+		// roleRef is immutable: replace the binding.
+		if err := c.kube.RbacV1().RoleBindings(ns).Delete(ctx, rb.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("replace rolebinding %s/%s: %v", ns, rb.Name, err)
+		}
+		if _, err := c.kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("replace rolebinding %s/%s: %v", ns, rb.Name, err)
+		}
+	} else if !equality.Semantic.DeepEqual(curRB.Subjects, rb.Subjects) || !hasLabels(curRB.Labels, rb.Labels) {
+		upd := curRB.DeepCopy()
+		upd.Subjects = rb.Subjects
+		upd.Labels = mergeLabels(upd.Labels, rb.Labels)
+		if _, err := c.kube.RbacV1().RoleBindings(ns).Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update rolebinding %s/%s: %v", ns, rb.Name, err)
+		}
+	}
+	return nil
+}
+
+func (c *Controller) ensureServiceAccount(ctx context.Context, bc *v1beta1.BackupConfiguration, sa *corev1.ServiceAccount) error {
+	ns := bc.Namespace
+	cur, err := c.sas.ServiceAccounts(ns).Get(sa.Name)
+	if apierrors.IsNotFound(err) {
+		cur, err = c.kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			cur, err = c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, sa.Name, metav1.GetOptions{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("serviceaccount %s/%s: %v", ns, sa.Name, err)
+	}
+	if !internal.IsControlledBy(cur, bc.UID) {
+		return fmt.Errorf("serviceaccount %s/%s exists and is not owned by backupconfiguration %s", ns, sa.Name, bc.Name)
+	}
+	if !hasLabels(cur.Labels, sa.Labels) || !hasLabels(cur.Annotations, sa.Annotations) {
+		upd := cur.DeepCopy()
+		upd.Labels = mergeLabels(upd.Labels, sa.Labels)
+		upd.Annotations = mergeLabels(upd.Annotations, sa.Annotations)
+		if _, err := c.kube.CoreV1().ServiceAccounts(ns).Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update serviceaccount %s/%s: %v", ns, sa.Name, err)
+		}
+	}
+	return nil
+}
+
+// ensureCronJob creates the trigger CronJob or updates it when it drifted.
+func (c *Controller) ensureCronJob(ctx context.Context, bc, d *v1beta1.BackupConfiguration, schedule string, suspend bool) error {
+	want := desiredCronJob(bc, d, schedule, suspend, c.opts)
+	ns := bc.Namespace
+	cjs := c.kube.BatchV1().CronJobs(ns)
+	cur, err := c.cronJobs.CronJobs(ns).Get(want.Name)
+	if apierrors.IsNotFound(err) {
+		_, err = cjs.Create(ctx, want, metav1.CreateOptions{})
+		if err == nil {
+			c.event(bc, corev1.EventTypeNormal, internal.ReasonCronJobCreated, fmt.Sprintf("created CronJob %s with schedule %q", want.Name, schedule))
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create cronjob %s/%s: %v", ns, want.Name, err)
+		}
+		cur, err = cjs.Get(ctx, want.Name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("cronjob %s/%s: %v", ns, want.Name, err)
+	}
+	if !internal.IsControlledBy(cur, bc.UID) {
+		return fmt.Errorf("cronjob %s/%s exists and is not owned by backupconfiguration %s", ns, want.Name, bc.Name)
+	}
+	if !cronJobDrifted(cur, want) {
+		return nil
+	}
+	upd := cur.DeepCopy()
+	upd.Spec = want.Spec
+	upd.Labels = mergeLabels(upd.Labels, want.Labels)
+	upd.Annotations = mergeLabels(upd.Annotations, want.Annotations)
+	if _, err := cjs.Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update cronjob %s/%s: %v", ns, want.Name, err)
+	}
+	c.event(bc, corev1.EventTypeNormal, internal.ReasonCronJobUpdated, fmt.Sprintf("updated CronJob %s (schedule %q, suspend %t)", want.Name, schedule, suspend))
+	return nil
+}
+
+// cronJobDrifted compares the fields Stow sets; fields the API server
+// defaults are covered by the spec hash of what Stow last wrote.
+func cronJobDrifted(cur, want *batchv1.CronJob) bool {
+	return cur.Annotations[SpecHashAnnotation] != want.Annotations[SpecHashAnnotation] ||
+		cur.Spec.Schedule != want.Spec.Schedule ||
+		ptr.Deref(cur.Spec.Suspend, false) != ptr.Deref(want.Spec.Suspend, false) ||
+		ptr.Deref(cur.Spec.TimeZone, "") != ptr.Deref(want.Spec.TimeZone, "") ||
+		cur.Spec.ConcurrencyPolicy != want.Spec.ConcurrencyPolicy ||
+		!hasLabels(cur.Labels, want.Labels)
+}
+
+// suspendCronJob suspends bc's CronJob if it exists and runs.
+func (c *Controller) suspendCronJob(ctx context.Context, bc *v1beta1.BackupConfiguration) error {
+	cur, err := c.cronJobs.CronJobs(bc.Namespace).Get(names.CronJob(bc.Name))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil || !internal.IsControlledBy(cur, bc.UID) || ptr.Deref(cur.Spec.Suspend, false) {
+		return err
+	}
+	upd := cur.DeepCopy()
+	upd.Spec.Suspend = ptr.To(true)
+	if _, err := c.kube.BatchV1().CronJobs(bc.Namespace).Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("suspend cronjob %s/%s: %v", bc.Namespace, cur.Name, err)
+	}
+	return nil
+}
+
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func mergeLabels(dst, src map[string]string) map[string]string {
+	if len(src) == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = map[string]string{}
+	}
+	for k, v := range src {
+		dst[k] = v
+	}
+	return dst
+}
+

@@ -1,0 +1,17 @@
+// Package internal holds the helpers every Stow controller shares, so that
+// they run their workqueues, finalizers, owner checks and status writes the
+// same way:
+//
+//   - KeyOf / Enqueue*: namespace/name keys from informer objects, including
+//     cache.DeletedFinalStateUnknown tombstones.
+//   - RunWorkers: the sample-controller worker loop over a typed
+//     rate-limited queue, calling an idempotent sync(ctx, key) error.
+//   - HasFinalizer / AddFinalizer / RemoveFinalizer: finalizer slices.
+//   - IsControlledBy: whether an object's controller reference is a given owner.
+//   - UpdateStatus: read-modify-write of a status subresource with
+//     retry.RetryOnConflict, writing only when the mutation changed something.
+//   - SetRepositoryReference: upsert or remove an invoker in
+//     Repository.status.references (BackupConfiguration and RestoreSession
+//     controllers).
+//   - Event reasons shared by the controllers.
+package internal

@@ -1,0 +1,216 @@
+package internal
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/client/clientset/versioned"
+)
+
+// Event reasons shown to users (kubectl describe).
+const (
+	ReasonInvalidSpec           = "InvalidSpec"
+	ReasonRepositoryNotFound    = "RepositoryNotFound"
+	ReasonBackendSecretNotFound = "BackendSecretNotFound"
+	ReasonTargetNotFound        = "TargetNotFound"
+	ReasonTaskNotFound          = "TaskNotFound"
+	ReasonCronJobCreated        = "CronJobCreated"
+	ReasonCronJobUpdated        = "CronJobUpdated"
+	ReasonCronJobFailed         = "CronJob Creation Failed" // Stash's reason, kept for compatibility
+	ReasonReady                 = "Ready"
+	ReasonCleanupFailed         = "CleanupFailed"
+	ReasonWipeOutNotImplemented = "WipeOutNotImplemented"
+)
+
+// KeyOf returns the namespace/name key of an informer object or tombstone.
+func KeyOf(obj any) (string, bool) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("cannot compute key: %v", err))
+		return "", false
+	}
+	return key, true
+}
+
+// MetaOf returns the object metadata of an informer object or tombstone.
+func MetaOf(obj any) (metav1.Object, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	m, ok := obj.(metav1.Object)
+	return m, ok
+}
+
+// Handler returns event handlers that call fn with the object (for updates,
+// with the old and then the new object).
+func Handler(fn func(obj any)) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    fn,
+		UpdateFunc: func(old, cur any) { fn(old); fn(cur) },
+		DeleteFunc: fn,
+	}
+}
+
+// RunWorkers runs workers goroutines that process queue with sync until ctx
+// is done, then shuts the queue down. A sync error requeues the key with
+// rate limiting; success forgets it.
+func RunWorkers(ctx context.Context, name string, queue workqueue.TypedRateLimitingInterface[string], workers int, sync func(context.Context, string) error) {
+	defer queue.ShutDown()
+	logger := klog.FromContext(ctx).WithValues("controller", name)
+	for i := 0; i < max(workers, 1); i++ {
+		go wait.UntilWithContext(ctx, func(ctx context.Context) {
+			for ProcessNext(ctx, logger, queue, sync) {
+			}
+		}, time.Second)
+	}
+	<-ctx.Done()
+}
+
+// ProcessNext handles one key of queue; it returns false when the queue is shut down.
+func ProcessNext(ctx context.Context, logger klog.Logger, queue workqueue.TypedRateLimitingInterface[string], sync func(context.Context, string) error) bool {
+	key, quit := queue.Get()
+	if quit {
+		return false
+	}
+	defer queue.Done(key)
+	if err := sync(ctx, key); err != nil {
+		logger.Error(err, "sync failed, will retry", "key", key, "retries", queue.NumRequeues(key))
+		queue.AddRateLimited(key)
+		return true
+	}
+	queue.Forget(key)
+	return true
+}
+
+// HasFinalizer reports whether obj carries the finalizer f.
+func HasFinalizer(obj metav1.Object, f string) bool {
+	return slices.Contains(obj.GetFinalizers(), f)
+}
+
+// AddFinalizer adds f to obj; it reports whether obj changed.
+func AddFinalizer(obj metav1.Object, f string) bool {
+	if HasFinalizer(obj, f) {
+		return false
+	}
+	obj.SetFinalizers(append(obj.GetFinalizers(), f))
+	return true
+}
+
+// RemoveFinalizer removes f from obj; it reports whether obj changed.
+func RemoveFinalizer(obj metav1.Object, f string) bool {
+	fs := obj.GetFinalizers()
+	out := slices.DeleteFunc(slices.Clone(fs), func(s string) bool { return s == f })
+	if len(out) == len(fs) {
+		return false
+	}
+	obj.SetFinalizers(out)
+	return true
+}
+
+// IsControlledBy reports whether obj's controller reference points at uid.
+func IsControlledBy(obj metav1.Object, uid types.UID) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == uid
+}
+
+// UpdateStatus writes a status with optimistic concurrency: mutate is applied
+// to cur (first attempt) or to a fresh copy from get (after a conflict), and
+// update is called only when mutate reports a change.
+func UpdateStatus[T any](cur T, get func() (T, error), mutate func(T) bool, update func(T) error) error {
+	first := true
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		obj := cur
+		if !first {
+			fresh, err := get()
+			if err != nil {
+				return err
+			}
+			obj = fresh
+		}
+		first = false
+		if !mutate(obj) {
+			return nil
+		}
+		return update(obj)
+	})
+}
+
+// SetRepositoryReference adds (present) or removes ref in the status of
+// Repository ns/name. A missing Repository is not an error.
+func SetRepositoryReference(ctx context.Context, c versioned.Interface, ns, name string, ref v1beta1.InvokerReference, present bool) error {
+	repos := c.StowV1beta1().Repositories(ns)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		r, err := repos.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		refs, changed := WithReference(r.Status.References, ref, present)
+		if !changed {
+			return nil
+		}
+		r.Status.References = refs
+		_, err = repos.UpdateStatus(ctx, r, metav1.UpdateOptions{})
+		return err
+	})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("update references of repository %s/%s: %v", ns, name, err)
+	}
+	return nil
+}
+
+// WithReference returns refs with ref added or removed, sorted, and whether
+// that changed anything.
+func WithReference(refs []v1beta1.InvokerReference, ref v1beta1.InvokerReference, present bool) ([]v1beta1.InvokerReference, bool) {
+	i := slices.Index(refs, ref)
+	switch {
+	case present && i >= 0, !present && i < 0:
+		return refs, false
+	case present:
+		out := append(slices.Clone(refs), ref)
+		SortReferences(out)
+		return out, true
+	default:
+		return slices.Delete(slices.Clone(refs), i, i+1), true
+	}
+}
+
+// SortReferences orders references by kind, namespace and name.
+func SortReferences(refs []v1beta1.InvokerReference) {
+	sort.Slice(refs, func(i, j int) bool {
+		a, b := refs[i], refs[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+}
+
+// RepositoryKey is the namespace/name of the Repository an invoker in
+// invokerNS references with ref.
+func RepositoryKey(invokerNS string, ref v1beta1.ObjectRef) string {
+	ns := ref.Namespace
+	if ns == "" {
+		ns = invokerNS
+	}
+	return ns + "/" + ref.Name
+}
