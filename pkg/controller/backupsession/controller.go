@@ -1,0 +1,199 @@
+// Package backupsession runs BackupSessions: it decides whether a session
+// runs or is skipped, creates its backup Job when the Repository and the
+// target are free, watches the Job and its pod so that a session never hangs,
+// turns the steps' termination messages into session and Repository status,
+// and finalizes the session (history cleanup, metrics, retry).
+package backupsession
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/client/clientset/versioned"
+	"github.com/stowhq/stow/client/informers/externalversions"
+	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/metrics"
+)
+
+// JobBuilder builds the backup Job of a session; the operator wires it to
+// resolve.BackupJob with its resolve.Options.
+type JobBuilder func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository,
+	task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error)
+
+// Config tunes the controller.
+type Config struct {
+	// BuildJob resolves the Task into a Job (required).
+	BuildJob JobBuilder
+	// PendingTimeout is how long a Job's pod may stay Pending before the
+	// session fails (default 5m).
+	PendingTimeout time.Duration
+	// WaitRequeue is how often a session waiting for its Repository or
+	// target is re-examined (default 5s).
+	WaitRequeue time.Duration
+	// Clock is injected by tests; nil means the real clock.
+	Clock clock.Clock
+}
+
+// Controller reconciles BackupSessions.
+type Controller struct {
+	kube     kubernetes.Interface
+	stow     versioned.Interface
+	recorder record.EventRecorder
+	pusher   metrics.SessionPusher
+	gate     *executor.RepoGate
+	cfg      Config
+	clock    clock.Clock
+
+	sessions stowlisters.BackupSessionLister
+	bcs      stowlisters.BackupConfigurationLister
+	repos    stowlisters.RepositoryLister
+	tasks    stowlisters.TaskLister
+	fns      stowlisters.FunctionLister
+	restores stowlisters.RestoreSessionLister
+	jobs     batchlisters.JobLister
+	pods     corelisters.PodLister
+
+	synced []cache.InformerSynced
+	queue  workqueue.TypedRateLimitingInterface[string]
+	// requeueAfter schedules a time-based transition; tests replace it.
+	requeueAfter func(key string, d time.Duration)
+}
+
+// NewController builds the controller. kubeInformers should be filtered to
+// Stow's objects (label app.kubernetes.io/managed-by=stow.dev): only Jobs and
+// Pods are read from it. gate must be shared with the RestoreSession controller.
+func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
+	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
+	gate *executor.RepoGate, cfg Config) *Controller {
+	if cfg.PendingTimeout <= 0 {
+		cfg.PendingTimeout = 5 * time.Minute
+	}
+	if cfg.WaitRequeue <= 0 {
+		cfg.WaitRequeue = 5 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if pusher == nil {
+		pusher = metrics.Nop{}
+	}
+	si := stowInformers.Stow().V1beta1()
+	c := &Controller{
+		kube: kube, stow: stow, recorder: recorder, pusher: pusher, gate: gate, cfg: cfg, clock: cfg.Clock,
+		sessions: si.BackupSessions().Lister(),
+		bcs:      si.BackupConfigurations().Lister(),
+		repos:    si.Repositories().Lister(),
+		tasks:    si.Tasks().Lister(),
+		fns:      si.Functions().Lister(),
+		restores: si.RestoreSessions().Lister(),
+		jobs:     kubeInformers.Batch().V1().Jobs().Lister(),
+		pods:     kubeInformers.Core().V1().Pods().Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "backupsession"}),
+	}
+	c.requeueAfter = c.queue.AddAfter
+	sessInf := si.BackupSessions().Informer()
+	_, _ = sessInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, n interface{}) { c.enqueue(n) },
+	})
+	// A restore that ends resumes paused configurations; sessions waiting on
+	// it are re-examined by their periodic requeue.
+	jobInf := kubeInformers.Batch().V1().Jobs().Informer()
+	podInf := kubeInformers.Core().V1().Pods().Informer()
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueOwner,
+		UpdateFunc: func(_, n interface{}) { c.enqueueOwner(n) },
+		DeleteFunc: c.enqueueOwner,
+	}
+	_, _ = jobInf.AddEventHandler(h)
+	_, _ = podInf.AddEventHandler(h)
+	c.synced = []cache.InformerSynced{sessInf.HasSynced, jobInf.HasSynced, podInf.HasSynced,
+		si.BackupConfigurations().Informer().HasSynced, si.Repositories().Informer().HasSynced,
+		si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced, si.RestoreSessions().Informer().HasSynced}
+	return c
+}
+
+func (c *Controller) enqueue(obj interface{}) {
+	key, err := cache.MetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// enqueueOwner maps a Job or pod back to its BackupSession via the session
+// annotation Stow puts on both.
+func (c *Controller) enqueueOwner(obj interface{}) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	var ns string
+	var ann map[string]string
+	switch o := obj.(type) {
+	case *batchv1.Job:
+		ns, ann = o.Namespace, o.Annotations
+	case *corev1.Pod:
+		ns, ann = o.Namespace, o.Annotations
+	default:
+		return
+	}
+	if name := ann[executor.AnnotationBackupSession]; name != "" {
+		c.queue.Add(ns + "/" + name)
+	}
+}
+
+// Run starts workers and blocks until ctx is done; the queue is shut down on return.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx).WithValues("controller", "backupsession")
+	logger.Info("Starting controller")
+	if !cache.WaitForNamedCacheSync("backupsession", ctx.Done(), c.synced...) {
+		return fmt.Errorf("backupsession: caches did not sync")
+	}
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+	logger.Info("Stopping controller")
+	return nil
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.processNext(ctx) {
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "syncing BackupSession", "key", key)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}

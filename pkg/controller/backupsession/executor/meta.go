@@ -1,0 +1,109 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+)
+
+// Annotations the controllers put on the Jobs (and their pod templates) they
+// create. Session names can be longer than a label value may be, so these are
+// annotations; the event handlers read them to find the session to requeue.
+const (
+	AnnotationRepository     = "stow.dev/repository"      // <namespace>/<name> of the restic repository
+	AnnotationBackupSession  = "stow.dev/backup-session"  // name of the BackupSession in the Job's namespace
+	AnnotationRestoreSession = "stow.dev/restore-session" // name of the RestoreSession in the Job's namespace
+	AnnotationRetryOf        = "stow.dev/retry-of"        // on a BackupSession: the failed session it retries
+)
+
+// ExecutorWaiting is a session condition that is True while the session cannot
+// start its Job because someone else holds the Repository or the target; its
+// message names the holder. It is removed once the Job is created.
+const (
+	ExecutorWaiting  = "ExecutorWaiting"
+	RepositoryInUse  = "RepositoryInUse"
+	TargetInUse      = "TargetInUse"
+	PausedByRestore  = "PausedByRestore"
+	WaitingForBackup = "WaitingForBackup"
+)
+
+// RepositoryKey is the key of a Repository in the gate and in AnnotationRepository.
+func RepositoryKey(namespace, name string) string { return namespace + "/" + name }
+
+// Prepare marks a resolved Job as Stow's: the name, namespace and controller
+// owner are forced (the watchdog looks the Job up by them), and the managed-by
+// labels and session annotations are put on the Job and on its pod template so
+// that the operator's label-filtered informers see both.
+func Prepare(job *batchv1.Job, name, namespace string, owner metav1.OwnerReference, component, sessionAnnotation, sessionName, repoKey string) {
+	job.Name = name
+	job.Namespace = namespace
+	job.OwnerReferences = []metav1.OwnerReference{owner}
+	for _, m := range []*metav1.ObjectMeta{&job.ObjectMeta, &job.Spec.Template.ObjectMeta} {
+		if m.Labels == nil {
+			m.Labels = map[string]string{}
+		}
+		m.Labels[v1beta1.LabelManagedBy] = v1beta1.ManagedByStow
+		if _, ok := m.Labels[v1beta1.LabelComponent]; !ok {
+			m.Labels[v1beta1.LabelComponent] = component
+		}
+		if m.Annotations == nil {
+			m.Annotations = map[string]string{}
+		}
+		m.Annotations[sessionAnnotation] = sessionName
+		m.Annotations[AnnotationRepository] = repoKey
+	}
+}
+
+// OwnerRef is a controller reference to a Stow object.
+func OwnerRef(kind, name string, uid types.UID) metav1.OwnerReference {
+	t := true
+	return metav1.OwnerReference{
+		APIVersion:         v1beta1.SchemeGroupVersion.String(),
+		Kind:               kind,
+		Name:               name,
+		UID:                uid,
+		Controller:         &t,
+		BlockOwnerDeletion: &t,
+	}
+}
+
+// IsControlledBy tells whether obj's controller reference has the uid.
+func IsControlledBy(obj metav1.Object, uid types.UID) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == uid
+}
+
+// JobFinished reports whether the Job reached Complete or Failed.
+func JobFinished(job *batchv1.Job) (finished bool, failed bool) {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
+			return true, false
+		case batchv1.JobFailed:
+			return true, true
+		}
+	}
+	return false, false
+}
+
+// StopJob deletes a Job in the foreground, so the Job object stays (and keeps
+// the Repository held) until its pods are really gone.
+func StopJob(ctx context.Context, kube kubernetes.Interface, namespace, name string) error {
+	fg := metav1.DeletePropagationForeground
+	err := kube.BatchV1().Jobs(namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("stop Job %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}

@@ -1,0 +1,244 @@
+package executor
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/jobresult"
+)
+
+// State is what the watchdog concluded about one Job.
+type State int
+
+const (
+	// Running: the Job works and has nothing to report yet.
+	Running State = iota
+	// Pending: the pod is not running yet, but not for too long.
+	Pending
+	// PendingTooLong: the pod (or the Job's pod creation) has been Pending
+	// longer than the threshold; the session must fail instead of hanging.
+	PendingTooLong
+	// Succeeded: the pod completed; Results hold what the steps reported.
+	Succeeded
+	// Failed: a step failed; Message is its one-line cause.
+	Failed
+	// Deleted: the Job or its pod was deleted before a result arrived.
+	Deleted
+)
+
+func (s State) String() string {
+	return [...]string{"Running", "Pending", "PendingTooLong", "Succeeded", "Failed", "Deleted"}[s]
+}
+
+// Observation is the watchdog's verdict on one Job.
+type Observation struct {
+	State State
+	// Reason is the condition reason for PendingTooLong and Deleted.
+	Reason string
+	// Message is a one-line cause for PendingTooLong, Failed and Deleted.
+	Message string
+	// Results are the step results decoded from termination messages, in
+	// container order (init containers first).
+	Results []jobresult.Result
+	// RecheckAfter is when a Pending pod reaches the threshold.
+	RecheckAfter time.Duration
+}
+
+// maxMessage bounds a message copied from a pod into a status field.
+const maxMessage = 512
+
+// Observe inspects a Job and its pods. pods may contain pods of other Jobs;
+// only those controlled by job are considered.
+func Observe(job *batchv1.Job, pods []*corev1.Pod, now time.Time, pendingTimeout time.Duration) Observation {
+	finished, failed := JobFinished(job)
+	if job.DeletionTimestamp != nil && !finished {
+		return Observation{State: Deleted, Reason: v1beta1.ExecutorDeleted,
+			Message: fmt.Sprintf("Job %s was deleted before it reported a result", job.Name)}
+	}
+	pod := newestPod(job, pods)
+	if pod != nil {
+		switch pod.Status.Phase {
+		case corev1.PodSucceeded:
+			return Observation{State: Succeeded, Results: Results(pod)}
+		case corev1.PodFailed:
+			return Observation{State: Failed, Results: Results(pod), Message: FailureMessage(pod)}
+		}
+		if pod.DeletionTimestamp != nil {
+			if msg, ok := failedContainer(pod); ok {
+				return Observation{State: Failed, Results: Results(pod), Message: msg}
+			}
+			return Observation{State: Deleted, Reason: v1beta1.ExecutorDeleted, Results: Results(pod),
+				Message: fmt.Sprintf("pod %s of Job %s was deleted before it reported a result", pod.Name, job.Name)}
+		}
+	}
+	if finished {
+		if !failed {
+			var res []jobresult.Result
+			if pod != nil {
+				res = Results(pod)
+			}
+			return Observation{State: Succeeded, Results: res}
+		}
+		why := jobFailure(job)
+		if pod == nil {
+			return Observation{State: Deleted, Reason: v1beta1.ExecutorDeleted,
+				Message: oneLine(fmt.Sprintf("the pod of Job %s was deleted before it reported a result (%s)", job.Name, why))}
+		}
+		if msg, ok := failedContainer(pod); ok {
+			return Observation{State: Failed, Results: Results(pod), Message: msg}
+		}
+		return Observation{State: Failed, Results: Results(pod), Message: oneLine(fmt.Sprintf("Job %s failed: %s", job.Name, why))}
+	}
+	if pod == nil {
+		since := job.CreationTimestamp.Time
+		if waited := now.Sub(since); waited < pendingTimeout {
+			return Observation{State: Pending, RecheckAfter: pendingTimeout - waited}
+		}
+		msg := fmt.Sprintf("Job %s has created no pod for longer than %s", job.Name, pendingTimeout)
+		if why := jobFailure(job); why != "" {
+			msg += ": " + why
+		} else {
+			msg += " (a ResourceQuota, LimitRange or admission policy may reject it; see the Job's events)"
+		}
+		return Observation{State: PendingTooLong, Reason: v1beta1.PodHasBeenInPendingStateForLongerThanExpected, Message: oneLine(msg)}
+	}
+	if pod.Status.Phase == corev1.PodPending || pod.Status.Phase == "" {
+		since := pod.CreationTimestamp.Time
+		if waited := now.Sub(since); waited < pendingTimeout {
+			return Observation{State: Pending, RecheckAfter: pendingTimeout - waited}
+		}
+		return Observation{State: PendingTooLong, Reason: v1beta1.PodHasBeenInPendingStateForLongerThanExpected,
+			Message: oneLine(fmt.Sprintf("pod %s has been Pending for longer than %s: %s", pod.Name, pendingTimeout, PendingMessage(pod)))}
+	}
+	return Observation{State: Running}
+}
+
+// newestPod returns the newest pod controlled by job (backoffLimit is 0, so
+// there is normally exactly one).
+func newestPod(job *batchv1.Job, pods []*corev1.Pod) *corev1.Pod {
+	var own []*corev1.Pod
+	for _, p := range pods {
+		if IsControlledBy(p, job.UID) {
+			own = append(own, p)
+		}
+	}
+	if len(own) == 0 {
+		return nil
+	}
+	sort.Slice(own, func(i, j int) bool {
+		if !own[i].CreationTimestamp.Equal(&own[j].CreationTimestamp) {
+			return own[i].CreationTimestamp.Before(&own[j].CreationTimestamp)
+		}
+		return own[i].Name < own[j].Name
+	})
+	return own[len(own)-1]
+}
+
+func statuses(pod *corev1.Pod) []corev1.ContainerStatus {
+	out := append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...)
+	return append(out, pod.Status.ContainerStatuses...)
+}
+
+// Results decodes every container's termination message that is a Stow
+// result; messages of other containers (hooks, logs) are skipped.
+func Results(pod *corev1.Pod) []jobresult.Result {
+	var out []jobresult.Result
+	for _, cs := range statuses(pod) {
+		t := cs.State.Terminated
+		if t == nil || t.Message == "" {
+			continue
+		}
+		if r, err := jobresult.Decode(t.Message); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// FailureMessage is the one-line cause of a failed pod: the failing step's
+// reported error, else its last log line, else its exit code and reason.
+func FailureMessage(pod *corev1.Pod) string {
+	if msg, ok := failedContainer(pod); ok {
+		return msg
+	}
+	if pod.Status.Reason != "" || pod.Status.Message != "" {
+		return oneLine(fmt.Sprintf("pod %s failed: %s %s", pod.Name, pod.Status.Reason, pod.Status.Message))
+	}
+	return fmt.Sprintf("pod %s failed without a reason", pod.Name)
+}
+
+func failedContainer(pod *corev1.Pod) (string, bool) {
+	for _, cs := range statuses(pod) {
+		t := cs.State.Terminated
+		if t == nil || t.ExitCode == 0 {
+			continue
+		}
+		if r, err := jobresult.Decode(t.Message); err == nil && r.Error != "" {
+			return oneLine(fmt.Sprintf("step %s failed: %s", cs.Name, r.Error)), true
+		}
+		if t.Reason == "OOMKilled" {
+			return fmt.Sprintf("step %s was OOMKilled (exit code %d); raise runtimeSettings.container.resources.limits.memory", cs.Name, t.ExitCode), true
+		}
+		if line := lastLine(t.Message); line != "" {
+			return oneLine(fmt.Sprintf("step %s failed (exit code %d): %s", cs.Name, t.ExitCode, line)), true
+		}
+		msg := fmt.Sprintf("step %s exited with code %d", cs.Name, t.ExitCode)
+		if t.Reason != "" {
+			msg += " (" + t.Reason + ")"
+		}
+		return msg, true
+	}
+	return "", false
+}
+
+// PendingMessage explains why a pod is Pending: the scheduler's verdict or
+// the first waiting container's reason.
+func PendingMessage(pod *corev1.Pod) string {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return strings.TrimSpace(fmt.Sprintf("not scheduled: %s %s", c.Reason, c.Message))
+		}
+	}
+	for _, cs := range statuses(pod) {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" {
+			msg := fmt.Sprintf("container %s is waiting: %s", cs.Name, w.Reason)
+			if w.Message != "" {
+				msg += ": " + w.Message
+			}
+			if w.Reason == "ContainerCreating" || w.Reason == "PodInitializing" {
+				msg += " (see the pod's events: a volume may be missing or attached to another node)"
+			}
+			return msg
+		}
+	}
+	return "no container started (see the pod's events)"
+}
+
+func jobFailure(job *batchv1.Job) string {
+	for _, c := range job.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobFailed || c.Type == batchv1.JobFailureTarget) {
+			return strings.TrimSpace(c.Reason + ": " + c.Message)
+		}
+	}
+	return ""
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// oneLine flattens s to one bounded line, for status fields and conditions.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxMessage {
+		s = s[:maxMessage] + "…"
+	}
+	return s
+}

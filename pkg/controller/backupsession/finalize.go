@@ -1,0 +1,273 @@
+package backupsession
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+// finalPhase is the phase s will have once MetricsPushed=True is recorded.
+func finalPhase(s *v1beta1.BackupSession) v1beta1.BackupSessionPhase {
+	st := s.Status.DeepCopy()
+	v1beta1.SetCondition(&st.Conditions, v1beta1.Condition{Type: v1beta1.MetricsPushed, Status: v1beta1.ConditionTrue}, metav1.Time{})
+	return v1beta1.ComputeBackupSessionPhase(*st)
+}
+
+// finalize runs the end of a completed or skipped session: history cleanup,
+// metrics (whose success is the final phase), and the final phase itself.
+func (c *Controller) finalize(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) error {
+	st := &s.Status
+	skipped := v1beta1.IsConditionTrue(st.Conditions, v1beta1.BackupSkipped)
+	recompute(s)
+	if !v1beta1.HasCondition(st.Conditions, v1beta1.BackupHistoryCleaned) {
+		if err := c.cleanHistory(ctx, s, bc, finalPhase(s)); err != nil {
+			c.setCond(s, v1beta1.BackupHistoryCleaned, v1beta1.ConditionFalse, v1beta1.FailedToCleanBackupHistory, err.Error(), now)
+		} else {
+			c.setCond(s, v1beta1.BackupHistoryCleaned, v1beta1.ConditionTrue, v1beta1.SuccessfullyCleanedBackupHistory,
+				fmt.Sprintf("kept at most %d completed sessions", bc.HistoryLimit()), now)
+		}
+	}
+	if !v1beta1.HasCondition(st.Conditions, v1beta1.MetricsPushed) {
+		view := s.DeepCopy()
+		view.Status.Phase = finalPhase(s)
+		view.Status.SessionDuration = duration(s, now)
+		if skipped {
+			// A failed push must not turn a skip into a failure: no condition.
+			if err := c.pusher.BackupSessionSkipped(ctx, bc, repo, view); err != nil {
+				c.recorder.Eventf(s, corev1.EventTypeWarning, EventMetricsFailed, "Pushing the skipped-session metric failed: %v", err)
+			} else {
+				c.setCond(s, v1beta1.MetricsPushed, v1beta1.ConditionTrue, v1beta1.SuccessfullyPushedMetrics, "skipped-session metric pushed", now)
+			}
+		} else {
+			succeeded := view.Status.Phase == v1beta1.BackupSessionSucceeded
+			if err := c.pusher.BackupSessionFinished(ctx, bc, repo, view, succeeded); err != nil {
+				c.setCond(s, v1beta1.MetricsPushed, v1beta1.ConditionFalse, v1beta1.FailedToPushMetrics, fmt.Sprintf("pushing session metrics failed: %v", err), now)
+			} else {
+				c.setCond(s, v1beta1.MetricsPushed, v1beta1.ConditionTrue, v1beta1.SuccessfullyPushedMetrics, "session metrics pushed", now)
+			}
+		}
+	}
+	recompute(s)
+	if !st.Phase.IsFinal() {
+		return nil
+	}
+	st.SessionDuration = duration(s, now)
+	st.Reason = reasonFor(s)
+	switch st.Phase {
+	case v1beta1.BackupSessionSucceeded:
+		if err := c.recordSuccess(ctx, bc, now); err != nil {
+			return err
+		}
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventSucceeded, "Backup succeeded in %s", st.SessionDuration)
+	case v1beta1.BackupSessionSkipped:
+		c.recorder.Event(s, corev1.EventTypeNormal, EventSkipped, st.Reason)
+	default:
+		c.recorder.Eventf(s, corev1.EventTypeWarning, EventFailed, "Backup failed: %s", st.Reason)
+	}
+	return nil
+}
+
+// reasonFor is the one-line cause of a Failed or Skipped session.
+func reasonFor(s *v1beta1.BackupSession) string {
+	st := s.Status
+	switch st.Phase {
+	case v1beta1.BackupSessionSkipped:
+		if c := v1beta1.GetCondition(st.Conditions, v1beta1.BackupSkipped); c != nil {
+			return c.Message
+		}
+		return "skipped"
+	case v1beta1.BackupSessionFailed:
+	default:
+		return ""
+	}
+	if c := v1beta1.GetCondition(st.Conditions, v1beta1.DeadlineExceeded); c != nil && c.Status == v1beta1.ConditionTrue {
+		return c.Message
+	}
+	for _, t := range st.Targets {
+		if c := v1beta1.GetCondition(t.Conditions, v1beta1.BackupExecutorEnsured); c != nil && c.Status == v1beta1.ConditionFalse {
+			return c.Message
+		}
+		if c := v1beta1.GetCondition(t.Conditions, v1beta1.BackupDisrupted); c != nil && c.Status == v1beta1.ConditionTrue {
+			return c.Message
+		}
+		for _, h := range t.Stats {
+			if h.Phase == v1beta1.HostFailed {
+				return fmt.Sprintf("host %s: %s", h.Hostname, h.Error)
+			}
+		}
+	}
+	for _, typ := range []string{v1beta1.BackendRepositoryInitialized, v1beta1.RetentionPolicyApplied, v1beta1.RepositoryIntegrityVerified,
+		v1beta1.RepositoryMetricsPushed, v1beta1.BackupHistoryCleaned, v1beta1.MetricsPushed} {
+		if c := v1beta1.GetCondition(st.Conditions, typ); c != nil && c.Status == v1beta1.ConditionFalse {
+			return typ + ": " + c.Message
+		}
+	}
+	if v1beta1.IsConditionTrue(st.Conditions, executor.ExecutorWaiting) {
+		return "the session never started: " + v1beta1.GetCondition(st.Conditions, executor.ExecutorWaiting).Message
+	}
+	return "the backup did not complete"
+}
+
+// cleanHistory keeps the newest BackupHistoryLimit sessions of the
+// configuration, plus the newest completed one, and never deletes a Pending
+// or Running session. current is the phase s is about to reach.
+func (c *Controller) cleanHistory(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, current v1beta1.BackupSessionPhase) error {
+	all, err := c.sessions.BackupSessions(s.Namespace).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	var mine []*v1beta1.BackupSession
+	for _, o := range all {
+		if o.Spec.Invoker.Name == bc.Name {
+			mine = append(mine, o)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return older(mine[j], mine[i]) }) // newest first
+	phase := func(o *v1beta1.BackupSession) v1beta1.BackupSessionPhase {
+		if o.Name == s.Name {
+			return current
+		}
+		return o.Status.Phase
+	}
+	lastCompleted := ""
+	for _, o := range mine {
+		if p := phase(o); p == v1beta1.BackupSessionSucceeded || p == v1beta1.BackupSessionFailed {
+			lastCompleted = o.Name
+			break
+		}
+	}
+	limit := int(bc.HistoryLimit())
+	bg := metav1.DeletePropagationBackground
+	var failed []string
+	for i, o := range mine {
+		if i < limit || o.Name == s.Name || !phase(o).IsFinal() || (o.Name == lastCompleted && limit > 0) {
+			continue
+		}
+		err := c.stow.StowV1beta1().BackupSessions(o.Namespace).Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		if err != nil && !apierrors.IsNotFound(err) {
+			failed = append(failed, fmt.Sprintf("%s: %v", o.Name, err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not delete old sessions: %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// recordSuccess moves the configuration's lastSuccessTime forward.
+func (c *Controller) recordSuccess(ctx context.Context, bc *v1beta1.BackupConfiguration, now time.Time) error {
+	client := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := client.Get(ctx, bc.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Status.LastSuccessTime != nil && !cur.Status.LastSuccessTime.Time.Before(now.Truncate(time.Second)) {
+			return nil
+		}
+		t := metav1.NewTime(now)
+		cur.Status.LastSuccessTime = &t
+		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// maybeRetry creates the retry of a Failed session (§4.10): nextRetry is set
+// first, and the new session is created once it has passed.
+func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, now time.Time) error {
+	st := cur.Status
+	if st.Phase != v1beta1.BackupSessionFailed || cur.Spec.RetryLeft <= 0 || (st.Retried != nil && *st.Retried) {
+		return nil
+	}
+	s := cur.DeepCopy()
+	key := s.Namespace + "/" + s.Name
+	if s.Status.NextRetry == nil {
+		var delay time.Duration
+		if bc.Spec.RetryConfig != nil {
+			delay = bc.Spec.RetryConfig.Delay.Duration
+		}
+		t := metav1.NewTime(now.Add(delay))
+		s.Status.NextRetry = &t
+		if delay > 0 {
+			c.recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Retrying in %s (%d retries left)", delay, s.Spec.RetryLeft)
+			if err := c.updateStatus(ctx, cur, s); err != nil {
+				return err
+			}
+			c.requeueAfter(key, delay)
+			return nil
+		}
+	}
+	if wait := s.Status.NextRetry.Sub(now); wait > 0 {
+		c.requeueAfter(key, wait)
+		return nil
+	}
+	exists, err := c.retryExists(ctx, s)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		next := &v1beta1.BackupSession{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:            names.BackupSession(bc.Name, now.Unix()),
+				Namespace:       s.Namespace,
+				Labels:          sessionLabels(bc),
+				Annotations:     map[string]string{executor.AnnotationRetryOf: s.Name},
+				OwnerReferences: []metav1.OwnerReference{executor.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
+			},
+			Spec: v1beta1.BackupSessionSpec{
+				Invoker:   v1beta1.BackupInvokerRef{APIGroup: v1beta1.SchemeGroupVersion.Group, Kind: v1beta1.KindBackupConfiguration, Name: bc.Name},
+				RetryLeft: s.Spec.RetryLeft - 1,
+			},
+		}
+		if _, err := c.stow.StowV1beta1().BackupSessions(s.Namespace).Create(ctx, next, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create retry of BackupSession %s: %w", key, err)
+		}
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Created retry session %s (%d retries left)", next.Name, next.Spec.RetryLeft)
+	}
+	t := true
+	s.Status.Retried = &t
+	return c.updateStatus(ctx, cur, s)
+}
+
+// retryExists tells whether a retry of s was already created (a previous
+// sync may have lost its status write).
+// The API is asked, not the cache, which may not hold it yet.
+func (c *Controller) retryExists(ctx context.Context, s *v1beta1.BackupSession) (bool, error) {
+	all, err := c.stow.StowV1beta1().BackupSessions(s.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, fmt.Errorf("list BackupSessions: %w", err)
+	}
+	for _, o := range all.Items {
+		if o.Annotations[executor.AnnotationRetryOf] == s.Name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sessionLabels are the configuration's labels plus Stow's session labels.
+func sessionLabels(bc *v1beta1.BackupConfiguration) map[string]string {
+	l := map[string]string{}
+	for k, v := range bc.Labels {
+		l[k] = v
+	}
+	for k, v := range names.SessionLabels(bc) {
+		l[k] = v
+	}
+	return l
+}

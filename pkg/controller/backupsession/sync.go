@@ -1,0 +1,360 @@
+package backupsession
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+// Event reasons (for humans; Stash's spellings where Stash had one).
+const (
+	EventHostBackupSucceeded = "Host Backup Succeeded"
+	EventHostBackupFailed    = "Host Backup Failed"
+	EventJobCreated          = "BackupJobCreated"
+	EventExecutorFailed      = "BackupExecutorFailed"
+	EventDisrupted           = "BackupDisrupted"
+	EventDeadlineExceeded    = "DeadlineExceeded"
+	EventSucceeded           = "BackupSessionSucceeded"
+	EventFailed              = "BackupSessionFailed"
+	EventSkipped             = "BackupSessionSkipped"
+	EventRetry               = "BackupSessionRetry"
+	EventMetricsFailed       = "MetricsPushFailed"
+)
+
+// requeue collects the earliest time-based transition of one sync.
+type requeue struct{ d time.Duration }
+
+func (r *requeue) after(d time.Duration) {
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	if r.d == 0 || d < r.d {
+		r.d = d
+	}
+}
+
+// sync reconciles one BackupSession from observed state; it is idempotent.
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	cur, err := c.sessions.BackupSessions(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil // its Job goes with it (owner reference)
+	}
+	if err != nil {
+		return err
+	}
+	s := cur.DeepCopy()
+	now := c.clock.Now()
+	logger := klog.FromContext(ctx).WithValues("backupsession", key)
+
+	bcCached, err := c.bcs.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
+	if apierrors.IsNotFound(err) {
+		if s.Status.Phase.IsFinal() {
+			return nil
+		}
+		if err := executor.StopJob(ctx, c.kube, ns, names.BackupJob(s.Name)); err != nil {
+			return err
+		}
+		s.Status.Phase = v1beta1.BackupSessionFailed
+		s.Status.Reason = fmt.Sprintf("BackupConfiguration %s/%s not found", ns, s.Spec.Invoker.Name)
+		s.Status.SessionDuration = duration(s, now)
+		c.recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
+		return c.updateStatus(ctx, cur, s)
+	}
+	if err != nil {
+		return err
+	}
+	bc := bcCached.DeepCopy()
+	v1beta1.DefaultBackupConfiguration(bc)
+	repo, _ := c.repos.Repositories(bc.Spec.Repository.Namespace).Get(bc.Spec.Repository.Name)
+
+	if s.Status.Phase.IsFinal() {
+		return c.maybeRetry(ctx, cur, bc, now)
+	}
+
+	r := &requeue{}
+	st := &s.Status
+	if bc.Spec.TimeOut != nil && st.SessionDeadline == nil {
+		d := metav1.NewTime(s.CreationTimestamp.Add(bc.Spec.TimeOut.Duration))
+		st.SessionDeadline = &d
+	}
+	initiated := len(st.Targets) > 0 && v1beta1.HasCondition(st.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
+	if initiated && !v1beta1.BackupTargetsCompleted(st.Targets) {
+		if err := c.watch(ctx, s, bc, repo, now, r); err != nil {
+			return err
+		}
+	}
+	recompute(s)
+	completed := v1beta1.BackupTargetsCompleted(st.Targets) ||
+		v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded) ||
+		v1beta1.IsConditionTrue(st.Conditions, v1beta1.BackupSkipped)
+
+	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
+		msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
+		if initiated {
+			if err := executor.StopJob(ctx, c.kube, ns, names.BackupJob(s.Name)); err != nil {
+				return err
+			}
+			msg += "; its Job was stopped"
+		}
+		c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
+		c.recorder.Event(s, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		completed = true
+	}
+	if !completed && !initiated {
+		if why := c.skipReason(s, bc); why != "" {
+			c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup, why, now)
+			completed = true
+		} else if err := c.initiate(ctx, s, bc, repo, now, r); err != nil {
+			return err
+		}
+		recompute(s)
+		completed = completed || v1beta1.BackupTargetsCompleted(st.Targets)
+	}
+	if completed {
+		if err := c.finalize(ctx, s, bc, repo, now); err != nil {
+			return err
+		}
+	} else if st.SessionDeadline != nil {
+		r.after(st.SessionDeadline.Sub(now))
+	}
+	recompute(s)
+	if st.Phase.IsFinal() {
+		logger.V(2).Info("BackupSession finished", "phase", st.Phase, "reason", st.Reason)
+	}
+	if err := c.updateStatus(ctx, cur, s); err != nil {
+		return err
+	}
+	if r.d > 0 {
+		c.requeueAfter(key, r.d)
+	}
+	return nil
+}
+
+// recompute derives target and session phases from conditions and stats.
+func recompute(s *v1beta1.BackupSession) {
+	for i := range s.Status.Targets {
+		s.Status.Targets[i].Phase = v1beta1.ComputeBackupTargetPhase(s.Status.Targets[i])
+	}
+	s.Status.Phase = v1beta1.ComputeBackupSessionPhase(s.Status)
+}
+
+func (c *Controller) setCond(s *v1beta1.BackupSession, typ string, status v1beta1.ConditionStatus, reason, msg string, now time.Time) {
+	v1beta1.SetCondition(&s.Status.Conditions, v1beta1.Condition{Type: typ, Status: status, Reason: reason, Message: msg}, metav1.NewTime(now))
+}
+
+func setTargetCond(t *v1beta1.BackupTargetStatus, typ string, status v1beta1.ConditionStatus, reason, msg string, now time.Time) {
+	v1beta1.SetCondition(&t.Conditions, v1beta1.Condition{Type: typ, Status: status, Reason: reason, Message: msg}, metav1.NewTime(now))
+}
+
+// updateStatus writes s.Status when it differs from orig. The operator is the
+// only writer of session status (Jobs report through termination messages),
+// so on a conflict the computed status is put on the newest object.
+func (c *Controller) updateStatus(ctx context.Context, orig, s *v1beta1.BackupSession) error {
+	if equality.Semantic.DeepEqual(orig.Status, s.Status) {
+		return nil
+	}
+	client := c.stow.StowV1beta1().BackupSessions(s.Namespace)
+	first := true
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		obj := s
+		if !first {
+			latest, err := client.Get(ctx, s.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			latest.Status = s.Status
+			obj = latest
+		}
+		first = false
+		_, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func duration(s *v1beta1.BackupSession, now time.Time) string {
+	return now.Sub(s.CreationTimestamp.Time).Round(time.Second).String()
+}
+
+// skipReason returns why a session that has not started must be Skipped, or "".
+func (c *Controller) skipReason(s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration) string {
+	if rs := c.pausingRestore(bc); rs != "" {
+		return fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s is paused by restore %s.", bc.Namespace, bc.Name, rs)
+	}
+	if bc.Status.Phase != v1beta1.BackupInvokerReady {
+		phase := string(bc.Status.Phase)
+		if phase == "" {
+			phase = "not yet reconciled"
+		}
+		return fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s is not ready (%s).", bc.Namespace, bc.Name, phase)
+	}
+	others, _ := c.sessions.BackupSessions(s.Namespace).List(labels.Everything())
+	for _, o := range others {
+		if o.Name != s.Name && o.Spec.Invoker.Name == bc.Name && o.Status.Phase == v1beta1.BackupSessionRunning {
+			return fmt.Sprintf("Skipped taking new backup. Reason: Previous BackupSession: %s is %q.", o.Name, o.Status.Phase)
+		}
+	}
+	return ""
+}
+
+// pausingRestore names an unfinished RestoreSession that lists bc in
+// status.pausedBackups, or "".
+func (c *Controller) pausingRestore(bc *v1beta1.BackupConfiguration) string {
+	rss, _ := c.restores.RestoreSessions(bc.Namespace).List(labels.Everything())
+	for _, rs := range rss {
+		if rs.Status.Phase.IsFinal() || rs.DeletionTimestamp != nil {
+			continue
+		}
+		for _, b := range rs.Status.PausedBackups {
+			if b == bc.Name {
+				return rs.Name
+			}
+		}
+	}
+	return ""
+}
+
+func targetRef(bc *v1beta1.BackupConfiguration) v1beta1.TargetRef {
+	ref := bc.Spec.Target.Ref
+	if ref.Namespace == "" {
+		ref.Namespace = bc.Namespace
+	}
+	return ref
+}
+
+// initiate creates the backup Job when the target and the Repository are
+// free, and records the target as started. A missing Task, Function or
+// Repository fails the target (never a hang).
+func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *requeue) error {
+	st := &s.Status
+	if bc.Spec.Target == nil {
+		c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup,
+			fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s has no target.", bc.Namespace, bc.Name), now)
+		return nil
+	}
+	if len(st.Targets) == 0 {
+		st.Targets = []v1beta1.BackupTargetStatus{{Ref: targetRef(bc)}}
+	}
+	t := &st.Targets[0]
+	fail := func(msg string) {
+		setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureBackupExecutor, msg, now)
+		v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+		c.recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
+	}
+	if repo == nil {
+		fail(fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name))
+		return nil
+	}
+	if holder := c.targetHolder(s, bc); holder != "" {
+		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.TargetInUse, holder, now)
+		r.after(c.cfg.WaitRequeue)
+		return nil
+	}
+	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, bc.Spec.Task.Name)
+	if err != nil {
+		fail(err.Error())
+		return nil
+	}
+	jobName := names.BackupJob(s.Name)
+	jobKey := s.Namespace + "/" + jobName
+	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
+	if holder, ok := c.gate.Acquire(repoKey, jobKey); !ok {
+		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.RepositoryInUse,
+			fmt.Sprintf("waiting: Repository %s is in use by Job %s; restic operations on one repository run one at a time", repoKey, holder), now)
+		r.after(c.cfg.WaitRequeue)
+		return nil
+	}
+	job, err := c.cfg.BuildJob(bc, s, repo, task, fns)
+	if err != nil {
+		c.gate.Release(repoKey, jobKey)
+		fail(fmt.Sprintf("cannot build the backup Job: %v", err))
+		return nil
+	}
+	executor.Prepare(job, jobName, s.Namespace, executor.OwnerRef(v1beta1.KindBackupSession, s.Name, s.UID),
+		v1beta1.ComponentBackup, executor.AnnotationBackupSession, s.Name, repoKey)
+	if err := c.createJob(ctx, job, s); err != nil {
+		c.gate.Release(repoKey, jobKey)
+		if apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+			fail(err.Error())
+			return nil
+		}
+		return err
+	}
+	v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+	one := int32(1)
+	t.TotalHosts = &one
+	t.PreBackupActions = []string{v1beta1.InitializeBackendRepository}
+	t.PostBackupActions = []string{v1beta1.ApplyRetentionPolicy, v1beta1.VerifyRepositoryIntegrity, v1beta1.SendRepositoryMetrics}
+	setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredBackupExecutor,
+		fmt.Sprintf("Job %s created", jobName), now)
+	c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
+	// The watchdog must look again even if no pod ever appears.
+	r.after(c.cfg.PendingTimeout)
+	return nil
+}
+
+// createJob creates job; an existing Job controlled by the session (from a
+// sync whose status write was lost) counts as created.
+func (c *Controller) createJob(ctx context.Context, job *batchv1.Job, s *v1beta1.BackupSession) error {
+	_, err := c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing, gerr := c.kube.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+	if gerr != nil {
+		return gerr
+	}
+	if executor.IsControlledBy(existing, s.UID) {
+		return nil
+	}
+	return apierrors.NewAlreadyExists(batchv1.Resource("jobs"), fmt.Sprintf("%s (a Job of that name exists and does not belong to BackupSession %s)", job.Name, s.Name))
+}
+
+// targetHolder serializes sessions of different BackupConfigurations that
+// back up the same PVC: the running one, or else the oldest, goes first.
+func (c *Controller) targetHolder(s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration) string {
+	mine := targetRef(bc)
+	others, _ := c.sessions.BackupSessions(s.Namespace).List(labels.Everything())
+	for _, o := range others {
+		if o.Name == s.Name || o.Spec.Invoker.Name == bc.Name || o.Status.Phase.IsFinal() {
+			continue
+		}
+		obc, err := c.bcs.BackupConfigurations(o.Namespace).Get(o.Spec.Invoker.Name)
+		if err != nil || obc.Spec.Target == nil {
+			continue
+		}
+		if theirs := targetRef(obc); theirs.Name != mine.Name || theirs.Namespace != mine.Namespace {
+			continue
+		}
+		running := len(o.Status.Targets) > 0 && v1beta1.IsConditionTrue(o.Status.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
+		if running || older(o, s) {
+			return fmt.Sprintf("waiting: PVC %s/%s is being backed up by BackupSession %s of BackupConfiguration %s",
+				mine.Namespace, mine.Name, o.Name, obc.Name)
+		}
+	}
+	return ""
+}
+
+func older(a, b *v1beta1.BackupSession) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}

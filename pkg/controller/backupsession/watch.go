@@ -1,0 +1,231 @@
+package backupsession
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/jobresult"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+// watch is the watchdog of a started session: it reads the Job and its pod
+// and turns what it sees into target stats, session conditions and
+// Repository status, or into BackupDisrupted when the Job cannot report.
+func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *requeue) error {
+	t := &s.Status.Targets[0]
+	jobName := names.BackupJob(s.Name)
+	job, err := c.jobs.Jobs(s.Namespace).Get(jobName)
+	if apierrors.IsNotFound(err) {
+		// The cache may lag behind a Job created a moment ago: ask the API
+		// before declaring it gone.
+		job, err = c.kube.BatchV1().Jobs(s.Namespace).Get(ctx, jobName, metav1.GetOptions{})
+	}
+	if apierrors.IsNotFound(err) || (err == nil && !executor.IsControlledBy(job, s.UID)) {
+		c.disrupt(s, t, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pods, err := c.pods.Pods(s.Namespace).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
+	switch obs.State {
+	case executor.Running:
+	case executor.Pending:
+		r.after(obs.RecheckAfter)
+	case executor.PendingTooLong, executor.Deleted:
+		if err := executor.StopJob(ctx, c.kube, s.Namespace, jobName); err != nil {
+			return err
+		}
+		c.disrupt(s, t, obs.Reason, obs.Message, now)
+	case executor.Succeeded, executor.Failed:
+		return c.applyResults(ctx, s, bc, repo, obs, now)
+	}
+	return nil
+}
+
+func (c *Controller) disrupt(s *v1beta1.BackupSession, t *v1beta1.BackupTargetStatus, reason, msg string, now time.Time) {
+	setTargetCond(t, v1beta1.BackupDisrupted, v1beta1.ConditionTrue, reason, msg, now)
+	c.recorder.Event(s, corev1.EventTypeWarning, EventDisrupted, msg)
+}
+
+// merged is what all steps of one backup Job reported together.
+type merged struct {
+	jobresult.Result
+	backupReported bool   // a backup step (not update-status) wrote a result
+	backupErr      string // first error of a backup step
+	statusErr      string // error of the update-status step
+}
+
+// merge folds step results in container order: later non-empty fields win.
+func merge(results []jobresult.Result) merged {
+	var m merged
+	for _, r := range results {
+		if r.Step == v1beta1.FunctionUpdateStatus {
+			if r.Error != "" && m.statusErr == "" {
+				m.statusErr = r.Error
+			}
+		} else {
+			m.backupReported = true
+			if r.Error != "" && m.backupErr == "" {
+				m.backupErr = r.Error
+			}
+		}
+		if r.Host != "" {
+			m.Host = r.Host
+		}
+		if r.Duration != "" {
+			m.Duration = r.Duration
+		}
+		if len(r.Snapshots) > 0 {
+			m.Snapshots = r.Snapshots
+		}
+		if r.RepositoryInitialized != nil {
+			m.RepositoryInitialized = r.RepositoryInitialized
+		}
+		if r.Retention != nil {
+			m.Retention = r.Retention
+		}
+		if r.Integrity != nil {
+			m.Integrity = r.Integrity
+		}
+		if r.TotalSize != "" {
+			m.TotalSize = r.TotalSize
+		}
+		if r.MetricsPushed != nil {
+			m.MetricsPushed = r.MetricsPushed
+		}
+		m.StaleLocksRemoved += r.StaleLocksRemoved
+	}
+	return m
+}
+
+// applyResults writes host stats and post-backup conditions from the steps'
+// results, and the Repository status after a successful backup.
+func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, obs executor.Observation, now time.Time) error {
+	m := merge(obs.Results)
+	t := &s.Status.Targets[0]
+	set := func(typ string, ok bool, trueReason, falseReason, trueMsg, falseMsg string) {
+		if ok {
+			c.setCond(s, typ, v1beta1.ConditionTrue, trueReason, trueMsg, now)
+		} else {
+			c.setCond(s, typ, v1beta1.ConditionFalse, falseReason, falseMsg, now)
+		}
+	}
+	if m.RepositoryInitialized != nil {
+		set(v1beta1.BackendRepositoryInitialized, *m.RepositoryInitialized, v1beta1.BackendRepositoryFound,
+			v1beta1.FailedToInitializeBackendRepository, "the repository exists", m.backupErr)
+	}
+	if m.Retention != nil {
+		set(v1beta1.RetentionPolicyApplied, m.Retention.Error == "", v1beta1.SuccessfullyAppliedRetentionPolicy, v1beta1.FailedToApplyRetentionPolicy,
+			fmt.Sprintf("kept %d snapshots, removed %d", m.Retention.SnapshotsKept, m.Retention.SnapshotsRemoved), m.Retention.Error)
+	}
+	if m.Integrity != nil {
+		set(v1beta1.RepositoryIntegrityVerified, *m.Integrity, v1beta1.SuccessfullyVerifiedRepositoryIntegrity,
+			v1beta1.FailedToVerifyRepositoryIntegrity, "restic check found no errors", nonEmpty(m.statusErr, "restic check found errors"))
+	}
+	if m.MetricsPushed != nil {
+		set(v1beta1.RepositoryMetricsPushed, *m.MetricsPushed, v1beta1.SuccessfullyPushedRepositoryMetrics,
+			v1beta1.FailedToPushRepositoryMetrics, "repository metrics pushed", nonEmpty(m.statusErr, "pushing repository metrics failed"))
+	}
+	// An update-status failure already explained by a False condition is not
+	// a host failure; anything else that failed is.
+	explained := v1beta1.IsConditionFalse(s.Status.Conditions, v1beta1.RetentionPolicyApplied) ||
+		v1beta1.IsConditionFalse(s.Status.Conditions, v1beta1.RepositoryIntegrityVerified) ||
+		v1beta1.IsConditionFalse(s.Status.Conditions, v1beta1.RepositoryMetricsPushed)
+	hostErr := m.backupErr
+	if hostErr == "" && m.statusErr != "" && !explained {
+		hostErr = m.statusErr
+	}
+	if obs.State == executor.Failed && hostErr == "" && !explained {
+		hostErr = obs.Message
+	}
+	if obs.State == executor.Succeeded && !m.backupReported && hostErr == "" {
+		hostErr = "the backup Job completed but its backup step reported no result"
+	}
+	host := m.Host
+	if host == "" {
+		host = v1beta1.Host(bc.Spec.Target.Alias)
+	}
+	stats := v1beta1.HostBackupStats{Hostname: host, Phase: v1beta1.HostSucceeded, Snapshots: m.Snapshots, Duration: m.Duration}
+	if hostErr != "" {
+		stats.Phase, stats.Error = v1beta1.HostFailed, hostErr
+	}
+	upsertStats(t, stats)
+	if stats.Phase == v1beta1.HostSucceeded {
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHostBackupSucceeded, "Backup of host %s succeeded (%d snapshots)", host, len(m.Snapshots))
+	} else {
+		c.recorder.Eventf(s, corev1.EventTypeWarning, EventHostBackupFailed, "Backup of host %s failed: %s", host, hostErr)
+	}
+	if m.StaleLocksRemoved > 0 {
+		c.recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
+	}
+	if stats.Phase == v1beta1.HostSucceeded && repo != nil {
+		return c.updateRepository(ctx, repo, m, now)
+	}
+	return nil
+}
+
+func nonEmpty(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+func upsertStats(t *v1beta1.BackupTargetStatus, h v1beta1.HostBackupStats) {
+	for i := range t.Stats {
+		if t.Stats[i].Hostname == h.Hostname {
+			t.Stats[i] = h
+			return
+		}
+	}
+	t.Stats = append(t.Stats, h)
+}
+
+// updateRepository records what the backup learnt of the repository.
+func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Repository, m merged, now time.Time) error {
+	client := c.stow.StowV1beta1().Repositories(repo.Namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := client.Get(ctx, repo.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		r := cur.DeepCopy()
+		st := &r.Status
+		if m.Integrity != nil {
+			v := *m.Integrity
+			st.Integrity = &v
+		}
+		if m.TotalSize != "" {
+			st.TotalSize = m.TotalSize
+		}
+		if m.Retention != nil && m.Retention.Error == "" {
+			st.SnapshotCount = m.Retention.SnapshotsKept
+			st.SnapshotsRemovedOnLastCleanup = m.Retention.SnapshotsRemoved
+		}
+		t := metav1.NewTime(now)
+		st.LastBackupTime = &t
+		if st.FirstBackupTime == nil {
+			st.FirstBackupTime = &t
+		}
+		if equality.Semantic.DeepEqual(cur.Status, r.Status) {
+			return nil
+		}
+		_, err = client.UpdateStatus(ctx, r, metav1.UpdateOptions{})
+		return err
+	})
+}

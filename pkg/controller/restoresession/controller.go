@@ -1,0 +1,191 @@
+// Package restoresession runs RestoreSessions: it defaults and validates
+// them, checks the Repository, its Secret and the target, pauses the backups
+// of the target while it runs, creates the PVCs and restore Jobs one at a time
+// when the Repository is free, watches them so a restore never hangs, reads
+// each host's result from termination messages, and finalizes the session.
+package restoresession
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/client/clientset/versioned"
+	"github.com/stowhq/stow/client/informers/externalversions"
+	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/metrics"
+)
+
+// JobsBuilder builds the restore Jobs (one per ordinal) and the PVCs to
+// create first; the operator wires it to resolve.RestoreJobs.
+type JobsBuilder func(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task,
+	fns map[string]*v1beta1.Function) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error)
+
+// Config tunes the controller.
+type Config struct {
+	// BuildJobs resolves the Task into Jobs (required).
+	BuildJobs JobsBuilder
+	// PendingTimeout is how long a Job's pod may stay Pending (default 5m).
+	PendingTimeout time.Duration
+	// WaitRequeue is how often a waiting session is re-examined (default 5s).
+	WaitRequeue time.Duration
+	// Clock is injected by tests; nil means the real clock.
+	Clock clock.Clock
+}
+
+// Controller reconciles RestoreSessions.
+type Controller struct {
+	kube     kubernetes.Interface
+	stow     versioned.Interface
+	recorder record.EventRecorder
+	pusher   metrics.SessionPusher
+	gate     *executor.RepoGate
+	cfg      Config
+	clock    clock.Clock
+
+	restores stowlisters.RestoreSessionLister
+	sessions stowlisters.BackupSessionLister
+	bcs      stowlisters.BackupConfigurationLister
+	repos    stowlisters.RepositoryLister
+	tasks    stowlisters.TaskLister
+	fns      stowlisters.FunctionLister
+	jobs     batchlisters.JobLister
+	pods     corelisters.PodLister
+
+	synced       []cache.InformerSynced
+	queue        workqueue.TypedRateLimitingInterface[string]
+	requeueAfter func(key string, d time.Duration)
+}
+
+// NewController builds the controller; see backupsession.NewController for
+// what kubeInformers and gate must be.
+func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
+	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
+	gate *executor.RepoGate, cfg Config) *Controller {
+	if cfg.PendingTimeout <= 0 {
+		cfg.PendingTimeout = 5 * time.Minute
+	}
+	if cfg.WaitRequeue <= 0 {
+		cfg.WaitRequeue = 5 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if pusher == nil {
+		pusher = metrics.Nop{}
+	}
+	si := stowInformers.Stow().V1beta1()
+	c := &Controller{
+		kube: kube, stow: stow, recorder: recorder, pusher: pusher, gate: gate, cfg: cfg, clock: cfg.Clock,
+		restores: si.RestoreSessions().Lister(),
+		sessions: si.BackupSessions().Lister(),
+		bcs:      si.BackupConfigurations().Lister(),
+		repos:    si.Repositories().Lister(),
+		tasks:    si.Tasks().Lister(),
+		fns:      si.Functions().Lister(),
+		jobs:     kubeInformers.Batch().V1().Jobs().Lister(),
+		pods:     kubeInformers.Core().V1().Pods().Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "restoresession"}),
+	}
+	c.requeueAfter = c.queue.AddAfter
+	rsInf := si.RestoreSessions().Informer()
+	_, _ = rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, n interface{}) { c.enqueue(n) },
+	})
+	jobInf := kubeInformers.Batch().V1().Jobs().Informer()
+	podInf := kubeInformers.Core().V1().Pods().Informer()
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueOwner,
+		UpdateFunc: func(_, n interface{}) { c.enqueueOwner(n) },
+		DeleteFunc: c.enqueueOwner,
+	}
+	_, _ = jobInf.AddEventHandler(h)
+	_, _ = podInf.AddEventHandler(h)
+	c.synced = []cache.InformerSynced{rsInf.HasSynced, jobInf.HasSynced, podInf.HasSynced,
+		si.BackupSessions().Informer().HasSynced, si.BackupConfigurations().Informer().HasSynced,
+		si.Repositories().Informer().HasSynced, si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced}
+	return c
+}
+
+func (c *Controller) enqueue(obj interface{}) {
+	key, err := cache.MetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+func (c *Controller) enqueueOwner(obj interface{}) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	var ns string
+	var ann map[string]string
+	switch o := obj.(type) {
+	case *batchv1.Job:
+		ns, ann = o.Namespace, o.Annotations
+	case *corev1.Pod:
+		ns, ann = o.Namespace, o.Annotations
+	default:
+		return
+	}
+	if name := ann[executor.AnnotationRestoreSession]; name != "" {
+		c.queue.Add(ns + "/" + name)
+	}
+}
+
+// Run starts workers and blocks until ctx is done; the queue is shut down on return.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx).WithValues("controller", "restoresession")
+	logger.Info("Starting controller")
+	if !cache.WaitForNamedCacheSync("restoresession", ctx.Done(), c.synced...) {
+		return fmt.Errorf("restoresession: caches did not sync")
+	}
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+	logger.Info("Stopping controller")
+	return nil
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.processNext(ctx) {
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "syncing RestoreSession", "key", key)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}

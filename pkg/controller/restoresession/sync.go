@@ -1,0 +1,450 @@
+package restoresession
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+// Event reasons.
+const (
+	EventHostRestoreSucceeded = "Host Restore Succeeded"
+	EventHostRestoreFailed    = "Host Restore Failed"
+	EventInvalid              = "InvalidRestoreSession"
+	EventJobCreated           = "RestoreJobCreated"
+	EventExecutorFailed       = "RestoreExecutorFailed"
+	EventDisrupted            = "RestoreDisrupted"
+	EventDeadlineExceeded     = "DeadlineExceeded"
+	EventSucceeded            = "RestoreSessionSucceeded"
+	EventFailed               = "RestoreSessionFailed"
+	EventMetricsFailed        = "MetricsPushFailed"
+)
+
+type requeue struct{ d time.Duration }
+
+func (r *requeue) after(d time.Duration) {
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	if r.d == 0 || d < r.d {
+		r.d = d
+	}
+}
+
+// sync reconciles one RestoreSession from observed state; it is idempotent.
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	cur, err := c.restores.RestoreSessions(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cur.DeletionTimestamp != nil {
+		return c.cleanup(ctx, cur)
+	}
+	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) {
+		if cur, err = c.addFinalizer(ctx, cur); err != nil {
+			return err
+		}
+	}
+	rs := cur.DeepCopy()
+	st := &rs.Status
+	if st.Phase.IsFinal() {
+		if len(st.PausedBackups) > 0 { // a final write that failed half-way
+			st.PausedBackups = nil
+			return c.updateStatus(ctx, cur, rs)
+		}
+		return nil
+	}
+	now := c.clock.Now()
+	r := &requeue{}
+	work := rs.DeepCopy()
+	v1beta1.DefaultRestoreSession(work)
+
+	repo, _ := c.repos.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
+	if msg := c.validate(ctx, work, repo); msg != "" {
+		c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
+		st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
+		st.Reason = msg
+		if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
+			c.recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+		}
+		return c.updateStatus(ctx, cur, rs)
+	}
+	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the RestoreSession is valid", now)
+	if work.Spec.TimeOut != nil && st.SessionDeadline == nil {
+		d := metav1.NewTime(rs.CreationTimestamp.Add(work.Spec.TimeOut.Duration))
+		st.SessionDeadline = &d
+	}
+
+	initiated := v1beta1.IsConditionTrue(st.Conditions, v1beta1.RestoreExecutorEnsured)
+	if initiated && !targetDone(st) {
+		if err := c.watch(ctx, rs, work, repo, now, r); err != nil {
+			return err
+		}
+	}
+	completed := targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
+	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
+		msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
+		if initiated {
+			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
+				if err := executor.StopJob(ctx, c.kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
+					return err
+				}
+			}
+			msg += "; its Jobs were stopped"
+		}
+		c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
+		c.recorder.Event(rs, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		completed = true
+	}
+	if !completed && !initiated && !v1beta1.IsConditionFalse(st.Conditions, v1beta1.RestoreExecutorEnsured) {
+		if err := c.initiate(ctx, rs, work, repo, now, r); err != nil {
+			return err
+		}
+	}
+	completed = completed || targetDone(st)
+	if completed {
+		c.finalize(ctx, rs, repo, now)
+	} else if st.SessionDeadline != nil {
+		r.after(st.SessionDeadline.Sub(now))
+	}
+	st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
+	if err := c.updateStatus(ctx, cur, rs); err != nil {
+		return err
+	}
+	if r.d > 0 {
+		c.requeueAfter(key, r.d)
+	}
+	return nil
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// targetDone: every host reported, or the executor failed or was disrupted.
+func targetDone(st *v1beta1.RestoreSessionStatus) bool {
+	switch v1beta1.ComputeRestoreTargetPhase(*st) {
+	case v1beta1.TargetSucceeded, v1beta1.TargetFailed, v1beta1.TargetUnknown:
+		return true
+	}
+	return false
+}
+
+func (c *Controller) setCond(rs *v1beta1.RestoreSession, typ string, status v1beta1.ConditionStatus, reason, msg string, now time.Time) {
+	v1beta1.SetCondition(&rs.Status.Conditions, v1beta1.Condition{Type: typ, Status: status, Reason: reason, Message: msg}, metav1.NewTime(now))
+}
+
+// validate returns the one-line cause that makes rs Invalid, or "".
+func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository) string {
+	if errs := v1beta1.ValidateRestoreSession(work); len(errs) > 0 {
+		return errs.ToAggregate().Error()
+	}
+	if repo == nil || repo.Namespace == work.Namespace {
+		return ""
+	}
+	var nsLabels map[string]string
+	if nsObj, err := c.kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
+		nsLabels = nsObj.Labels
+	}
+	if err := v1beta1.ValidateUsage(repo, work.Namespace, nsLabels); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// updateStatus writes rs.Status when it differs from orig; the operator is
+// the only writer of RestoreSession status.
+func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.RestoreSession) error {
+	if equality.Semantic.DeepEqual(orig.Status, rs.Status) {
+		return nil
+	}
+	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	first := true
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		obj := rs
+		if !first {
+			latest, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			latest.Status = rs.Status
+			obj = latest
+		}
+		first = false
+		_, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func (c *Controller) addFinalizer(ctx context.Context, rs *v1beta1.RestoreSession) (*v1beta1.RestoreSession, error) {
+	var out *v1beta1.RestoreSession
+	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		latest, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if slices.Contains(latest.Finalizers, v1beta1.Finalizer) {
+			out = latest
+			return nil
+		}
+		latest.Finalizers = append(latest.Finalizers, v1beta1.Finalizer)
+		out, err = client.Update(ctx, latest, metav1.UpdateOptions{})
+		return err
+	})
+	return out, err
+}
+
+// cleanup runs when the RestoreSession is deleted: its Pushgateway group is
+// dropped, then the finalizer removed. Jobs go with it (owner reference);
+// restored PVCs stay, they hold the user's data.
+func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) error {
+	if !slices.Contains(rs.Finalizers, v1beta1.Finalizer) {
+		return nil
+	}
+	if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRestoreSession, rs.Namespace, rs.Name); err != nil {
+		return fmt.Errorf("delete metrics group of RestoreSession %s/%s: %w", rs.Namespace, rs.Name, err)
+	}
+	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		latest, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		i := slices.Index(latest.Finalizers, v1beta1.Finalizer)
+		if i < 0 {
+			return nil
+		}
+		latest.Finalizers = slices.Delete(latest.Finalizers, i, i+1)
+		_, err = client.Update(ctx, latest, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// initiate checks the Repository, its Secret and the target, pauses the
+// target's backups, and creates the PVCs and the first restore Job once the
+// Repository and the target are free.
+func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *requeue) error {
+	st := &rs.Status
+	ns := rs.Namespace
+	if repo == nil {
+		c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable,
+			fmt.Sprintf("Repository %s/%s not found; the restore waits for it", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
+		r.after(c.cfg.WaitRequeue)
+		return nil
+	}
+	c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionTrue, v1beta1.RepositoryAvailable, "the Repository exists", now)
+	secret := repo.Spec.Backend.StorageSecretName
+	if _, err := c.kube.CoreV1().Secrets(repo.Namespace).Get(ctx, secret, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionFalse, v1beta1.BackendSecretNotAvailable,
+			fmt.Sprintf("Secret %s/%s not found; the restore waits for it", repo.Namespace, secret), now)
+		r.after(c.cfg.WaitRequeue)
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read Secret %s/%s: %w", repo.Namespace, secret, err)
+	}
+	c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionTrue, v1beta1.BackendSecretAvailable, "the storage Secret exists", now)
+	t := work.Spec.Target
+	if len(t.VolumeClaimTemplates) == 0 {
+		if _, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionFalse, v1beta1.TargetNotAvailable,
+				fmt.Sprintf("PVC %s/%s not found; the restore waits until it exists", ns, t.Ref.Name), now)
+			r.after(c.cfg.WaitRequeue)
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read PVC %s/%s: %w", ns, t.Ref.Name, err)
+		}
+		c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, "the target PVC exists", now)
+	} else {
+		c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, "new PVCs are created from volumeClaimTemplates", now)
+	}
+	fail := func(msg string) {
+		c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureRestoreExecutor, msg, now)
+		v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+		c.recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
+	}
+	jobs, pvcs, err := c.build(work, repo)
+	if err != nil {
+		fail(err.Error())
+		return nil
+	}
+	// Pause the backups of every PVC this restore writes, before anything
+	// is written to it, and wait for a backup already running there.
+	targets := map[string]bool{}
+	if t.Ref.Name != "" {
+		targets[t.Ref.Name] = true
+	}
+	for _, p := range pvcs {
+		targets[p.Name] = true
+	}
+	paused := c.backupsOf(ns, targets, st.PausedBackups)
+	if !slices.Equal(paused, st.PausedBackups) {
+		// Publish the pause first, so no backup of the target starts
+		// between this check and the restore Job.
+		st.PausedBackups = paused
+		r.after(time.Millisecond)
+		return nil
+	}
+	if running := c.runningBackup(ns, st.PausedBackups); running != "" {
+		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.WaitingForBackup,
+			fmt.Sprintf("waiting: BackupSession %s is backing up the target; the restore starts when it ends", running), now)
+		r.after(c.cfg.WaitRequeue)
+		return nil
+	}
+	for _, p := range pvcs {
+		if _, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+				fail(fmt.Sprintf("cannot create PVC %s: %v", p.Name, err))
+				return nil
+			}
+			return fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
+		}
+	}
+	n := int32(len(jobs))
+	created, err := c.createJob(ctx, rs, repo, jobs[0], 0, int(n), now, r)
+	if err != nil || !created {
+		if err != nil && isPermanent(err) {
+			fail(err.Error())
+			return nil
+		}
+		return err
+	}
+	st.TotalHosts = &n
+	msg := fmt.Sprintf("Job %s created", jobs[0].Name)
+	if n > 1 {
+		msg = fmt.Sprintf("%d Jobs, created one at a time (one restic operation per repository); first: %s", n, jobs[0].Name)
+	}
+	c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredRestoreExecutor, msg, now)
+	return nil
+}
+
+func isPermanent(err error) bool {
+	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
+}
+
+// build resolves the Task into the restore Jobs and PVCs.
+func (c *Controller) build(work *v1beta1.RestoreSession, repo *v1beta1.Repository) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, work.Spec.Task.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, pvcs, err := c.cfg.BuildJobs(work, repo, task, fns)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot build the restore Jobs: %v", err)
+	}
+	if len(jobs) == 0 {
+		return nil, nil, fmt.Errorf("cannot build the restore Jobs: the Task produced none")
+	}
+	return jobs, pvcs, nil
+}
+
+// createJob creates the Job of one ordinal when the Repository is free. It
+// reports false (and a waiting condition) when it must wait.
+func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time, r *requeue) (bool, error) {
+	jobName := names.RestoreJob(rs.Name, ordinal)
+	jobKey := rs.Namespace + "/" + jobName
+	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
+	if holder, ok := c.gate.Acquire(repoKey, jobKey); !ok {
+		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.RepositoryInUse,
+			fmt.Sprintf("waiting: Repository %s is in use by Job %s; restic operations on one repository run one at a time", repoKey, holder), now)
+		r.after(c.cfg.WaitRequeue)
+		return false, nil
+	}
+	executor.Prepare(job, jobName, rs.Namespace, executor.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
+		v1beta1.ComponentRestore, executor.AnnotationRestoreSession, rs.Name, repoKey)
+	_, err := c.kube.BatchV1().Jobs(rs.Namespace).Create(ctx, job, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		existing, gerr := c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
+		switch {
+		case gerr != nil:
+			err = gerr
+		case executor.IsControlledBy(existing, rs.UID):
+			err = nil
+		default:
+			err = fmt.Errorf("a Job named %s exists and does not belong to RestoreSession %s", jobName, rs.Name)
+			err = apierrors.NewAlreadyExists(batchv1.Resource("jobs"), err.Error())
+		}
+	}
+	if err != nil {
+		c.gate.Release(repoKey, jobKey)
+		return false, err
+	}
+	v1beta1.RemoveCondition(&rs.Status.Conditions, executor.ExecutorWaiting)
+	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
+	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
+	r.after(c.cfg.PendingTimeout)
+	return true, nil
+}
+
+// backupsOf returns the names of BackupConfigurations in ns whose target is
+// one of pvcs, merged with those already paused.
+func (c *Controller) backupsOf(ns string, pvcs map[string]bool, already []string) []string {
+	set := map[string]bool{}
+	for _, b := range already {
+		set[b] = true
+	}
+	bcs, _ := c.bcs.BackupConfigurations(ns).List(labels.Everything())
+	for _, bc := range bcs {
+		t := bc.Spec.Target
+		if t == nil || (t.Ref.Namespace != "" && t.Ref.Namespace != ns) {
+			continue
+		}
+		if pvcs[t.Ref.Name] {
+			set[bc.Name] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(set))
+	for b := range set {
+		out = append(out, b)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// runningBackup names an unfinished, started BackupSession of one of bcs.
+func (c *Controller) runningBackup(ns string, bcs []string) string {
+	if len(bcs) == 0 {
+		return ""
+	}
+	sessions, _ := c.sessions.BackupSessions(ns).List(labels.Everything())
+	for _, s := range sessions {
+		if s.Status.Phase.IsFinal() || !slices.Contains(bcs, s.Spec.Invoker.Name) {
+			continue
+		}
+		if len(s.Status.Targets) > 0 && v1beta1.IsConditionTrue(s.Status.Targets[0].Conditions, v1beta1.BackupExecutorEnsured) {
+			return s.Name
+		}
+	}
+	return ""
+}
