@@ -125,7 +125,7 @@ var familyLabelSets = map[string]string{
 	BackupHostDataUploaded: hostLabelSet, BackupHostProcessingTime: hostLabelSet, BackupHostFilesTotal: hostLabelSet,
 	BackupHostFilesNew: hostLabelSet, BackupHostFilesModified: hostLabelSet, BackupHostFilesUnmod: hostLabelSet,
 	RepositoryIntegrity: repoLabelSet, RepositorySize: repoLabelSet, RepositorySnapshotCount: repoLabelSet,
-	RepositorySnapshotCleaned: repoLabelSet,
+	RepositorySnapshotCleaned: repoLabelSet, RepositoryIntegrityCheckTime: repoLabelSet,
 	RestoreSessionSuccess:     sessionLabelSet, RestoreSessionDuration: sessionLabelSet, RestoreTargetCount: sessionLabelSet,
 	RestoreTargetSuccess: targetLabelSet, RestoreTargetHostCount: targetLabelSet,
 	RestoreHostSuccess: hostLabelSet, RestoreHostDuration: hostLabelSet,
@@ -179,6 +179,7 @@ func exercisePushContract(t *testing.T, url string) {
 	p.now = func() time.Time { return clock }
 
 	// A successful backup: Job pushes host and repository, operator pushes session.
+	before := time.Now()
 	must(t, PushBackupHost(ctx, url, backupJobLabels, backupResult()), "PushBackupHost")
 	must(t, PushRepository(ctx, url, backupJobLabels, jobresult.Result{
 		Step: "update-status", Integrity: ptr(true), TotalSize: "2.500 GiB",
@@ -211,6 +212,9 @@ func exercisePushContract(t *testing.T, url string) {
 	expectValue(t, mfs, RepositorySize, repoL, 2.5*(1<<30))
 	expectValue(t, mfs, RepositorySnapshotCount, repoL, 7)
 	expectValue(t, mfs, RepositorySnapshotCleaned, repoL, 2)
+	if v := value(one(t, mfs, RepositoryIntegrityCheckTime, repoL)); v < float64(before.Unix()) || v > float64(time.Now().Unix()) {
+		t.Errorf("%s = %v, want the push time (>= %d)", RepositoryIntegrityCheckTime, v, before.Unix())
+	}
 
 	// A skipped session marks the invoker skipped and leaves success alone.
 	clock = clock.Add(30 * time.Minute)

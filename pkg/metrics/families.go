@@ -48,6 +48,9 @@ const (
 	RepositorySize            = "stash_repository_size_bytes"
 	RepositorySnapshotCount   = "stash_repository_snapshot_count"
 	RepositorySnapshotCleaned = "stash_repository_snapshot_cleaned"
+	// Not in Stash: when the integrity gauge was last measured, so an alert
+	// can tell a stale result from a fresh one.
+	RepositoryIntegrityCheckTime = "stash_repository_integrity_last_check_time_seconds"
 
 	// Restore session (operator; invoker labels).
 	RestoreSessionSuccess  = "stash_restore_session_success"
@@ -89,10 +92,11 @@ var help = map[string]string{
 	BackupHostFilesModified:  "Modified files in the last backup of the host.",
 	BackupHostFilesUnmod:     "Unmodified files in the last backup of the host.",
 
-	RepositoryIntegrity:       "1 if the last integrity check of the repository passed, else 0.",
-	RepositorySize:            "Size of the repository in bytes.",
-	RepositorySnapshotCount:   "Snapshots kept in the repository after the last retention.",
-	RepositorySnapshotCleaned: "Snapshots removed by the last retention.",
+	RepositoryIntegrity:          "1 if the last integrity check of the repository passed, else 0.",
+	RepositorySize:               "Size of the repository in bytes.",
+	RepositorySnapshotCount:      "Snapshots kept in the repository after the last retention.",
+	RepositorySnapshotCleaned:    "Snapshots removed by the last retention.",
+	RepositoryIntegrityCheckTime: "Unix time of the last integrity check of the repository.",
 
 	RestoreSessionSuccess:  "1 if the restore session succeeded (its final phase is Succeeded), else 0.",
 	RestoreSessionDuration: "Duration of the successful restore session.",

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/jobresult"
@@ -92,6 +93,7 @@ func PushRepository(ctx context.Context, url string, l JobLabels, r jobresult.Re
 	b := batch{}
 	if r.Integrity != nil {
 		b.gauge(RepositoryIntegrity, rl, boolGauge(*r.Integrity))
+		b.gauge(RepositoryIntegrityCheckTime, rl, unix(jobNow()))
 	}
 	if r.TotalSize != "" {
 		if v, err := parseSize(r.TotalSize); err == nil {
@@ -125,6 +127,9 @@ func PushRestoreHost(ctx context.Context, url string, l JobLabels, r jobresult.R
 	}
 	return add(ctx, url, l.job(), b)
 }
+
+// jobNow is the Job's clock; tests replace it.
+var jobNow = time.Now
 
 func sizeOrZero(s string) float64 {
 	if v, err := parseSize(s); err == nil {
