@@ -126,7 +126,7 @@ var familyLabelSets = map[string]string{
 	BackupHostFilesNew: hostLabelSet, BackupHostFilesModified: hostLabelSet, BackupHostFilesUnmod: hostLabelSet,
 	RepositoryIntegrity: repoLabelSet, RepositorySize: repoLabelSet, RepositorySnapshotCount: repoLabelSet,
 	RepositorySnapshotCleaned: repoLabelSet, RepositoryIntegrityCheckTime: repoLabelSet,
-	RestoreSessionSuccess:     sessionLabelSet, RestoreSessionDuration: sessionLabelSet, RestoreTargetCount: sessionLabelSet,
+	RestoreSessionSuccess: sessionLabelSet, RestoreSessionDuration: sessionLabelSet, RestoreTargetCount: sessionLabelSet,
 	RestoreTargetSuccess: targetLabelSet, RestoreTargetHostCount: targetLabelSet,
 	RestoreHostSuccess: hostLabelSet, RestoreHostDuration: hostLabelSet,
 }
