@@ -1,0 +1,596 @@
+package backupconfiguration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
+	"github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/resolve"
+)
+
+const ns = "demo"
+
+type fixture struct {
+	t    *testing.T
+	kube *k8sfake.Clientset
+	stow *stowfake.Clientset
+	kinf informers.SharedInformerFactory
+	sinf externalversions.SharedInformerFactory
+	rec  *record.FakeRecorder
+	c    *Controller
+}
+
+func newFixture(t *testing.T, kubeObjs, stowObjs []runtime.Object) *fixture {
+	f := &fixture{t: t, kube: k8sfake.NewClientset(kubeObjs...), stow: stowfake.NewSimpleClientset(stowObjs...), rec: record.NewFakeRecorder(100)}
+	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
+	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
+	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.rec, resolve.Options{Image: "stow:test", ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}})
+	f.c.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	return f
+}
+
+// refresh copies the fake API state into the informer stores, standing in for
+// the watches so that sync can be driven directly and deterministically.
+func (f *fixture) refresh() {
+	ctx := context.Background()
+	replace := func(inf cache.SharedIndexInformer, objs []any) {
+		if err := inf.GetStore().Replace(objs, ""); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	opts := metav1.ListOptions{}
+	s := f.sinf.Stow().V1beta1()
+	bcs, _ := f.stow.StowV1beta1().BackupConfigurations("").List(ctx, opts)
+	replace(s.BackupConfigurations().Informer(), items(bcs.Items))
+	repos, _ := f.stow.StowV1beta1().Repositories("").List(ctx, opts)
+	replace(s.Repositories().Informer(), items(repos.Items))
+	tasks, _ := f.stow.StowV1beta1().Tasks().List(ctx, opts)
+	replace(s.Tasks().Informer(), items(tasks.Items))
+	rss, _ := f.stow.StowV1beta1().RestoreSessions("").List(ctx, opts)
+	replace(s.RestoreSessions().Informer(), items(rss.Items))
+	core := f.kinf.Core().V1()
+	secrets, _ := f.kube.CoreV1().Secrets("").List(ctx, opts)
+	replace(core.Secrets().Informer(), items(secrets.Items))
+	pvcs, _ := f.kube.CoreV1().PersistentVolumeClaims("").List(ctx, opts)
+	replace(core.PersistentVolumeClaims().Informer(), items(pvcs.Items))
+	nss, _ := f.kube.CoreV1().Namespaces().List(ctx, opts)
+	replace(core.Namespaces().Informer(), items(nss.Items))
+	sas, _ := f.kube.CoreV1().ServiceAccounts("").List(ctx, opts)
+	replace(core.ServiceAccounts().Informer(), items(sas.Items))
+	cjs, _ := f.kube.BatchV1().CronJobs("").List(ctx, opts)
+	replace(f.kinf.Batch().V1().CronJobs().Informer(), items(cjs.Items))
+	roles, _ := f.kube.RbacV1().Roles("").List(ctx, opts)
+	replace(f.kinf.Rbac().V1().Roles().Informer(), items(roles.Items))
+	rbs, _ := f.kube.RbacV1().RoleBindings("").List(ctx, opts)
+	replace(f.kinf.Rbac().V1().RoleBindings().Informer(), items(rbs.Items))
+}
+
+func items[T any](list []T) []any {
+	out := make([]any, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out
+}
+
+func (f *fixture) sync(name string) error {
+	f.t.Helper()
+	f.refresh()
+	f.kube.ClearActions()
+	f.stow.ClearActions()
+	return f.c.sync(context.Background(), ns+"/"+name)
+}
+
+func (f *fixture) mustSync(name string) {
+	f.t.Helper()
+	if err := f.sync(name); err != nil {
+		f.t.Fatalf("sync %s: %v", name, err)
+	}
+}
+
+func (f *fixture) bc(name string) *v1beta1.BackupConfiguration {
+	f.t.Helper()
+	bc, err := f.stow.StowV1beta1().BackupConfigurations(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatalf("get bc: %v", err)
+	}
+	return bc
+}
+
+func (f *fixture) cronJob(name string) *batchv1.CronJob {
+	cj, err := f.kube.BatchV1().CronJobs(ns).Get(context.Background(), names.CronJob(name), metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return cj
+}
+
+func (f *fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func (f *fixture) writes() []string {
+	var out []string
+	for _, a := range append(f.kube.Actions(), f.stow.Actions()...) {
+		if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" {
+			out = append(out, v+" "+a.GetResource().Resource+"/"+a.GetSubresource())
+		}
+	}
+	return out
+}
+
+func backupConfig(name string) *v1beta1.BackupConfiguration {
+	return &v1beta1.BackupConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: types.UID("uid-bc-" + name), Generation: 3},
+		Spec: v1beta1.BackupConfigurationSpec{
+			Schedule:        "*/5 * * * *",
+			Repository:      v1beta1.ObjectRef{Name: "repo"},
+			Target:          &v1beta1.BackupTarget{Ref: v1beta1.TargetRef{Name: "data"}},
+			RetentionPolicy: v1beta1.RetentionPolicy{Name: "keep", KeepLast: 3, Prune: true},
+		},
+	}
+}
+
+func repository(namespace string) *v1beta1.Repository {
+	return &v1beta1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: namespace},
+		Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{StorageSecretName: "creds",
+			S3: &v1beta1.S3Spec{Endpoint: "http://127.0.0.1:9000", Bucket: "b"}}},
+	}
+}
+
+func task() *v1beta1.Task {
+	return &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: v1beta1.TaskPVCBackup}, Spec: v1beta1.TaskSpec{Steps: []v1beta1.FunctionRef{{Name: "pvc-backup"}}}}
+}
+
+func secret(namespace string, data map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: namespace}, Data: data}
+}
+
+func pvc() *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: ns}}
+}
+
+func namespace(name string, labels map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+var password = map[string][]byte{"RESTIC_PASSWORD": []byte("s3cr3t-value")}
+
+func healthyKube() []runtime.Object {
+	return []runtime.Object{secret(ns, password), pvc(), namespace(ns, nil)}
+}
+
+func condOf(t *testing.T, bc *v1beta1.BackupConfiguration, typ string) v1beta1.Condition {
+	t.Helper()
+	c := v1beta1.GetCondition(bc.Status.Conditions, typ)
+	if c == nil {
+		t.Fatalf("condition %s missing in %+v", typ, bc.Status.Conditions)
+	}
+	return *c
+}
+
+func TestReadyConfigurationGetsCronJobAndLeastPrivilegeRBAC(t *testing.T) {
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("nightly"), repository(ns), task()})
+	f.mustSync("nightly")
+
+	bc := f.bc("nightly")
+	if bc.Status.Phase != v1beta1.BackupInvokerReady {
+		t.Fatalf("phase = %q, conditions %+v", bc.Status.Phase, bc.Status.Conditions)
+	}
+	for _, typ := range []string{v1beta1.RepositoryFound, v1beta1.BackendSecretFound, v1beta1.ValidationPassed, v1beta1.BackupTargetFound, v1beta1.TaskFound, v1beta1.CronJobCreated} {
+		if c := condOf(t, bc, typ); c.Status != v1beta1.ConditionTrue || c.ObservedGeneration != 3 {
+			t.Errorf("%s = %+v", typ, c)
+		}
+	}
+	if bc.Status.ObservedGeneration != 3 || bc.Status.Schedule != "*/5 * * * *" {
+		t.Errorf("observedGeneration %d schedule %q", bc.Status.ObservedGeneration, bc.Status.Schedule)
+	}
+	if len(bc.Finalizers) != 1 || bc.Finalizers[0] != v1beta1.Finalizer {
+		t.Errorf("finalizers = %v", bc.Finalizers)
+	}
+
+	cj := f.cronJob("nightly")
+	if cj == nil {
+		t.Fatal("CronJob not created")
+	}
+	spec := cj.Spec
+	pod := spec.JobTemplate.Spec.Template.Spec
+	switch {
+	case spec.Schedule != "*/5 * * * *", ptr.Deref(spec.Suspend, true), spec.ConcurrencyPolicy != batchv1.ForbidConcurrent,
+		spec.StartingDeadlineSeconds == nil, ptr.Deref(spec.SuccessfulJobsHistoryLimit, 9) > 3, ptr.Deref(spec.FailedJobsHistoryLimit, 9) > 3:
+		t.Errorf("cronjob spec = %+v", spec)
+	}
+	js := spec.JobTemplate.Spec
+	if ptr.Deref(js.BackoffLimit, 1) != 0 || js.ActiveDeadlineSeconds == nil || js.TTLSecondsAfterFinished == nil {
+		t.Errorf("job template = %+v", js)
+	}
+	if len(pod.Containers) != 1 || pod.Containers[0].Name != TriggerContainer || pod.Containers[0].Image != "stow:test" ||
+		strings.Join(pod.Containers[0].Args, " ") != "create-backupsession --namespace=demo --invoker-name=nightly" {
+		t.Errorf("trigger container = %+v", pod.Containers)
+	}
+	if pod.ServiceAccountName != names.TriggerServiceAccount("nightly") || pod.RestartPolicy != corev1.RestartPolicyNever || len(pod.ImagePullSecrets) != 1 {
+		t.Errorf("trigger pod = sa %q restart %q pull %v", pod.ServiceAccountName, pod.RestartPolicy, pod.ImagePullSecrets)
+	}
+	if ref := metav1.GetControllerOf(cj); ref == nil || ref.UID != bc.UID || ref.Kind != v1beta1.KindBackupConfiguration {
+		t.Errorf("cronjob owner = %+v", cj.OwnerReferences)
+	}
+
+	ctx := context.Background()
+	saName := names.TriggerServiceAccount("nightly")
+	sa, err := f.kube.CoreV1().ServiceAccounts(ns).Get(ctx, saName, metav1.GetOptions{})
+	if err != nil || metav1.GetControllerOf(sa) == nil {
+		t.Fatalf("serviceaccount: %v %+v", err, sa)
+	}
+	role, err := f.kube.RbacV1().Roles(ns).Get(ctx, saName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("role: %v", err)
+	}
+	wantRules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupconfigurations"}, ResourceNames: []string{"nightly"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupsessions"}, Verbs: []string{"create"}},
+	}
+	if !equalRules(role.Rules, wantRules) {
+		t.Errorf("role rules = %+v, want exactly %+v", role.Rules, wantRules)
+	}
+	rb, err := f.kube.RbacV1().RoleBindings(ns).Get(ctx, saName, metav1.GetOptions{})
+	if err != nil || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != saName || len(rb.Subjects) != 1 || rb.Subjects[0].Name != saName || rb.Subjects[0].Namespace != ns {
+		t.Errorf("rolebinding = %+v, %v", rb, err)
+	}
+
+	repo, _ := f.stow.StowV1beta1().Repositories(ns).Get(ctx, "repo", metav1.GetOptions{})
+	if len(repo.Status.References) != 1 || repo.Status.References[0] != (v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: ns, Name: "nightly"}) {
+		t.Errorf("repository references = %+v", repo.Status.References)
+	}
+	ev := strings.Join(f.events(), "\n")
+	if !strings.Contains(ev, "Normal CronJobCreated") || !strings.Contains(ev, "Normal Ready") {
+		t.Errorf("events = %s", ev)
+	}
+
+	// A second sync with nothing changed writes nothing.
+	f.mustSync("nightly")
+	if w := f.writes(); len(w) > 0 {
+		t.Errorf("idempotent sync wrote %v", w)
+	}
+	if ev := f.events(); len(ev) > 0 {
+		t.Errorf("idempotent sync emitted %v", ev)
+	}
+}
+
+func equalRules(a, b []rbacv1.PolicyRule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if strings.Join(a[i].APIGroups, ",") != strings.Join(b[i].APIGroups, ",") || strings.Join(a[i].Resources, ",") != strings.Join(b[i].Resources, ",") ||
+			strings.Join(a[i].ResourceNames, ",") != strings.Join(b[i].ResourceNames, ",") || strings.Join(a[i].Verbs, ",") != strings.Join(b[i].Verbs, ",") {
+			return false
+		}
+	}
+	return true
+}
+
+func TestBadInputs(t *testing.T) {
+	tests := []struct {
+		name       string
+		mutate     func(*v1beta1.BackupConfiguration)
+		kube       []runtime.Object
+		stow       []runtime.Object // besides the bc
+		condType   string
+		condStatus v1beta1.ConditionStatus
+		condReason string
+		msg        string
+		phase      v1beta1.BackupInvokerPhase
+		cronJob    string // "none", "suspended", "active"
+		event      string
+	}{
+		{name: "missing repository", stow: []runtime.Object{task()}, kube: healthyKube(),
+			condType: v1beta1.RepositoryFound, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.RepositoryNotAvailable, msg: "repository demo/repo not found",
+			phase: v1beta1.BackupInvokerNotReady, cronJob: "suspended", event: "Warning RepositoryNotFound"},
+		{name: "missing secret", stow: []runtime.Object{repository(ns), task()}, kube: []runtime.Object{pvc()},
+			condType: v1beta1.BackendSecretFound, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.BackendSecretNotAvailable, msg: "secret demo/creds not found",
+			phase: v1beta1.BackupInvokerNotReady, cronJob: "suspended", event: "Warning BackendSecretNotFound"},
+		{name: "secret without password", stow: []runtime.Object{repository(ns), task()}, kube: []runtime.Object{pvc(), secret(ns, map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("s3cr3t-value")})},
+			condType: v1beta1.BackendSecretFound, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.BackendSecretNotAvailable, msg: "has no RESTIC_PASSWORD key",
+			phase: v1beta1.BackupInvokerNotReady, cronJob: "suspended", event: "Warning BackendSecretNotFound"},
+		{name: "missing pvc", stow: []runtime.Object{repository(ns), task()}, kube: []runtime.Object{secret(ns, password)},
+			condType: v1beta1.BackupTargetFound, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.TargetNotAvailable, msg: "PersistentVolumeClaim demo/data not found",
+			phase: v1beta1.BackupInvokerNotReady, cronJob: "suspended", event: "Warning TargetNotFound"},
+		{name: "unknown task", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Task.Name = "nope" }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
+			condType: v1beta1.TaskFound, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.TaskNotAvailable, msg: `task "nope" not found`,
+			phase: v1beta1.BackupInvokerNotReady, cronJob: "suspended", event: "Warning TaskNotFound"},
+		{name: "invalid cron", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Schedule = "every day" }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
+			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: "spec.schedule",
+			phase: v1beta1.BackupInvokerInvalid, cronJob: "none", event: "Warning InvalidSpec"},
+		{name: "cross-namespace pvc", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Target.Ref.Namespace = "other" }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
+			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: "spec.target.ref.namespace",
+			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
+		{name: "usage policy forbids namespace", stow: []runtime.Object{repository("vault"), task()},
+			mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Repository.Namespace = "vault" },
+			kube:   append(healthyKube(), secret("vault", password)),
+			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `does not allow use from namespace "demo"`,
+			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
+		{name: "paused", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
+			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "suspended: spec.paused is true",
+			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal CronJobCreated"},
+		{name: "paused by a running restore", stow: []runtime.Object{repository(ns), task(), &v1beta1.RestoreSession{
+			ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{Phase: v1beta1.RestoreRunning, PausedBackups: []string{"bc"}}}},
+			kube:     healthyKube(),
+			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "paused while RestoreSession rs runs",
+			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal CronJobCreated"},
+		{name: "finished restore does not pause", stow: []runtime.Object{repository(ns), task(), &v1beta1.RestoreSession{
+			ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{Phase: v1beta1.RestoreSucceeded, PausedBackups: []string{"bc"}}}},
+			kube:     healthyKube(),
+			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "runs on schedule",
+			phase: v1beta1.BackupInvokerReady, cronJob: "active", event: "Normal CronJobCreated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bc := backupConfig("bc")
+			if tt.mutate != nil {
+				tt.mutate(bc)
+			}
+			f := newFixture(t, tt.kube, append([]runtime.Object{bc}, tt.stow...))
+			_ = f.sync("bc") // errors requeue; the status must still say why
+			got := f.bc("bc")
+			c := condOf(t, got, tt.condType)
+			if c.Status != tt.condStatus || c.Reason != tt.condReason || !strings.Contains(c.Message, tt.msg) {
+				t.Errorf("%s = %+v, want %s/%s containing %q", tt.condType, c, tt.condStatus, tt.condReason, tt.msg)
+			}
+			if got.Status.Phase != tt.phase {
+				t.Errorf("phase = %q, want %q (conditions %+v)", got.Status.Phase, tt.phase, got.Status.Conditions)
+			}
+			cj := f.cronJob("bc")
+			state := "none"
+			if cj != nil {
+				state = "active"
+				if ptr.Deref(cj.Spec.Suspend, false) {
+					state = "suspended"
+				}
+			}
+			if state != tt.cronJob {
+				t.Errorf("cronjob = %s, want %s", state, tt.cronJob)
+			}
+			ev := strings.Join(f.events(), "\n")
+			if !strings.Contains(ev, tt.event) {
+				t.Errorf("events %q lack %q", ev, tt.event)
+			}
+			if strings.Contains(ev, "s3cr3t-value") {
+				t.Errorf("an event leaks a secret value: %s", ev)
+			}
+		})
+	}
+}
+
+func TestPVCTransitions(t *testing.T) {
+	f := newFixture(t, []runtime.Object{secret(ns, password)}, []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	steps := []struct {
+		do      func()
+		phase   v1beta1.BackupInvokerPhase
+		target  v1beta1.ConditionStatus
+		suspend bool
+	}{
+		{func() {}, v1beta1.BackupInvokerNotReady, v1beta1.ConditionFalse, true},
+		{func() { _, _ = f.kube.CoreV1().PersistentVolumeClaims(ns).Create(context.Background(), pvc(), metav1.CreateOptions{}) },
+			v1beta1.BackupInvokerReady, v1beta1.ConditionTrue, false},
+		{func() { _ = f.kube.CoreV1().PersistentVolumeClaims(ns).Delete(context.Background(), "data", metav1.DeleteOptions{}) },
+			v1beta1.BackupInvokerNotReady, v1beta1.ConditionFalse, true},
+	}
+	for i, s := range steps {
+		s.do()
+		f.mustSync("bc")
+		bc := f.bc("bc")
+		if bc.Status.Phase != s.phase || condOf(t, bc, v1beta1.BackupTargetFound).Status != s.target {
+			t.Errorf("step %d: phase %q target %+v", i, bc.Status.Phase, condOf(t, bc, v1beta1.BackupTargetFound))
+		}
+		if cj := f.cronJob("bc"); cj == nil || ptr.Deref(cj.Spec.Suspend, false) != s.suspend {
+			t.Errorf("step %d: cronjob suspend = %v, want %v", i, cj.Spec.Suspend, s.suspend)
+		}
+	}
+}
+
+func TestRandomScheduleIsStable(t *testing.T) {
+	bc := backupConfig("bc")
+	bc.Spec.Schedule = v1beta1.ScheduleDailyRandom
+	bc.Spec.TimeZone = ptr.To("Europe/Paris")
+	var seen []string
+	for i := 0; i < 2; i++ {
+		f := newFixture(t, healthyKube(), []runtime.Object{bc.DeepCopy(), repository(ns), task()})
+		f.mustSync("bc")
+		f.mustSync("bc")
+		got := f.bc("bc")
+		cj := f.cronJob("bc")
+		if got.Status.Schedule != cj.Spec.Schedule || ptr.Deref(cj.Spec.TimeZone, "") != "Europe/Paris" {
+			t.Fatalf("status schedule %q, cronjob %q tz %v", got.Status.Schedule, cj.Spec.Schedule, cj.Spec.TimeZone)
+		}
+		if _, err := v1beta1.ParseSchedule(cj.Spec.Schedule); err != nil || strings.HasPrefix(cj.Spec.Schedule, "@") {
+			t.Fatalf("resolved schedule %q: %v", cj.Spec.Schedule, err)
+		}
+		seen = append(seen, cj.Spec.Schedule)
+	}
+	if seen[0] != seen[1] || seen[0] != v1beta1.ResolveSchedule(ns, "bc", v1beta1.ScheduleDailyRandom) {
+		t.Errorf("schedules %v are not stable", seen)
+	}
+}
+
+func TestDriftIsRepaired(t *testing.T) {
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	f.mustSync("bc")
+	ctx := context.Background()
+	cj := f.cronJob("bc")
+	cj.Spec.Schedule = "0 0 1 1 *"
+	cj.Spec.Suspend = ptr.To(true)
+	_, _ = f.kube.BatchV1().CronJobs(ns).Update(ctx, cj, metav1.UpdateOptions{})
+	name := names.TriggerServiceAccount("bc")
+	role, _ := f.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
+	role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}})
+	_, _ = f.kube.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{})
+	_ = f.kube.RbacV1().RoleBindings(ns).Delete(ctx, name, metav1.DeleteOptions{})
+
+	f.mustSync("bc")
+	if cj := f.cronJob("bc"); cj.Spec.Schedule != "*/5 * * * *" || ptr.Deref(cj.Spec.Suspend, true) {
+		t.Errorf("cronjob not repaired: %q suspend %v", cj.Spec.Schedule, cj.Spec.Suspend)
+	}
+	role, _ = f.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
+	if len(role.Rules) != 2 {
+		t.Errorf("role not repaired: %+v", role.Rules)
+	}
+	if _, err := f.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Errorf("rolebinding not recreated: %v", err)
+	}
+
+	// A schedule change updates the CronJob and status.schedule.
+	bc := f.bc("bc")
+	bc.Spec.Schedule = "@hourly-random"
+	bc.Generation++
+	_, _ = f.stow.StowV1beta1().BackupConfigurations(ns).Update(ctx, bc, metav1.UpdateOptions{})
+	f.mustSync("bc")
+	want := v1beta1.ResolveSchedule(ns, "bc", "@hourly-random")
+	if got := f.bc("bc"); got.Status.Schedule != want || f.cronJob("bc").Spec.Schedule != want || got.Status.ObservedGeneration != bc.Generation {
+		t.Errorf("schedule change: status %q cronjob %q, want %q", got.Status.Schedule, f.cronJob("bc").Spec.Schedule, want)
+	}
+	if ev := strings.Join(f.events(), "\n"); !strings.Contains(ev, "Normal CronJobUpdated") {
+		t.Errorf("events = %s", ev)
+	}
+}
+
+func TestUserServiceAccountReplacesStowRBAC(t *testing.T) {
+	bc := backupConfig("bc")
+	f := newFixture(t, healthyKube(), []runtime.Object{bc, repository(ns), task()})
+	f.mustSync("bc")
+	cur := f.bc("bc")
+	cur.Spec.RuntimeSettings.Pod = &v1beta1.PodRuntimeSettings{ServiceAccountName: "mine"}
+	_, _ = f.stow.StowV1beta1().BackupConfigurations(ns).Update(context.Background(), cur, metav1.UpdateOptions{})
+	f.mustSync("bc")
+	if sa := f.cronJob("bc").Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; sa != "mine" {
+		t.Errorf("serviceAccountName = %q", sa)
+	}
+	name := names.TriggerServiceAccount("bc")
+	if _, err := f.kube.CoreV1().ServiceAccounts(ns).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
+		t.Errorf("Stow's ServiceAccount was kept although the user brings one")
+	}
+	if _, err := f.kube.RbacV1().Roles(ns).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
+		t.Errorf("Stow's Role was kept although the user brings a ServiceAccount")
+	}
+}
+
+func TestDeletionCleansUp(t *testing.T) {
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	f.mustSync("bc")
+	ctx := context.Background()
+	// Something Stow does not own, with the same name, must survive.
+	bc := f.bc("bc")
+	now := metav1.Now()
+	bc.DeletionTimestamp = &now
+	_, _ = f.stow.StowV1beta1().BackupConfigurations(ns).Update(ctx, bc, metav1.UpdateOptions{})
+
+	f.mustSync("bc")
+	name := names.TriggerServiceAccount("bc")
+	if f.cronJob("bc") != nil {
+		t.Error("cronjob not deleted")
+	}
+	if _, err := f.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		t.Error("serviceaccount not deleted")
+	}
+	if _, err := f.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		t.Error("role not deleted")
+	}
+	if _, err := f.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		t.Error("rolebinding not deleted")
+	}
+	repo, _ := f.stow.StowV1beta1().Repositories(ns).Get(ctx, "repo", metav1.GetOptions{})
+	if len(repo.Status.References) != 0 {
+		t.Errorf("repository references = %+v", repo.Status.References)
+	}
+	if got := f.bc("bc"); len(got.Finalizers) != 0 {
+		t.Errorf("finalizers = %v", got.Finalizers)
+	}
+}
+
+func TestForeignCronJobIsNotTouched(t *testing.T) {
+	foreign := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: names.CronJob("bc"), Namespace: ns}, Spec: batchv1.CronJobSpec{Schedule: "1 1 1 1 *"}}
+	f := newFixture(t, append(healthyKube(), foreign), []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	if err := f.sync("bc"); err == nil {
+		t.Fatal("sync succeeded over a CronJob Stow does not own")
+	}
+	bc := f.bc("bc")
+	if c := condOf(t, bc, v1beta1.CronJobCreated); c.Status != v1beta1.ConditionFalse || !strings.Contains(c.Message, "not owned") {
+		t.Errorf("CronJobCreated = %+v", c)
+	}
+	if bc.Status.Phase != v1beta1.BackupInvokerNotReady {
+		t.Errorf("phase = %q", bc.Status.Phase)
+	}
+	if cj := f.cronJob("bc"); cj.Spec.Schedule != "1 1 1 1 *" {
+		t.Errorf("foreign cronjob modified: %q", cj.Spec.Schedule)
+	}
+	if ev := strings.Join(f.events(), "\n"); !strings.Contains(ev, "Warning CronJob Creation Failed") {
+		t.Errorf("events = %s", ev)
+	}
+}
+
+func TestEventHandlersEnqueueUsers(t *testing.T) {
+	other := backupConfig("other")
+	other.Spec.Repository.Name = "elsewhere"
+	other.Spec.Target.Ref.Name = "x"
+	other.Spec.Task.Name = "custom"
+	f := newFixture(t, nil, []runtime.Object{backupConfig("bc"), other, repository(ns)})
+	f.refresh()
+	tests := []struct {
+		name string
+		fire func()
+		want string
+	}{
+		{"repository", func() { f.c.onRepository(repository(ns)) }, ns + "/bc"},
+		{"pvc", func() { f.c.onPVC(pvc()) }, ns + "/bc"},
+		{"task", func() { f.c.onTask(task()) }, ns + "/bc"},
+		{"secret", func() { f.c.onSecret(secret(ns, nil)) }, ns + "/bc"},
+		{"restore", func() {
+			f.c.onRestoreSession(&v1beta1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{PausedBackups: []string{"bc"}}})
+		}, ns + "/bc"},
+		{"owned cronjob", func() {
+			f.c.onOwned(&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: ns, OwnerReferences: []metav1.OwnerReference{ownerRef(backupConfig("bc"))}}})
+		}, ns + "/bc"},
+	}
+	for _, tt := range tests {
+		tt.fire()
+		if f.c.queue.Len() != 1 {
+			t.Errorf("%s: queue length %d, want 1", tt.name, f.c.queue.Len())
+			for f.c.queue.Len() > 0 {
+				k, _ := f.c.queue.Get()
+				f.c.queue.Done(k)
+			}
+			continue
+		}
+		k, _ := f.c.queue.Get()
+		f.c.queue.Done(k)
+		f.c.queue.Forget(k)
+		if k != tt.want {
+			t.Errorf("%s: enqueued %q, want %q", tt.name, k, tt.want)
+		}
+	}
+}
