@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,10 +287,10 @@ func TestOperatorMetricsOnScrape(t *testing.T) {
 	restores := []*v1beta1.RestoreSession{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "ns1", Name: "r"}, Status: v1beta1.RestoreSessionStatus{Phase: v1beta1.RestoreFailed}},
 	}
-	listErr := false
+	var listErr atomic.Bool
 	c := NewSessionCollector(
 		func() ([]*v1beta1.BackupSession, error) {
-			if listErr {
+			if listErr.Load() {
 				return nil, errors.New("cache not synced")
 			}
 			return backups, nil
@@ -341,7 +342,7 @@ func TestOperatorMetricsOnScrape(t *testing.T) {
 	}
 
 	// A failing list drops its series but neither the scrape nor pushes.
-	listErr = true
+	listErr.Store(true)
 	must(t, PushRestoreHost(context.Background(), s.URL(), restoreJobLabels, jobresult.Result{Host: "host-0", Duration: "1s"}), "push while list fails")
 	mfs = scrape(t, s.URL())
 	if len(series(mfs, "stow_backupsessions", nil)) != 0 {

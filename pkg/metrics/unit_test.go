@@ -84,6 +84,18 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(status)
 }
 
+func (r *recorder) setStatus(code int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status = code
+}
+
+func (r *recorder) last() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reqs[len(r.reqs)-1]
+}
+
 func TestPusherRequests(t *testing.T) {
 	rec := &recorder{status: http.StatusOK}
 	srv := httptest.NewServer(rec)
@@ -99,7 +111,10 @@ func TestPusherRequests(t *testing.T) {
 		"POST /metrics/job/" + restoreJob,
 		"POST /metrics/job/" + bcJob,
 	}
-	if got := strings.Join(rec.reqs, "\n"); got != strings.Join(want, "\n") {
+	rec.mu.Lock()
+	got := strings.Join(rec.reqs, "\n")
+	rec.mu.Unlock()
+	if got != strings.Join(want, "\n") {
 		t.Errorf("requests:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
 
@@ -107,16 +122,16 @@ func TestPusherRequests(t *testing.T) {
 		status int
 		ok     bool
 	}{{http.StatusAccepted, true}, {http.StatusNotFound, true}, {http.StatusInternalServerError, false}, {http.StatusForbidden, false}} {
-		rec.status = tc.status
+		rec.setStatus(tc.status)
 		err := p.DeleteInvokerGroup(ctx, "BackupConfiguration", "demo", "x")
 		if (err == nil) != tc.ok {
 			t.Errorf("delete answered %d: err=%v, want ok=%v", tc.status, err, tc.ok)
 		}
 	}
-	if last := rec.reqs[len(rec.reqs)-1]; last != "DELETE /metrics/job/backupconfiguration-demo-x" {
+	if last := rec.last(); last != "DELETE /metrics/job/backupconfiguration-demo-x" {
 		t.Errorf("delete request %q", last)
 	}
-	rec.status = http.StatusBadRequest
+	rec.setStatus(http.StatusBadRequest)
 	if err := PushRestoreHost(ctx, srv.URL, restoreJobLabels, jobresult.Result{}); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("push answered 400: err=%v", err)
 	}
