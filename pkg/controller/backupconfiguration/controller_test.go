@@ -331,8 +331,8 @@ func TestBadInputs(t *testing.T) {
 			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: "spec.target.ref.namespace",
 			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
 		{name: "usage policy forbids namespace", stow: []runtime.Object{repository("vault"), task()},
-			mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Repository.Namespace = "vault" },
-			kube:   append(healthyKube(), secret("vault", password)),
+			mutate:   func(bc *v1beta1.BackupConfiguration) { bc.Spec.Repository.Namespace = "vault" },
+			kube:     append(healthyKube(), secret("vault", password)),
 			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `does not allow use from namespace "demo"`,
 			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
 		{name: "paused", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
@@ -396,9 +396,13 @@ func TestPVCTransitions(t *testing.T) {
 		suspend bool
 	}{
 		{func() {}, v1beta1.BackupInvokerNotReady, v1beta1.ConditionFalse, true},
-		{func() { _, _ = f.kube.CoreV1().PersistentVolumeClaims(ns).Create(context.Background(), pvc(), metav1.CreateOptions{}) },
+		{func() {
+			_, _ = f.kube.CoreV1().PersistentVolumeClaims(ns).Create(context.Background(), pvc(), metav1.CreateOptions{})
+		},
 			v1beta1.BackupInvokerReady, v1beta1.ConditionTrue, false},
-		{func() { _ = f.kube.CoreV1().PersistentVolumeClaims(ns).Delete(context.Background(), "data", metav1.DeleteOptions{}) },
+		{func() {
+			_ = f.kube.CoreV1().PersistentVolumeClaims(ns).Delete(context.Background(), "data", metav1.DeleteOptions{})
+		},
 			v1beta1.BackupInvokerNotReady, v1beta1.ConditionFalse, true},
 	}
 	for i, s := range steps {

@@ -85,11 +85,15 @@ func (c *Controller) deleteOwned(ctx context.Context, bc *v1beta1.BackupConfigur
 		del  func() error
 	}
 	ds := []deleter{
-		{"serviceaccount", func() (metav1.Object, error) { return c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}) },
+		{"serviceaccount", func() (metav1.Object, error) {
+			return c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
+		},
 			func() error { return c.kube.CoreV1().ServiceAccounts(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
 		{"role", func() (metav1.Object, error) { return c.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{}) },
 			func() error { return c.kube.RbacV1().Roles(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
-		{"rolebinding", func() (metav1.Object, error) { return c.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{}) },
+		{"rolebinding", func() (metav1.Object, error) {
+			return c.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
+		},
 			func() error { return c.kube.RbacV1().RoleBindings(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
 	}
 	if withCronJob {
@@ -589,4 +593,3 @@ func mergeLabels(dst, src map[string]string) map[string]string {
 	}
 	return dst
 }
-
