@@ -25,12 +25,24 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 	t := &s.Status.Targets[0]
 	jobName := names.BackupJob(s.Name)
 	job, err := c.jobs.Jobs(s.Namespace).Get(jobName)
+	if err == nil {
+		// The informer knows the Job now: the gate's expectation is met.
+		c.gate.Observed(s.Namespace + "/" + jobName)
+	}
 	if apierrors.IsNotFound(err) {
 		// The cache may lag behind a Job created a moment ago: ask the API
 		// before declaring it gone.
 		job, err = c.kube.BatchV1().Jobs(s.Namespace).Get(ctx, jobName, metav1.GetOptions{})
 	}
+	// Once the Job is final or gone it no longer holds the Repository,
+	// even if the informer never saw it.
+	release := func() {
+		if repo != nil {
+			c.gate.Release(executor.RepositoryKey(repo.Namespace, repo.Name), s.Namespace+"/"+jobName)
+		}
+	}
 	if apierrors.IsNotFound(err) || (err == nil && !executor.IsControlledBy(job, s.UID)) {
+		release()
 		c.disrupt(s, t, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
 		return nil
 	}
@@ -52,6 +64,7 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 		}
 		c.disrupt(s, t, obs.Reason, obs.Message, now)
 	case executor.Succeeded, executor.Failed:
+		release()
 		return c.applyResults(ctx, s, bc, repo, obs, now)
 	}
 	return nil

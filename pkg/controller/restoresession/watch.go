@@ -83,6 +83,9 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			return nil
 		}
 		job, err := c.jobs.Jobs(rs.Namespace).Get(jobName)
+		if err == nil {
+			c.gate.Observed(rs.Namespace + "/" + jobName)
+		}
 		if apierrors.IsNotFound(err) {
 			job, err = c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
 		}

@@ -76,6 +76,17 @@ func (g *RepoGate) Release(repoKey, jobKey string) {
 	}
 }
 
+// Observed drops the expectation of jobKey once the informer has seen it.
+func (g *RepoGate) Observed(jobKey string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for repo, e := range g.created {
+		if e.job == jobKey {
+			delete(g.created, repo)
+		}
+	}
+}
+
 func (g *RepoGate) activeHolder(repoKey, jobKey string) string {
 	all, err := g.jobs.List(labels.SelectorFromSet(labels.Set{v1beta1.LabelManagedBy: v1beta1.ManagedByStow}))
 	if err != nil {
