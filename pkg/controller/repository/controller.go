@@ -1,0 +1,225 @@
+// Package repository reconciles Repositories: finalizer, validation
+// condition, status.backend and status.references (the BackupConfigurations
+// and RestoreSessions that use it, computed from listers). The other
+// Repository status fields (integrity, size, snapshots) are written by the
+// session controllers from Job results.
+//
+// wipeOut is not implemented yet: deleting a Repository with wipeOut set
+// records a Warning event and leaves the backend data in place.
+package repository
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/client/clientset/versioned"
+	"github.com/stowhq/stow/client/informers/externalversions"
+	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/resolve"
+)
+
+// Controller reconciles Repositories.
+type Controller struct {
+	kube     kubernetes.Interface
+	stow     versioned.Interface
+	recorder record.EventRecorder
+	opts     resolve.Options
+	now      func() time.Time
+
+	repos    stowlisters.RepositoryLister
+	bcs      stowlisters.BackupConfigurationLister
+	restores stowlisters.RestoreSessionLister
+
+	kubeInformers informers.SharedInformerFactory
+	stowInformers externalversions.SharedInformerFactory
+	synced        []cache.InformerSynced
+	queue         workqueue.TypedRateLimitingInterface[string]
+}
+
+// NewController wires the informers. kubeInformers is accepted for symmetry
+// with the other controllers and started by Run.
+func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
+	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, opts resolve.Options) *Controller {
+	s := stowInformers.Stow().V1beta1()
+	repoInf, bcInf, rsInf := s.Repositories(), s.BackupConfigurations(), s.RestoreSessions()
+	c := &Controller{
+		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now,
+		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(),
+		kubeInformers: kubeInformers, stowInformers: stowInformers,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "repository"}),
+	}
+	for _, h := range []struct {
+		inf cache.SharedIndexInformer
+		fn  func(any)
+	}{
+		{repoInf.Informer(), c.enqueue},
+		{bcInf.Informer(), c.onInvoker},
+		{rsInf.Informer(), c.onInvoker},
+	} {
+		if _, err := h.inf.AddEventHandler(internal.Handler(h.fn)); err != nil {
+			utilruntime.HandleError(fmt.Errorf("repository controller: add event handler: %v", err))
+		}
+		c.synced = append(c.synced, h.inf.HasSynced)
+	}
+	return c
+}
+
+// Run starts the informer factories (idempotent), waits for the caches and
+// processes the queue until ctx is done.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrash()
+	if c.kubeInformers != nil {
+		c.kubeInformers.Start(ctx.Done())
+	}
+	c.stowInformers.Start(ctx.Done())
+	if !cache.WaitForNamedCacheSync("repository", ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
+		return fmt.Errorf("repository controller: caches did not sync")
+	}
+	internal.RunWorkers(ctx, "repository", c.queue, workers, c.sync)
+	return nil
+}
+
+func (c *Controller) enqueue(obj any) {
+	if key, ok := internal.KeyOf(obj); ok {
+		c.queue.Add(key)
+	}
+}
+
+// onInvoker re-queues the Repository a BackupConfiguration or RestoreSession references.
+func (c *Controller) onInvoker(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	switch o := obj.(type) {
+	case *v1beta1.BackupConfiguration:
+		if o.Spec.Repository.Name != "" {
+			c.queue.Add(internal.RepositoryKey(o.Namespace, o.Spec.Repository))
+		}
+	case *v1beta1.RestoreSession:
+		if o.Spec.Repository.Name != "" {
+			c.queue.Add(internal.RepositoryKey(o.Namespace, o.Spec.Repository))
+		}
+	}
+}
+
+func (c *Controller) event(r *v1beta1.Repository, typ, reason, msg string) {
+	if c.recorder != nil {
+		c.recorder.Event(r, typ, reason, msg)
+	}
+}
+
+// sync reconciles one Repository; it is idempotent.
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
+		return nil
+	}
+	cached, err := c.repos.Repositories(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	repo := cached.DeepCopy()
+	client := c.stow.StowV1beta1().Repositories(ns)
+	if repo.DeletionTimestamp != nil {
+		if !internal.RemoveFinalizer(repo, v1beta1.Finalizer) {
+			return nil
+		}
+		if repo.Spec.WipeOut {
+			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,
+				"wipeOut is not implemented yet: the backend data of this repository was left in place")
+		}
+		if _, err := client.Update(ctx, repo, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("remove finalizer of repository %s: %v", key, err)
+		}
+		return nil
+	}
+	if internal.AddFinalizer(repo, v1beta1.Finalizer) {
+		updated, err := client.Update(ctx, repo, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("add finalizer to repository %s: %v", key, err)
+		}
+		repo = updated
+	}
+
+	valid := cond(v1beta1.ResourceValidationPassed, v1beta1.ConditionTrue, "the spec is valid")
+	if errs := v1beta1.ValidateRepository(repo); len(errs) > 0 {
+		valid = cond(v1beta1.ResourceValidationFailed, v1beta1.ConditionFalse, errs.ToAggregate().Error())
+		if old := v1beta1.GetCondition(repo.Status.Conditions, v1beta1.ValidationPassed); old == nil || old.Message != valid.Message {
+			c.event(repo, corev1.EventTypeWarning, internal.ReasonInvalidSpec, valid.Message)
+		}
+	}
+	refs := c.references(repo)
+	backend := repo.Spec.Backend.Provider()
+	now := metav1.NewTime(c.now())
+
+	mutate := func(r *v1beta1.Repository) bool {
+		changed := false
+		v := valid
+		v.ObservedGeneration = r.Generation
+		changed = v1beta1.SetCondition(&r.Status.Conditions, v, now) || changed
+		if r.Status.Backend != backend {
+			r.Status.Backend, changed = backend, true
+		}
+		if !slices.Equal(r.Status.References, refs) {
+			r.Status.References, changed = refs, true
+		}
+		if r.Status.ObservedGeneration != r.Generation {
+			r.Status.ObservedGeneration, changed = r.Generation, true
+		}
+		return changed
+	}
+	err = internal.UpdateStatus(repo.DeepCopy(),
+		func() (*v1beta1.Repository, error) { return client.Get(ctx, name, metav1.GetOptions{}) },
+		mutate,
+		func(r *v1beta1.Repository) error { _, err := client.UpdateStatus(ctx, r, metav1.UpdateOptions{}); return err })
+	if err != nil {
+		return fmt.Errorf("update status of repository %s: %v", key, err)
+	}
+	return nil
+}
+
+func cond(reason string, st v1beta1.ConditionStatus, msg string) v1beta1.Condition {
+	return v1beta1.Condition{Type: v1beta1.ValidationPassed, Status: st, Reason: reason, Message: msg}
+}
+
+// references lists, sorted, the live BackupConfigurations and RestoreSessions
+// (in any namespace) that reference repo.
+func (c *Controller) references(repo *v1beta1.Repository) []v1beta1.InvokerReference {
+	key := repo.Namespace + "/" + repo.Name
+	var refs []v1beta1.InvokerReference
+	bcs, _ := c.bcs.List(labels.Everything())
+	for _, bc := range bcs {
+		if bc.DeletionTimestamp == nil && bc.Spec.Repository.Name != "" && internal.RepositoryKey(bc.Namespace, bc.Spec.Repository) == key {
+			refs = append(refs, v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: bc.Namespace, Name: bc.Name})
+		}
+	}
+	rss, _ := c.restores.List(labels.Everything())
+	for _, rs := range rss {
+		if rs.DeletionTimestamp == nil && rs.Spec.Repository.Name != "" && internal.RepositoryKey(rs.Namespace, rs.Spec.Repository) == key {
+			refs = append(refs, v1beta1.InvokerReference{Kind: v1beta1.KindRestoreSession, Namespace: rs.Namespace, Name: rs.Name})
+		}
+	}
+	internal.SortReferences(refs)
+	return refs
+}

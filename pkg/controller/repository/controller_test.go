@@ -1,0 +1,194 @@
+package repository
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
+	"github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/resolve"
+)
+
+type fixture struct {
+	t    *testing.T
+	stow *stowfake.Clientset
+	sinf externalversions.SharedInformerFactory
+	rec  *record.FakeRecorder
+	c    *Controller
+}
+
+func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
+	kube := k8sfake.NewClientset()
+	f := &fixture{t: t, stow: stowfake.NewSimpleClientset(objs...), rec: record.NewFakeRecorder(50)}
+	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
+	f.c = NewController(kube, f.stow, informers.NewSharedInformerFactory(kube, 0), f.sinf, f.rec, resolve.Options{})
+	f.c.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	return f
+}
+
+func (f *fixture) sync(ns, name string) {
+	f.t.Helper()
+	ctx := context.Background()
+	s := f.sinf.Stow().V1beta1()
+	repos, _ := f.stow.StowV1beta1().Repositories("").List(ctx, metav1.ListOptions{})
+	bcs, _ := f.stow.StowV1beta1().BackupConfigurations("").List(ctx, metav1.ListOptions{})
+	rss, _ := f.stow.StowV1beta1().RestoreSessions("").List(ctx, metav1.ListOptions{})
+	for inf, objs := range map[cache.SharedIndexInformer][]any{
+		s.Repositories().Informer(): items(repos.Items), s.BackupConfigurations().Informer(): items(bcs.Items), s.RestoreSessions().Informer(): items(rss.Items),
+	} {
+		if err := inf.GetStore().Replace(objs, ""); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.stow.ClearActions()
+	if err := f.c.sync(ctx, ns+"/"+name); err != nil {
+		f.t.Fatalf("sync: %v", err)
+	}
+}
+
+func items[T any](list []T) []any {
+	out := make([]any, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out
+}
+
+func (f *fixture) repo(ns, name string) *v1beta1.Repository {
+	r, err := f.stow.StowV1beta1().Repositories(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatalf("get repository: %v", err)
+	}
+	return r
+}
+
+func (f *fixture) events() string {
+	var out []string
+	for {
+		select {
+		case e := <-f.rec.Events:
+			out = append(out, e)
+		default:
+			return strings.Join(out, "\n")
+		}
+	}
+}
+
+func repository(ns string) *v1beta1.Repository {
+	return &v1beta1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: ns, Generation: 2},
+		Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{StorageSecretName: "creds",
+			S3: &v1beta1.S3Spec{Endpoint: "http://127.0.0.1:9000", Bucket: "b"}}},
+	}
+}
+
+func bc(ns, name, repoNS string) *v1beta1.BackupConfiguration {
+	return &v1beta1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1beta1.BackupConfigurationSpec{Repository: v1beta1.ObjectRef{Name: "repo", Namespace: repoNS}}}
+}
+
+func rs(ns, name string) *v1beta1.RestoreSession {
+	return &v1beta1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1beta1.RestoreSessionSpec{Repository: v1beta1.ObjectRef{Name: "repo"}}}
+}
+
+func TestStatusAndReferences(t *testing.T) {
+	deleting := bc("demo", "gone", "")
+	now := metav1.Now()
+	deleting.DeletionTimestamp = &now
+	deleting.Finalizers = []string{v1beta1.Finalizer}
+	f := newFixture(t, repository("demo"), bc("demo", "b", ""), bc("other", "a", "demo"), bc("other", "own", ""), rs("demo", "r"), deleting)
+	f.sync("demo", "repo")
+	r := f.repo("demo", "repo")
+	want := []v1beta1.InvokerReference{
+		{Kind: v1beta1.KindBackupConfiguration, Namespace: "demo", Name: "b"},
+		{Kind: v1beta1.KindBackupConfiguration, Namespace: "other", Name: "a"},
+		{Kind: v1beta1.KindRestoreSession, Namespace: "demo", Name: "r"},
+	}
+	if len(r.Status.References) != len(want) {
+		t.Fatalf("references = %+v, want %+v", r.Status.References, want)
+	}
+	for i := range want {
+		if r.Status.References[i] != want[i] {
+			t.Errorf("references[%d] = %+v, want %+v", i, r.Status.References[i], want[i])
+		}
+	}
+	if r.Status.Backend != "s3" || r.Status.ObservedGeneration != 2 || len(r.Finalizers) != 1 {
+		t.Errorf("status backend %q observedGeneration %d finalizers %v", r.Status.Backend, r.Status.ObservedGeneration, r.Finalizers)
+	}
+	if c := v1beta1.GetCondition(r.Status.Conditions, v1beta1.ValidationPassed); c == nil || c.Status != v1beta1.ConditionTrue {
+		t.Errorf("ValidationPassed = %+v", c)
+	}
+
+	// Idempotent: a second sync writes nothing.
+	f.sync("demo", "repo")
+	for _, a := range f.stow.Actions() {
+		if a.GetVerb() == "update" {
+			t.Errorf("idempotent sync wrote: %v", a)
+		}
+	}
+
+	// A removed invoker disappears from the references.
+	_ = f.stow.StowV1beta1().BackupConfigurations("demo").Delete(context.Background(), "b", metav1.DeleteOptions{})
+	f.sync("demo", "repo")
+	if got := f.repo("demo", "repo").Status.References; len(got) != 2 {
+		t.Errorf("references after delete = %+v", got)
+	}
+}
+
+func TestInvalidRepository(t *testing.T) {
+	r := repository("demo")
+	r.Spec.Backend.Local = &v1beta1.LocalSpec{MountPath: "/stow/repo"}
+	f := newFixture(t, r)
+	f.sync("demo", "repo")
+	c := v1beta1.GetCondition(f.repo("demo", "repo").Status.Conditions, v1beta1.ValidationPassed)
+	if c == nil || c.Status != v1beta1.ConditionFalse || c.Reason != v1beta1.ResourceValidationFailed || !strings.Contains(c.Message, "exactly one backend") {
+		t.Errorf("ValidationPassed = %+v", c)
+	}
+	if ev := f.events(); !strings.Contains(ev, "Warning InvalidSpec") {
+		t.Errorf("events = %q", ev)
+	}
+}
+
+func TestDeletion(t *testing.T) {
+	for _, wipe := range []bool{false, true} {
+		r := repository("demo")
+		r.Spec.WipeOut = wipe
+		r.Finalizers = []string{v1beta1.Finalizer}
+		now := metav1.Now()
+		r.DeletionTimestamp = &now
+		f := newFixture(t, r)
+		f.sync("demo", "repo")
+		if got := f.repo("demo", "repo"); len(got.Finalizers) != 0 {
+			t.Errorf("wipeOut=%t: finalizers = %v", wipe, got.Finalizers)
+		}
+		ev := f.events()
+		if wipe != strings.Contains(ev, "Warning WipeOutNotImplemented") {
+			t.Errorf("wipeOut=%t: events = %q", wipe, ev)
+		}
+	}
+}
+
+func TestInvokersEnqueueTheirRepository(t *testing.T) {
+	f := newFixture(t)
+	f.c.onInvoker(bc("other", "a", "demo"))
+	f.c.onInvoker(cache.DeletedFinalStateUnknown{Obj: rs("demo", "r")})
+	f.c.onInvoker(&corev1.Pod{})
+	if f.c.queue.Len() != 1 { // both map to demo/repo, deduplicated
+		t.Fatalf("queue length = %d", f.c.queue.Len())
+	}
+	if k, _ := f.c.queue.Get(); k != "demo/repo" {
+		t.Errorf("key = %q", k)
+	}
+}
