@@ -192,7 +192,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	err = internal.UpdateStatus(repo.DeepCopy(),
 		func() (*v1beta1.Repository, error) { return client.Get(ctx, name, metav1.GetOptions{}) },
 		mutate,
-		func(r *v1beta1.Repository) error { _, err := client.UpdateStatus(ctx, r, metav1.UpdateOptions{}); return err })
+		func(r *v1beta1.Repository) error {
+			_, err := client.UpdateStatus(ctx, r, metav1.UpdateOptions{})
+			return err
+		})
 	if err != nil {
 		return fmt.Errorf("update status of repository %s: %v", key, err)
 	}
