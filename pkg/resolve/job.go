@@ -349,11 +349,12 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	if in.restore {
 		pod.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0)), RunAsGroup: ptr.To(int64(0))}
 	} else {
+		// No fsGroup: it would make the kubelet chown/chmod the user's PVC,
+		// so a backup would modify its source. Files the non-root user cannot
+		// read fail the backup with their names; set runAsUser (or fsGroup for
+		// a local backend volume) in runtimeSettings.pod.securityContext.
 		pod.SecurityContext = &corev1.PodSecurityContext{
-			RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(nobody), RunAsGroup: ptr.To(nobody), FSGroup: ptr.To(nobody),
-			// Change the volume's group only when its root does not match
-			// already, instead of walking the whole PVC on every backup.
-			FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
+			RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(nobody), RunAsGroup: ptr.To(nobody),
 		}
 	}
 	podMeta := metav1.ObjectMeta{Labels: copyMap(in.labels)}

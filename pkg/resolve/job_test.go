@@ -386,7 +386,7 @@ func TestSecurityDefaultsAndOverrides(t *testing.T) {
 	job := mustBackupJob(t, backupConfig(), s3Repo())
 	p := job.Spec.Template.Spec
 	sc := p.SecurityContext
-	if sc == nil || !ptr.Deref(sc.RunAsNonRoot, false) || ptr.Deref(sc.RunAsUser, 0) != 65534 || ptr.Deref(sc.RunAsGroup, 0) != 65534 || ptr.Deref(sc.FSGroup, 0) != 65534 {
+	if sc == nil || !ptr.Deref(sc.RunAsNonRoot, false) || ptr.Deref(sc.RunAsUser, 0) != 65534 || ptr.Deref(sc.RunAsGroup, 0) != 65534 || sc.FSGroup != nil {
 		t.Errorf("backup pod securityContext = %+v", sc)
 	}
 	if ptr.Deref(p.AutomountServiceAccountToken, true) {
