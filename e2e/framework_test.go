@@ -169,7 +169,7 @@ func runFixture(t *testing.T, ns, claim string, args ...string) string {
 			SecurityContext:              &corev1.PodSecurityContext{RunAsUser: &uid},
 			Containers: []corev1.Container{{
 				Name: "fixture", Image: e.fixtureImage, ImagePullPolicy: corev1.PullIfNotPresent,
-				Command: append([]string{"/usr/local/bin/fixture"}, args...),
+				Command:      append([]string{"/usr/local/bin/fixture"}, args...),
 				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
 			}},
 			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
