@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// options are the operator's command-line flags.
+type options struct {
+	Kubeconfig           string
+	Master               string
+	Image                string
+	ImagePullSecrets     []string
+	PushgatewayURL       string
+	MetricsAddress       string
+	PushgatewayListen    string
+	PersistenceFile      string
+	Workers              int
+	PendingTimeout       time.Duration
+	LeaderElect          bool
+	LeaderElectNamespace string
+	HealthProbeAddress   string
+	ResyncPeriod         time.Duration
+}
+
+const defaultImage = "stow:dev" // TODO(lead): set the released runner image.
+
+func (o *options) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Path to a kubeconfig file. Empty: the in-cluster config (or $KUBECONFIG).")
+	fs.StringVar(&o.Master, "master", "", "Address of the Kubernetes API server; overrides the server in --kubeconfig.")
+	fs.StringVar(&o.Image, "image", defaultImage, "Image of the in-Job runner (stow and restic) used by the built-in Functions and the trigger CronJobs.")
+	fs.StringSliceVar(&o.ImagePullSecrets, "image-pull-secrets", nil, "Names of image pull Secrets added to every Job and CronJob pod (comma-separated).")
+	fs.StringVar(&o.PushgatewayURL, "pushgateway-url", "", "URL Jobs push their metrics to. Default: http://stow-operator.<POD_NAMESPACE>.svc:<port of --pushgateway-listen>.")
+	fs.StringVar(&o.MetricsAddress, "metrics-address", ":8080", "Address serving the operator's own metrics (/metrics: workqueues, reconciles).")
+	fs.StringVar(&o.PushgatewayListen, "pushgateway-listen", ":56789", "Address of the embedded Pushgateway that Jobs push to and Prometheus scrapes.")
+	fs.StringVar(&o.PersistenceFile, "pushgateway-persistence-file", "", "File the embedded Pushgateway persists metrics to, so they survive restarts. Empty: in memory only.")
+	fs.IntVar(&o.Workers, "workers", 2, "Concurrent reconciles per controller.")
+	fs.DurationVar(&o.PendingTimeout, "pending-timeout", 5*time.Minute, "How long a backup or restore pod may stay Pending (unschedulable, image pull, volume attach) before its session fails.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Run the controllers only while holding the Lease \"stow-operator\", so several replicas can run for availability.")
+	fs.StringVar(&o.LeaderElectNamespace, "leader-elect-namespace", "", "Namespace of the leader-election Lease. Default: $POD_NAMESPACE.")
+	fs.StringVar(&o.HealthProbeAddress, "health-probe-bind-address", ":8081", "Address serving /healthz (liveness) and /readyz (readiness).")
+	fs.DurationVar(&o.ResyncPeriod, "resync-period", 10*time.Minute, "How often informers resync, re-examining every object.")
+}
+
+// complete fills defaults that depend on the environment and checks values.
+func (o *options) complete() error {
+	podNS := os.Getenv("POD_NAMESPACE")
+	if o.LeaderElectNamespace == "" {
+		o.LeaderElectNamespace = podNS
+	}
+	if o.LeaderElect && o.LeaderElectNamespace == "" {
+		return fmt.Errorf("--leader-elect needs --leader-elect-namespace or $POD_NAMESPACE")
+	}
+	if o.PushgatewayURL == "" {
+		ns := podNS
+		if ns == "" {
+			ns = "stow-system"
+		}
+		port := "56789"
+		if _, p, err := net.SplitHostPort(o.PushgatewayListen); err == nil && p != "" {
+			port = p
+		}
+		o.PushgatewayURL = fmt.Sprintf("http://stow-operator.%s.svc:%s", ns, port)
+	}
+	if o.Workers < 1 {
+		return fmt.Errorf("--workers must be at least 1, not %d", o.Workers)
+	}
+	if o.PendingTimeout <= 0 {
+		return fmt.Errorf("--pending-timeout must be positive, not %s", o.PendingTimeout)
+	}
+	if o.Image == "" {
+		return fmt.Errorf("--image must not be empty")
+	}
+	return nil
+}
