@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	testingclock "k8s.io/utils/clock/testing"
@@ -107,6 +108,13 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 		recorder: record.NewFakeRecorder(100),
 		requeued: map[string]time.Duration{},
 	}
+	// The fake API server sets no creation time; the watchdog needs one.
+	f.kube.PrependReactor("create", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if j, ok := a.(k8stesting.CreateAction).GetObject().(*batchv1.Job); ok && j.CreationTimestamp.IsZero() {
+			j.CreationTimestamp = metav1.NewTime(f.clock.Now())
+		}
+		return false, nil, nil
+	})
 	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
 	gate := executor.NewRepoGate(f.kinf.Batch().V1().Jobs().Lister(), f.clock)

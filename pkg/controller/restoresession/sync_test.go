@@ -1,0 +1,252 @@
+package restoresession
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/jobresult"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+func restoreOK() corev1.ContainerStatus {
+	return terminated("pvc-restore-0", 0, "Completed", encode(jobresult.Result{Step: "restore-pvc", Host: "host-0", Duration: "4s"}))
+}
+
+// syncRestore syncs the restore several times (publishing a pause takes one sync).
+func (f *fixture) syncRestore(name string, times int) {
+	for i := 0; i < times; i++ {
+		f.sync(name)
+	}
+}
+
+func TestRestoreSucceedsAndPausesBackups(t *testing.T) {
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		// Deprecated spec.rules move to target.rules; no rules at all means
+		// "latest snapshot of this host", resolved by the resolver.
+		rs.Spec.Rules = []v1beta1.Rule{{Snapshots: []string{"latest"}}}
+	})
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), backupOf("nightly", "data"), backupOf("other", "logs"), rs)
+	f.sync("rs")
+	got := f.restore("rs")
+	if !slices.Contains(got.Finalizers, v1beta1.Finalizer) {
+		t.Fatal("finalizer not added")
+	}
+	if !slices.Equal(got.Status.PausedBackups, []string{"nightly"}) {
+		t.Fatalf("pausedBackups = %v, want [nightly]", got.Status.PausedBackups)
+	}
+	if f.job(names.RestoreJob("rs", 0)) != nil {
+		t.Fatal("Job created before the pause was published")
+	}
+	f.sync("rs")
+	got = f.restore("rs")
+	job := f.job(names.RestoreJob("rs", 0))
+	if job == nil || !executor.IsControlledBy(job, got.UID) || job.Spec.Template.Annotations[executor.AnnotationRestoreSession] != "rs" {
+		t.Fatalf("restore Job = %+v", job)
+	}
+	if got.Status.Phase != v1beta1.RestoreRunning || got.Status.TotalHosts == nil || *got.Status.TotalHosts != 1 {
+		t.Fatalf("phase %s totalHosts %v", got.Status.Phase, got.Status.TotalHosts)
+	}
+	for _, typ := range []string{v1beta1.ValidationPassed, v1beta1.RepositoryFound, v1beta1.BackendSecretFound, v1beta1.RestoreTargetFound, v1beta1.RestoreExecutorEnsured} {
+		cond(t, got.Status.Conditions, typ, v1beta1.ConditionTrue)
+	}
+	b := f.lastBuilt
+	if b.Spec.Task.Name != v1beta1.TaskPVCRestore || len(b.Spec.Target.Rules) != 1 || b.Spec.Repository.Namespace != ns {
+		t.Fatalf("builder did not get the defaulted session: %+v", b.Spec)
+	}
+
+	f.clock.Step(30 * time.Second)
+	f.setPod(job.Name, corev1.PodSucceeded, t0, nil, restoreOK())
+	f.sync("rs")
+	got = f.restore("rs")
+	if got.Status.Phase != v1beta1.RestoreSucceeded {
+		t.Fatalf("phase = %s (%s)", got.Status.Phase, got.Status.Reason)
+	}
+	if len(got.Status.PausedBackups) != 0 {
+		t.Fatalf("pausedBackups not cleared: %v", got.Status.PausedBackups)
+	}
+	if len(got.Status.Stats) != 1 || got.Status.Stats[0].Phase != v1beta1.HostSucceeded || got.Status.Stats[0].Duration != "4s" {
+		t.Fatalf("stats = %+v", got.Status.Stats)
+	}
+	cond(t, got.Status.Conditions, v1beta1.MetricsPushed, v1beta1.ConditionTrue)
+	if !slices.Equal(f.pusher.restores, []bool{true}) || got.Status.SessionDuration != "30s" {
+		t.Fatalf("pushed %v duration %s", f.pusher.restores, got.Status.SessionDuration)
+	}
+	if ev := f.events(); !hasEvent(ev, EventHostRestoreSucceeded) {
+		t.Fatalf("events = %v", ev)
+	}
+}
+
+func TestRestoreWaits(t *testing.T) {
+	holder := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-x", Namespace: ns,
+		Labels:      map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
+		Annotations: map[string]string{executor.AnnotationRepository: ns + "/repo"}}}
+	for _, tc := range []struct {
+		name  string
+		objs  []runtime.Object
+		cond  string
+		msg   string
+		phase v1beta1.RestorePhase
+	}{
+		{"repository missing", []runtime.Object{secret(), pvc("data")}, v1beta1.RepositoryFound, "Repository app/repo not found", v1beta1.RestorePending},
+		{"secret missing", []runtime.Object{repository("repo"), pvc("data")}, v1beta1.BackendSecretFound, "Secret app/creds not found", v1beta1.RestorePending},
+		{"pvc missing", []runtime.Object{repository("repo"), secret()}, v1beta1.RestoreTargetFound, "PVC app/data not found", v1beta1.RestorePending},
+		{"repository busy", []runtime.Object{repository("repo"), secret(), pvc("data"), holder}, executor.ExecutorWaiting, "in use by Job app/stow-backup-x", v1beta1.RestorePending},
+		{"backup running", []runtime.Object{repository("repo"), secret(), pvc("data"), backupOf("nightly", "data"), runningBackup("nightly-1", "nightly")},
+			executor.ExecutorWaiting, "BackupSession nightly-1 is backing up the target", v1beta1.RestorePending},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, append(tc.objs, newRestore("rs"))...)
+			f.syncRestore("rs", 2)
+			got := f.restore("rs")
+			if got.Status.Phase != tc.phase || f.job(names.RestoreJob("rs", 0)) != nil {
+				t.Fatalf("phase = %s, Job %v", got.Status.Phase, f.job(names.RestoreJob("rs", 0)) != nil)
+			}
+			want := v1beta1.ConditionFalse
+			if tc.cond == executor.ExecutorWaiting {
+				want = v1beta1.ConditionTrue
+			}
+			contains(t, tc.cond, cond(t, got.Status.Conditions, tc.cond, want).Message, tc.msg)
+			if f.requeued[ns+"/rs"] != 5*time.Second {
+				t.Fatalf("requeue = %v", f.requeued[ns+"/rs"])
+			}
+		})
+	}
+}
+
+func TestRestoreInvalid(t *testing.T) {
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.Spec.Target.Rules = []v1beta1.Rule{{Snapshots: []string{"latest"}}, {Paths: []string{"/x"}}}
+	})
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), rs)
+	f.sync("rs")
+	got := f.restore("rs")
+	if got.Status.Phase != v1beta1.RestoreInvalid {
+		t.Fatalf("phase = %s", got.Status.Phase)
+	}
+	cond(t, got.Status.Conditions, v1beta1.ValidationPassed, v1beta1.ConditionFalse)
+	contains(t, "reason", got.Status.Reason, "at most one rule may have empty targetHosts")
+	if f.built != 0 || len(f.pusher.restores) != 0 {
+		t.Fatal("an invalid restore built Jobs or pushed metrics")
+	}
+}
+
+func TestRestoreWatchdog(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		phase     corev1.PodPhase
+		statuses  []corev1.ContainerStatus
+		advance   time.Duration
+		deleteJob bool
+		disrupted string
+		reason    string
+	}{
+		{name: "pending too long", phase: corev1.PodPending, statuses: []corev1.ContainerStatus{waiting("pvc-restore-0", "ContainerCreating", "")},
+			advance: 6 * time.Minute, disrupted: v1beta1.PodHasBeenInPendingStateForLongerThanExpected, reason: "ContainerCreating"},
+		{name: "step failed", phase: corev1.PodFailed, statuses: []corev1.ContainerStatus{
+			terminated("pvc-restore-0", 1, "Error", encode(jobresult.Result{Step: "restore-pvc", Error: "no snapshot found for host host-0"}))},
+			reason: "host host-0: no snapshot found for host host-0"},
+		{name: "job deleted", deleteJob: true, disrupted: v1beta1.ExecutorDeleted, reason: "deleted before it reported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, repository("repo"), secret(), pvc("data"), newRestore("rs"))
+			f.syncRestore("rs", 2)
+			jobName := names.RestoreJob("rs", 0)
+			if tc.deleteJob {
+				_ = f.kube.BatchV1().Jobs(ns).Delete(context.Background(), jobName, metav1.DeleteOptions{})
+				f.resync()
+			} else {
+				f.setPod(jobName, tc.phase, t0, nil, tc.statuses...)
+			}
+			f.clock.Step(tc.advance)
+			f.sync("rs")
+			got := f.restore("rs")
+			if got.Status.Phase != v1beta1.RestoreFailed {
+				t.Fatalf("phase = %s (%s)", got.Status.Phase, got.Status.Reason)
+			}
+			if tc.disrupted != "" {
+				if c := cond(t, got.Status.Conditions, v1beta1.RestoreDisrupted, v1beta1.ConditionTrue); c.Reason != tc.disrupted {
+					t.Fatalf("RestoreDisrupted reason = %s", c.Reason)
+				}
+				if f.job(jobName) != nil {
+					t.Fatal("the Job was not stopped")
+				}
+			}
+			contains(t, "reason", got.Status.Reason, tc.reason)
+			if !slices.Equal(f.pusher.restores, []bool{false}) {
+				t.Fatalf("pushed %v, want one failure", f.pusher.restores)
+			}
+		})
+	}
+}
+
+func TestRestoreDeadline(t *testing.T) {
+	f := newFixture(t, repository("repo"), secret(), pvc("data"),
+		newRestore("rs", func(rs *v1beta1.RestoreSession) { rs.Spec.TimeOut = &metav1.Duration{Duration: 20 * time.Minute} }))
+	f.syncRestore("rs", 2)
+	f.setPod(names.RestoreJob("rs", 0), corev1.PodRunning, t0, nil)
+	f.clock.Step(20 * time.Minute)
+	f.sync("rs")
+	got := f.restore("rs")
+	cond(t, got.Status.Conditions, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue)
+	if got.Status.Phase != v1beta1.RestoreFailed || f.job(names.RestoreJob("rs", 0)) != nil {
+		t.Fatalf("phase = %s; Job must be stopped", got.Status.Phase)
+	}
+}
+
+func TestRestoreReplicasRunOneAtATime(t *testing.T) {
+	two := int32(2)
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.Spec.Target.Ref.Name = ""
+		rs.Spec.Target.Replicas = &two
+		rs.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}
+	})
+	f := newFixture(t, repository("repo"), secret(), rs)
+	f.syncRestore("rs", 2)
+	for _, p := range []string{"data-0", "data-1"} {
+		if _, err := f.kube.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), p, metav1.GetOptions{}); err != nil {
+			t.Fatalf("PVC %s not created: %v", p, err)
+		}
+	}
+	if f.job(names.RestoreJob("rs", 0)) == nil || f.job(names.RestoreJob("rs", 1)) != nil {
+		t.Fatal("want only the first ordinal's Job")
+	}
+	f.setPod(names.RestoreJob("rs", 0), corev1.PodSucceeded, t0, nil, restoreOK())
+	f.sync("rs")
+	if f.job(names.RestoreJob("rs", 1)) == nil {
+		t.Fatal("second ordinal not started after the first finished")
+	}
+	if p := f.restore("rs").Status.Phase; p != v1beta1.RestoreRunning {
+		t.Fatalf("phase = %s", p)
+	}
+	f.setPod(names.RestoreJob("rs", 1), corev1.PodSucceeded, t0, nil, restoreOK())
+	f.sync("rs")
+	got := f.restore("rs")
+	if got.Status.Phase != v1beta1.RestoreSucceeded || len(got.Status.Stats) != 2 {
+		t.Fatalf("phase = %s stats %+v", got.Status.Phase, got.Status.Stats)
+	}
+}
+
+func TestRestoreDeletion(t *testing.T) {
+	now := metav1.NewTime(t0)
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.Finalizers = []string{v1beta1.Finalizer}
+		rs.DeletionTimestamp = &now
+	})
+	f := newFixture(t, rs)
+	f.sync("rs")
+	if got := f.restore("rs"); slices.Contains(got.Finalizers, v1beta1.Finalizer) {
+		t.Fatal("finalizer not removed")
+	}
+	if !slices.Equal(f.pusher.deleted, []string{"RestoreSession/app/rs"}) {
+		t.Fatalf("deleted groups = %v", f.pusher.deleted)
+	}
+}
