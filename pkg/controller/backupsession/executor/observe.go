@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -238,7 +239,11 @@ func lastLine(s string) string {
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > maxMessage {
-		s = s[:maxMessage] + "…"
+		s = s[:maxMessage]
+		for !utf8.ValidString(s) { // do not cut a character in two
+			s = s[:len(s)-1]
+		}
+		s += "…"
 	}
 	return s
 }
