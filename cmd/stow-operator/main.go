@@ -40,6 +40,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
+	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/resolve"
 )
 
@@ -126,8 +127,26 @@ func run(ctx context.Context, o options) error {
 		}
 	}()
 
+	// The embedded Pushgateway runs on every replica: Jobs push through the
+	// Service to any ready one. A failure of it stops the operator.
+	sessions := &sessionListers{}
+	metricsErrs := make(chan error, 1)
+	pusher, err := startMetrics(ctx, o, sessions, metricsErrs)
+	if err != nil {
+		return fmt.Errorf("start metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-metricsErrs:
+			cancel(err)
+		case <-ctx.Done():
+		}
+	}()
+
 	runControllers := func(ctx context.Context) error {
-		return runOperator(ctx, o, kube, stow, recorder, health)
+		return runOperator(ctx, o, kube, stow, recorder, health, pusher, sessions)
 	}
 	var runErr error
 	if !o.LeaderElect {
@@ -136,6 +155,9 @@ func run(ctx context.Context, o options) error {
 		runErr = runWithLeaderElection(ctx, o, kube, recorder, health, runControllers)
 	}
 	wg.Wait()
+	if cause := context.Cause(ctx); runErr == nil && cause != nil && cause != context.Canceled {
+		runErr = cause
+	}
 	return runErr
 }
 
@@ -178,20 +200,16 @@ func runWithLeaderElection(ctx context.Context, o options, kube kubernetes.Inter
 
 // runOperator ensures the built-in catalog, starts metrics, informers and
 // the four controllers, and returns when ctx is done.
-func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow versioned.Interface, recorder record.EventRecorder, health *health) error {
+func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow versioned.Interface, recorder record.EventRecorder, health *health, pusher metrics.SessionPusher, sessions *sessionListers) error {
 	logger := klog.FromContext(ctx)
 	if err := ensureBuiltins(ctx, stow, o.Image); err != nil {
 		return err
-	}
-	pusher, err := startMetrics(ctx, metricsOptions{MetricsAddress: o.MetricsAddress, PushgatewayListen: o.PushgatewayListen, PersistenceFile: o.PersistenceFile})
-	if err != nil {
-		return fmt.Errorf("start metrics: %w", err)
 	}
 	var pullSecrets []corev1.LocalObjectReference
 	for _, s := range o.ImagePullSecrets {
 		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: s})
 	}
-	ropts := resolve.Options{Image: o.Image, PushgatewayURL: o.PushgatewayURL, ImagePullSecrets: pullSecrets}
+	ropts := resolve.Options{Image: o.Image, PushgatewayURL: o.jobsPushgatewayURL, ImagePullSecrets: pullSecrets}
 
 	kubeInformers := informers.NewSharedInformerFactory(kube, o.ResyncPeriod)
 	// Jobs and pods are read only for Stow's own, so the operator does not
@@ -215,11 +233,9 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 		},
 		PendingTimeout: o.PendingTimeout,
 	})
-	bc := backupconfiguration.NewController(kube, stow, kubeInformers, stowInformers, recorder, ropts)
+	bc := backupconfiguration.NewController(kube, stow, kubeInformers, stowInformers, recorder, ropts).WithMetrics(pusher)
 	repo := repository.NewController(kube, stow, kubeInformers, stowInformers, recorder, ropts)
-	// TODO(lead): BackupConfiguration deletion must call
-	// pusher.DeleteInvokerGroup(ctx, "BackupConfiguration", ns, name); the
-	// BC controller (part A) owns that path and does not take a pusher yet.
+	sessions.set(stowInformers.Stow().V1beta1().BackupSessions().Lister(), stowInformers.Stow().V1beta1().RestoreSessions().Lister())
 
 	kubeInformers.Start(ctx.Done())
 	stowOwned.Start(ctx.Done())
@@ -247,7 +263,7 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 	stowOwned.WaitForCacheSync(ctx.Done())
 	stowInformers.WaitForCacheSync(ctx.Done())
 	health.setReady(true)
-	logger.Info("Stow operator running", "image", o.Image, "pushgatewayURL", o.PushgatewayURL, "workers", o.Workers)
+	logger.Info("Stow operator running", "image", o.Image, "pushgatewayURL", o.jobsPushgatewayURL, "workers", o.Workers)
 
 	var firstErr error
 	select {

@@ -2,25 +2,72 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/metrics"
 )
 
-// metricsOptions is what the metrics servers need from the flags.
-type metricsOptions struct {
-	MetricsAddress    string // operator metrics (/metrics)
-	PushgatewayListen string // embedded Pushgateway
-	PersistenceFile   string // Pushgateway persistence
+// sessionListers lets the sessions-by-phase collector read the informer
+// caches once the controllers (which only run on the leader) have them;
+// until then it reports nothing.
+type sessionListers struct {
+	backup  atomic.Pointer[stowlisters.BackupSessionLister]
+	restore atomic.Pointer[stowlisters.RestoreSessionLister]
 }
 
-// startMetrics starts the operator metrics server and the embedded
-// Pushgateway, and returns the SessionPusher the controllers use. The servers
-// stop when ctx is done.
-//
-// TODO(lead): wire pkg/metrics here (metrics.NewServer / its SessionPusher);
-// this stub serves nothing and pushes nothing.
-func startMetrics(ctx context.Context, opts metricsOptions) (metrics.SessionPusher, error) {
-	_ = ctx
-	_ = opts
-	return metrics.Nop{}, nil
+func (l *sessionListers) set(b stowlisters.BackupSessionLister, r stowlisters.RestoreSessionLister) {
+	l.backup.Store(&b)
+	l.restore.Store(&r)
+}
+
+func (l *sessionListers) collector() prometheus.Collector {
+	return metrics.NewSessionCollector(
+		func() ([]*v1beta1.BackupSession, error) {
+			if p := l.backup.Load(); p != nil {
+				return (*p).List(labels.Everything())
+			}
+			return nil, nil
+		},
+		func() ([]*v1beta1.RestoreSession, error) {
+			if p := l.restore.Load(); p != nil {
+				return (*p).List(labels.Everything())
+			}
+			return nil, nil
+		})
+}
+
+// startMetrics binds the embedded Pushgateway (which also serves the
+// operator's own metrics) and serves it until ctx is done. It runs on every
+// replica, leader or not, because Jobs push through the Service to any ready
+// replica. It returns the pusher the controllers use: the external
+// --pushgateway-url if set, else this process's own server over loopback.
+func startMetrics(ctx context.Context, o options, sessions *sessionListers, errs chan<- error) (metrics.SessionPusher, error) {
+	srv, err := metrics.NewServer(metrics.ServerOptions{
+		Address:         o.PushgatewayListen,
+		PersistenceFile: o.PersistenceFile,
+		Collectors:      []prometheus.Collector{sessions.collector()},
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := srv.Run(ctx); err != nil {
+			errs <- fmt.Errorf("embedded pushgateway: %w", err)
+		}
+	}()
+	if o.PushgatewayURL != "" {
+		return metrics.NewPusher(o.PushgatewayURL), nil
+	}
+	_, port, err := net.SplitHostPort(srv.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("embedded pushgateway address %q: %v", srv.Addr(), err)
+	}
+	return metrics.NewPusher("http://127.0.0.1:" + port), nil
 }

@@ -16,7 +16,9 @@ type options struct {
 	Image                string
 	ImagePullSecrets     []string
 	PushgatewayURL       string
-	MetricsAddress       string
+	// jobsPushgatewayURL is where Jobs push: --pushgateway-url, else this
+	// operator's Service.
+	jobsPushgatewayURL   string
 	PushgatewayListen    string
 	PersistenceFile      string
 	Workers              int
@@ -27,16 +29,16 @@ type options struct {
 	ResyncPeriod         time.Duration
 }
 
-const defaultImage = "stow:dev" // TODO(lead): set the released runner image.
+// defaultImage is the image deploy/ installs; hack/build-image.sh builds it.
+const defaultImage = "docker.io/stowhq/stow:dev"
 
 func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Path to a kubeconfig file. Empty: the in-cluster config (or $KUBECONFIG).")
 	fs.StringVar(&o.Master, "master", "", "Address of the Kubernetes API server; overrides the server in --kubeconfig.")
 	fs.StringVar(&o.Image, "image", defaultImage, "Image of the in-Job runner (stow and restic) used by the built-in Functions and the trigger CronJobs.")
 	fs.StringSliceVar(&o.ImagePullSecrets, "image-pull-secrets", nil, "Names of image pull Secrets added to every Job and CronJob pod (comma-separated).")
-	fs.StringVar(&o.PushgatewayURL, "pushgateway-url", "", "URL Jobs push their metrics to. Default: http://stow-operator.<POD_NAMESPACE>.svc:<port of --pushgateway-listen>.")
-	fs.StringVar(&o.MetricsAddress, "metrics-address", ":8080", "Address serving the operator's own metrics (/metrics: workqueues, reconciles).")
-	fs.StringVar(&o.PushgatewayListen, "pushgateway-listen", ":56789", "Address of the embedded Pushgateway that Jobs push to and Prometheus scrapes.")
+	fs.StringVar(&o.PushgatewayURL, "pushgateway-url", "", "An external Pushgateway that Jobs and the operator push to instead of the embedded one. Default: the embedded Pushgateway, which Jobs reach at http://stow-operator.<POD_NAMESPACE>.svc:<port of --pushgateway-listen>.")
+	fs.StringVar(&o.PushgatewayListen, "pushgateway-listen", ":56789", "Address of the embedded Pushgateway. Its /metrics serves pushed metrics and the operator's own (workqueues, reconciles, sessions by phase).")
 	fs.StringVar(&o.PersistenceFile, "pushgateway-persistence-file", "", "File the embedded Pushgateway persists metrics to, so they survive restarts. Empty: in memory only.")
 	fs.IntVar(&o.Workers, "workers", 2, "Concurrent reconciles per controller.")
 	fs.DurationVar(&o.PendingTimeout, "pending-timeout", 5*time.Minute, "How long a backup or restore pod may stay Pending (unschedulable, image pull, volume attach) before its session fails.")
@@ -55,7 +57,8 @@ func (o *options) complete() error {
 	if o.LeaderElect && o.LeaderElectNamespace == "" {
 		return fmt.Errorf("--leader-elect needs --leader-elect-namespace or $POD_NAMESPACE")
 	}
-	if o.PushgatewayURL == "" {
+	o.jobsPushgatewayURL = o.PushgatewayURL
+	if o.jobsPushgatewayURL == "" {
 		ns := podNS
 		if ns == "" {
 			ns = "stow-system"
@@ -64,7 +67,7 @@ func (o *options) complete() error {
 		if _, p, err := net.SplitHostPort(o.PushgatewayListen); err == nil && p != "" {
 			port = p
 		}
-		o.PushgatewayURL = fmt.Sprintf("http://stow-operator.%s.svc:%s", ns, port)
+		o.jobsPushgatewayURL = fmt.Sprintf("http://stow-operator.%s.svc:%s", ns, port)
 	}
 	if o.Workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, not %d", o.Workers)

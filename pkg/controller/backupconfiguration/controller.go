@@ -29,6 +29,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/resolve"
 )
 
@@ -50,6 +51,7 @@ type Controller struct {
 	recorder record.EventRecorder
 	opts     resolve.Options
 	now      func() time.Time
+	pusher   metrics.SessionPusher
 
 	bcInformer cache.SharedIndexInformer
 	bcs        stowlisters.BackupConfigurationLister
@@ -82,7 +84,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 	roleInf, rbInf := kubeInformers.Rbac().V1().Roles(), kubeInformers.Rbac().V1().RoleBindings()
 
 	c := &Controller{
-		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now,
+		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now, pusher: metrics.Nop{},
 		bcInformer: bcInf.Informer(),
 		bcs:        bcInf.Lister(), repos: repoInf.Lister(), tasks: taskInf.Lister(), restores: rsInf.Lister(),
 		secrets: secInf.Lister(), pvcs: pvcInf.Lister(), namespaces: nsInf.Lister(), sas: saInf.Lister(),
@@ -285,4 +287,11 @@ func (c *Controller) event(bc *v1beta1.BackupConfiguration, typ, reason, msg str
 	if c.recorder != nil {
 		c.recorder.Event(bc, typ, reason, msg)
 	}
+}
+
+// WithMetrics makes deletion of a BackupConfiguration also delete its
+// Pushgateway group, so a removed backup leaves no stale series or alerts.
+func (c *Controller) WithMetrics(p metrics.SessionPusher) *Controller {
+	c.pusher = p
+	return c
 }

@@ -2,6 +2,7 @@ package backupconfiguration
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
 	"github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
 )
@@ -505,9 +507,10 @@ func TestUserServiceAccountReplacesStowRBAC(t *testing.T) {
 
 func TestDeletionCleansUp(t *testing.T) {
 	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	deleted := &groupRecorder{}
+	f.c.WithMetrics(deleted)
 	f.mustSync("bc")
 	ctx := context.Background()
-	// Something Stow does not own, with the same name, must survive.
 	bc := f.bc("bc")
 	now := metav1.Now()
 	bc.DeletionTimestamp = &now
@@ -534,6 +537,20 @@ func TestDeletionCleansUp(t *testing.T) {
 	if got := f.bc("bc"); len(got.Finalizers) != 0 {
 		t.Errorf("finalizers = %v", got.Finalizers)
 	}
+	if want := []string{"BackupConfiguration/" + ns + "/bc"}; !slices.Equal(deleted.groups, want) {
+		t.Errorf("pushgateway groups deleted = %v, want %v", deleted.groups, want)
+	}
+}
+
+// groupRecorder records which Pushgateway groups the controller deletes.
+type groupRecorder struct {
+	metrics.Nop
+	groups []string
+}
+
+func (g *groupRecorder) DeleteInvokerGroup(_ context.Context, kind, namespace, name string) error {
+	g.groups = append(g.groups, kind+"/"+namespace+"/"+name)
+	return nil
 }
 
 func TestForeignCronJobIsNotTouched(t *testing.T) {

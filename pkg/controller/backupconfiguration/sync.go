@@ -66,6 +66,10 @@ func (c *Controller) finalize(ctx context.Context, bc *v1beta1.BackupConfigurati
 			return err
 		}
 	}
+	// A Pushgateway that is down must not keep the object forever: warn and go on.
+	if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindBackupConfiguration, bc.Namespace, bc.Name); err != nil {
+		c.event(bc, corev1.EventTypeWarning, "MetricsCleanupFailed", "could not delete the Pushgateway group: "+err.Error())
+	}
 	internal.RemoveFinalizer(bc, v1beta1.Finalizer)
 	if _, err := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace).Update(ctx, bc, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("remove finalizer of backupconfiguration %s/%s: %v", bc.Namespace, bc.Name, err)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/client/clientset/versioned"
 )
 
@@ -73,11 +74,19 @@ func RunWorkers(ctx context.Context, name string, queue workqueue.TypedRateLimit
 	logger := klog.FromContext(ctx).WithValues("controller", name)
 	for i := 0; i < max(workers, 1); i++ {
 		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for ProcessNext(ctx, logger, queue, sync) {
+			for ProcessNext(ctx, logger, queue, observed(name, sync)) {
 			}
 		}, time.Second)
 	}
 	<-ctx.Done()
+}
+
+// observed wraps sync so every reconcile is counted in the operator metrics.
+func observed(name string, sync func(context.Context, string) error) func(context.Context, string) error {
+	return func(ctx context.Context, key string) (err error) {
+		defer func(start time.Time) { metrics.ObserveReconcile(name, start, err) }(time.Now())
+		return sync(ctx, key)
+	}
 }
 
 // ProcessNext handles one key of queue; it returns false when the queue is shut down.

@@ -13,7 +13,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
@@ -29,6 +28,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/metrics"
 )
 
@@ -156,36 +156,13 @@ func (c *Controller) enqueueOwner(obj interface{}) {
 // Run starts workers and blocks until ctx is done; the queue is shut down on return.
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
 	logger := klog.FromContext(ctx).WithValues("controller", "restoresession")
 	logger.Info("Starting controller")
 	if !cache.WaitForNamedCacheSync("restoresession", ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return fmt.Errorf("restoresession: caches did not sync")
 	}
-	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
+	internal.RunWorkers(ctx, "restoresession", c.queue, workers, c.sync)
 	logger.Info("Stopping controller")
 	return nil
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "syncing RestoreSession", "key", key)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
 }
