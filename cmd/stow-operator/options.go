@@ -11,11 +11,11 @@ import (
 
 // options are the operator's command-line flags.
 type options struct {
-	Kubeconfig           string
-	Master               string
-	Image                string
-	ImagePullSecrets     []string
-	PushgatewayURL       string
+	Kubeconfig       string
+	Master           string
+	Image            string
+	ImagePullSecrets []string
+	PushgatewayURL   string
 	// jobsPushgatewayURL is where Jobs push: --pushgateway-url, else this
 	// operator's Service.
 	jobsPushgatewayURL   string

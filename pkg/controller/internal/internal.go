@@ -18,8 +18,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/client/clientset/versioned"
+	"github.com/stowhq/stow/pkg/metrics"
 )
 
 // Event reasons shown to users (kubectl describe).
