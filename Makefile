@@ -8,7 +8,7 @@ PKGS  := ./...
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_-]+:.*## /{printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build stow-operator and stow into ./bin.
@@ -29,14 +29,29 @@ lint: ## go vet and a gofmt check.
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+.PHONY: tools
+tools: ## Build the pinned restic and MinIO into ~/.cache/stow/bin.
+	bash hack/tools.sh
+
 .PHONY: test-unit
-test-unit: ## Unit tests only (no external processes).
+test-unit: ## Unit tests only (no external processes, no cluster).
 	$(GO) test -short -count=1 $(PKGS)
 
-.PHONY: test
-test: ## Unit, integration (restic + MinIO) and e2e tests.
+.PHONY: test-integration
+test-integration: tools ## Unit plus restic + MinIO integration tests.
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 
+.PHONY: test-e2e
+test-e2e: ## End-to-end suite on the local cluster (started if needed; stopped after if it started it).
+	bash hack/e2e.sh
+
+.PHONY: test
+test: test-integration test-e2e ## Unit, integration (restic + MinIO) and e2e tests.
+
 .PHONY: demo
-demo: ## Local cluster, deploy Stow, back up and restore a demo PVC.
-	@echo "make demo: not yet — it lands with the e2e issue (#8)."
+demo: ## Local cluster, deploy Stow, back up and restore a demo PVC, print what happened.
+	bash hack/demo.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and restore the host.
+	bash hack/local-cluster.sh down

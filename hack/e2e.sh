@@ -10,9 +10,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 OUT=$ROOT/_output/e2e
 mkdir -p "$OUT"
-IMAGE=${IMAGE:-docker.io/stowhq/stow:dev}
-FIXTURE_IMAGE=${FIXTURE_IMAGE:-docker.io/stowhq/stow-e2e-fixture:dev}
-step() { printf '\n\033[1m>> %s\033[0m (%s)\n' "$*" "$(date +%T)"; }
+# shellcheck source=hack/lib/deploy.sh
+. "$ROOT/hack/lib/deploy.sh"
 
 step "tools (restic, minio)"
 bash hack/tools.sh
@@ -37,24 +36,16 @@ cleanup() {
 trap cleanup EXIT
 
 if [ "${STOW_E2E_EXTERNAL:-0}" != 1 ]; then
-  step "local cluster"
-  bash hack/local-cluster.sh up
-  KUBECONFIG=$(bash hack/local-cluster.sh kubeconfig)
-  export KUBECONFIG
+  cluster_up
   MINIO_HOST=${MINIO_HOST:-$(bash hack/local-cluster.sh gateway-ip 2>/dev/null || echo 10.244.0.1)}
 else
   : "${KUBECONFIG:?set KUBECONFIG to the cluster to test}"
   MINIO_HOST=${MINIO_HOST:?set MINIO_HOST to an address of this host that pods can reach}
 fi
 
-step "images"
-bash hack/build-image.sh
-mkdir -p _output/fixture-bin
-CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o _output/fixture-bin/fixture ./e2e/fixture
-go run ./hack/mkimage -ref "$FIXTURE_IMAGE" -out _output/fixture-image.tar _output/fixture-bin/fixture
+build_images
 if [ "${STOW_E2E_EXTERNAL:-0}" != 1 ]; then
-  bash hack/local-cluster.sh import-image _output/stow-image.tar
-  bash hack/local-cluster.sh import-image _output/fixture-image.tar
+  import_images
 elif [ -n "${KIND_CLUSTER:-}" ]; then
   kind load image-archive _output/stow-image.tar --name "$KIND_CLUSTER"
   kind load image-archive _output/fixture-image.tar --name "$KIND_CLUSTER"
@@ -74,11 +65,7 @@ for _ in $(seq 1 100); do
 done
 curl -fsS --aws-sigv4 aws:amz:us-east-1:s3 --user "$MINIO_ROOT_USER:$MINIO_ROOT_PASSWORD" -X PUT "http://$MINIO_HOST:$MINIO_PORT/stow-e2e" >/dev/null
 
-step "deploying Stow (kubectl apply -k e2e/deploy)"
-kubectl apply --server-side -k e2e/deploy >/dev/null
-# The image tag is fixed, so a rebuilt image needs a restart to be used.
-kubectl -n stow-system rollout restart deploy/stow-operator >/dev/null
-kubectl -n stow-system rollout status deploy/stow-operator --timeout=180s
+deploy_stow "$ROOT/e2e/deploy"
 
 step "e2e suite"
 export STOW_E2E_S3_ENDPOINT="http://$MINIO_HOST:$MINIO_PORT" STOW_E2E_S3_ACCESS_KEY=$MINIO_ROOT_USER STOW_E2E_S3_SECRET_KEY=$MINIO_ROOT_PASSWORD

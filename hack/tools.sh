@@ -62,5 +62,12 @@ case $only in
        ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION" ;;
   restic) ensure restic "$RESTIC_PKG" "$RESTIC_MODULE" "$RESTIC_VERSION" ;;
   minio) ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION" ;;
-  *) log "usage: $0 [all|restic|minio]"; exit 2 ;;
+  --print)  # --print NAME: ensure the tool, then print its path (for scripts)
+       case ${2:-} in
+         restic) ensure restic "$RESTIC_PKG" "$RESTIC_MODULE" "$RESTIC_VERSION" ;;
+         minio) ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION" ;;
+         *) log "usage: $0 --print restic|minio"; exit 2 ;;
+       esac
+       echo "$BIN_DIR/$2" ;;
+  *) log "usage: $0 [all|restic|minio|--print NAME]"; exit 2 ;;
 esac

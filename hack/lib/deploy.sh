@@ -1,0 +1,41 @@
+# Shared by hack/e2e.sh and hack/demo.sh: bring up the local cluster, build
+# and import the images, deploy Stow from a kustomization. Source it; it
+# expects ROOT (the repository) to be set.
+
+IMAGE=${IMAGE:-docker.io/stowhq/stow:dev}
+FIXTURE_IMAGE=${FIXTURE_IMAGE:-docker.io/stowhq/stow-e2e-fixture:dev}
+
+step() { printf '\n\033[1m>> %s\033[0m (%s)\n' "$*" "$(date +%T)"; }
+
+# cluster_up starts (or reuses) the local cluster and exports KUBECONFIG.
+cluster_up() {
+  step "local cluster (first run builds Kubernetes from source: ~10-15 min on 2 cores)"
+  bash "$ROOT/hack/local-cluster.sh" up
+  KUBECONFIG=$(bash "$ROOT/hack/local-cluster.sh" kubeconfig)
+  export KUBECONFIG
+}
+
+# build_images builds the Stow image and the fixture image (test data writer).
+build_images() {
+  step "images (no Docker: go-containerregistry)"
+  IMAGE=$IMAGE bash "$ROOT/hack/build-image.sh"
+  mkdir -p "$ROOT/_output/fixture-bin"
+  CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags '-s -w' -o _output/fixture-bin/fixture ./e2e/fixture
+  go run -C "$ROOT" ./hack/mkimage -ref "$FIXTURE_IMAGE" -out _output/fixture-image.tar _output/fixture-bin/fixture
+}
+
+# import_images loads both images into the local cluster's containerd.
+import_images() {
+  bash "$ROOT/hack/local-cluster.sh" import-image "$ROOT/_output/stow-image.tar"
+  bash "$ROOT/hack/local-cluster.sh" import-image "$ROOT/_output/fixture-image.tar"
+}
+
+# deploy_stow KUSTOMIZATION_DIR applies Stow and waits for the operator.
+deploy_stow() {
+  step "deploying Stow (kubectl apply -k ${1#"$ROOT"/})"
+  kubectl apply --server-side --force-conflicts -k "$1" >/dev/null
+  kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+  # The image tag is fixed, so a rebuilt image needs a restart to be used.
+  kubectl -n stow-system rollout restart deploy/stow-operator >/dev/null
+  kubectl -n stow-system rollout status deploy/stow-operator --timeout=180s
+}
