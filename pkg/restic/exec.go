@@ -103,7 +103,9 @@ func PriorityFromEnv(getenv func(string) string) (Priority, error) {
 	return p, nil
 }
 
-func (p Priority) isSet() bool { return p.Nice != nil || p.IONiceClass != nil || p.IONiceClassData != nil }
+func (p Priority) isSet() bool {
+	return p.Nice != nil || p.IONiceClass != nil || p.IONiceClassData != nil
+}
 
 // Restic runs the restic binary against one repository.
 type Restic struct {
@@ -142,6 +144,8 @@ type runResult struct {
 	stderr []byte // the last stderrKeep bytes
 	code   int
 	redact []string
+	// aborted is set when a watcher interrupted restic.
+	aborted bool
 }
 
 const stderrKeep = 64 << 10
@@ -207,6 +211,17 @@ func (r *Restic) environ() []string {
 }
 
 func (r *Restic) run(ctx context.Context, args []string) (*runResult, error) {
+	return r.runWatch(ctx, args, nil)
+}
+
+// runWatch is run with a stderr watcher: when watch returns true for a line,
+// restic is interrupted and the result has aborted set. It stops restic
+// retrying for minutes on an error that cannot go away by itself.
+func (r *Restic) runWatch(ctx context.Context, args []string, watch func(line string) bool) (*runResult, error) {
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var aborted bool
 	cmd, err := r.command(ctx, args)
 	if err != nil {
 		return nil, err
@@ -226,6 +241,10 @@ func (r *Restic) run(ctx context.Context, args []string) (*runResult, error) {
 			line := sc.Text()
 			tail.Write([]byte(line + "\n"))
 			r.logf("restic: %s", redact(line, r.Location.Redact))
+			if watch != nil && !aborted && watch(line) {
+				aborted = true
+				cancel()
+			}
 		}
 		_, _ = io.Copy(io.Discard, stderrR)
 	}()
@@ -235,7 +254,11 @@ func (r *Restic) run(ctx context.Context, args []string) (*runResult, error) {
 	}
 	_ = stderrW.Close()
 	wg.Wait()
-	res := &runResult{stdout: stdout.Bytes(), stderr: tail.Bytes(), redact: r.Location.Redact}
+	res := &runResult{stdout: stdout.Bytes(), stderr: tail.Bytes(), redact: r.Location.Redact, aborted: aborted}
+	if aborted {
+		return res, nil
+	}
+	ctx = parent
 	if err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {

@@ -17,7 +17,7 @@ import (
 // returned as is: initializing then could hide or damage a real repository.
 // created reports whether restic init ran.
 func (r *Restic) EnsureRepository(ctx context.Context) (created bool, err error) {
-	_, err = r.Run(ctx, "cat", "config", "--json", "--no-lock")
+	err = r.probe(ctx)
 	switch {
 	case err == nil:
 		return false, nil
@@ -37,6 +37,30 @@ func (r *Restic) EnsureRepository(ctx context.Context) (created bool, err error)
 		return false, err
 	}
 	return true, nil
+}
+
+// missingContainer recognizes restic's retry messages for a bucket or
+// container that does not exist. Restic retries those for 15 minutes, yet a
+// missing bucket means there is no repository: init creates the bucket.
+func missingContainer(line string) bool {
+	l := strings.ToLower(line)
+	return strings.Contains(l, "bucket does not exist") || strings.Contains(l, "nosuchbucket") ||
+		strings.Contains(l, "container does not exist") || strings.Contains(l, "containernotfound")
+}
+
+// probe opens the repository config; ErrNoRepository when there is none.
+func (r *Restic) probe(ctx context.Context) error {
+	res, err := r.runWatch(ctx, []string{"cat", "config", "--json", "--no-lock"}, missingContainer)
+	if err != nil {
+		return err
+	}
+	if res.aborted {
+		return &Error{Op: "cat", Code: exitNoRepository, Msg: "the bucket does not exist"}
+	}
+	if res.code != 0 {
+		return res.err("cat")
+	}
+	return nil
 }
 
 // BackupOptions configure one restic backup of one path.
@@ -323,8 +347,8 @@ func relativePattern(pattern, snapshotPath string) string {
 // RetentionPolicy is restic forget's policy. Zero counts are not passed.
 type RetentionPolicy struct {
 	KeepLast, KeepHourly, KeepDaily, KeepWeekly, KeepMonthly, KeepYearly int
-	KeepTags                                                           []string
-	Prune, DryRun                                                      bool
+	KeepTags                                                             []string
+	Prune, DryRun                                                        bool
 }
 
 // IsEmpty is true when the policy would keep everything.
