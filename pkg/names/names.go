@@ -49,11 +49,11 @@ func SessionLabels(bc *v1beta1.BackupConfiguration) map[string]string {
 		v1beta1.LabelComponent:   v1beta1.ComponentBackup,
 		v1beta1.LabelManagedBy:   v1beta1.ManagedByStow,
 		v1beta1.LabelInvokerType: v1beta1.KindBackupConfiguration,
-		v1beta1.LabelInvokerName: bc.Name,
+		v1beta1.LabelInvokerName: LabelValue(bc.Name),
 	}
 	if t := bc.Spec.Target; t != nil {
 		l[v1beta1.LabelTargetKind] = v1beta1.KindPersistentVolumeClaim
-		l[v1beta1.LabelTargetName] = t.Ref.Name
+		l[v1beta1.LabelTargetName] = LabelValue(t.Ref.Name)
 		ns := t.Ref.Namespace
 		if ns == "" {
 			ns = bc.Namespace
@@ -61,6 +61,18 @@ func SessionLabels(bc *v1beta1.BackupConfiguration) map[string]string {
 		l[v1beta1.LabelTargetNamespace] = ns
 	}
 	return l
+}
+
+// LabelValue makes an object name usable as a label value (at most 63
+// characters); select with the same function.
+func LabelValue(name string) string {
+	if len(name) <= maxNameLen {
+		return name
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	suffix := fmt.Sprintf("-%08x", h.Sum32())
+	return strings.TrimRight(name[:maxNameLen-len(suffix)], "-.") + suffix
 }
 
 // fit shortens name to n characters, keeping it unique with a hash suffix and

@@ -3,7 +3,6 @@ package resolve
 import (
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 
@@ -41,7 +40,7 @@ const nobody = int64(65534)
 // the step index; hook containers do not shift it, so the name of a step's
 // container is the same with and without hooks.
 func StepContainerName(fn string, i int) string {
-	return dnsLabel(fmt.Sprintf("%s-%d", strings.ReplaceAll(fn, ".", "-"), i), 63)
+	return names.LabelValue(fmt.Sprintf("%s-%d", strings.ReplaceAll(fn, ".", "-"), i))
 }
 
 // jobInput is what BackupJob and RestoreJobs have in common.
@@ -77,9 +76,9 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 	v1beta1.DefaultBackupConfiguration(d)
 	labels := names.SessionLabels(d)
 	for k, v := range labels {
-		labels[k] = dnsLabel(v, 63) // a PVC name may be longer than a label value
+		labels[k] = names.LabelValue(v) // a PVC name may be longer than a label value
 	}
-	labels[LabelBackupSession] = dnsLabel(s.Name, 63)
+	labels[LabelBackupSession] = names.LabelValue(s.Name)
 	in := jobInput{
 		name:        names.BackupJob(s.Name),
 		namespace:   s.Namespace,
@@ -137,7 +136,7 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		vars := RestoreVars(d, repo, rule, opts)
 		ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
 		labels := restoreLabels(d)
-		labels[LabelRestoreSession] = dnsLabel(rs.Name, 63)
+		labels[LabelRestoreSession] = names.LabelValue(rs.Name)
 		var claims []*corev1.PersistentVolumeClaim
 		for i := range t.VolumeClaimTemplates {
 			var pvc corev1.PersistentVolumeClaim
@@ -156,7 +155,7 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 				vars[VarTargetName] = claims[0].Name
 			}
 			labels[LabelPodOrdinal] = strconv.Itoa(ord)
-			labels[v1beta1.LabelTargetName] = dnsLabel(vars[VarTargetName], 63)
+			labels[v1beta1.LabelTargetName] = names.LabelValue(vars[VarTargetName])
 		}
 		in := jobInput{
 			name:        names.RestoreJob(rs.Name, ord),
@@ -206,7 +205,7 @@ func restoreLabels(rs *v1beta1.RestoreSession) map[string]string {
 		v1beta1.LabelComponent:   v1beta1.ComponentRestore,
 		v1beta1.LabelManagedBy:   v1beta1.ManagedByStow,
 		v1beta1.LabelInvokerType: v1beta1.KindRestoreSession,
-		v1beta1.LabelInvokerName: dnsLabel(rs.Name, 63),
+		v1beta1.LabelInvokerName: names.LabelValue(rs.Name),
 	}
 	if t := rs.Spec.Target; t != nil {
 		ns := t.Ref.Namespace
@@ -214,7 +213,7 @@ func restoreLabels(rs *v1beta1.RestoreSession) map[string]string {
 			ns = rs.Namespace
 		}
 		l[v1beta1.LabelTargetKind] = v1beta1.KindPersistentVolumeClaim
-		l[v1beta1.LabelTargetName] = dnsLabel(t.Ref.Name, 63)
+		l[v1beta1.LabelTargetName] = names.LabelValue(t.Ref.Name)
 		l[v1beta1.LabelTargetNamespace] = ns
 	}
 	return l
@@ -592,14 +591,3 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-// dnsLabel shortens s to n characters with a hash suffix that keeps it unique,
-// and trims what a DNS label or label value may not end with.
-func dnsLabel(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(s))
-	suffix := fmt.Sprintf("-%08x", h.Sum32())
-	return strings.TrimRight(s[:n-len(suffix)], "-.") + suffix
-}

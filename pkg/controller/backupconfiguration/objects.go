@@ -36,18 +36,10 @@ func objectLabels(bc *v1beta1.BackupConfiguration) map[string]string {
 		v1beta1.LabelComponent:   v1beta1.ComponentBackup,
 		v1beta1.LabelManagedBy:   v1beta1.ManagedByStow,
 		v1beta1.LabelInvokerType: v1beta1.KindBackupConfiguration,
-		v1beta1.LabelInvokerName: labelValue(bc.Name),
+		v1beta1.LabelInvokerName: names.LabelValue(bc.Name),
 	}
 }
 
-// labelValue keeps a name usable as a label value (BC names may be longer than 63).
-func labelValue(s string) string {
-	if len(s) <= 63 {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return s[:54] + "-" + hex.EncodeToString(sum[:])[:8]
-}
 
 func objectMeta(bc *v1beta1.BackupConfiguration, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{

@@ -1,0 +1,58 @@
+package jobresult
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+)
+
+func TestEncodeRoundTrip(t *testing.T) {
+	ok := true
+	in := Result{Step: "backup-pvc", Host: "host-0", Duration: "1.5s", RepositoryInitialized: &ok,
+		Snapshots: []v1beta1.SnapshotStats{{Name: "4bba301e", Path: "/stow-data", TotalSize: "1.000 MiB"}}}
+	out, err := Decode(string(Encode(in)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Step != in.Step || out.Host != in.Host || len(out.Snapshots) != 1 || out.Snapshots[0].Name != "4bba301e" || !*out.RepositoryInitialized {
+		t.Fatalf("round trip lost data: %+v", out)
+	}
+}
+
+// The kubelet keeps only 4096 bytes of a termination message: whatever the
+// input, Encode must produce valid JSON within that limit, keeping the error.
+func TestEncodeFitsTerminationMessage(t *testing.T) {
+	many := make([]v1beta1.SnapshotStats, 200)
+	for i := range many {
+		many[i] = v1beta1.SnapshotStats{Name: "0123456789abcdef", Path: "/stow-data/" + strings.Repeat("p", 40)}
+	}
+	cases := map[string]Result{
+		"long error":         {Step: "backup-pvc", Error: strings.Repeat("é unreadable file /stow-data/x; ", 400)},
+		"many snapshots":     {Step: "update-status", Snapshots: many},
+		"both":               {Step: "update-status", Snapshots: many, Error: strings.Repeat("x", 10000)},
+		"multibyte boundary": {Step: "s", Error: strings.Repeat("ü", 3000)},
+	}
+	for name, r := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := Encode(r)
+			if len(b) > MaxMessageBytes {
+				t.Fatalf("encoded %d bytes, limit %d", len(b), MaxMessageBytes)
+			}
+			out, err := Decode(string(b))
+			if err != nil {
+				t.Fatalf("not valid JSON after truncation: %v", err)
+			}
+			if r.Error != "" && (out.Error == "" || !utf8.ValidString(out.Error)) {
+				t.Fatalf("error lost or broken: %q", out.Error)
+			}
+		})
+	}
+}
+
+func TestDecodeRejectsGarbage(t *testing.T) {
+	if _, err := Decode("OOMKilled"); err == nil {
+		t.Fatal("plain text must not decode as a result")
+	}
+}
