@@ -590,4 +590,3 @@ func copyMap(m map[string]string) map[string]string {
 	}
 	return out
 }
-

@@ -40,7 +40,6 @@ func objectLabels(bc *v1beta1.BackupConfiguration) map[string]string {
 	}
 }
 
-
 func objectMeta(bc *v1beta1.BackupConfiguration, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:            name,
