@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/stowhq/stow/pkg/jobresult"
+	"github.com/stowhq/stow/pkg/restic"
+)
+
+var backupPVCCommand = command{
+	name:  "backup-pvc",
+	short: "back up a PVC's paths (first step of a backup Job)",
+	long: `Backs up each of --backup-paths with restic: initializes the repository if
+it does not exist (never on a wrong password), removes stale restic locks left
+by killed Jobs, then runs one restic backup per path, tagged with the mount path.
+The result goes to <output-dir>/output.json for update-status and to the
+termination log; on failure the step exits non-zero with a one-line cause.
+Unreadable files are a failure. Storage credentials come from the environment
+(RESTIC_PASSWORD, AWS_*, ...).`,
+	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
+		o := &backupPVCOptions{}
+		o.job.register(fs)
+		fs.StringVar(&o.session, "backupsession", "", "BackupSession name (recorded as a snapshot tag)")
+		fs.StringVar(&o.paths, "backup-paths", "", "comma-separated absolute paths to back up")
+		fs.StringVar(&o.excludes, "exclude", "", "comma-separated restic exclude patterns")
+		fs.StringVar(&o.extraArgs, "args", "", "extra restic backup arguments, space-separated")
+		fs.StringVar(&o.mountPath, "mount-path", "", "where the target volume is mounted (default: the mount point holding each path, from /proc/self/mountinfo)")
+		return func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageError("unexpected arguments %q", args)
+			}
+			return o.run(ctx)
+		}
+	},
+}
+
+type backupPVCOptions struct {
+	job                                 jobFlags
+	session, paths, excludes, extraArgs string
+	mountPath                           string
+}
+
+func (o *backupPVCOptions) run(ctx context.Context) error {
+	start := time.Now()
+	res := jobresult.Result{Step: "backup-pvc", Host: o.job.host()}
+	fail := func(err error) error {
+		res.Error = oneLine(err.Error())
+		res.Duration = time.Since(start).Round(time.Millisecond).String()
+		return o.job.finish(res, true)
+	}
+	paths := splitList(o.paths)
+	if len(paths) == 0 {
+		return fail(errors.New("no --backup-paths given"))
+	}
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return fail(fmt.Errorf("backup path %q is not absolute", p))
+		}
+	}
+	r, closeRepo, err := o.job.openRepository()
+	if err != nil {
+		return fail(err)
+	}
+	defer closeRepo()
+	logger.Printf("backing up %s of host %s to %s", strings.Join(paths, ", "), res.Host, r.Location.Display())
+
+	created, err := r.EnsureRepository(ctx)
+	res.RepositoryInitialized = boolPtr(err == nil)
+	if err != nil {
+		return fail(err)
+	}
+	if created {
+		logger.Printf("initialized repository %s", r.Location.Display())
+	}
+	self, _ := os.Hostname()
+	removed, err := r.RemoveStaleLocks(ctx, restic.StaleLockPolicy{Hostname: self, Grace: o.job.lockGrace})
+	if err != nil {
+		return fail(err)
+	}
+	res.StaleLocksRemoved = len(removed)
+
+	var tags []string
+	if o.session != "" {
+		tags = append(tags, "stow-backupsession="+o.session)
+	}
+	var errs []string
+	for _, p := range paths {
+		mount := o.mountPath
+		if mount == "" {
+			mount = mountPointOf(p)
+		}
+		sum, err := r.Backup(ctx, p, restic.BackupOptions{
+			Host: res.Host, MountPath: mount, Tags: tags,
+			Excludes: splitList(o.excludes), ExtraArgs: strings.Fields(o.extraArgs),
+		})
+		if err != nil {
+			logger.Printf("backup of %s failed: %v", p, err)
+			errs = append(errs, oneLine(err.Error()))
+			continue
+		}
+		st := sum.SnapshotStats(p)
+		logger.Printf("snapshot %s of %s: %d files (%d new, %d changed), %s processed, %s added in %s",
+			short(sum.SnapshotID), p, *st.FileStats.TotalFiles, *st.FileStats.NewFiles, *st.FileStats.ModifiedFiles,
+			st.TotalSize, st.Uploaded, st.ProcessingTime)
+		res.Snapshots = append(res.Snapshots, st)
+	}
+	if len(errs) > 0 {
+		return fail(errors.New(strings.Join(errs, "; ")))
+	}
+	res.Duration = time.Since(start).Round(time.Millisecond).String()
+	return o.job.finish(res, true)
+}
+
+// mountPointOf is the deepest mount point holding p (from mountinfo), which
+// in a Job is the target volume's mount path. The root mount does not count:
+// then p itself is taken as the mount, as for a Stash snapshot.
+func mountPointOf(p string) string {
+	p = filepath.Clean(p)
+	best := ""
+	f, err := os.Open("/proc/self/mountinfo")
+	if err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 5 {
+				continue
+			}
+			mp := unescapeMountinfo(fields[4])
+			if mp == "/" {
+				continue
+			}
+			if (p == mp || strings.HasPrefix(p, mp+"/")) && len(mp) > len(best) {
+				best = mp
+			}
+		}
+	}
+	if best == "" {
+		return p
+	}
+	return best
+}
+
+// unescapeMountinfo decodes the octal escapes (\040 for space) of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var n int
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &n); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/stowhq/stow/pkg/jobresult"
+	"github.com/stowhq/stow/pkg/metrics"
+	"github.com/stowhq/stow/pkg/restic"
+)
+
+var updateStatusCommand = command{
+	name:  "update-status",
+	short: "apply retention, verify the repository, push metrics (last step of a Job)",
+	long: `Reads the previous step's result from <output-dir>/output.json. After a
+successful backup it applies the retention policy (restic forget with the
+--retention-* flags; prune only with --retention-prune), runs restic check when
+--integrity-check is set, and measures the repository size. It pushes host and
+repository metrics (a push failure is a warning: metricsPushed=false) and
+writes the combined result to the termination log. It exits non-zero if any
+step failed.`,
+	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
+		o := &updateStatusOptions{}
+		o.job.register(fs)
+		fs.StringVar(&o.backupSession, "backupsession", "", "BackupSession name (backup Jobs)")
+		fs.StringVar(&o.restoreSession, "restoresession", "", "RestoreSession name (restore Jobs)")
+		fs.IntVar(&o.policy.KeepLast, "retention-keep-last", 0, "keep the last N snapshots (0: not set)")
+		fs.IntVar(&o.policy.KeepHourly, "retention-keep-hourly", 0, "keep the last N hourly snapshots")
+		fs.IntVar(&o.policy.KeepDaily, "retention-keep-daily", 0, "keep the last N daily snapshots")
+		fs.IntVar(&o.policy.KeepWeekly, "retention-keep-weekly", 0, "keep the last N weekly snapshots")
+		fs.IntVar(&o.policy.KeepMonthly, "retention-keep-monthly", 0, "keep the last N monthly snapshots")
+		fs.IntVar(&o.policy.KeepYearly, "retention-keep-yearly", 0, "keep the last N yearly snapshots")
+		fs.StringVar(&o.keepTags, "retention-keep-tags", "", "comma-separated tags whose snapshots are kept")
+		fs.BoolVar(&o.policy.Prune, "retention-prune", false, "prune unreferenced data after forgetting")
+		fs.BoolVar(&o.policy.DryRun, "retention-dry-run", false, "only report what retention would remove")
+		fs.BoolVar(&o.integrityCheck, "integrity-check", true, "run restic check after retention")
+		fs.BoolVar(&o.metricsEnabled, "metrics-enabled", true, "push metrics to the Pushgateway")
+		fs.StringVar(&o.pushgatewayURL, "metrics-pushgateway-url", "", "Pushgateway URL")
+		fs.StringVar(&o.repositoryNamespace, "repository-namespace", "", "namespace of the Repository (metric label)")
+		return func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageError("unexpected arguments %q", args)
+			}
+			return o.run(ctx)
+		}
+	},
+}
+
+type updateStatusOptions struct {
+	job                           jobFlags
+	backupSession, restoreSession string
+	policy                        restic.RetentionPolicy
+	keepTags                      string
+	integrityCheck                bool
+	metricsEnabled                bool
+	pushgatewayURL                string
+	repositoryNamespace           string
+}
+
+func (o *updateStatusOptions) run(ctx context.Context) error {
+	o.policy.KeepTags = splitList(o.keepTags)
+	prev, err := readOutput(o.job.outputPath())
+	if err != nil {
+		res := jobresult.Result{Step: "update-status", Host: o.job.host(), Error: oneLine(err.Error())}
+		return o.job.finish(res, false)
+	}
+	// The final result carries the previous step's report forward.
+	res := prev
+	res.Step = "update-status"
+	if res.Host == "" {
+		res.Host = o.job.host()
+	}
+	var failures []string
+	if prev.Error != "" {
+		failures = append(failures, prev.Step+": "+prev.Error)
+	}
+	restore := prev.Step == "restore-pvc" || (o.restoreSession != "" && o.backupSession == "")
+	if !restore && prev.Error == "" {
+		if err := o.maintainRepository(ctx, &res); err != nil {
+			failures = append(failures, err.Error())
+		}
+	}
+	res.Error = strings.Join(failures, "; ")
+	o.pushMetrics(ctx, &res, restore)
+	return o.job.finish(res, false)
+}
+
+// maintainRepository applies retention, then check, then measures the size.
+// A retention failure stops the chain, as a failed step should.
+func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobresult.Result) error {
+	r, closeRepo, err := o.job.openRepository()
+	if err != nil {
+		return err
+	}
+	defer closeRepo()
+	if o.policy.IsEmpty() {
+		// Nothing to forget; still report how many snapshots there are.
+		snaps, err := r.Snapshots(ctx, restic.SnapshotFilter{})
+		if err != nil {
+			return fmt.Errorf("counting snapshots: %v", oneLine(err.Error()))
+		}
+		res.Retention = &jobresult.RetentionResult{SnapshotsKept: int64(len(snaps))}
+	} else {
+		fr, err := r.Forget(ctx, o.policy)
+		if err != nil {
+			msg := oneLine(err.Error())
+			res.Retention = &jobresult.RetentionResult{Error: msg}
+			return fmt.Errorf("retention: %s", msg)
+		}
+		res.Retention = &jobresult.RetentionResult{SnapshotsKept: fr.Kept, SnapshotsRemoved: fr.Removed}
+		logger.Printf("retention kept %d and removed %d snapshot(s)%s", fr.Kept, fr.Removed, map[bool]string{true: " (dry run)"}[o.policy.DryRun])
+	}
+	var errs []error
+	if o.integrityCheck {
+		err := r.Check(ctx)
+		res.Integrity = boolPtr(err == nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("integrity check: %s", oneLine(err.Error())))
+		} else {
+			logger.Printf("repository integrity verified")
+		}
+	}
+	size, err := r.RawDataSize(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("repository size: %s", oneLine(err.Error())))
+	} else {
+		res.TotalSize = restic.FormatSize(size)
+	}
+	return errors.Join(errs...)
+}
+
+// pushMetrics pushes host (and repository) metrics. A failed push is a
+// warning recorded as metricsPushed=false, never a failed step.
+func (o *updateStatusOptions) pushMetrics(ctx context.Context, res *jobresult.Result, restore bool) {
+	if !o.metricsEnabled {
+		return
+	}
+	if o.pushgatewayURL == "" {
+		logger.Printf("warning: metrics enabled but no --metrics-pushgateway-url: not pushed")
+		res.MetricsPushed = boolPtr(false)
+		return
+	}
+	l := o.job.metricLabels(res.Host)
+	l.RepositoryNamespace = o.repositoryNamespace
+	if l.RepositoryNamespace == "" {
+		l.RepositoryNamespace = o.job.namespace
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var errs []error
+	if restore {
+		errs = append(errs, metrics.PushRestoreHost(ctx, o.pushgatewayURL, l, *res))
+	} else {
+		errs = append(errs, metrics.PushBackupHost(ctx, o.pushgatewayURL, l, *res))
+		if res.Error == "" && res.Retention != nil {
+			errs = append(errs, metrics.PushRepository(ctx, o.pushgatewayURL, l, *res))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		logger.Printf("warning: pushing metrics: %s", oneLine(err.Error()))
+		res.MetricsPushed = boolPtr(false)
+		return
+	}
+	res.MetricsPushed = boolPtr(true)
+}
