@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -40,10 +41,8 @@ func runStow(t *testing.T, env map[string]string, args ...string) stowRun {
 }
 
 func (r stowRun) String() string {
-	return "exit " + itoa(r.code) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
+	return "exit " + strconv.Itoa(r.code) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestIntegrationUserCommandsLocalRepo(t *testing.T) {
 	testenv.SkipIfShort(t)

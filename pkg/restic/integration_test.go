@@ -403,7 +403,6 @@ func TestIntegrationLocalBackend(t *testing.T) {
 	ctx := context.Background()
 	repo := filepath.Join(t.TempDir(), "volume", "repo")
 	r := newLocal(t, repo)
-	// A wrong password on a missing repository still initializes nothing twice.
 	created, err := r.EnsureRepository(ctx)
 	if err != nil || !created {
 		t.Fatalf("EnsureRepository = %v, %v", created, err)

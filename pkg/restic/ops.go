@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
 
 // EnsureRepository opens the repository and initializes it only when restic
@@ -26,7 +28,7 @@ func (r *Restic) EnsureRepository(ctx context.Context) (created bool, err error)
 		return false, err
 	}
 	r.logf("repository %s does not exist: initializing it", r.Location.Display())
-	if r.Location.Provider == "local" {
+	if r.Location.Provider == v1beta1.ProviderLocal {
 		// restic creates the directory too, but a clear error here beats
 		// restic's when the mount is read-only.
 		if err := os.MkdirAll(filepath.Dir(r.Location.Repository), 0o755); err != nil {
