@@ -60,6 +60,7 @@ func Functions(image string) []*v1beta1.Function {
 				Image: image,
 				Args: args("backup-pvc", invokerArgs, repositoryArgs, []string{
 					"--backupsession=${BACKUP_SESSION:=}",
+					"--mount-path=${TARGET_MOUNT_PATH}",
 					"--backup-paths=${TARGET_PATHS}",
 					"--exclude=${EXCLUDE_PATTERNS:=}",
 					"--args=${DRIVER_ARGS:=}",
