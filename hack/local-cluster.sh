@@ -7,8 +7,10 @@
 #   down                stop every process `up` started, undo host changes (bridge, iptables,
 #                       sysctls, mounts), wipe cluster data (KEEP_DATA=1 keeps it)
 #   status              components and node readiness; exit 1 if the cluster is not up
-#   smoke               from a pod: apiserver via in-cluster config, a ClusterIP Service, cluster
-#                       DNS, a PVC on the default StorageClass written as non-root; exit 1 on failure
+#   smoke               from a Job's pod: apiserver via in-cluster config, a ClusterIP Service,
+#                       cluster DNS, a PVC on the default StorageClass written as non-root; the same
+#                       from a CronJob's pod (SMOKE_CRONJOB=0 skips, saves up to a minute); from the
+#                       host: both Service VIPs. Exit 1 on any failure
 #   import-image FILE   import an image tarball (docker-archive or OCI) into containerd (k8s.io
 #                       namespace): pods with imagePullPolicy IfNotPresent/Never then use it
 #   pv NAME SIZE [CLASS] create a static hostPath PV (dir mode 0777) in StorageClass CLASS (default: manual)
@@ -60,6 +62,13 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 
+# one up/down at a time (fd 9; start_proc closes it for the cluster processes)
+lock() {
+  mkdir -p "$STOW_CACHE"
+  exec 9>"$STOW_CACHE/.lock"
+  flock -w 900 9 || die "another local-cluster.sh up/down holds $STOW_CACHE/.lock"
+}
+
 # status [quiet]: 0 if every component runs, the apiserver is ready and the node is Ready.
 cmd_status() {
   local quiet=${1:-} ok=0 n ready
@@ -88,6 +97,7 @@ cmd_status() {
 
 cmd_up() {
   need_root
+  lock
   if cmd_status quiet; then
     log "cluster already up"; cmd_status; return 0
   fi
@@ -117,6 +127,7 @@ cmd_up() {
 
 cmd_down() {
   need_root
+  lock
   log "down: stopping cluster in $R"
   down_all
 }
@@ -206,6 +217,29 @@ spec:
         volumeMounts: [{name: data, mountPath: /data}]
       volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
 EOT
+  if [ "${SMOKE_CRONJOB:-1}" = 1 ]; then
+    # the same check from a CronJob's pod, as Stow's scheduled backups run (fires at the next minute)
+    kc -n "$ns" apply -f - >/dev/null <<EOT
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: cron}
+spec:
+  schedule: "* * * * *"
+  concurrencyPolicy: Forbid
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          securityContext: {runAsNonRoot: true, runAsUser: 65532}
+          containers:
+          - name: check
+            image: $PROBE_IMAGE
+            imagePullPolicy: IfNotPresent
+            args: [check, -url, "http://$svcip:56789/", -timeout, 30s]
+EOT
+  fi
   local phase="" i
   for ((i = 0; i < 180; i++)); do
     phase=$(kc -n "$ns" get job check -o jsonpath='{.status.conditions[?(@.status=="True")].type}' 2>/dev/null || true)
@@ -216,6 +250,22 @@ EOT
   kc -n "$ns" logs job/check 2>&1 || true
   echo "-----------------------"
   case $phase in *Complete*) log "probe job: Complete" ;; *) log "probe job: ${phase:-timed out}"; rc=1 ;; esac
+  if [ "${SMOKE_CRONJOB:-1}" = 1 ]; then
+    local q='{range .items[?(@.metadata.ownerReferences[0].kind=="CronJob")]}' succ="" failed=""
+    log "waiting for the CronJob to run a Job to completion (fires each minute)"
+    for ((i = 0; i < 150; i++)); do
+      succ=$(kc -n "$ns" get jobs -o jsonpath="$q{.status.succeeded}{end}" 2>/dev/null || true)
+      failed=$(kc -n "$ns" get jobs -o jsonpath="$q{.status.failed}{end}" 2>/dev/null || true)
+      if [ -n "$succ" ] || [ -n "$failed" ]; then break; fi
+      sleep 1
+    done
+    if [ -n "$succ" ] && [ -z "$failed" ]; then
+      log "CronJob -> Job $(kc -n "$ns" get jobs -o jsonpath="$q{.metadata.name}{end}"): succeeded"
+    else
+      log "CronJob: no successful Job (succeeded=${succ:-0} failed=${failed:-0})"; rc=1
+      kc -n "$ns" logs -l batch.kubernetes.io/job-name --tail=20 2>&1 | tail -20 || true
+    fi
+  fi
   # host side: the kubernetes Service VIP and the web Service VIP work from the host as well
   if curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://$KUBERNETES_SVC_IP:443/version" >/dev/null; then

@@ -75,6 +75,9 @@ func (r *resolver) service(ns, name string) ([]netip.Addr, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if code != http.StatusOK && code != http.StatusNotFound {
+		return nil, false, fmt.Errorf("apiserver: HTTP %d for service %s", code, key)
+	}
 	var ips []netip.Addr
 	ok := code == http.StatusOK
 	if ok && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != "None" {

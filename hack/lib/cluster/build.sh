@@ -140,7 +140,7 @@ EOT
 build_images() {
   local src=$HACK_DIR/cluster-images sum
   sum=$(cat "$src"/go.mod "$src"/*/*.go | sha256sum | cut -c1-16)
-  [ -f "$IMG/.src-$sum" ] && [ -f "$IMG/pause.tar" ] && [ -f "$IMG/probe.tar" ] && return 0
+  [ -f "$IMG/.src-$sum" ] && [ -f "$IMG/pause.tar" ] && [ -f "$IMG/probe.tar" ] && [ "${FORCE:-0}" != 1 ] && return 0
   mkdir -p "$IMG"
   log "building image tarballs (pause, probe) from $src"
   (

@@ -49,7 +49,13 @@ T0=${T0:-$(date +%s)}
 log() { printf '[%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-kc() { kubectl --kubeconfig="$KUBECONFIG_FILE" "$@"; }
+# True when the bridge carries the gateway address. Every apiserver call checks it first: without the
+# bridge, $GATEWAY_IP would be routed via the host's default route, off this machine.
+bridge_up() { ip -4 -o addr show dev "$BRIDGE" 2>/dev/null | grep -q "inet $GATEWAY_IP/"; }
+kc() {
+  bridge_up || { echo "bridge $BRIDGE with $GATEWAY_IP is not up: cluster not running" >&2; return 1; }
+  kubectl --kubeconfig="$KUBECONFIG_FILE" "$@"
+}
 ctr_k8s() { "$BIN/ctr" --address "$CTRD_SOCK" -n k8s.io "$@"; }
 
 pid_alive() { local f=$PIDS/$1.pid; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }

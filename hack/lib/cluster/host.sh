@@ -27,7 +27,7 @@ OUR_CHAINS='(KUBE|CNI|STOW)-'
 # iptables-save without counters, comments about generation time, and empty tables: what "the same
 # iptables" means when comparing before/after.
 ipt_normalized() { # iptables|ip6tables
-  "$1-save" 2>/dev/null | grep -vE '^#' | sed -E 's/\[[0-9]+:[0-9]+\]//' | awk '
+  "$1-save" 2>/dev/null | { grep -vE '^#' || true; } | sed -E 's/\[[0-9]+:[0-9]+\]//' | awk '
     /^\*/ {t=$0; n=0; split("", buf); next}
     /^COMMIT/ {if (n) {print t; for (i=1;i<=n;i++) print buf[i]; print "COMMIT"}; next}
     /^:/ {if ($2 != "ACCEPT") buf[++n]=$0; next}   # user chains and non-default policies
@@ -57,15 +57,28 @@ host_net_up() {
   fi
   ip addr show dev "$BRIDGE" | grep -q "inet $GATEWAY_IP/" || ip addr add "$GATEWAY_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  # bridged pod-to-pod replies must pass iptables so conntrack can undo kube-proxy's DNAT
+  [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || modprobe br_netfilter 2>/dev/null || true
+  sysctl -q -w net.bridge.bridge-nf-call-iptables=1 >/dev/null 2>&1 || log "warning: cannot enable bridge-nf-call-iptables"
   # Service VIPs are DNATed by kube-proxy; route the range onto the bridge so that, whatever the
   # state of kube-proxy, a packet to a VIP never follows the host's default route.
   ip route replace "$SERVICE_CIDR" dev "$BRIDGE" src "$GATEWAY_IP"
-  # FORWARD guard: bridge-internal traffic is accepted, anything else to/from the bridge is dropped.
+  # FORWARD guard, first in FORWARD: traffic to or from the bridge that does not stay on the bridge is
+  # dropped; bridge-internal traffic goes on through kube-proxy's rules and is accepted at the end
+  # (even if the host's FORWARD policy is DROP).
   iptables -w -N STOW-FORWARD 2>/dev/null || iptables -w -F STOW-FORWARD
-  iptables -w -A STOW-FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+  iptables -w -A STOW-FORWARD -i "$BRIDGE" -o "$BRIDGE" -j RETURN
   iptables -w -A STOW-FORWARD -i "$BRIDGE" -j DROP
   iptables -w -A STOW-FORWARD -o "$BRIDGE" -j DROP
-  iptables -w -C FORWARD -j STOW-FORWARD 2>/dev/null || iptables -w -I FORWARD 1 -j STOW-FORWARD
+  iptables -w -N STOW-FORWARD-ACCEPT 2>/dev/null || iptables -w -F STOW-FORWARD-ACCEPT
+  iptables -w -A STOW-FORWARD-ACCEPT -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+  iptables -w -C FORWARD -j STOW-FORWARD-ACCEPT 2>/dev/null || iptables -w -A FORWARD -j STOW-FORWARD-ACCEPT
+  host_guard_first
+}
+
+host_guard_first() {
+  iptables -w -D FORWARD -j STOW-FORWARD 2>/dev/null || true
+  iptables -w -I FORWARD 1 -j STOW-FORWARD
 }
 
 # Remove every rule and chain named KUBE-*, CNI-*, STOW-* (and jumps to them) from all tables, by

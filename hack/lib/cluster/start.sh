@@ -6,14 +6,14 @@ start_proc() { # NAME CMD...
   local n=$1; shift
   mkdir -p "$LOGS" "$PIDS"
   # setsid: own session, so the caller's process group (a CI step, a terminal) can end without killing it
-  setsid "$@" >"$LOGS/$n.log" 2>&1 </dev/null &
+  setsid "$@" >"$LOGS/$n.log" 2>&1 </dev/null 9>&- &
   echo $! >"$PIDS/$n.pid"
   log "started $n (pid $!, log $LOGS/$n.log)"
 }
 
-check_started() { # NAME: fail fast, with the log tail, if a process died
-  pid_alive "$1" && return 0
+start_failed() { # NAME: a wait timed out: show the component's log tail and fail
   tail -20 "$LOGS/$1.log" >&2
+  if pid_alive "$1"; then die "$1 did not become ready (log: $LOGS/$1.log)"; fi
   die "$1 exited (log: $LOGS/$1.log)"
 }
 
@@ -39,7 +39,7 @@ start_cluster() {
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster stow=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
     --quota-backend-bytes 2147483648 --snapshot-count 10000 --unsafe-no-fsync --log-level warn
-  waitfor etcd 120 curl -sf http://127.0.0.1:2381/health || check_started etcd
+  waitfor etcd 120 curl -sf http://127.0.0.1:2381/health || start_failed etcd
 
   # ---- kube-apiserver: serves and advertises on the bridge gateway, reachable from the host and pods.
   # The default lease endpoint reconciler publishes $GATEWAY_IP:6443 as the `kubernetes` Service endpoint.
@@ -53,7 +53,7 @@ start_cluster() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --profiling=false
-  waitfor "apiserver /readyz" 480 kc get --raw /readyz || check_started kube-apiserver
+  waitfor "apiserver /readyz" 480 kc get --raw /readyz || start_failed kube-apiserver
 
   # ---- controller-manager (all default controllers: cronjob, job, PV binder, ...) + scheduler ----
   start_proc kube-controller-manager "$BIN/kube-controller-manager" \
@@ -69,7 +69,7 @@ start_cluster() {
 
   # ---- containerd + local images ----
   start_proc containerd "$BIN/containerd" --config "$ETC/containerd.toml"
-  waitfor containerd 120 ctr_k8s version || check_started containerd
+  waitfor containerd 120 ctr_k8s version || start_failed containerd
   local t
   for t in "$IMG/pause.tar" "$IMG/probe.tar"; do
     ctr_k8s images import --no-unpack=false "$t" >>"$LOGS/image-import.log" 2>&1 || die "import of $t failed"
@@ -96,11 +96,12 @@ start_cluster() {
   fi
   start_proc provisioner bash "$HACK_DIR/lib/cluster/provisioner.sh"
 
-  waitfor "kubelet healthz" 240 curl -sf http://127.0.0.1:10248/healthz || check_started kubelet
-  waitfor "node $NODE_NAME Ready" 480 node_ready || check_started kubelet
-  waitfor "kube-proxy programmed Service VIPs" 240 kube_proxy_synced || check_started kube-proxy
-  waitfor "kubernetes Service endpoint = $GATEWAY_IP" 120 kubernetes_endpoint_ok || die "kubernetes endpoint not $GATEWAY_IP"
-  waitfor "default ServiceAccount" 240 kc -n default get serviceaccount default || check_started kube-controller-manager
+  waitfor "kubelet healthz" 240 curl -sf http://127.0.0.1:10248/healthz || start_failed kubelet
+  waitfor "node $NODE_NAME Ready" 480 node_ready || start_failed kubelet
+  waitfor "kube-proxy programmed Service VIPs" 240 kube_proxy_synced || start_failed kube-proxy
+  host_guard_first   # kube-proxy inserted its FORWARD jumps above ours
+  waitfor "kubernetes Service endpoint = $GATEWAY_IP" 120 kubernetes_endpoint_ok || start_failed kube-apiserver
+  waitfor "default ServiceAccount" 240 kc -n default get serviceaccount default || start_failed kube-controller-manager
   apply_base_manifests
 }
 
@@ -123,9 +124,16 @@ reclaimPolicy: Retain
 volumeBindingMode: Immediate
 ---
 apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: stow-local-dns}
+rules:
+- {apiGroups: [""], resources: [services], verbs: [get, list, watch]}
+- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {name: stow-local-dns}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kube-dns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: stow-local-dns}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: stow-local-dns}]
 EOT
   log "StorageClasses: standard (default, hostPath dirs under $PVDIR provisioned on demand), manual (static, see 'pv')"

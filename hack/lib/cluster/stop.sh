@@ -1,17 +1,28 @@
 # shellcheck shell=bash
 # Stop everything `up` started (by recorded pid, reverse order) and undo its host changes.
 
-stop_proc() { # NAME
-  local n=$1 f=$PIDS/$1.pid p i
-  [ -f "$f" ] || return 0
-  p=$(cat "$f")
-  if kill -0 "$p" 2>/dev/null; then
+stop_proc() { # NAME...: SIGTERM all of them, wait up to 15s, then SIGKILL what is left
+  local n f p i alive names=() plist=()
+  for n in "$@"; do
+    f=$PIDS/$n.pid
+    [ -f "$f" ] || continue
+    p=$(cat "$f")
+    rm -f "$f"
+    kill -0 "$p" 2>/dev/null || continue
     kill "$p" 2>/dev/null || true
-    for ((i = 0; i < 60; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
-    if kill -0 "$p" 2>/dev/null; then log "SIGKILL $n ($p)"; kill -9 "$p" 2>/dev/null || true; fi
-    log "stopped $n (pid $p)"
-  fi
-  rm -f "$f"
+    names+=("$n"); plist+=("$p")
+  done
+  [ ${#plist[@]} -gt 0 ] || return 0
+  for ((i = 0; i < 150; i++)); do
+    alive=0
+    for p in "${plist[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for i in "${!plist[@]}"; do
+    if kill -0 "${plist[$i]}" 2>/dev/null; then log "SIGKILL ${names[$i]} (${plist[$i]})"; kill -9 "${plist[$i]}" 2>/dev/null || true; fi
+  done
+  log "stopped ${names[*]}"
 }
 
 # containerd shims are reparented to init; ours are the ones whose -address is our socket.
@@ -19,9 +30,7 @@ our_shims() { pgrep -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK" || true; 
 
 stop_cluster() {
   local p
-  stop_proc provisioner
-  stop_proc dns
-  stop_proc kubelet
+  stop_proc provisioner dns kubelet
   # remove all pod containers and sandboxes so runc processes, shims, netns and veths go away
   if pid_alive containerd && [ -S "$CTRD_SOCK" ]; then
     local t c
@@ -30,7 +39,9 @@ stop_cluster() {
     for t in $(ctr_k8s tasks ls -q 2>/dev/null); do ctr_k8s tasks delete -f "$t" >/dev/null 2>&1 || true; done
     for c in $(ctr_k8s containers ls -q 2>/dev/null); do ctr_k8s containers delete "$c" >/dev/null 2>&1 || true; done
   fi
-  for p in kube-proxy containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_proc "$p"; done
+  stop_proc kube-proxy containerd kube-scheduler kube-controller-manager
+  stop_proc kube-apiserver
+  stop_proc etcd
   for p in $(our_shims); do log "stopping shim $p"; kill "$p" 2>/dev/null || true; done
   sleep 1
   for p in $(our_shims); do kill -9 "$p" 2>/dev/null || true; done
