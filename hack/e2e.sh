@@ -37,7 +37,7 @@ trap cleanup EXIT
 
 if [ "${STOW_E2E_EXTERNAL:-0}" != 1 ]; then
   cluster_up
-  MINIO_HOST=${MINIO_HOST:-$(bash hack/local-cluster.sh gateway-ip 2>/dev/null || echo 10.244.0.1)}
+  MINIO_HOST=${MINIO_HOST:-$(bash hack/local-cluster.sh gateway-ip)}
 else
   : "${KUBECONFIG:?set KUBECONFIG to the cluster to test}"
   MINIO_HOST=${MINIO_HOST:?set MINIO_HOST to an address of this host that pods can reach}

@@ -15,6 +15,7 @@
 #                       namespace): pods with imagePullPolicy IfNotPresent/Never then use it
 #   pv NAME SIZE [CLASS] create a static hostPath PV (dir mode 0777) in StorageClass CLASS (default: manual)
 #   kubeconfig          print the kubeconfig path     env   print `export KUBECONFIG=...`
+#   gateway-ip          print the host's address on the pod bridge (pods reach host services there)
 #   build               only build / refresh the cached binaries and image tarballs
 #
 # What runs: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
@@ -300,6 +301,7 @@ main() {
     import-image) cmd_import_image "$@" ;;
     pv) cmd_pv "$@" ;;
     kubeconfig) echo "$KUBECONFIG_FILE" ;;
+    gateway-ip) echo "$GATEWAY_IP" ;;
     env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
     build) need_root; mkdir -p "$STOW_CACHE"; build_all; log "binaries in $BIN, images in $IMG" ;;
     help | -h | --help) usage ;;
