@@ -37,6 +37,7 @@ type RestoreSessionSpec struct {
 	Task   TaskRef        `json:"task,omitempty"`
 	Target *RestoreTarget `json:"target"`
 	// Rules is deprecated in Stash; use target.rules. Kept so old manifests load.
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Rules []Rule `json:"rules,omitempty"`
 	// +optional
@@ -60,6 +61,7 @@ type RestoreTarget struct {
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 	// Rules select what to restore. With none, the latest snapshot of this
 	// target's host is restored.
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Rules []Rule `json:"rules,omitempty"`
 	// Alias is the restoring host's identity (default host-0).
