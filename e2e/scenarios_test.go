@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +163,10 @@ func TestPendingPodFailsSessionAndNextRuns(t *testing.T) {
 	if _, err := e.kube.CoreV1().PersistentVolumes().Create(c, pv, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.kube.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = e.kube.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{})
+		_ = os.RemoveAll(pv.Spec.HostPath.Path) // on the local cluster the node is this host
+	})
 	if next := triggerBackup(t, ns, "stuck", 4*time.Minute); next.Status.Phase != v1beta1.BackupSessionSucceeded {
 		t.Fatalf("next session after the PVC became bindable ended %s: %s", next.Status.Phase, next.Status.Reason)
 	}
@@ -182,10 +186,10 @@ func TestMetricsShowSession(t *testing.T) {
 		t.Fatalf("session ended %s: %s", s.Status.Phase, s.Status.Reason)
 	}
 	want := map[string]float64{
-		"stash_backup_session_success":    1,
-		"stash_backup_target_success":     1,
+		"stash_backup_session_success":     1,
+		"stash_backup_target_success":      1,
 		"stash_backup_host_backup_success": 1,
-		"stash_repository_integrity":      1,
+		"stash_repository_integrity":       1,
 	}
 	var last string
 	waitFor(t, "session metrics on the operator's /metrics", time.Minute, func(c context.Context) (bool, error) {
