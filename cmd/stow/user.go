@@ -137,7 +137,8 @@ var backupCommand = command{
 with the directory as its mount path so that "stow restore --target" puts its
 contents directly into the target. The repository is initialized when it does
 not exist; a wrong password is an error, never a new repository. Unreadable
-files make the command fail.
+files make the command fail. --read-concurrency, --pack-size and --compression
+tune restic (see "make bench").
 
   stow backup --repo /path/repo --password-file pw DIR...`,
 	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
@@ -145,12 +146,18 @@ files make the command fail.
 		rf.register(fs)
 		var host string
 		var excludes, tags []string
+		var tuning resticTuning
+		tuning.register(fs)
 		fs.StringVar(&host, "host", "", "restic host recorded in the snapshot (default: this machine's name)")
 		fs.StringSliceVar(&excludes, "exclude", nil, "exclude pattern (repeatable or comma-separated)")
 		fs.StringSliceVar(&tags, "tag", nil, "extra snapshot tag (repeatable)")
 		return func(ctx context.Context, args []string) error {
 			if len(args) == 0 {
 				return usageError("no directory to back up")
+			}
+			extra, err := tuning.args(os.Getenv)
+			if err != nil {
+				return err
 			}
 			r, cleanup, err := rf.open()
 			if err != nil {
@@ -170,7 +177,7 @@ files make the command fail.
 				if err != nil {
 					return err
 				}
-				sum, err := r.Backup(ctx, abs, restic.BackupOptions{Host: host, MountPath: abs, Excludes: excludes, Tags: tags})
+				sum, err := r.Backup(ctx, abs, restic.BackupOptions{Host: host, MountPath: abs, Excludes: excludes, Tags: tags, ExtraArgs: extra})
 				if err != nil {
 					errs = append(errs, err)
 					continue
