@@ -29,6 +29,7 @@ metadata: {name: $name, namespace: $NS}
 spec:
   restartPolicy: Never
   automountServiceAccountToken: false
+  securityContext: {runAsUser: 0}   # writes files owned by the app user 65534
   containers:
   - name: fixture
     image: $FIXTURE_IMAGE
@@ -39,18 +40,27 @@ spec:
   - name: data
     persistentVolumeClaim: {claimName: shared-data}
 YAML
-  kubectl -n $NS wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$name" --timeout=180s >/dev/null
+  local phase=""
+  for _ in $(seq 1 180); do
+    phase=$(kubectl -n $NS get pod "$name" -o jsonpath='{.status.phase}')
+    case $phase in Succeeded|Failed) break ;; esac
+    sleep 1
+  done
+  if [ "$phase" != Succeeded ]; then
+    echo "data pod $name ended '$phase':" >&2; kubectl -n $NS logs "$name" >&2 || true; return 1
+  fi
   kubectl -n $NS get pod "$name" -o jsonpath='{.status.containerStatuses[0].state.terminated.message}'
 }
 
 step "demo data: 40 files in the ReadWriteMany PVC stow-demo/shared-data"
 kubectl delete namespace $NS --ignore-not-found --wait=true >/dev/null
-kubectl apply -f examples/demo/demo.yaml
+kubectl apply -f examples/demo/storage.yaml
 fixture writer write /data 42 40 >/dev/null
 BEFORE=$(fixture manifest-before manifest /data)
 echo "$(echo "$BEFORE" | grep -c .) entries, fingerprinted"
 
-step "waiting for the first scheduled backup (schedule */1: at most about a minute)"
+step "BackupConfiguration: back up every minute; waiting for the first scheduled backup"
+kubectl apply -f examples/demo/backup.yaml
 kubectl -n $NS wait --for=jsonpath='{.status.phase}'=Ready bc/shared-data-backup --timeout=120s >/dev/null
 for _ in $(seq 1 240); do
   phase=$(kubectl -n $NS get bs -o jsonpath='{.items[0].status.phase}' 2>/dev/null || true)
@@ -60,6 +70,14 @@ done
 kubectl -n $NS get bc,bs,repo
 [ "$phase" = Succeeded ] || { echo "backup ended '$phase'"; kubectl -n $NS describe bs; exit 1; }
 kubectl -n $NS patch bc shared-data-backup --type=merge -p '{"spec":{"paused":true}}' >/dev/null
+# A trigger already under way may still start one more backup: wait until the
+# CronJob is idle and every session has ended, so "latest" is what we fingerprinted.
+for _ in $(seq 1 180); do
+  active=$(kubectl -n $NS get cronjob stow-trigger-shared-data-backup -o jsonpath='{.status.active}')
+  running=$(kubectl -n $NS get bs -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cvE '^(Succeeded|Failed|Skipped)$' || true)
+  [ -z "$active" ] && [ "$running" = 0 ] && break
+  sleep 1
+done
 
 step "breaking the data: one file changed, one deleted"
 fixture mutate mutate /data >/dev/null
