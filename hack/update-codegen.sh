@@ -21,7 +21,6 @@ kube::codegen::gen_helpers \
     --boilerplate "${ROOT}/hack/boilerplate.go.txt" \
     "${ROOT}/apis"
 
-rm -rf "${ROOT}/client"
 kube::codegen::gen_client \
     --with-watch \
     --output-dir "${ROOT}/client" \
