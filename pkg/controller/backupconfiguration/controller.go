@@ -129,15 +129,9 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 // Run starts the informer factories (idempotent), waits for the caches and
 // processes the queue with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer utilruntime.HandleCrash()
 	c.kubeInformers.Start(ctx.Done())
 	c.stowInformers.Start(ctx.Done())
-	if !cache.WaitForNamedCacheSync("backupconfiguration", ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return fmt.Errorf("backupconfiguration controller: caches did not sync")
-	}
-	internal.RunWorkers(ctx, "backupconfiguration", c.queue, workers, c.sync)
-	return nil
+	return internal.Run(ctx, "backupconfiguration", c.queue, c.synced, workers, c.sync)
 }
 
 func (c *Controller) enqueue(obj any) {

@@ -7,11 +7,9 @@ package backupsession
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -20,7 +18,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -143,34 +140,12 @@ func (c *Controller) enqueue(obj interface{}) {
 // enqueueOwner maps a Job or pod back to its BackupSession via the session
 // annotation Stow puts on both.
 func (c *Controller) enqueueOwner(obj interface{}) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	var ns string
-	var ann map[string]string
-	switch o := obj.(type) {
-	case *batchv1.Job:
-		ns, ann = o.Namespace, o.Annotations
-	case *corev1.Pod:
-		ns, ann = o.Namespace, o.Annotations
-	default:
-		return
-	}
-	if name := ann[executor.AnnotationBackupSession]; name != "" {
-		c.queue.Add(ns + "/" + name)
+	if key, ok := internal.KeyFromAnnotation(obj, executor.AnnotationBackupSession); ok {
+		c.queue.Add(key)
 	}
 }
 
 // Run starts workers and blocks until ctx is done; the queue is shut down on return.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer utilruntime.HandleCrash()
-	logger := klog.FromContext(ctx).WithValues("controller", "backupsession")
-	logger.Info("Starting controller")
-	if !cache.WaitForNamedCacheSync("backupsession", ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return fmt.Errorf("backupsession: caches did not sync")
-	}
-	internal.RunWorkers(ctx, "backupsession", c.queue, workers, c.sync)
-	logger.Info("Stopping controller")
-	return nil
+	return internal.Run(ctx, "backupsession", c.queue, c.synced, workers, c.sync)
 }

@@ -66,6 +66,38 @@ func Handler(fn func(obj any)) cache.ResourceEventHandlerFuncs {
 	}
 }
 
+// Run waits for the caches, then processes queue with sync on workers
+// goroutines until ctx is done; the queue is shut down on return.
+func Run(ctx context.Context, name string, queue workqueue.TypedRateLimitingInterface[string], synced []cache.InformerSynced, workers int, sync func(context.Context, string) error) error {
+	defer utilruntime.HandleCrash()
+	logger := klog.FromContext(ctx).WithValues("controller", name)
+	logger.Info("Starting controller")
+	if !cache.WaitForNamedCacheSync(name, ctx.Done(), synced...) {
+		queue.ShutDown()
+		return fmt.Errorf("%s controller: caches did not sync", name)
+	}
+	RunWorkers(ctx, name, queue, workers, sync)
+	logger.Info("Stopping controller")
+	return nil
+}
+
+// KeyFromAnnotation maps a Job or Pod (or its tombstone) to the
+// namespace/name key of the session named in its annotation.
+func KeyFromAnnotation(obj any, annotation string) (string, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return "", false
+	}
+	name := m.GetAnnotations()[annotation]
+	if name == "" {
+		return "", false
+	}
+	return m.GetNamespace() + "/" + name, true
+}
+
 // RunWorkers runs workers goroutines that process queue with sync until ctx
 // is done, then shuts the queue down. A sync error requeues the key with
 // rate limiting; success forgets it.

@@ -83,17 +83,11 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 // Run starts the informer factories (idempotent), waits for the caches and
 // processes the queue until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer utilruntime.HandleCrash()
 	if c.kubeInformers != nil {
 		c.kubeInformers.Start(ctx.Done())
 	}
 	c.stowInformers.Start(ctx.Done())
-	if !cache.WaitForNamedCacheSync("repository", ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return fmt.Errorf("repository controller: caches did not sync")
-	}
-	internal.RunWorkers(ctx, "repository", c.queue, workers, c.sync)
-	return nil
+	return internal.Run(ctx, "repository", c.queue, c.synced, workers, c.sync)
 }
 
 func (c *Controller) enqueue(obj any) {
