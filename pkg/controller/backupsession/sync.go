@@ -35,18 +35,6 @@ const (
 	EventMetricsFailed       = "MetricsPushFailed"
 )
 
-// requeue collects the earliest time-based transition of one sync.
-type requeue struct{ d time.Duration }
-
-func (r *requeue) after(d time.Duration) {
-	if d <= 0 {
-		d = time.Millisecond
-	}
-	if r.d == 0 || d < r.d {
-		r.d = d
-	}
-}
-
 // sync reconciles one BackupSession from observed state; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
@@ -89,7 +77,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return c.maybeRetry(ctx, cur, bc, now)
 	}
 
-	r := &requeue{}
+	r := &executor.Requeue{}
 	st := &s.Status
 	if bc.Spec.TimeOut != nil && st.SessionDeadline == nil {
 		d := metav1.NewTime(s.CreationTimestamp.Add(bc.Spec.TimeOut.Duration))
@@ -133,7 +121,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			return err
 		}
 	} else if st.SessionDeadline != nil {
-		r.after(st.SessionDeadline.Sub(now))
+		r.After(st.SessionDeadline.Sub(now))
 	}
 	recompute(s)
 	if st.Phase.IsFinal() {
@@ -142,8 +130,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err := c.updateStatus(ctx, cur, s); err != nil {
 		return err
 	}
-	if r.d > 0 {
-		c.requeueAfter(key, r.d)
+	if r.D > 0 {
+		c.requeueAfter(key, r.D)
 	}
 	return nil
 }
@@ -242,7 +230,7 @@ func targetRef(bc *v1beta1.BackupConfiguration) v1beta1.TargetRef {
 // initiate creates the backup Job when the target and the Repository are
 // free, and records the target as started. A missing Task, Function or
 // Repository fails the target (never a hang).
-func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *requeue) error {
+func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
 	st := &s.Status
 	if bc.Spec.Target == nil {
 		c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup,
@@ -264,7 +252,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	}
 	if holder := c.targetHolder(s, bc); holder != "" {
 		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.TargetInUse, holder, now)
-		r.after(c.cfg.WaitRequeue)
+		r.After(c.cfg.WaitRequeue)
 		return nil
 	}
 	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, bc.Spec.Task.Name)
@@ -278,7 +266,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if holder, ok := c.gate.Acquire(repoKey, jobKey); !ok {
 		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.RepositoryInUse,
 			fmt.Sprintf("waiting: Repository %s is in use by Job %s; restic operations on one repository run one at a time", repoKey, holder), now)
-		r.after(c.cfg.WaitRequeue)
+		r.After(c.cfg.WaitRequeue)
 		return nil
 	}
 	job, err := c.cfg.BuildJob(bc, s, repo, task, fns)
@@ -306,7 +294,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		fmt.Sprintf("Job %s created", jobName), now)
 	c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
 	// The watchdog must look again even if no pod ever appears.
-	r.after(c.cfg.PendingTimeout)
+	r.After(c.cfg.PendingTimeout)
 	return nil
 }
 

@@ -21,7 +21,7 @@ import (
 // watch is the watchdog of a started session: it reads the Job and its pod
 // and turns what it sees into target stats, session conditions and
 // Repository status, or into BackupDisrupted when the Job cannot report.
-func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *requeue) error {
+func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
 	t := &s.Status.Targets[0]
 	jobName := names.BackupJob(s.Name)
 	job, err := c.jobs.Jobs(s.Namespace).Get(jobName)
@@ -57,7 +57,7 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 	switch obs.State {
 	case executor.Running:
 	case executor.Pending:
-		r.after(obs.RecheckAfter)
+		r.After(obs.RecheckAfter)
 	case executor.PendingTooLong, executor.Deleted:
 		if err := executor.StopJob(ctx, c.kube, s.Namespace, jobName); err != nil {
 			return err

@@ -35,17 +35,6 @@ const (
 	EventMetricsFailed        = "MetricsPushFailed"
 )
 
-type requeue struct{ d time.Duration }
-
-func (r *requeue) after(d time.Duration) {
-	if d <= 0 {
-		d = time.Millisecond
-	}
-	if r.d == 0 || d < r.d {
-		r.d = d
-	}
-}
-
 // sync reconciles one RestoreSession from observed state; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
@@ -77,7 +66,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	now := c.clock.Now()
-	r := &requeue{}
+	r := &executor.Requeue{}
 	work := rs.DeepCopy()
 	v1beta1.DefaultRestoreSession(work)
 
@@ -127,14 +116,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if completed {
 		c.finalize(ctx, rs, repo, now)
 	} else if st.SessionDeadline != nil {
-		r.after(st.SessionDeadline.Sub(now))
+		r.After(st.SessionDeadline.Sub(now))
 	}
 	st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
 	if err := c.updateStatus(ctx, cur, rs); err != nil {
 		return err
 	}
-	if r.d > 0 {
-		c.requeueAfter(key, r.d)
+	if r.D > 0 {
+		c.requeueAfter(key, r.D)
 	}
 	return nil
 }
@@ -252,13 +241,13 @@ func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) er
 // initiate checks the Repository, its Secret and the target, pauses the
 // target's backups, and creates the PVCs and the first restore Job once the
 // Repository and the target are free.
-func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *requeue) error {
+func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
 	st := &rs.Status
 	ns := rs.Namespace
 	if repo == nil {
 		c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable,
 			fmt.Sprintf("Repository %s/%s not found; the restore waits for it", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
-		r.after(c.cfg.WaitRequeue)
+		r.After(c.cfg.WaitRequeue)
 		return nil
 	}
 	c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionTrue, v1beta1.RepositoryAvailable, "the Repository exists", now)
@@ -266,7 +255,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	if _, err := c.kube.CoreV1().Secrets(repo.Namespace).Get(ctx, secret, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionFalse, v1beta1.BackendSecretNotAvailable,
 			fmt.Sprintf("Secret %s/%s not found; the restore waits for it", repo.Namespace, secret), now)
-		r.after(c.cfg.WaitRequeue)
+		r.After(c.cfg.WaitRequeue)
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("read Secret %s/%s: %w", repo.Namespace, secret, err)
@@ -277,7 +266,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		if _, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionFalse, v1beta1.TargetNotAvailable,
 				fmt.Sprintf("PVC %s/%s not found; the restore waits until it exists", ns, t.Ref.Name), now)
-			r.after(c.cfg.WaitRequeue)
+			r.After(c.cfg.WaitRequeue)
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("read PVC %s/%s: %w", ns, t.Ref.Name, err)
@@ -310,13 +299,13 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		// Publish the pause first, so no backup of the target starts
 		// between this check and the restore Job.
 		st.PausedBackups = paused
-		r.after(time.Millisecond)
+		r.After(time.Millisecond)
 		return nil
 	}
 	if running := c.runningBackup(ns, st.PausedBackups); running != "" {
 		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.WaitingForBackup,
 			fmt.Sprintf("waiting: BackupSession %s is backing up the target; the restore starts when it ends", running), now)
-		r.after(c.cfg.WaitRequeue)
+		r.After(c.cfg.WaitRequeue)
 		return nil
 	}
 	for _, p := range pvcs {
@@ -368,14 +357,14 @@ func (c *Controller) build(work *v1beta1.RestoreSession, repo *v1beta1.Repositor
 
 // createJob creates the Job of one ordinal when the Repository is free. It
 // reports false (and a waiting condition) when it must wait.
-func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time, r *requeue) (bool, error) {
+func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time, r *executor.Requeue) (bool, error) {
 	jobName := names.RestoreJob(rs.Name, ordinal)
 	jobKey := rs.Namespace + "/" + jobName
 	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
 	if holder, ok := c.gate.Acquire(repoKey, jobKey); !ok {
 		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.RepositoryInUse,
 			fmt.Sprintf("waiting: Repository %s is in use by Job %s; restic operations on one repository run one at a time", repoKey, holder), now)
-		r.after(c.cfg.WaitRequeue)
+		r.After(c.cfg.WaitRequeue)
 		return false, nil
 	}
 	executor.Prepare(job, jobName, rs.Namespace, executor.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
@@ -400,7 +389,7 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 	v1beta1.RemoveCondition(&rs.Status.Conditions, executor.ExecutorWaiting)
 	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
 	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
-	r.after(c.cfg.PendingTimeout)
+	r.After(c.cfg.PendingTimeout)
 	return true, nil
 }
 

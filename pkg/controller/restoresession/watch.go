@@ -49,7 +49,7 @@ func statsOf(st *v1beta1.RestoreSessionStatus, host string) *v1beta1.HostRestore
 
 // watch is the watchdog of a started restore. Ordinals run one at a time:
 // the Job of ordinal i is created when ordinal i-1 has reported.
-func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *requeue) error {
+func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
 	st := &rs.Status
 	n := int(ptrOr(st.TotalHosts, 1))
 	for i := 0; i < n; i++ {
@@ -105,7 +105,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 		case executor.Running:
 			return nil
 		case executor.Pending:
-			r.after(obs.RecheckAfter)
+			r.After(obs.RecheckAfter)
 			return nil
 		case executor.PendingTooLong, executor.Deleted:
 			if err := executor.StopJob(ctx, c.kube, rs.Namespace, jobName); err != nil {
