@@ -37,7 +37,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/controller/backupconfiguration"
 	"github.com/stowhq/stow/pkg/controller/backupsession"
-	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
 	"github.com/stowhq/stow/pkg/metrics"

@@ -16,7 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/names"
 )
 

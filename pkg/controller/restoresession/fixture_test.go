@@ -24,7 +24,7 @@ import (
 	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/builtin"
-	"github.com/stowhq/stow/pkg/controller/backupsession/executor"
+	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/metrics"
 )
