@@ -1,0 +1,223 @@
+package results
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Goals from the issue.
+const (
+	GoalRatio         = 0.95 // stow throughput / bare restic throughput
+	GoalCreatedToJobS = 1.0  // BackupSession created -> Job created, p99
+	GoalConvergeS     = 60.0 // 1,000 BackupConfigurations -> 1,000 CronJobs
+	GoalOperatorMiB   = 150.0
+)
+
+// Ops compared between stow and restic.
+var comparedOps = map[string]bool{"full": true, "incr": true, "restore": true}
+
+// BaselineTool is the baseline every other tool is compared with.
+const BaselineTool = "restic"
+
+// Ratio is the throughput of tool relative to bare restic for one set and
+// op: restic's median wall time over the tool's (1.0 = as fast, above = faster).
+// ok is false when either side is missing.
+func (d *DataPath) Ratio(set, tool, op string) (ratio float64, ok bool) {
+	base, t := d.find(set, BaselineTool, op), d.find(set, tool, op)
+	if base == nil || t == nil || len(base.Runs) == 0 || len(t.Runs) == 0 {
+		return 0, false
+	}
+	bw := Summarize(Series(base.Runs, wall)).Median
+	tw := Summarize(Series(t.Runs, wall)).Median
+	if tw <= 0 {
+		return 0, false
+	}
+	return bw / tw, true
+}
+
+func (d *DataPath) find(set, tool, op string) *Measurement {
+	for i := range d.Measurements {
+		m := &d.Measurements[i]
+		if m.Set == set && m.Tool == tool && m.Op == op {
+			return m
+		}
+	}
+	return nil
+}
+
+func (d *DataPath) set(name string) Set {
+	for _, s := range d.Sets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return Set{Name: name}
+}
+
+func wall(r Run) float64 { return r.WallS }
+func cpu(r Run) float64  { return r.UserS + r.SysS }
+func rss(r Run) float64  { return float64(r.MaxRSSKiB) / 1024 }
+func repo(r Run) float64 { return float64(r.RepoBytes) / (1 << 20) }
+
+// medRange formats "median (min-max)" with the given decimals.
+func medRange(s Summary, decimals int) string {
+	if s.N == 0 || math.IsNaN(s.Median) {
+		return "-"
+	}
+	f := fmt.Sprintf("%%.%df", decimals)
+	if s.N == 1 {
+		return fmt.Sprintf(f, s.Median)
+	}
+	return fmt.Sprintf(f+" ("+f+"-"+f+")", s.Median, s.Min, s.Max)
+}
+
+// Markdown renders the whole report.
+func (f *File) Markdown() string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("# Stow benchmarks\n\n")
+	w("Written by `make bench` (hack/bench.sh); raw numbers in bench/results.json. ")
+	w("Values are `median (min-max)` over the runs.\n\n")
+	if l := f.label(); l != "" {
+		w("> **%s**\n\n", l)
+	}
+	m := f.Machine
+	w("## Machine\n\n")
+	w("| nproc | memory | kernel | CPU | load average at start |\n|---|---|---|---|---|\n")
+	w("| %d | %d MiB | %s | %s | %s |\n\n", m.NProc, m.MemTotalMiB, m.Kernel, m.CPUModel, m.LoadAvg)
+	w("## Versions\n\n| go | restic | stow |\n|---|---|---|\n| %s | %s | %s |\n\n", f.Versions.Go, f.Versions.Restic, f.Versions.Stow)
+	f.DataPath.markdown(&b)
+	f.ControlPlane.markdown(&b)
+	return b.String()
+}
+
+// label is the warning shown at the top when any section is not the real measurement.
+func (f *File) label() string {
+	var parts []string
+	if f.DataPath != nil && f.DataPath.Label != "" {
+		parts = append(parts, "Data path: "+f.DataPath.Label)
+	}
+	if f.ControlPlane != nil && f.ControlPlane.Label != "" {
+		parts = append(parts, "Control plane: "+f.ControlPlane.Label)
+	}
+	return strings.Join(parts, ". ")
+}
+
+func (d *DataPath) markdown(b *strings.Builder) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("## Data path: stow vs bare restic\n\n")
+	if d == nil {
+		w("Not measured yet: `make bench`.\n\n")
+		return
+	}
+	if d.Label != "" {
+		w("> **%s**\n\n", d.Label)
+	}
+	w("Scale `%s`, %d run(s), started %s. Local repository on the same disk, fresh repository and cache per run; ", d.Scale, d.Runs, d.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	w("`full` = first backup, `incr` = backup after changing 1%% of the data, `restore` = restore of the latest snapshot into an empty directory. ")
+	w("Backups and restores run with a warm page cache for both tools alike; `cat` gives the read limit. ")
+	w("Peak RSS is wait4's ru_maxrss (the largest single process: stow or the restic it runs). ")
+	w("Ratio = restic's median wall time / the tool's (throughput relative to bare restic; goal >= %.2f).\n\n", GoalRatio)
+	for _, n := range d.Notes {
+		w("- %s\n", n)
+	}
+	if len(d.Notes) > 0 {
+		w("\n")
+	}
+	w("| set | description | files | size MiB | seed |\n|---|---|---|---|---|\n")
+	for _, s := range d.Sets {
+		w("| %s | %s | %d | %.1f | %d |\n", s.Name, s.Description, s.Files, float64(s.Bytes)/(1<<20), s.Seed)
+	}
+	w("\n")
+	// Summary: default stow against restic.
+	w("### Stow (default settings) vs restic\n\n| set | op | ratio | goal >= %.2f |\n|---|---|---|---|\n", GoalRatio)
+	for _, s := range d.Sets {
+		for _, op := range []string{"full", "incr", "restore"} {
+			if r, ok := d.Ratio(s.Name, "stow", op); ok {
+				w("| %s | %s | %.2f | %s |\n", s.Name, op, r, yesNo(r >= GoalRatio))
+			}
+		}
+	}
+	w("\n")
+	for _, s := range d.Sets {
+		w("### Set %s\n\n", s.Name)
+		w("| tool | op | n | wall s | MB/s (set size / wall) | peak RSS MiB | CPU s (user+sys) | repo MiB | ratio vs restic |\n")
+		w("|---|---|---|---|---|---|---|---|---|\n")
+		for _, m := range d.Measurements {
+			if m.Set != s.Name {
+				continue
+			}
+			ws := Summarize(Series(m.Runs, wall))
+			mbs := Summarize(Series(m.Runs, func(r Run) float64 {
+				if r.WallS <= 0 {
+					return math.NaN()
+				}
+				return float64(s.Bytes) / 1e6 / r.WallS
+			}))
+			repoCol := "-"
+			if m.Runs[0].RepoBytes > 0 {
+				repoCol = medRange(Summarize(Series(m.Runs, repo)), 1)
+			}
+			ratio := "-"
+			if m.Tool != BaselineTool && comparedOps[m.Op] {
+				if r, ok := d.Ratio(s.Name, m.Tool, m.Op); ok {
+					ratio = fmt.Sprintf("%.2f", r)
+				}
+			}
+			w("| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", m.Tool, m.Op, len(m.Runs), medRange(ws, 2), medRange(mbs, 0),
+				medRange(Summarize(Series(m.Runs, rss)), 0), medRange(Summarize(Series(m.Runs, cpu)), 1), repoCol, ratio)
+		}
+		w("\n")
+	}
+}
+
+func (c *ControlPlane) markdown(b *strings.Builder) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("## Control plane (local cluster, real apiserver)\n\n")
+	if c == nil {
+		w("Not measured yet: `BENCH_CLUSTER=1 make bench` against a cluster with Stow deployed (hack/bench.sh controlplane).\n\n")
+		return
+	}
+	if c.Label != "" {
+		w("> **%s**\n\n", c.Label)
+	}
+	w("Started %s. Latencies are observed through watches by the harness (apiserver timestamps have 1 s resolution).\n\n", c.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	for _, n := range c.Notes {
+		w("- %s\n", n)
+	}
+	if len(c.Notes) > 0 {
+		w("\n")
+	}
+	w("| measurement | result | goal | met |\n|---|---|---|---|\n")
+	if len(c.CreatedToJobS) > 0 {
+		p99 := Percentile(c.CreatedToJobS, 99)
+		w("| BackupSession created -> Job created (%d sessions) | p50 %.3f s, p99 %.3f s | p99 < %.0f s | %s |\n",
+			len(c.CreatedToJobS), Percentile(c.CreatedToJobS, 50), p99, GoalCreatedToJobS, yesNo(p99 < GoalCreatedToJobS))
+	}
+	if len(c.JobDoneToPhaseS) > 0 {
+		w("| Job finished -> session Succeeded (%d sessions) | p50 %.3f s, p99 %.3f s | - | - |\n",
+			len(c.JobDoneToPhaseS), Percentile(c.JobDoneToPhaseS, 50), Percentile(c.JobDoneToPhaseS, 99))
+	}
+	if c.Sessions > 0 {
+		w("| sessions that did not succeed | %d of %d | 0 | %s |\n", c.SessionsFailed, c.Sessions, yesNo(c.SessionsFailed == 0))
+	}
+	if c.Configs > 0 {
+		w("| %d BackupConfigurations -> %d CronJobs | %.1f s (%d CronJobs seen) | < %.0f s | %s |\n",
+			c.Configs, c.Configs, c.ConvergeS, c.CronJobsSeen, GoalConvergeS, yesNo(c.CronJobsSeen == c.Configs && c.ConvergeS < GoalConvergeS))
+		w("| operator RSS (idle before / peak during) | %.0f / %.0f MiB | < %.0f MiB | %s |\n",
+			c.OperatorIdleMiB, c.OperatorRSSMiB, GoalOperatorMiB, yesNo(c.OperatorRSSMiB > 0 && c.OperatorRSSMiB < GoalOperatorMiB))
+	}
+	if c.Concurrent > 0 {
+		w("| %d concurrent BackupSessions | all Jobs created %.1f s, all terminal %.1f s, %d not Succeeded | - | - |\n",
+			c.Concurrent, c.ConcurrentJobsS, c.ConcurrentDoneS, c.ConcurrentFailed)
+	}
+	w("\n")
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}

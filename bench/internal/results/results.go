@@ -1,0 +1,181 @@
+// Package results holds the benchmark numbers (bench/results.json), their
+// statistics (median, min-max, percentiles) and the Markdown report
+// (bench/results.md). Each harness replaces its own section of the file, so
+// the data path and the control plane can be measured in separate runs.
+package results
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"sort"
+	"time"
+)
+
+// File is bench/results.json.
+type File struct {
+	Machine      Machine       `json:"machine"`
+	Versions     Versions      `json:"versions"`
+	DataPath     *DataPath     `json:"dataPath,omitempty"`
+	ControlPlane *ControlPlane `json:"controlPlane,omitempty"`
+}
+
+// Machine describes where the numbers were taken.
+type Machine struct {
+	NProc       int    `json:"nproc"`
+	MemTotalMiB int    `json:"memTotalMiB"`
+	Kernel      string `json:"kernel"`
+	CPUModel    string `json:"cpuModel"`
+	// LoadAvg is /proc/loadavg when the run started: the machine is shared.
+	LoadAvg string `json:"loadAvg"`
+}
+
+// Versions of what was measured.
+type Versions struct {
+	Go     string `json:"go"`
+	Restic string `json:"restic"`
+	Stow   string `json:"stow"`
+}
+
+// DataPath is the stow-vs-restic section.
+type DataPath struct {
+	Started time.Time `json:"started"`
+	Scale   string    `json:"scale"`
+	// Label marks runs that are not the issue's measurement (a smoke run).
+	Label string   `json:"label,omitempty"`
+	Runs  int      `json:"runs"`
+	Notes []string `json:"notes,omitempty"`
+	Sets  []Set    `json:"sets"`
+	// Measurements are in the order they should be reported.
+	Measurements []Measurement `json:"measurements"`
+}
+
+// Set is one generated data set.
+type Set struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Files       int    `json:"files"`
+	Bytes       int64  `json:"bytes"`
+	Seed        uint64 `json:"seed"`
+}
+
+// Measurement is one (set, tool, operation) measured Runs times.
+type Measurement struct {
+	Set  string `json:"set"`
+	Tool string `json:"tool"`
+	Op   string `json:"op"`
+	Runs []Run  `json:"runs"`
+}
+
+// Run is one timed child process (and its waited-for children).
+type Run struct {
+	WallS float64 `json:"wallS"`
+	UserS float64 `json:"userS"`
+	SysS  float64 `json:"sysS"`
+	// MaxRSSKiB is wait4's ru_maxrss: the largest single process of the
+	// tree (stow or the restic it ran), not their sum.
+	MaxRSSKiB int64 `json:"maxRSSKiB"`
+	// RepoBytes is the repository size after a backup (0 otherwise).
+	RepoBytes int64 `json:"repoBytes,omitempty"`
+}
+
+// ControlPlane is the operator section (bench/controlplane).
+type ControlPlane struct {
+	Started time.Time `json:"started"`
+	Label   string    `json:"label,omitempty"`
+	Notes   []string  `json:"notes,omitempty"`
+
+	// Session overhead, seconds per session, observed through watches.
+	Sessions         int       `json:"sessions"`
+	CreatedToJobS    []float64 `json:"createdToJobS"`
+	JobDoneToPhaseS  []float64 `json:"jobDoneToPhaseS"`
+	SessionsFailed   int       `json:"sessionsFailed"`
+	Configs          int       `json:"configs"`
+	ConvergeS        float64   `json:"convergeS"`
+	CronJobsSeen     int       `json:"cronJobsSeen"`
+	OperatorRSSMiB   float64   `json:"operatorRSSMiB"`     // peak sampled during the scale test
+	OperatorIdleMiB  float64   `json:"operatorIdleRSSMiB"` // before it
+	Concurrent       int       `json:"concurrent"`
+	ConcurrentJobsS  float64   `json:"concurrentAllJobsS"` // all sessions have a Job
+	ConcurrentDoneS  float64   `json:"concurrentAllDoneS"` // all sessions terminal
+	ConcurrentFailed int       `json:"concurrentFailed"`
+}
+
+// Load reads path; a missing file is an empty File.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &File{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f File
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return &f, nil
+}
+
+// Save writes path atomically.
+func (f *File) Save(path string) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Summary is the median and range of a series.
+type Summary struct {
+	N                int
+	Median, Min, Max float64
+}
+
+// Summarize returns the median (mean of the middle two for even N), min and
+// max of xs; an empty series is all NaN.
+func Summarize(xs []float64) Summary {
+	if len(xs) == 0 {
+		return Summary{Median: math.NaN(), Min: math.NaN(), Max: math.NaN()}
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	med := s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return Summary{N: n, Median: med, Min: s[0], Max: s[n-1]}
+}
+
+// Percentile is the nearest-rank p-th percentile (0 < p <= 100) of xs: the
+// smallest value with at least p% of the values at or below it. With 50
+// samples p99 is the largest, which is what a "p99 < 1 s" goal must meet.
+func Percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 || p <= 0 || p > 100 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	if rank < 1 {
+		rank = 1
+	}
+	return s[rank-1]
+}
+
+// Series extracts one value from each run.
+func Series(runs []Run, f func(Run) float64) []float64 {
+	out := make([]float64, len(runs))
+	for i, r := range runs {
+		out[i] = f(r)
+	}
+	return out
+}
