@@ -94,6 +94,7 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 	for _, kind := range []string{"local", "s3"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
+			e2eShared(t)
 			ns := namespace(t)
 			c := context.Background()
 			pvc(t, ns, "data", corev1.ReadWriteMany)

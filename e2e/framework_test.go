@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,27 @@ func TestMain(m *testing.M) {
 		operatorNS:   getenv("STOW_E2E_OPERATOR_NAMESPACE", "stow-system"),
 	}
 	os.Exit(m.Run())
+}
+
+// shared guards things every test relies on (the operator, the suite's
+// MinIO): disruptive tests (killing the operator) take it exclusively, every
+// other test shares it, so no test's outcome depends on another's timing.
+var shared sync.RWMutex
+
+// e2eShared marks a test as needing the shared environment undisturbed; call
+// it first (after t.Parallel) in every test that is not disruptive.
+func e2eShared(t *testing.T) {
+	t.Helper()
+	shared.RLock()
+	t.Cleanup(shared.RUnlock)
+}
+
+// e2eExclusive marks a test that disturbs the shared environment: it runs
+// while no other test does.
+func e2eExclusive(t *testing.T) {
+	t.Helper()
+	shared.Lock()
+	t.Cleanup(shared.Unlock)
 }
 
 func getenv(k, def string) string {

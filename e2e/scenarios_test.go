@@ -62,6 +62,7 @@ func createBC(t *testing.T, bc *v1beta1.BackupConfiguration) {
 // schedule must first produce its session.
 func TestPausedConfigurationCreatesNoSession(t *testing.T) {
 	t.Parallel()
+	e2eShared(t)
 	ns := namespace(t)
 	pvc(t, ns, "data", corev1.ReadWriteMany)
 	createRepository(t, ns, "local")
@@ -91,6 +92,7 @@ func TestPausedConfigurationCreatesNoSession(t *testing.T) {
 // Retention keeps N snapshots: three backups with keepLast 2 leave 2.
 func TestRetentionKeepsLastN(t *testing.T) {
 	t.Parallel()
+	e2eShared(t)
 	ns := namespace(t)
 	pvc(t, ns, "data", corev1.ReadWriteMany)
 	runFixture(t, ns, "data", "write", "/data", "7", "10")
@@ -117,6 +119,7 @@ func TestRetentionKeepsLastN(t *testing.T) {
 // can bind, the next session of the same configuration runs and succeeds.
 func TestPendingPodFailsSessionAndNextRuns(t *testing.T) {
 	t.Parallel()
+	e2eShared(t)
 	ns := namespace(t)
 	c := context.Background()
 	class := "e2e-late-" + ns
@@ -176,6 +179,7 @@ func TestPendingPodFailsSessionAndNextRuns(t *testing.T) {
 // so it works on any cluster) show the session with its target labels.
 func TestMetricsShowSession(t *testing.T) {
 	t.Parallel()
+	e2eShared(t)
 	ns := namespace(t)
 	pvc(t, ns, "data", corev1.ReadWriteMany)
 	runFixture(t, ns, "data", "write", "/data", "3", "5")

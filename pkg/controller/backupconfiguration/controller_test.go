@@ -615,3 +615,47 @@ func TestEventHandlersEnqueueUsers(t *testing.T) {
 		}
 	}
 }
+
+// A finished backup pod still "uses" its PVC for the pvc-protection
+// finalizer: when the target PVC is being deleted, the finished backup Jobs
+// are deleted so the PVC can go; a running Job and other Jobs are kept.
+func TestDeletedTargetReleasesFinishedJobs(t *testing.T) {
+	now := metav1.Now()
+	claim := pvc()
+	claim.DeletionTimestamp = &now
+	claim.Finalizers = []string{"kubernetes.io/pvc-protection"}
+	bc := backupConfig("bc")
+	job := func(name string, finished bool, lbls map[string]string) *batchv1.Job {
+		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: lbls}}
+		if finished {
+			j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+		}
+		return j
+	}
+	other := backupConfig("other")
+	kube := []runtime.Object{secret(ns, password), claim, namespace(ns, nil),
+		job("done", true, names.SessionLabels(bc)),
+		job("running", false, names.SessionLabels(bc)),
+		job("other-done", true, names.SessionLabels(other)),
+	}
+	f := newFixture(t, kube, []runtime.Object{bc, repository(ns), task()})
+	f.mustSync("bc")
+	jobs, err := f.kube.BatchV1().Jobs(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, j := range jobs.Items {
+		left = append(left, j.Name)
+	}
+	slices.Sort(left)
+	if strings.Join(left, ",") != "other-done,running" {
+		t.Errorf("jobs left = %v; want other-done, running", left)
+	}
+	if ev := strings.Join(f.events(), "\n"); !strings.Contains(ev, "TargetReleased") {
+		t.Errorf("no TargetReleased event: %s", ev)
+	}
+	if got := condOf(t, f.bc("bc"), v1beta1.BackupTargetFound); got.Status != v1beta1.ConditionFalse {
+		t.Errorf("target condition = %+v", got)
+	}
+}

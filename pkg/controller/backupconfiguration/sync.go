@@ -205,10 +205,60 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 		}
 	}
 
+	if err := c.releaseDeletedTarget(ctx, bc); err != nil && ensureErr == nil {
+		ensureErr = err
+	}
+
 	if err := c.writeStatus(ctx, bc, checks, schedule); err != nil {
 		return err
 	}
 	return ensureErr
+}
+
+// releaseDeletedTarget deletes the finished backup Jobs (and so their pods)
+// of bc when its target PVC is being deleted. A completed pod still counts
+// as using the claim for the pvc-protection finalizer, so the kept history
+// would otherwise hold the user's PVC in Terminating forever. Running Jobs
+// are left to finish.
+func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.BackupConfiguration) error {
+	t := bc.Spec.Target
+	if t == nil || t.Ref.Name == "" || (t.Ref.Namespace != "" && t.Ref.Namespace != bc.Namespace) {
+		return nil
+	}
+	claim, err := c.pvcs.PersistentVolumeClaims(bc.Namespace).Get(t.Ref.Name)
+	if err != nil || claim.DeletionTimestamp == nil {
+		return nil
+	}
+	sel := labels.SelectorFromSet(labels.Set{
+		v1beta1.LabelInvokerType: v1beta1.KindBackupConfiguration,
+		v1beta1.LabelInvokerName: names.LabelValue(bc.Name),
+		v1beta1.LabelTargetName:  names.LabelValue(t.Ref.Name),
+	})
+	jobs, err := c.kube.BatchV1().Jobs(bc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return fmt.Errorf("list backup jobs of %s/%s: %v", bc.Namespace, bc.Name, err)
+	}
+	bg := metav1.DeletePropagationBackground
+	for _, j := range jobs.Items {
+		if j.DeletionTimestamp != nil || !jobFinished(&j) {
+			continue
+		}
+		if err := c.kube.BatchV1().Jobs(bc.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete finished backup job %s/%s: %v", bc.Namespace, j.Name, err)
+		}
+		c.event(bc, corev1.EventTypeNormal, "TargetReleased",
+			fmt.Sprintf("deleted finished backup Job %s: its pod kept PersistentVolumeClaim %s from being deleted", j.Name, t.Ref.Name))
+	}
+	return nil
+}
+
+func jobFinished(j *batchv1.Job) bool {
+	for _, cd := range j.Status.Conditions {
+		if (cd.Type == batchv1.JobComplete || cd.Type == batchv1.JobFailed) && cd.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }
 
 // evaluate checks validation, Task, Repository, usagePolicy, Secret and PVC.

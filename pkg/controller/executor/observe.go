@@ -109,7 +109,11 @@ func Observe(job *batchv1.Job, pods []*corev1.Pod, now time.Time, pendingTimeout
 		}
 		return Observation{State: PendingTooLong, Reason: v1beta1.PodHasBeenInPendingStateForLongerThanExpected, Message: oneLine(msg)}
 	}
-	if pod.Status.Phase == corev1.PodPending || pod.Status.Phase == "" {
+	// A pod stays in phase Pending while its init containers run, and the
+	// backup steps are init containers: only a pod none of whose containers
+	// has started yet is waiting. (Counting a running init container as
+	// Pending failed every backup longer than the threshold.)
+	if (pod.Status.Phase == corev1.PodPending || pod.Status.Phase == "") && !anyContainerStarted(pod) {
 		since := pod.CreationTimestamp.Time
 		if waited := now.Sub(since); waited < pendingTimeout {
 			return Observation{State: Pending, RecheckAfter: pendingTimeout - waited}
@@ -118,6 +122,17 @@ func Observe(job *batchv1.Job, pods []*corev1.Pod, now time.Time, pendingTimeout
 			Message: oneLine(fmt.Sprintf("pod %s has been Pending for longer than %s: %s", pod.Name, pendingTimeout, PendingMessage(pod)))}
 	}
 	return Observation{State: Running}
+}
+
+// anyContainerStarted tells whether a container (init or main) of pod runs
+// or has run.
+func anyContainerStarted(pod *corev1.Pod) bool {
+	for _, cs := range statuses(pod) {
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // newestPod returns the newest pod controlled by job (backoffLimit is 0, so
