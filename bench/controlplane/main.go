@@ -1,0 +1,515 @@
+// Command controlplane measures Stow's operator against a real apiserver
+// ($KUBECONFIG, a cluster with Stow deployed, e.g. the local cluster):
+//
+//   - session overhead: BENCH_CP_SESSIONS (50) BackupSessions run one after
+//     another; BackupSession created -> Job created, and Job finished ->
+//     session terminal, p50/p99;
+//   - scale: BENCH_CP_CONFIGS (1000) BackupConfigurations -> as many CronJobs,
+//     time to converge and the operator's RSS (sampled from /proc);
+//   - BENCH_CP_CONCURRENT (200) BackupSessions at once, each with its own
+//     Repository and PVC (Stow serializes per Repository and per target).
+//
+// It creates namespaces stow-bench-*, deletes them afterwards (BENCH_CP_KEEP=1
+// keeps them), and refuses to run unless BENCH_CLUSTER=1. Other knobs:
+// BENCH_CP_PARTS (sessions,scale,concurrent), BENCH_STORAGE_CLASS,
+// BENCH_OPERATOR_PID, BENCH_OUT (bench/results.json), BENCH_LABEL.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/bench/internal/results"
+	stow "github.com/stowhq/stow/client/clientset/versioned"
+	stowinformers "github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+type config struct {
+	kubeconfig, storageClass, out, label string
+	sessions, configs, concurrent        int
+	parts                                []string
+	operatorPID                          int
+	keep                                 bool
+}
+
+// loadConfig reads the environment; without BENCH_CLUSTER=1 it refuses, so
+// `go run ./bench/...` or a stray `make bench` never loads a cluster.
+func loadConfig(getenv func(string) string) (*config, error) {
+	if getenv("BENCH_CLUSTER") != "1" {
+		return nil, errors.New("refusing to run: the control-plane benchmark creates thousands of objects on $KUBECONFIG's cluster; set BENCH_CLUSTER=1 to allow it")
+	}
+	get := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &config{
+		kubeconfig: getenv("KUBECONFIG"), storageClass: getenv("BENCH_STORAGE_CLASS"),
+		out: get("BENCH_OUT", "bench/results.json"), label: getenv("BENCH_LABEL"),
+		parts: strings.Split(get("BENCH_CP_PARTS", "sessions,scale,concurrent"), ","),
+		keep:  getenv("BENCH_CP_KEEP") == "1",
+	}
+	if c.kubeconfig == "" {
+		return nil, errors.New("KUBECONFIG is not set")
+	}
+	for _, p := range c.parts {
+		if !slices.Contains([]string{"sessions", "scale", "concurrent"}, p) {
+			return nil, fmt.Errorf("BENCH_CP_PARTS: unknown part %q (sessions, scale, concurrent)", p)
+		}
+	}
+	for _, n := range []struct {
+		env string
+		def int
+		dst *int
+	}{{"BENCH_CP_SESSIONS", 50, &c.sessions}, {"BENCH_CP_CONFIGS", 1000, &c.configs}, {"BENCH_CP_CONCURRENT", 200, &c.concurrent}, {"BENCH_OPERATOR_PID", 0, &c.operatorPID}} {
+		v, err := strconv.Atoi(get(n.env, strconv.Itoa(n.def)))
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("%s=%q: want a number >= 0", n.env, getenv(n.env))
+		}
+		*n.dst = v
+	}
+	return c, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := loadConfig(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/controlplane:", err)
+		os.Exit(2)
+	}
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/controlplane:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+}
+
+type harness struct {
+	cfg  *config
+	kube kubernetes.Interface
+	stow stow.Interface
+	obs  *observer
+	cp   *results.ControlPlane
+}
+
+func run(ctx context.Context, c *config) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		return err
+	}
+	// The harness must not be the bottleneck it measures.
+	rc.QPS, rc.Burst = 500, 1000
+	h := &harness{cfg: c, kube: kubernetes.NewForConfigOrDie(rc), stow: stow.NewForConfigOrDie(rc), obs: newObserver(),
+		cp: &results.ControlPlane{Started: time.Now(), Label: c.label}}
+	if err := h.startInformers(ctx); err != nil {
+		return err
+	}
+	f, err := results.Load(c.out)
+	if err != nil {
+		return err
+	}
+	f.Machine = results.DetectMachine()
+	if f.Versions.Go == "" {
+		f.Versions.Go = runtime.Version()
+	}
+	f.Versions.Stow = results.StowVersion()
+	for _, p := range c.parts {
+		var err error
+		switch p {
+		case "sessions":
+			err = h.sessionOverhead(ctx)
+		case "scale":
+			err = h.scale(ctx)
+		case "concurrent":
+			err = h.concurrentSessions(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %v", p, err)
+		}
+	}
+	f.ControlPlane = h.cp
+	if err := f.Save(c.out); err != nil {
+		return err
+	}
+	md := strings.TrimSuffix(c.out, ".json") + ".md"
+	if err := os.WriteFile(md, []byte(f.Markdown()), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s and %s", c.out, md)
+	return nil
+}
+
+// startInformers watches Jobs, CronJobs and BackupSessions in every
+// namespace (the harness's namespaces are created later).
+func (h *harness) startInformers(ctx context.Context) error {
+	kf := informers.NewSharedInformerFactory(h.kube, 0)
+	sf := stowinformers.NewSharedInformerFactory(h.stow, 0)
+	jobs, cjs := kf.Batch().V1().Jobs().Informer(), kf.Batch().V1().CronJobs().Informer()
+	sessions := sf.Stow().V1beta1().BackupSessions().Informer()
+	for _, r := range []struct {
+		inf cache.SharedIndexInformer
+		f   func(any)
+	}{{jobs, h.obs.onJob}, {cjs, h.obs.onCronJob}, {sessions, h.obs.onSession}} {
+		if _, err := r.inf.AddEventHandler(handler(r.f)); err != nil {
+			return err
+		}
+	}
+	kf.Start(ctx.Done())
+	sf.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), jobs.HasSynced, cjs.HasSynced, sessions.HasSynced) {
+		return errors.New("informers did not sync")
+	}
+	return nil
+}
+
+// waitUntil polls cond (cheap: it reads the observer) until it holds.
+func waitUntil(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// parallel runs f(0..n-1) on w workers and returns the first error.
+func parallel(n, w int, f func(i int) error) error {
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+// namespace creates a fresh namespace and returns a function deleting it.
+func (h *harness) namespace(ctx context.Context, part string) (string, func(), error) {
+	name := "stow-bench-" + part + "-" + rand.String(5)
+	if _, err := h.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		return "", nil, err
+	}
+	return name, func() {
+		if h.cfg.keep {
+			logf("keeping namespace %s (BENCH_CP_KEEP=1)", name)
+			return
+		}
+		_ = h.kube.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	}, nil
+}
+
+const (
+	secretName    = "bench-repo-secret"
+	repoClaim     = "bench-repo"
+	repoMount     = "/stow-repo"
+	benchPasswd   = "bench-password"
+	neverSoonCron = "0 0 1 1 *" // sessions are created by the harness, not the schedule
+)
+
+// base creates the Secret and the PVC that holds every Repository of ns.
+func (h *harness) base(ctx context.Context, ns string) error {
+	if _, err := h.kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretName},
+		StringData: map[string]string{"RESTIC_PASSWORD": benchPasswd}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	return h.pvc(ctx, ns, repoClaim)
+}
+
+func (h *harness) pvc(ctx context.Context, ns, name string) error {
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	if h.cfg.storageClass != "" {
+		claim.Spec.StorageClassName = &h.cfg.storageClass
+	}
+	_, err := h.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, claim, metav1.CreateOptions{})
+	return err
+}
+
+// repository is a local-backend Repository in its own directory of the repo PVC.
+func (h *harness) repository(ctx context.Context, ns, name string) error {
+	_, err := h.stow.StowV1beta1().Repositories(ns).Create(ctx, &v1beta1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{StorageSecretName: secretName, Local: &v1beta1.LocalSpec{
+			MountPath: repoMount, SubPath: name,
+			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: repoClaim}},
+		}}},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+func (h *harness) backupConfig(ctx context.Context, ns, name, repo, claim string, paused bool) error {
+	_, err := h.stow.StowV1beta1().BackupConfigurations(ns).Create(ctx, &v1beta1.BackupConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1beta1.BackupConfigurationSpec{
+			Schedule:        neverSoonCron,
+			Paused:          paused,
+			Repository:      v1beta1.ObjectRef{Name: repo},
+			Target:          &v1beta1.BackupTarget{Ref: v1beta1.TargetRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Name: claim}},
+			RetentionPolicy: v1beta1.RetentionPolicy{Name: "keep-3", KeepLast: 3},
+		},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+func (h *harness) session(ctx context.Context, ns, name, bc string) error {
+	_, err := h.stow.StowV1beta1().BackupSessions(ns).Create(ctx, &v1beta1.BackupSession{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       v1beta1.BackupSessionSpec{Invoker: v1beta1.BackupInvokerRef{APIGroup: v1beta1.GroupName, Kind: v1beta1.KindBackupConfiguration, Name: bc}},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+// sessionOverhead runs sessions one after another on one configuration.
+func (h *harness) sessionOverhead(ctx context.Context) error {
+	ns, cleanup, err := h.namespace(ctx, "sessions")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := h.base(ctx, ns); err != nil {
+		return err
+	}
+	if err := errors.Join(h.pvc(ctx, ns, "data"), h.repository(ctx, ns, "repo"), h.backupConfig(ctx, ns, "overhead", "repo", "data", true)); err != nil {
+		return err
+	}
+	if err := waitUntil(ctx, 2*time.Minute, "the configuration's CronJob", func() bool {
+		n, _ := h.obs.countCronJobs(key(ns, names.CronJob("overhead")))
+		return n == 1
+	}); err != nil {
+		return err
+	}
+	// One untimed session first: it pulls nothing new but initializes the
+	// repository and binds the PVCs, which the steady state does not do.
+	runOne := func(name string) (time.Time, error) {
+		start := time.Now()
+		if err := h.session(ctx, ns, name, "overhead"); err != nil {
+			return start, err
+		}
+		err := waitUntil(ctx, 10*time.Minute, "session "+name, func() bool { _, _, ok := h.obs.sessionDone(key(ns, name)); return ok })
+		return start, err
+	}
+	if _, err := runOne("warmup"); err != nil {
+		return err
+	}
+	if p, reason, _ := h.obs.sessionDone(key(ns, "warmup")); p != v1beta1.BackupSessionSucceeded {
+		return fmt.Errorf("the warm-up session ended %s: %s", p, reason)
+	}
+	created := map[string]time.Time{}
+	var keys []string
+	for i := range h.cfg.sessions {
+		name := fmt.Sprintf("s%03d", i)
+		start, err := runOne(name)
+		if err != nil {
+			return err
+		}
+		created[name], keys = start, append(keys, name)
+		if p, reason, _ := h.obs.sessionDone(key(ns, name)); p != v1beta1.BackupSessionSucceeded {
+			h.cp.SessionsFailed++
+			logf("session %s ended %s: %s", name, p, reason)
+		}
+	}
+	h.cp.Sessions = len(keys)
+	byJob := func(m map[string]time.Time) func(string) (time.Time, bool) {
+		get := h.obs.lookup(m)
+		return func(s string) (time.Time, bool) { return get(key(ns, names.BackupJob(s))) }
+	}
+	bySession := func(m map[string]time.Time) func(string) (time.Time, bool) {
+		get := h.obs.lookup(m)
+		return func(s string) (time.Time, bool) { return get(key(ns, s)) }
+	}
+	var miss1, miss2 int
+	h.cp.CreatedToJobS, miss1 = latencies(keys, func(k string) (time.Time, bool) { t, ok := created[k]; return t, ok }, byJob(h.obs.jobAdded))
+	h.cp.JobDoneToPhaseS, miss2 = latencies(keys, byJob(h.obs.jobDone), bySession(h.obs.sessionEnd))
+	if miss1+miss2 > 0 {
+		h.cp.Notes = append(h.cp.Notes, fmt.Sprintf("session overhead: %d sessions had no observed Job, %d no observed Job end", miss1, miss2))
+	}
+	logf("session overhead: created->Job p50 %.3fs p99 %.3fs; Job done->terminal p50 %.3fs p99 %.3fs",
+		results.Percentile(h.cp.CreatedToJobS, 50), results.Percentile(h.cp.CreatedToJobS, 99),
+		results.Percentile(h.cp.JobDoneToPhaseS, 50), results.Percentile(h.cp.JobDoneToPhaseS, 99))
+	return nil
+}
+
+// rssSampler samples the operator's RSS until stop is called and returns the peak.
+func (h *harness) rssSampler() (stop func() float64, err error) {
+	pid := h.cfg.operatorPID
+	if pid == 0 {
+		if pid, err = findOperator("/proc"); err != nil {
+			return nil, err
+		}
+	}
+	idle, _, err := rssMiB("/proc", pid)
+	if err != nil {
+		return nil, err
+	}
+	h.cp.OperatorIdleMiB = idle
+	done, finished := make(chan struct{}), make(chan float64)
+	go func() {
+		peak := idle
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				finished <- peak
+				return
+			case <-t.C:
+				if rss, _, err := rssMiB("/proc", pid); err == nil && rss > peak {
+					peak = rss
+				}
+			}
+		}
+	}()
+	return func() float64 { close(done); return <-finished }, nil
+}
+
+// scale creates many configurations at once and waits for their CronJobs.
+func (h *harness) scale(ctx context.Context) error {
+	ns, cleanup, err := h.namespace(ctx, "scale")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := h.base(ctx, ns); err != nil {
+		return err
+	}
+	if err := errors.Join(h.pvc(ctx, ns, "data"), h.repository(ctx, ns, "repo")); err != nil {
+		return err
+	}
+	stopRSS, rssErr := h.rssSampler()
+	if rssErr != nil {
+		h.cp.Notes = append(h.cp.Notes, "operator RSS not measured: "+rssErr.Error())
+	}
+	n := h.cfg.configs
+	prefix := key(ns, names.CronJob("scale-"))
+	start := time.Now()
+	if err := parallel(n, 32, func(i int) error {
+		return h.backupConfig(ctx, ns, fmt.Sprintf("scale-%04d", i), "repo", "data", false)
+	}); err != nil {
+		return err
+	}
+	created := time.Since(start)
+	err = waitUntil(ctx, 10*time.Minute, fmt.Sprintf("%d CronJobs", n), func() bool { seen, _ := h.obs.countCronJobs(prefix); return seen >= n })
+	seen, last := h.obs.countCronJobs(prefix)
+	if stopRSS != nil {
+		// Let the operator finish the status updates that follow the CronJobs.
+		time.Sleep(5 * time.Second)
+		h.cp.OperatorRSSMiB = stopRSS()
+	}
+	h.cp.Configs, h.cp.CronJobsSeen = n, seen
+	h.cp.ConvergeS = last.Sub(start).Seconds()
+	h.cp.Notes = append(h.cp.Notes, fmt.Sprintf("scale: creating the %d BackupConfigurations took %.1f s of the convergence time (32 parallel clients)", n, created.Seconds()))
+	logf("scale: %d/%d CronJobs, last after %.1fs; operator RSS idle %.0f MiB, peak %.0f MiB", seen, n, h.cp.ConvergeS, h.cp.OperatorIdleMiB, h.cp.OperatorRSSMiB)
+	return err
+}
+
+// concurrentSessions starts many sessions at once, each on its own
+// Repository and PVC, and waits for all of them.
+func (h *harness) concurrentSessions(ctx context.Context) error {
+	ns, cleanup, err := h.namespace(ctx, "concurrent")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := h.base(ctx, ns); err != nil {
+		return err
+	}
+	k := h.cfg.concurrent
+	if err := parallel(k, 16, func(i int) error {
+		name := fmt.Sprintf("c%03d", i)
+		return errors.Join(h.pvc(ctx, ns, name), h.repository(ctx, ns, name), h.backupConfig(ctx, ns, name, name, name, true))
+	}); err != nil {
+		return err
+	}
+	if err := waitUntil(ctx, 5*time.Minute, "the configurations' CronJobs", func() bool {
+		seen, _ := h.obs.countCronJobs(key(ns, names.CronJob("c")))
+		return seen >= k
+	}); err != nil {
+		return err
+	}
+	sessions, jobs := make([]string, k), make([]string, k)
+	for i := range k {
+		sessions[i] = fmt.Sprintf("c%03d-s", i)
+		jobs[i] = key(ns, names.BackupJob(sessions[i]))
+	}
+	start := time.Now()
+	if err := parallel(k, 32, func(i int) error { return h.session(ctx, ns, fmt.Sprintf("c%03d-s", i), fmt.Sprintf("c%03d", i)) }); err != nil {
+		return err
+	}
+	for i := range sessions {
+		sessions[i] = key(ns, sessions[i])
+	}
+	err = waitUntil(ctx, 30*time.Minute, fmt.Sprintf("%d sessions to end", k), func() bool {
+		_, ok := h.obs.latest(h.obs.sessionEnd, sessions)
+		return ok
+	})
+	h.cp.Concurrent = k
+	if t, ok := h.obs.latest(h.obs.jobAdded, jobs); ok {
+		h.cp.ConcurrentJobsS = t.Sub(start).Seconds()
+	}
+	if t, ok := h.obs.latest(h.obs.sessionEnd, sessions); ok {
+		h.cp.ConcurrentDoneS = t.Sub(start).Seconds()
+	}
+	for _, s := range sessions {
+		if p, _, _ := h.obs.sessionDone(s); p != v1beta1.BackupSessionSucceeded {
+			h.cp.ConcurrentFailed++
+		}
+	}
+	logf("concurrent: %d sessions, all Jobs after %.1fs, all ended after %.1fs, %d not Succeeded", k, h.cp.ConcurrentJobsS, h.cp.ConcurrentDoneS, h.cp.ConcurrentFailed)
+	return err
+}

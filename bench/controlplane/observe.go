@@ -1,0 +1,166 @@
+package main
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+)
+
+// key is how the observer names objects: namespace/name (the informers
+// watch every namespace, other users' objects included).
+func key(ns, name string) string { return ns + "/" + name }
+
+// observer records when the harness first saw things happen, through
+// informers (list + watch). Apiserver timestamps have one-second resolution,
+// too coarse for a sub-second goal; watch arrival times on this host are not,
+// and they are what a controller reacting to the same events would see.
+type observer struct {
+	mu         sync.Mutex
+	jobAdded   map[string]time.Time // Job name -> first seen
+	jobDone    map[string]time.Time // Job name -> first seen Complete or Failed
+	sessionEnd map[string]time.Time // BackupSession name -> first seen in a terminal phase
+	phase      map[string]v1beta1.BackupSessionPhase
+	reason     map[string]string
+	cronJobs   map[string]time.Time // CronJob name -> first seen
+	now        func() time.Time
+}
+
+func newObserver() *observer {
+	return &observer{
+		jobAdded: map[string]time.Time{}, jobDone: map[string]time.Time{}, sessionEnd: map[string]time.Time{},
+		phase: map[string]v1beta1.BackupSessionPhase{}, reason: map[string]string{}, cronJobs: map[string]time.Time{},
+		now: time.Now,
+	}
+}
+
+func firstSeen(m map[string]time.Time, k string, t time.Time) {
+	if _, ok := m[k]; !ok {
+		m[k] = t
+	}
+}
+
+func terminal(p v1beta1.BackupSessionPhase) bool {
+	switch p {
+	case v1beta1.BackupSessionSucceeded, v1beta1.BackupSessionFailed, v1beta1.BackupSessionSkipped, v1beta1.BackupSessionUnknown:
+		return true
+	}
+	return false
+}
+
+func (o *observer) onJob(obj any) {
+	j, ok := obj.(*batchv1.Job)
+	if !ok {
+		return
+	}
+	t := o.now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	firstSeen(o.jobAdded, key(j.Namespace, j.Name), t)
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			firstSeen(o.jobDone, key(j.Namespace, j.Name), t)
+		}
+	}
+}
+
+func (o *observer) onSession(obj any) {
+	s, ok := obj.(*v1beta1.BackupSession)
+	if !ok || !terminal(s.Status.Phase) {
+		return
+	}
+	t := o.now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := key(s.Namespace, s.Name)
+	firstSeen(o.sessionEnd, k, t)
+	if _, ok := o.phase[k]; !ok {
+		o.phase[k], o.reason[k] = s.Status.Phase, s.Status.Reason
+	}
+}
+
+func (o *observer) onCronJob(obj any) {
+	if c, ok := obj.(*batchv1.CronJob); ok {
+		t := o.now()
+		o.mu.Lock()
+		firstSeen(o.cronJobs, key(c.Namespace, c.Name), t)
+		o.mu.Unlock()
+	}
+}
+
+// handler adapts an on* function to informer events (deletes are ignored).
+func handler(f func(any)) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{AddFunc: f, UpdateFunc: func(_, n any) { f(n) }}
+}
+
+// countCronJobs returns how many CronJobs whose namespace/name has the prefix were seen and when
+// the last of them was.
+func (o *observer) countCronJobs(prefix string) (int, time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var n int
+	var last time.Time
+	for name, t := range o.cronJobs {
+		if strings.HasPrefix(name, prefix) {
+			n++
+			if t.After(last) {
+				last = t
+			}
+		}
+	}
+	return n, last
+}
+
+func (o *observer) sessionDone(k string) (v1beta1.BackupSessionPhase, string, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p, ok := o.phase[k]
+	return p, o.reason[k], ok
+}
+
+// latencies pairs start[k] with end[k] for each key and returns the
+// differences in seconds; keys missing either side are counted, not guessed.
+func latencies(keys []string, start, end func(string) (time.Time, bool)) (out []float64, missing int) {
+	for _, k := range keys {
+		s, ok1 := start(k)
+		e, ok2 := end(k)
+		if !ok1 || !ok2 {
+			missing++
+			continue
+		}
+		out = append(out, e.Sub(s).Seconds())
+	}
+	return out, missing
+}
+
+// lookup returns a locked reader of one of the observer's maps.
+func (o *observer) lookup(m map[string]time.Time) func(string) (time.Time, bool) {
+	return func(k string) (time.Time, bool) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		t, ok := m[k]
+		return t, ok
+	}
+}
+
+// latest is the latest of the times of keys in m (ok false if any is missing).
+func (o *observer) latest(m map[string]time.Time, keys []string) (time.Time, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var last time.Time
+	for _, k := range keys {
+		t, ok := m[k]
+		if !ok {
+			return time.Time{}, false
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last, true
+}
