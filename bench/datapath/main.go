@@ -169,6 +169,9 @@ func run(ctx context.Context) error {
 	}
 	d := &results.DataPath{Started: time.Now(), Scale: c.scale, Label: label, Runs: c.runs}
 	b := &bench{cfg: c, d: d, pw: pw, index: map[[3]string]int{}}
+	if os.Getenv("BENCH_NICE") == "1" {
+		b.note("ran at nice 19, idle IO class (BENCH_NICE=1): other load on the machine was favoured")
+	}
 	if c.dropCaches {
 		if err := dropCaches(); err != nil {
 			b.note("cold reads skipped: cannot drop the page cache (%v); run as root for them", err)

@@ -165,7 +165,11 @@ func (d *DataPath) markdown(b *strings.Builder) {
 					ratio = fmt.Sprintf("%.2f", r)
 				}
 			}
-			w("| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", m.Tool, m.Op, len(m.Runs), medRange(ws, 2), medRange(mbs, 0),
+			mbDecimals := 0
+			if mbs.Median < 100 {
+				mbDecimals = 1
+			}
+			w("| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", m.Tool, m.Op, len(m.Runs), medRange(ws, 2), medRange(mbs, mbDecimals),
 				medRange(Summarize(Series(m.Runs, rss)), 0), medRange(Summarize(Series(m.Runs, cpu)), 1), repoCol, ratio)
 		}
 		w("\n")
