@@ -37,6 +37,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/bench/internal/results"
@@ -302,6 +303,13 @@ func (h *harness) backupConfig(ctx context.Context, ns, name, repo, claim string
 			Repository:      v1beta1.ObjectRef{Name: repo},
 			Target:          &v1beta1.BackupTarget{Ref: v1beta1.TargetRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Name: claim}},
 			RetentionPolicy: v1beta1.RetentionPolicy{Name: "keep-3", KeepLast: 3},
+			// Each Repository is a subPath of one PVC; the kubelet creates
+			// that directory, and whether a non-root Job may write it depends
+			// on the node. Root removes the doubt and does not change what is
+			// measured here (the operator's latency, not the Job's).
+			RuntimeSettings: v1beta1.RuntimeSettings{Pod: &v1beta1.PodRuntimeSettings{
+				SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0)), RunAsGroup: ptr.To(int64(0))},
+			}},
 		},
 	}, metav1.CreateOptions{})
 	return err

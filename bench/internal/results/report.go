@@ -186,7 +186,7 @@ func (c *ControlPlane) markdown(b *strings.Builder) {
 	if c.Label != "" {
 		w("> **%s**\n\n", c.Label)
 	}
-	w("Started %s. Latencies are observed through watches by the harness (apiserver timestamps have 1 s resolution).\n\n", c.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	w("Started %s. Times are taken by the harness on the cluster's host: from just before its create request, or from the watch event of one object, to the watch event of the next (apiserver timestamps have 1 s resolution). Sessions run one after another on one BackupConfiguration; the concurrent ones each have their own Repository and PVC, since Stow serializes per Repository and per target.\n\n", c.Started.UTC().Format("2006-01-02 15:04 UTC"))
 	for _, n := range c.Notes {
 		w("- %s\n", n)
 	}
