@@ -11,10 +11,13 @@
 #
 # Environment:
 #   BENCH_SCALE=full|small   full (default) = the sets (50k files / 2 GiB, one 2 GiB file,
-#                            500k tiny files; ~10 GiB free disk, tens of minutes on 2 cores);
+#                            500k tiny files; ~10 GiB free disk; estimated 45-60 min on 2 cores,
+#                            not yet timed);
 #                            small = a few MB, under a minute: checks the harness, labelled a smoke run
 #   BENCH_RUNS=3             runs per measurement (medians and min-max are over these)
-#   BENCH_SETS, BENCH_TUNE, BENCH_TUNE_SETS, BENCH_DROP_CACHES, BENCH_LABEL: see bench/datapath/main.go
+#   BENCH_DROP_CACHES=1      cold reads drop the page cache of the WHOLE machine (root only; skipped
+#                            with a note otherwise): set 0 while others run timing-sensitive work
+#   BENCH_SETS, BENCH_TUNE, BENCH_TUNE_SETS, BENCH_LABEL: see bench/datapath/main.go
 #   BENCH_DIR=_output/bench  work directory (data sets are cached there between runs)
 #   BENCH_NICE=1             run at nice 19 / idle IO class (for a shared machine; numbers get noisier)
 #   BENCH_CLUSTER=1          allow the control-plane part; see bench/controlplane/main.go for its knobs
