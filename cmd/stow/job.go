@@ -28,6 +28,7 @@ type jobFlags struct {
 	enableCache                             bool
 	scratchDir, terminationLog              string
 	lockGrace                               time.Duration
+	backendRetryLimit                       time.Duration
 }
 
 func (j *jobFlags) register(fs *pflag.FlagSet) {
@@ -52,6 +53,7 @@ func (j *jobFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&j.scratchDir, "scratch-dir", v1beta1.TmpDirMountPath, "scratch directory for the cache, temp files and credential files")
 	fs.StringVar(&j.terminationLog, "termination-log", jobresult.TerminationLogPath, "file the step's result is written to (the container's termination message)")
 	fs.DurationVar(&j.lockGrace, "lock-grace", 10*time.Second, "spare restic locks of this pod younger than this when removing stale locks")
+	fs.DurationVar(&j.backendRetryLimit, "backend-retry-limit", 2*time.Minute, "fail once restic has retried backend requests without success for this long (0: restic's own 15 minutes)")
 }
 
 // host is the restic host of this target: --hostname or host-0.
@@ -126,7 +128,7 @@ func (j *jobFlags) newRestic() (*restic.Restic, []string, error) {
 	if err != nil {
 		return nil, made, err
 	}
-	r := &restic.Restic{Binary: bin, Location: loc, TempDir: tmp, Priority: prio, Logf: logger.Printf}
+	r := &restic.Restic{Binary: bin, Location: loc, TempDir: tmp, Priority: prio, Logf: logger.Printf, BackendRetryLimit: j.backendRetryLimit}
 	if j.enableCache {
 		r.CacheDir = filepath.Join(j.scratchDir, "restic-cache")
 	}

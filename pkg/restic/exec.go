@@ -124,6 +124,52 @@ type Restic struct {
 	// Logf receives restic's stderr lines and the commands run, redacted.
 	// Nil discards them.
 	Logf func(format string, args ...any)
+	// BackendRetryLimit stops restic once it has been retrying failed
+	// backend requests without pause for this long (restic itself retries
+	// each request for 15 minutes, so a backend that went away would hold
+	// the Job that long). Zero leaves restic's own limit.
+	BackendRetryLimit time.Duration
+	// now is the clock of the retry watcher; nil uses time.Now.
+	now func() time.Time
+}
+
+// retryQuiet is the gap between restic's retry messages after which a
+// backend counts as recovered: restic's backoff never waits longer than a
+// minute between attempts of a request that keeps failing.
+const retryQuiet = 90 * time.Second
+
+// retryWatch tells when restic has been retrying backend requests for
+// longer than limit: consecutive "returned error, retrying" messages with no
+// gap over retryQuiet between them.
+type retryWatch struct {
+	limit       time.Duration
+	now         func() time.Time
+	first, last time.Time
+	lastLine    string
+}
+
+func (w *retryWatch) exceeded(line string) bool {
+	if w == nil || w.limit <= 0 || !strings.Contains(line, "returned error, retrying") {
+		return false
+	}
+	t := w.now()
+	if w.first.IsZero() || t.Sub(w.last) > retryQuiet {
+		w.first = t
+	}
+	w.last, w.lastLine = t, line
+	return t.Sub(w.first) >= w.limit
+}
+
+// cause is the one-line error of a run the watcher stopped.
+func (w *retryWatch) cause() string {
+	msg := w.lastLine
+	if i := strings.Index(msg, "returned error, retrying after "); i >= 0 {
+		rest := msg[i+len("returned error, retrying after "):]
+		if j := strings.Index(rest, ": "); j >= 0 {
+			msg = rest[j+2:]
+		}
+	}
+	return fmt.Sprintf("backend unreachable: restic retried for %s without success: %s", w.limit, strings.TrimSpace(msg))
 }
 
 // Run runs restic with args and returns its stdout. A non-zero exit becomes
@@ -222,6 +268,12 @@ func (r *Restic) runWatch(ctx context.Context, args []string, watch func(line st
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var aborted bool
+	now := r.now
+	if now == nil {
+		now = time.Now
+	}
+	retries := &retryWatch{limit: r.BackendRetryLimit, now: now}
+	var unreachable bool
 	cmd, err := r.command(ctx, args)
 	if err != nil {
 		return nil, err
@@ -245,6 +297,10 @@ func (r *Restic) runWatch(ctx context.Context, args []string, watch func(line st
 				aborted = true
 				cancel()
 			}
+			if !aborted && !unreachable && retries.exceeded(line) {
+				unreachable = true
+				cancel()
+			}
 		}
 		_, _ = io.Copy(io.Discard, stderrR)
 	}()
@@ -257,6 +313,10 @@ func (r *Restic) runWatch(ctx context.Context, args []string, watch func(line st
 	res := &runResult{stdout: stdout.Bytes(), stderr: tail.Bytes(), redact: r.Location.Redact, aborted: aborted}
 	if aborted {
 		return res, nil
+	}
+	if unreachable {
+		res.code = exitInterrupted
+		return res, &Error{Op: opName(args), Code: res.code, Msg: redact(retries.cause(), r.Location.Redact)}
 	}
 	ctx = parent
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
@@ -162,4 +163,54 @@ func TestPriorityAppliedToChildOnly(t *testing.T) {
 	if after != before {
 		t.Errorf("the test process's priority changed from %d to %d", before, after)
 	}
+}
+
+// A backend that went away makes restic retry each request for 15 minutes;
+// with BackendRetryLimit the run stops once retries have gone on that long
+// and says the backend is unreachable. A retry followed by a long quiet gap
+// (the backend recovered) starts the count afresh.
+func TestBackendRetryLimit(t *testing.T) {
+	retry := `Save(<data/1234>) returned error, retrying after 1.5s: Put "http://10.0.0.1:9000/b/data/1234": dial tcp 10.0.0.1:9000: connect: connection refused`
+	t.Run("stops a run that keeps retrying", func(t *testing.T) {
+		// The fake restic prints retry lines forever; the fake clock
+		// advances 20s per line.
+		bin := fakeRestic(t, `while true; do echo '`+retry+`' >&2; sleep 0.01; done`)
+		clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		r := &Restic{Binary: bin, Location: fakeLocation(t), BackendRetryLimit: time.Minute,
+			now: func() time.Time { clock = clock.Add(20 * time.Second); return clock }}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := r.Run(ctx, "backup", "/data")
+		if err == nil || !strings.Contains(err.Error(), "backend unreachable") || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("err = %v; want a backend-unreachable error naming the cause", err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the run was not stopped by the retry limit")
+		}
+	})
+	t.Run("watcher", func(t *testing.T) {
+		clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		w := &retryWatch{limit: time.Minute, now: func() time.Time { return clock }}
+		steps := []struct {
+			advance time.Duration
+			line    string
+			want    bool
+		}{
+			{0, retry, false},
+			{30 * time.Second, "some other line", false},
+			{0, retry, false},
+			{2 * time.Minute, retry, false}, // quiet gap: recovered, count restarts
+			{50 * time.Second, retry, false},
+			{20 * time.Second, retry, true},
+		}
+		for i, s := range steps {
+			clock = clock.Add(s.advance)
+			if got := w.exceeded(s.line); got != s.want {
+				t.Fatalf("step %d: exceeded = %v; want %v", i, got, s.want)
+			}
+		}
+		if (&retryWatch{}).exceeded(retry) {
+			t.Error("a zero limit must never stop restic")
+		}
+	})
 }

@@ -277,7 +277,8 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	}
 	executor.Prepare(job, jobName, s.Namespace, executor.OwnerRef(v1beta1.KindBackupSession, s.Name, s.UID),
 		v1beta1.ComponentBackup, executor.AnnotationBackupSession, s.Name, repoKey)
-	if err := c.createJob(ctx, job, s); err != nil {
+	created, err := c.createJob(ctx, job, s)
+	if err != nil {
 		c.gate.Release(repoKey, jobKey)
 		if apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
 			fail(err.Error())
@@ -292,27 +293,30 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	t.PostBackupActions = []string{v1beta1.ApplyRetentionPolicy, v1beta1.VerifyRepositoryIntegrity, v1beta1.SendRepositoryMetrics}
 	setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredBackupExecutor,
 		fmt.Sprintf("Job %s created", jobName), now)
-	c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
+	if created { // a sync on a stale cache finds the Job it made before: no second event
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
+	}
 	// The watchdog must look again even if no pod ever appears.
 	r.After(c.cfg.PendingTimeout)
 	return nil
 }
 
 // createJob creates job; an existing Job controlled by the session (from a
-// sync whose status write was lost) counts as created.
-func (c *Controller) createJob(ctx context.Context, job *batchv1.Job, s *v1beta1.BackupSession) error {
-	_, err := c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
+// sync whose status write was lost, or that ran on a stale cache) counts as
+// created, with created false.
+func (c *Controller) createJob(ctx context.Context, job *batchv1.Job, s *v1beta1.BackupSession) (created bool, err error) {
+	_, err = c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if !apierrors.IsAlreadyExists(err) {
-		return err
+		return err == nil, err
 	}
 	existing, gerr := c.kube.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
 	if gerr != nil {
-		return gerr
+		return false, gerr
 	}
 	if executor.IsControlledBy(existing, s.UID) {
-		return nil
+		return false, nil
 	}
-	return apierrors.NewAlreadyExists(batchv1.Resource("jobs"), fmt.Sprintf("%s (a Job of that name exists and does not belong to BackupSession %s)", job.Name, s.Name))
+	return false, apierrors.NewAlreadyExists(batchv1.Resource("jobs"), fmt.Sprintf("%s (a Job of that name exists and does not belong to BackupSession %s)", job.Name, s.Name))
 }
 
 // targetHolder serializes sessions of different BackupConfigurations that

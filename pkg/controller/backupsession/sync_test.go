@@ -477,3 +477,22 @@ func TestRetryWithDelay(t *testing.T) {
 		t.Fatalf("%d sessions, want 2", len(list.Items))
 	}
 }
+
+// A sync on a stale cache (the session's status write not seen yet) finds the
+// Job it created before: it counts as created, with no second Job and no
+// second BackupJobCreated event.
+func TestStaleCacheDoesNotRecreateJob(t *testing.T) {
+	s := newSession("bc-1", "bc", t0, "")
+	_, job := started("bc-1", "bc", t0)
+	f := newFixture(t, readyBC("bc", "data"), repository("repo"), s, job)
+	f.sync("bc-1")
+	got := f.session("bc-1")
+	cond(t, got.Status.Targets[0].Conditions, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue)
+	if ev := f.events(); hasEvent(ev, EventJobCreated) {
+		t.Errorf("an existing Job was reported as created again: %v", ev)
+	}
+	jobs, err := f.kube.BatchV1().Jobs(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(jobs.Items) != 1 {
+		t.Fatalf("jobs = %d (%v); want 1", len(jobs.Items), err)
+	}
+}
