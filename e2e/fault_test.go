@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -832,18 +833,19 @@ func TestFaultBadSessionInputs(t *testing.T) {
 				}
 			}
 			// The operator serializes restic per repository: the Jobs' run
-			// times must not overlap.
-			ja, err := e.kube.BatchV1().Jobs(ns).Get(context.Background(), names.BackupJob(a), metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			jb, err := e.kube.BatchV1().Jobs(ns).Get(context.Background(), names.BackupJob(b), metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ja.Status.StartTime == nil || jb.Status.StartTime == nil || ja.Status.CompletionTime == nil || jb.Status.CompletionTime == nil {
-				t.Fatalf("Jobs lack start/completion times")
-			}
+			// times must not overlap. (A session is final when its pod is;
+			// the Job is marked complete a moment later.)
+			var ja, jb *batchv1.Job
+			waitFor(t, "both backup Jobs complete", time.Minute, func(c context.Context) (bool, error) {
+				var err error
+				if ja, err = e.kube.BatchV1().Jobs(ns).Get(c, names.BackupJob(a), metav1.GetOptions{}); err != nil {
+					return false, nil
+				}
+				if jb, err = e.kube.BatchV1().Jobs(ns).Get(c, names.BackupJob(b), metav1.GetOptions{}); err != nil {
+					return false, nil
+				}
+				return ja.Status.StartTime != nil && jb.Status.StartTime != nil && ja.Status.CompletionTime != nil && jb.Status.CompletionTime != nil, nil
+			})
 			if ja.Status.StartTime.Before(jb.Status.CompletionTime) && jb.Status.StartTime.Before(ja.Status.CompletionTime) {
 				t.Errorf("Jobs of one repository overlapped: %s..%s and %s..%s", ja.Status.StartTime, ja.Status.CompletionTime, jb.Status.StartTime, jb.Status.CompletionTime)
 			}

@@ -658,4 +658,16 @@ func TestDeletedTargetReleasesFinishedJobs(t *testing.T) {
 	if got := condOf(t, f.bc("bc"), v1beta1.BackupTargetFound); got.Status != v1beta1.ConditionFalse {
 		t.Errorf("target condition = %+v", got)
 	}
+	// The running Job finishing re-queues nothing: the configuration must
+	// come back by itself to release it.
+	if f.c.queue.Len() != 0 {
+		return // already due
+	}
+	deadline := time.Now().Add(releaseRecheck + 5*time.Second)
+	for f.c.queue.Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // waiting on the real workqueue's delay
+	}
+	if f.c.queue.Len() != 1 {
+		t.Errorf("configuration not re-queued to release the running Job later")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -219,7 +220,9 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 // of bc when its target PVC is being deleted. A completed pod still counts
 // as using the claim for the pvc-protection finalizer, so the kept history
 // would otherwise hold the user's PVC in Terminating forever. Running Jobs
-// are left to finish.
+// (and Jobs whose pod finished a moment before the Job is marked finished)
+// are left to finish and looked at again shortly: nothing else re-queues
+// the configuration when they do.
 func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.BackupConfiguration) error {
 	t := bc.Spec.Target
 	if t == nil || t.Ref.Name == "" || (t.Ref.Namespace != "" && t.Ref.Namespace != bc.Namespace) {
@@ -240,7 +243,11 @@ func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.Backu
 	}
 	bg := metav1.DeletePropagationBackground
 	for _, j := range jobs.Items {
-		if j.DeletionTimestamp != nil || !jobFinished(&j) {
+		if j.DeletionTimestamp != nil {
+			continue
+		}
+		if !jobFinished(&j) {
+			c.queue.AddAfter(bc.Namespace+"/"+bc.Name, releaseRecheck)
 			continue
 		}
 		if err := c.kube.BatchV1().Jobs(bc.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
@@ -251,6 +258,9 @@ func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.Backu
 	}
 	return nil
 }
+
+// releaseRecheck is how soon a deleted target's unfinished Jobs are looked at again.
+const releaseRecheck = 5 * time.Second
 
 func jobFinished(j *batchv1.Job) bool {
 	for _, cd := range j.Status.Conditions {
