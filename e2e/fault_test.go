@@ -21,7 +21,6 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -832,22 +831,12 @@ func TestFaultBadSessionInputs(t *testing.T) {
 					t.Errorf("session %s ended %s: %s", s.Name, s.Status.Phase, s.Status.Reason)
 				}
 			}
-			// The operator serializes restic per repository: the Jobs' run
-			// times must not overlap. (A session is final when its pod is;
-			// the Job is marked complete a moment later.)
-			var ja, jb *batchv1.Job
-			waitFor(t, "both backup Jobs complete", time.Minute, func(c context.Context) (bool, error) {
-				var err error
-				if ja, err = e.kube.BatchV1().Jobs(ns).Get(c, names.BackupJob(a), metav1.GetOptions{}); err != nil {
-					return false, nil
-				}
-				if jb, err = e.kube.BatchV1().Jobs(ns).Get(c, names.BackupJob(b), metav1.GetOptions{}); err != nil {
-					return false, nil
-				}
-				return ja.Status.StartTime != nil && jb.Status.StartTime != nil && ja.Status.CompletionTime != nil && jb.Status.CompletionTime != nil, nil
-			})
-			if ja.Status.StartTime.Before(jb.Status.CompletionTime) && jb.Status.StartTime.Before(ja.Status.CompletionTime) {
-				t.Errorf("Jobs of one repository overlapped: %s..%s and %s..%s", ja.Status.StartTime, ja.Status.CompletionTime, jb.Status.StartTime, jb.Status.CompletionTime)
+			// The operator serializes restic per repository: the restic
+			// runs (the pods' containers) must not overlap.
+			sa0, sa1 := podWindow(t, ns, a)
+			sb0, sb1 := podWindow(t, ns, b)
+			if sa0.Before(sb1) && sb0.Before(sa1) {
+				t.Errorf("backups of one repository overlapped: %s..%s and %s..%s", sa0, sa1, sb0, sb1)
 			}
 			if n := snapshotCount(t, ns); n != 2 {
 				t.Errorf("repository has %d snapshots; want 2", n)
@@ -917,6 +906,30 @@ func TestFaultBadSessionInputs(t *testing.T) {
 			assertNoSecretInLogs(t, ns, secrets...)
 		})
 	}
+}
+
+// podWindow is when the containers of a session's backup pod ran: from the
+// first start to the last finish.
+func podWindow(t *testing.T, ns, session string) (from, to time.Time) {
+	t.Helper()
+	l, err := e.kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "job-name=" + names.BackupJob(session)})
+	if err != nil || len(l.Items) != 1 {
+		t.Fatalf("pods of session %s: %d (%v); want 1", session, len(l.Items), err)
+	}
+	p := l.Items[0]
+	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		tr := cs.State.Terminated
+		if tr == nil {
+			t.Fatalf("container %s of %s has not finished", cs.Name, p.Name)
+		}
+		if from.IsZero() || tr.StartedAt.Time.Before(from) {
+			from = tr.StartedAt.Time
+		}
+		if tr.FinishedAt.Time.After(to) {
+			to = tr.FinishedAt.Time
+		}
+	}
+	return from, to
 }
 
 func setPassword(t *testing.T, ns, pw string) {
