@@ -70,4 +70,5 @@ deploy_stow "$ROOT/e2e/deploy"
 step "e2e suite"
 export STOW_E2E_S3_ENDPOINT="http://$MINIO_HOST:$MINIO_PORT" STOW_E2E_S3_ACCESS_KEY=$MINIO_ROOT_USER STOW_E2E_S3_SECRET_KEY=$MINIO_ROOT_PASSWORD
 export STOW_E2E_FIXTURE_IMAGE=$FIXTURE_IMAGE STOW_E2E_LOG_DIR=$OUT
-go test -tags e2e -count=1 -timeout 40m "${@:--v}" ./e2e/
+# Tests mostly wait on the cluster: run more of them at once than GOMAXPROCS.
+go test -tags e2e -count=1 -timeout 40m -parallel "${STOW_E2E_PARALLEL:-8}" "${@:--v}" ./e2e/

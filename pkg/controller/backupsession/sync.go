@@ -168,6 +168,11 @@ func (c *Controller) updateStatus(ctx context.Context, orig, s *v1beta1.BackupSe
 			if err != nil {
 				return err
 			}
+			if latest.Status.Phase.IsFinal() && !orig.Status.Phase.IsFinal() {
+				// This sync ran on a stale cache, before the write that
+				// ended the session: the final status stands.
+				return nil
+			}
 			latest.Status = s.Status
 			obj = latest
 		}

@@ -181,6 +181,11 @@ func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.Restore
 			if err != nil {
 				return err
 			}
+			if latest.Status.Phase.IsFinal() && !orig.Status.Phase.IsFinal() {
+				// This sync ran on a stale cache, before the write that
+				// ended the restore: the final status stands.
+				return nil
+			}
 			latest.Status = rs.Status
 			obj = latest
 		}
