@@ -160,13 +160,11 @@ func countEvents(t *testing.T, ns, kind, name, reason string) int {
 func waitBCCondition(t *testing.T, ns, name, typ string, st v1beta1.ConditionStatus, reason string, phase v1beta1.BackupInvokerPhase) v1beta1.Condition {
 	t.Helper()
 	var got v1beta1.Condition
-	var last *v1beta1.BackupConfiguration
 	waitFor(t, fmt.Sprintf("BackupConfiguration %s %s=%s/%s phase %s", name, typ, st, reason, phase), time.Minute, func(c context.Context) (bool, error) {
 		bc, err := e.stow.StowV1beta1().BackupConfigurations(ns).Get(c, name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
-		last = bc
 		cd := v1beta1.GetCondition(bc.Status.Conditions, typ)
 		if cd == nil || cd.Status != st || cd.Reason != reason || bc.Status.Phase != phase {
 			return false, nil
@@ -174,7 +172,6 @@ func waitBCCondition(t *testing.T, ns, name, typ string, st v1beta1.ConditionSta
 		got = *cd
 		return true, nil
 	})
-	_ = last
 	if got.Message == "" {
 		t.Errorf("condition %s has no message", typ)
 	}
