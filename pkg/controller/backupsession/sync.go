@@ -17,6 +17,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -318,7 +319,7 @@ func (c *Controller) createJob(ctx context.Context, job *batchv1.Job, s *v1beta1
 	if gerr != nil {
 		return false, gerr
 	}
-	if executor.IsControlledBy(existing, s.UID) {
+	if internal.IsControlledBy(existing, s.UID) {
 		return false, nil
 	}
 	return false, apierrors.NewAlreadyExists(batchv1.Resource("jobs"), fmt.Sprintf("%s (a Job of that name exists and does not belong to BackupSession %s)", job.Name, s.Name))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -44,7 +45,7 @@ func TestBackupSucceeds(t *testing.T) {
 	if job == nil {
 		t.Fatal("backup Job not created")
 	}
-	if !executor.IsControlledBy(job, s.UID) || job.Annotations[executor.AnnotationRepository] != ns+"/repo" ||
+	if !internal.IsControlledBy(job, s.UID) || job.Annotations[executor.AnnotationRepository] != ns+"/repo" ||
 		job.Spec.Template.Annotations[executor.AnnotationBackupSession] != "bc-1" ||
 		job.Spec.Template.Labels[v1beta1.LabelManagedBy] != v1beta1.ManagedByStow {
 		t.Fatalf("Job not marked as the session's: %+v", job.ObjectMeta)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -41,7 +42,7 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 			c.gate.Release(executor.RepositoryKey(repo.Namespace, repo.Name), s.Namespace+"/"+jobName)
 		}
 	}
-	if apierrors.IsNotFound(err) || (err == nil && !executor.IsControlledBy(job, s.UID)) {
+	if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, s.UID)) {
 		release()
 		c.disrupt(s, t, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
 		return nil

@@ -75,12 +75,6 @@ func OwnerRef(kind, name string, uid types.UID) metav1.OwnerReference {
 	}
 }
 
-// IsControlledBy tells whether obj's controller reference has the uid.
-func IsControlledBy(obj metav1.Object, uid types.UID) bool {
-	ref := metav1.GetControllerOf(obj)
-	return ref != nil && ref.UID == uid
-}
-
 // JobFinished reports whether the Job reached Complete or Failed.
 func JobFinished(job *batchv1.Job) (finished bool, failed bool) {
 	for _, c := range job.Status.Conditions {

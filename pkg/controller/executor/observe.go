@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/jobresult"
 )
 
@@ -140,7 +141,7 @@ func anyContainerStarted(pod *corev1.Pod) bool {
 func newestPod(job *batchv1.Job, pods []*corev1.Pod) *corev1.Pod {
 	var own []*corev1.Pod
 	for _, p := range pods {
-		if IsControlledBy(p, job.UID) {
+		if internal.IsControlledBy(p, job.UID) {
 			own = append(own, p)
 		}
 	}

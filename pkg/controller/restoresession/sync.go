@@ -18,6 +18,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -380,7 +381,7 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 		switch {
 		case gerr != nil:
 			err = gerr
-		case executor.IsControlledBy(existing, rs.UID):
+		case internal.IsControlledBy(existing, rs.UID):
 			err = nil
 		default:
 			err = fmt.Errorf("a Job named %s exists and does not belong to RestoreSession %s", jobName, rs.Name)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -49,7 +50,7 @@ func TestRestoreSucceedsAndPausesBackups(t *testing.T) {
 	f.sync("rs")
 	got = f.restore("rs")
 	job := f.job(names.RestoreJob("rs", 0))
-	if job == nil || !executor.IsControlledBy(job, got.UID) || job.Spec.Template.Annotations[executor.AnnotationRestoreSession] != "rs" {
+	if job == nil || !internal.IsControlledBy(job, got.UID) || job.Spec.Template.Annotations[executor.AnnotationRestoreSession] != "rs" {
 		t.Fatalf("restore Job = %+v", job)
 	}
 	if got.Status.Phase != v1beta1.RestoreRunning || got.Status.TotalHosts == nil || *got.Status.TotalHosts != 1 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -89,7 +90,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 		if apierrors.IsNotFound(err) {
 			job, err = c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
 		}
-		if apierrors.IsNotFound(err) || (err == nil && !executor.IsControlledBy(job, rs.UID)) {
+		if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, rs.UID)) {
 			c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
 			return nil
 		}
