@@ -121,14 +121,12 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 			if changed := runFixture(t, ns, "data", "manifest", "/data"); changed == before {
 				t.Fatal("mutate did not change the data")
 			}
-			rs := &v1beta1.RestoreSession{
-				ObjectMeta: metav1.ObjectMeta{Name: "restore", Namespace: ns},
-				Spec: v1beta1.RestoreSessionSpec{
-					Repository: v1beta1.ObjectRef{Name: "repo"},
-					Target:     &v1beta1.RestoreTarget{Ref: v1beta1.TargetRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Name: "data"}},
-				},
-			}
-			if _, err := e.stow.StowV1beta1().RestoreSessions(ns).Create(c, rs, metav1.CreateOptions{}); err != nil {
+			// Created from a minimal manifest, as kubectl apply would send it
+			// (the typed client would add empty optional structs).
+			manifest := `{"apiVersion":"stow.dev/v1beta1","kind":"RestoreSession","metadata":{"name":"restore"},
+				"spec":{"repository":{"name":"repo"},"target":{"ref":{"apiVersion":"v1","kind":"PersistentVolumeClaim","name":"data"}}}}`
+			if err := e.stow.StowV1beta1().RESTClient().Post().Namespace(ns).Resource("restoresessions").
+				Body([]byte(manifest)).SetHeader("Content-Type", "application/json").Do(c).Error(); err != nil {
 				t.Fatal(err)
 			}
 			if got := waitRestore(t, ns, "restore", 4*time.Minute); got.Status.Phase != v1beta1.RestoreSucceeded {

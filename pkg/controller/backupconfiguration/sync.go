@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
@@ -42,7 +43,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return c.finalize(ctx, bc)
 	}
 	if internal.AddFinalizer(bc, v1beta1.Finalizer) {
-		updated, err := c.stow.StowV1beta1().BackupConfigurations(ns).Update(ctx, bc, metav1.UpdateOptions{})
+		updated, err := c.stow.StowV1beta1().BackupConfigurations(ns).Patch(ctx, bc.Name, types.MergePatchType, internal.FinalizerPatch(bc), metav1.PatchOptions{})
 		if err != nil {
 			return fmt.Errorf("add finalizer to backupconfiguration %s: %v", key, err)
 		}
@@ -72,7 +73,7 @@ func (c *Controller) finalize(ctx context.Context, bc *v1beta1.BackupConfigurati
 		c.event(bc, corev1.EventTypeWarning, "MetricsCleanupFailed", "could not delete the Pushgateway group: "+err.Error())
 	}
 	internal.RemoveFinalizer(bc, v1beta1.Finalizer)
-	if _, err := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace).Update(ctx, bc, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if _, err := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace).Patch(ctx, bc.Name, types.MergePatchType, internal.FinalizerPatch(bc), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("remove finalizer of backupconfiguration %s/%s: %v", bc.Namespace, bc.Name, err)
 	}
 	return nil

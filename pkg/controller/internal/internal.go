@@ -2,6 +2,7 @@ package internal
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -160,6 +161,22 @@ func RemoveFinalizer(obj metav1.Object, f string) bool {
 	}
 	obj.SetFinalizers(out)
 	return true
+}
+
+// FinalizerPatch is a JSON merge patch that sets obj's finalizers (as already
+// changed in memory) guarded by its resourceVersion. Finalizers are written
+// with a patch, never an Update, so the spec is sent back untouched: an
+// Update re-serializes the typed object (adding empty optional structs),
+// which the "spec is immutable" rule of sessions rejects and which would
+// change a user's spec for nothing.
+func FinalizerPatch(obj metav1.Object) []byte {
+	fins := obj.GetFinalizers()
+	if fins == nil {
+		fins = []string{}
+	}
+	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"finalizers": fins, "resourceVersion": obj.GetResourceVersion()}})
+	return b
 }
 
 // IsControlledBy reports whether obj's controller reference points at uid.

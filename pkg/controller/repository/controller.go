@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -143,13 +144,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,
 				"wipeOut is not implemented yet: the backend data of this repository was left in place")
 		}
-		if _, err := client.Update(ctx, repo, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if _, err := client.Patch(ctx, repo.Name, types.MergePatchType, internal.FinalizerPatch(repo), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("remove finalizer of repository %s: %v", key, err)
 		}
 		return nil
 	}
 	if internal.AddFinalizer(repo, v1beta1.Finalizer) {
-		updated, err := client.Update(ctx, repo, metav1.UpdateOptions{})
+		updated, err := client.Patch(ctx, repo.Name, types.MergePatchType, internal.FinalizerPatch(repo), metav1.PatchOptions{})
 		if err != nil {
 			return fmt.Errorf("add finalizer to repository %s: %v", key, err)
 		}

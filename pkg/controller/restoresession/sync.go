@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 
@@ -209,7 +210,7 @@ func (c *Controller) addFinalizer(ctx context.Context, rs *v1beta1.RestoreSessio
 			return nil
 		}
 		latest.Finalizers = append(latest.Finalizers, v1beta1.Finalizer)
-		out, err = client.Update(ctx, latest, metav1.UpdateOptions{})
+		out, err = client.Patch(ctx, latest.Name, types.MergePatchType, internal.FinalizerPatch(latest), metav1.PatchOptions{})
 		return err
 	})
 	return out, err
@@ -239,7 +240,7 @@ func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) er
 			return nil
 		}
 		latest.Finalizers = slices.Delete(latest.Finalizers, i, i+1)
-		_, err = client.Update(ctx, latest, metav1.UpdateOptions{})
+		_, err = client.Patch(ctx, latest.Name, types.MergePatchType, internal.FinalizerPatch(latest), metav1.PatchOptions{})
 		return err
 	})
 }
