@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -161,26 +160,24 @@ func (c *Controller) updateStatus(ctx context.Context, orig, s *v1beta1.BackupSe
 		return nil
 	}
 	client := c.stow.StowV1beta1().BackupSessions(s.Namespace)
-	first := true
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		obj := s
-		if !first {
-			latest, err := client.Get(ctx, s.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
+	return internal.UpdateStatus(s,
+		func() (*v1beta1.BackupSession, error) { return client.Get(ctx, s.Name, metav1.GetOptions{}) },
+		func(obj *v1beta1.BackupSession) bool {
+			if obj == s {
+				return true
 			}
-			if latest.Status.Phase.IsFinal() && !orig.Status.Phase.IsFinal() {
+			if obj.Status.Phase.IsFinal() && !orig.Status.Phase.IsFinal() {
 				// This sync ran on a stale cache, before the write that
 				// ended the session: the final status stands.
-				return nil
+				return false
 			}
-			latest.Status = s.Status
-			obj = latest
-		}
-		first = false
-		_, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
-		return err
-	})
+			obj.Status = s.Status
+			return true
+		},
+		func(obj *v1beta1.BackupSession) error {
+			_, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+			return err
+		})
 }
 
 func duration(s *v1beta1.BackupSession, now time.Time) string {

@@ -175,26 +175,24 @@ func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.Restore
 		return nil
 	}
 	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
-	first := true
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		obj := rs
-		if !first {
-			latest, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
+	return internal.UpdateStatus(rs,
+		func() (*v1beta1.RestoreSession, error) { return client.Get(ctx, rs.Name, metav1.GetOptions{}) },
+		func(obj *v1beta1.RestoreSession) bool {
+			if obj == rs {
+				return true
 			}
-			if latest.Status.Phase.IsFinal() && !orig.Status.Phase.IsFinal() {
+			if obj.Status.Phase.IsFinal() && !orig.Status.Phase.IsFinal() {
 				// This sync ran on a stale cache, before the write that
 				// ended the restore: the final status stands.
-				return nil
+				return false
 			}
-			latest.Status = rs.Status
-			obj = latest
-		}
-		first = false
-		_, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
-		return err
-	})
+			obj.Status = rs.Status
+			return true
+		},
+		func(obj *v1beta1.RestoreSession) error {
+			_, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+			return err
+		})
 }
 
 func (c *Controller) addFinalizer(ctx context.Context, rs *v1beta1.RestoreSession) (*v1beta1.RestoreSession, error) {
