@@ -36,18 +36,27 @@ func (l JobLabels) check() error {
 	return nil
 }
 
-// PushBackupHost pushes the host backup families for one backup step result.
-// On failure only stash_backup_host_backup_success=0 is pushed, so the other
-// host gauges keep describing the last successful backup.
-func PushBackupHost(ctx context.Context, url string, l JobLabels, r jobresult.Result) error {
+// hostSeries checks l and returns the labels of the host families; the host
+// is l.Host, else the one the step reported.
+func (l JobLabels) hostSeries(r jobresult.Result) (labels, error) {
 	if err := l.check(); err != nil {
-		return err
+		return nil, err
 	}
 	host := l.Host
 	if host == "" {
 		host = r.Host
 	}
-	hl := merge(l.invoker(), l.target(), hostLabels(host))
+	return merge(l.invoker(), l.target(), hostLabels(host)), nil
+}
+
+// PushBackupHost pushes the host backup families for one backup step result.
+// On failure only stash_backup_host_backup_success=0 is pushed, so the other
+// host gauges keep describing the last successful backup.
+func PushBackupHost(ctx context.Context, url string, l JobLabels, r jobresult.Result) error {
+	hl, err := l.hostSeries(r)
+	if err != nil {
+		return err
+	}
 	b := batch{}
 	ok := r.Error == ""
 	b.gauge(BackupHostSuccess, hl, boolGauge(ok))
@@ -109,14 +118,10 @@ func PushRepository(ctx context.Context, url string, l JobLabels, r jobresult.Re
 
 // PushRestoreHost pushes the host restore families for one restore result.
 func PushRestoreHost(ctx context.Context, url string, l JobLabels, r jobresult.Result) error {
-	if err := l.check(); err != nil {
+	hl, err := l.hostSeries(r)
+	if err != nil {
 		return err
 	}
-	host := l.Host
-	if host == "" {
-		host = r.Host
-	}
-	hl := merge(l.invoker(), l.target(), hostLabels(host))
 	b := batch{}
 	ok := r.Error == ""
 	b.gauge(RestoreHostSuccess, hl, boolGauge(ok))
