@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/builtin"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
@@ -139,61 +139,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 // resync makes the listers show what the fake API server holds, as the
 // informers would after their watch events.
 func (f *fixture) resync() {
-	ctx := context.Background()
-	replace := func(inf cache.SharedIndexInformer, items []interface{}) {
-		if err := inf.GetIndexer().Replace(items, ""); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-	var items []interface{}
-	jobs, _ := f.kube.BatchV1().Jobs("").List(ctx, metav1.ListOptions{})
-	for i := range jobs.Items {
-		items = append(items, &jobs.Items[i])
-	}
-	replace(f.kinf.Batch().V1().Jobs().Informer(), items)
-	items = nil
-	pods, _ := f.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
-	for i := range pods.Items {
-		items = append(items, &pods.Items[i])
-	}
-	replace(f.kinf.Core().V1().Pods().Informer(), items)
-	si := f.sinf.Stow().V1beta1()
-	items = nil
-	bss, _ := f.stow.StowV1beta1().BackupSessions("").List(ctx, metav1.ListOptions{})
-	for i := range bss.Items {
-		items = append(items, &bss.Items[i])
-	}
-	replace(si.BackupSessions().Informer(), items)
-	items = nil
-	bcs, _ := f.stow.StowV1beta1().BackupConfigurations("").List(ctx, metav1.ListOptions{})
-	for i := range bcs.Items {
-		items = append(items, &bcs.Items[i])
-	}
-	replace(si.BackupConfigurations().Informer(), items)
-	items = nil
-	repos, _ := f.stow.StowV1beta1().Repositories("").List(ctx, metav1.ListOptions{})
-	for i := range repos.Items {
-		items = append(items, &repos.Items[i])
-	}
-	replace(si.Repositories().Informer(), items)
-	items = nil
-	tasks, _ := f.stow.StowV1beta1().Tasks().List(ctx, metav1.ListOptions{})
-	for i := range tasks.Items {
-		items = append(items, &tasks.Items[i])
-	}
-	replace(si.Tasks().Informer(), items)
-	items = nil
-	fns, _ := f.stow.StowV1beta1().Functions().List(ctx, metav1.ListOptions{})
-	for i := range fns.Items {
-		items = append(items, &fns.Items[i])
-	}
-	replace(si.Functions().Informer(), items)
-	items = nil
-	rss, _ := f.stow.StowV1beta1().RestoreSessions("").List(ctx, metav1.ListOptions{})
-	for i := range rss.Items {
-		items = append(items, &rss.Items[i])
-	}
-	replace(si.RestoreSessions().Informer(), items)
+	controllertest.Resync(f.t, f.kube, f.stow, f.kinf, f.sinf)
 }
 
 // sync runs one reconcile of the session and refreshes the listers.
