@@ -947,22 +947,7 @@ func holdPVC(t *testing.T, ns, claim string) string {
 	t.Helper()
 	c := context.Background()
 	name := "app-" + rand.String(5)
-	uid := int64(0)
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: corev1.PodSpec{
-			RestartPolicy:                corev1.RestartPolicyNever,
-			AutomountServiceAccountToken: boolPtr(false),
-			SecurityContext:              &corev1.PodSecurityContext{RunAsUser: &uid},
-			Containers: []corev1.Container{{
-				Name: "app", Image: e.fixtureImage, ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:      []string{"/usr/local/bin/fixture", "hold", "/data", "600"},
-				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
-			}},
-			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}},
-		},
-	}
+	pod := fixturePod(ns, name, claim, "hold", "/data", "600")
 	if _, err := e.kube.CoreV1().Pods(ns).Create(c, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -176,14 +176,11 @@ func pvc(t *testing.T, ns, name string, mode corev1.PersistentVolumeAccessMode) 
 	}
 }
 
-// runFixture runs the fixture binary in a pod with the PVC at /data and
-// returns its termination message (the manifest for "manifest").
-func runFixture(t *testing.T, ns, claim string, args ...string) string {
-	t.Helper()
-	c := ctx(t)
-	name := "fixture-" + rand.String(5)
+// fixturePod is a root pod running the fixture binary with claim at /data:
+// it writes app data owned by the non-root user, as an app would.
+func fixturePod(ns, name, claim string, args ...string) *corev1.Pod {
 	uid := int64(0)
-	pod := &corev1.Pod{
+	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.PodSpec{
 			RestartPolicy:                corev1.RestartPolicyNever,
@@ -198,6 +195,15 @@ func runFixture(t *testing.T, ns, claim string, args ...string) string {
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}},
 		},
 	}
+}
+
+// runFixture runs the fixture binary in a pod with the PVC at /data and
+// returns its termination message (the manifest for "manifest").
+func runFixture(t *testing.T, ns, claim string, args ...string) string {
+	t.Helper()
+	c := ctx(t)
+	name := "fixture-" + rand.String(5)
+	pod := fixturePod(ns, name, claim, args...)
 	if _, err := e.kube.CoreV1().Pods(ns).Create(c, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create fixture pod: %v", err)
 	}

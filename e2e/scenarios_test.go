@@ -38,16 +38,7 @@ func triggerBackup(t *testing.T, ns, bcName string, timeout time.Duration) *v1be
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got *v1beta1.BackupSession
-	waitFor(t, "BackupSession "+s.Name+" final", timeout, func(c context.Context) (bool, error) {
-		cur, err := e.stow.StowV1beta1().BackupSessions(ns).Get(c, s.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		got = cur
-		return cur.Status.Phase.IsFinal(), nil
-	})
-	return got
+	return waitSessionFinal(t, ns, s.Name, timeout)
 }
 
 func createBC(t *testing.T, bc *v1beta1.BackupConfiguration) {
