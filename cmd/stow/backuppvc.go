@@ -73,7 +73,12 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 	defer closeRepo()
 	logger.Printf("backing up %s of host %s to %s", strings.Join(paths, ", "), res.Host, r.Location.Display())
 
-	created, err := r.EnsureRepository(ctx)
+	// Listing the locks doubles as the check that the repository exists.
+	var locks []restic.LockInfo
+	created, err := r.WithRepository(ctx, func(ctx context.Context) (err error) {
+		locks, err = r.Locks(ctx)
+		return err
+	})
 	res.RepositoryInitialized = boolPtr(err == nil)
 	if err != nil {
 		return fail(err)
@@ -82,7 +87,7 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 		logger.Printf("initialized repository %s", r.Location.Display())
 	}
 	self, _ := os.Hostname()
-	removed, err := r.RemoveStaleLocks(ctx, restic.StaleLockPolicy{Hostname: self, Grace: o.job.lockGrace})
+	removed, err := r.RemoveStaleLocks(ctx, locks, restic.StaleLockPolicy{Hostname: self, Grace: o.job.lockGrace})
 	if err != nil {
 		return fail(err)
 	}

@@ -164,20 +164,25 @@ tune restic (see "make bench").
 				return err
 			}
 			defer cleanup()
-			created, err := r.EnsureRepository(ctx)
-			if err != nil {
-				return err
-			}
-			if created {
-				fmt.Printf("initialized repository %s\n", r.Location.Display())
-			}
 			var errs []error
 			for _, dir := range args {
 				abs, err := filepath.Abs(dir)
 				if err != nil {
 					return err
 				}
-				sum, err := r.Backup(ctx, abs, restic.BackupOptions{Host: host, MountPath: abs, Excludes: excludes, Tags: tags, ExtraArgs: extra})
+				var sum *restic.BackupSummary
+				// The backup itself is the probe: no extra restic run (and key
+				// derivation) just to learn that the repository exists.
+				created, err := r.WithRepository(ctx, func(ctx context.Context) (err error) {
+					sum, err = r.Backup(ctx, abs, restic.BackupOptions{Host: host, MountPath: abs, Excludes: excludes, Tags: tags, ExtraArgs: extra})
+					return err
+				})
+				if created {
+					fmt.Printf("initialized repository %s\n", r.Location.Display())
+				}
+				if errors.Is(err, restic.ErrNoRepository) || errors.Is(err, restic.ErrWrongPassword) {
+					return err // the same for every directory
+				}
 				if err != nil {
 					errs = append(errs, err)
 					continue

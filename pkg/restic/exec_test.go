@@ -143,6 +143,63 @@ exit ` + strconv.Itoa(tt.catCode) + "\n"
 	}
 }
 
+// The first real operation doubles as the probe: a missing repository is
+// initialized and the operation runs again; anything else runs it once.
+func TestWithRepositoryRunsOpAgainAfterInit(t *testing.T) {
+	tests := []struct {
+		name      string
+		firstCode int
+		wantRuns  int
+		wantInit  bool
+		is        error
+	}{
+		{"missing repository", 10, 2, true, nil},
+		{"existing repository", 0, 1, false, nil},
+		{"wrong password", 12, 1, false, ErrWrongPassword},
+		{"locked", 11, 1, false, ErrLocked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			initMarker := filepath.Join(dir, "init-ran")
+			// Before init the command exits with firstCode; after it, 0.
+			body := `case "$*" in
+*" init "*) touch ` + initMarker + `; exit 0;;
+esac
+echo run >> ` + filepath.Join(dir, "runs") + `
+[ -e ` + initMarker + ` ] && exit 0
+exit ` + strconv.Itoa(tt.firstCode) + "\n"
+			r := &Restic{Binary: fakeRestic(t, body), Location: fakeLocation(t)}
+			created, err := r.WithRepository(context.Background(), func(ctx context.Context) error {
+				_, err := r.Run(ctx, "list", "locks")
+				return err
+			})
+			runs, _ := os.ReadFile(filepath.Join(dir, "runs"))
+			if n := strings.Count(string(runs), "run"); n != tt.wantRuns || created != tt.wantInit {
+				t.Errorf("op ran %d times, created=%v; want %d, %v (err %v)", n, created, tt.wantRuns, tt.wantInit, err)
+			}
+			if (tt.is == nil) != (err == nil) || (tt.is != nil && !errors.Is(err, tt.is)) {
+				t.Errorf("err = %v, want %v", err, tt.is)
+			}
+		})
+	}
+}
+
+// A backup into a bucket that does not exist ends at restic's first retry
+// message as ErrNoRepository, not after restic's 15 minutes of retries.
+func TestBackupMissingBucketIsNoRepository(t *testing.T) {
+	bin := fakeRestic(t, `echo 'Load(<config/0000000000>, 0, 0) returned error, retrying after 720ms: The specified bucket does not exist' >&2
+exec sleep 60
+`)
+	r := &Restic{Binary: bin, Location: fakeLocation(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := r.Backup(ctx, t.TempDir(), BackupOptions{})
+	if !errors.Is(err, ErrNoRepository) || ctx.Err() != nil {
+		t.Fatalf("err = %v (ctx %v), want ErrNoRepository before the deadline", err, ctx.Err())
+	}
+}
+
 func TestPriorityAppliedToChildOnly(t *testing.T) {
 	// Field 19 of /proc/<pid>/stat is the nice value.
 	bin := fakeRestic(t, `cut -d' ' -f19 /proc/$$/stat`)

@@ -376,7 +376,7 @@ func TestIntegrationStaleLockAfterKill(t *testing.T) {
 
 	// A lock of this host within the grace period is waited out, not removed at once.
 	start := time.Now()
-	removed, err := r.RemoveStaleLocks(ctx, StaleLockPolicy{Hostname: host, Grace: 300 * time.Millisecond,
+	removed, err := r.RemoveStaleLocks(ctx, locks, StaleLockPolicy{Hostname: host, Grace: 300 * time.Millisecond,
 		Now: func() time.Time { return locks[0].Time }})
 	if err != nil || len(removed) != 1 || removed[0].ID != locks[0].ID {
 		t.Fatalf("RemoveStaleLocks = %+v, %v", removed, err)
@@ -387,7 +387,11 @@ func TestIntegrationStaleLockAfterKill(t *testing.T) {
 	if left, err := r.Locks(ctx); err != nil || len(left) != 0 {
 		t.Fatalf("locks left: %+v, %v", left, err)
 	}
-	if removed, err := r.RemoveStaleLocks(ctx, StaleLockPolicy{Hostname: host}); err != nil || len(removed) != 0 {
+	left, err := r.Locks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := r.RemoveStaleLocks(ctx, left, StaleLockPolicy{Hostname: host}); err != nil || len(removed) != 0 {
 		t.Errorf("second RemoveStaleLocks = %+v, %v", removed, err)
 	}
 
