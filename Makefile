@@ -49,7 +49,7 @@ test-e2e: ## End-to-end suite on the local cluster (started if needed; stopped a
 test: test-integration test-e2e ## Unit, integration (restic + MinIO) and e2e tests.
 
 .PHONY: bench
-bench: ## Benchmarks, not part of test: BENCH_SCALE=full|small BENCH_RUNS=3 (BENCH_CLUSTER=1 adds the control plane); writes bench/results.md.
+bench: ## Benchmarks, not part of test: BENCH_SCALE=full|small BENCH_RUNS=3 (BENCH_CLUSTER=local adds the control plane on the local cluster); writes bench/results.md.
 	bash hack/bench.sh
 
 .PHONY: demo

@@ -20,7 +20,10 @@
 #   BENCH_SETS, BENCH_TUNE, BENCH_TUNE_SETS, BENCH_LABEL: see bench/datapath/main.go
 #   BENCH_DIR=_output/bench  work directory (data sets are cached there between runs)
 #   BENCH_NICE=1             run at nice 19 / idle IO class (for a shared machine; numbers get noisier)
-#   BENCH_CLUSTER=1          allow the control-plane part; see bench/controlplane/main.go for its knobs
+#   BENCH_CLUSTER=1          allow the control-plane part against $KUBECONFIG's cluster (Stow deployed);
+#                            see bench/controlplane/main.go for its knobs
+#   BENCH_CLUSTER=local      the same on the local cluster: brought up (hack/local-cluster.sh; first
+#                            run builds it, ~11 min), Stow built and deployed from deploy/; left running
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,12 +67,23 @@ if [[ $PART == datapath || $PART == all ]]; then
 fi
 
 if [[ $PART == controlplane || $PART == all ]]; then
-  if [[ ${BENCH_CLUSTER:-0} != 1 ]]; then
-    log "control plane skipped: set BENCH_CLUSTER=1 (with KUBECONFIG pointing at a cluster running Stow) to run it"
-    [[ $PART == all ]] || exit 1
-  else
-    "$GO" build -o "$BENCH_DIR/bin/controlplane" ./bench/controlplane
-    "$BENCH_DIR/bin/controlplane"
-  fi
+  case ${BENCH_CLUSTER:-0} in
+    1|local)
+      if [[ $BENCH_CLUSTER == local ]]; then
+        # shellcheck source=hack/lib/deploy.sh
+        . "$ROOT/hack/lib/deploy.sh"
+        cluster_up
+        build_images
+        import_images
+        deploy_stow "$ROOT/deploy"
+      fi
+      "$GO" build -o "$BENCH_DIR/bin/controlplane" ./bench/controlplane
+      BENCH_CLUSTER=1 "$BENCH_DIR/bin/controlplane"
+      ;;
+    *)
+      log "control plane skipped: set BENCH_CLUSTER=local (local cluster) or 1 (KUBECONFIG's cluster, Stow deployed) to run it"
+      [[ $PART == all ]] || exit 1
+      ;;
+  esac
 fi
 log "report: ${BENCH_OUT%.json}.md"

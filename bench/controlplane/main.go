@@ -173,18 +173,23 @@ func (h *harness) startInformers(ctx context.Context) error {
 	kf := informers.NewSharedInformerFactory(h.kube, 0)
 	sf := stowinformers.NewSharedInformerFactory(h.stow, 0)
 	jobs, cjs := kf.Batch().V1().Jobs().Informer(), kf.Batch().V1().CronJobs().Informer()
-	sessions := sf.Stow().V1beta1().BackupSessions().Informer()
+	sessions, configs := sf.Stow().V1beta1().BackupSessions().Informer(), sf.Stow().V1beta1().BackupConfigurations().Informer()
+	// Only Stow's pods: the harness must not cache every pod of the cluster.
+	pods := informers.NewSharedInformerFactoryWithOptions(h.kube, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+		lo.LabelSelector = v1beta1.LabelManagedBy + "=" + v1beta1.ManagedByStow
+	})).Core().V1().Pods().Informer()
 	for _, r := range []struct {
 		inf cache.SharedIndexInformer
 		f   func(any)
-	}{{jobs, h.obs.onJob}, {cjs, h.obs.onCronJob}, {sessions, h.obs.onSession}} {
+	}{{jobs, h.obs.onJob}, {cjs, h.obs.onCronJob}, {sessions, h.obs.onSession}, {pods, h.obs.onPod}, {configs, h.obs.onConfig}} {
 		if _, err := r.inf.AddEventHandler(handler(r.f)); err != nil {
 			return err
 		}
 	}
 	kf.Start(ctx.Done())
 	sf.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), jobs.HasSynced, cjs.HasSynced, sessions.HasSynced) {
+	go pods.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), jobs.HasSynced, cjs.HasSynced, sessions.HasSynced, pods.HasSynced, configs.HasSynced) {
 		return errors.New("informers did not sync")
 	}
 	return nil
@@ -383,9 +388,9 @@ func (h *harness) sessionOverhead(ctx context.Context) error {
 	}
 	var miss1, miss2 int
 	h.cp.CreatedToJobS, miss1 = latencies(keys, func(k string) (time.Time, bool) { t, ok := created[k]; return t, ok }, byJob(h.obs.jobAdded))
-	h.cp.JobDoneToPhaseS, miss2 = latencies(keys, byJob(h.obs.jobDone), bySession(h.obs.sessionEnd))
+	h.cp.JobDoneToPhaseS, miss2 = latencies(keys, byJob(h.obs.podDone), bySession(h.obs.sessionEnd))
 	if miss1+miss2 > 0 {
-		h.cp.Notes = append(h.cp.Notes, fmt.Sprintf("session overhead: %d sessions had no observed Job, %d no observed Job end", miss1, miss2))
+		h.cp.Notes = append(h.cp.Notes, fmt.Sprintf("session overhead: %d sessions had no observed Job, %d no observed end of the Job's pod", miss1, miss2))
 	}
 	logf("session overhead: created->Job p50 %.3fs p99 %.3fs; Job done->terminal p50 %.3fs p99 %.3fs",
 		results.Percentile(h.cp.CreatedToJobS, 50), results.Percentile(h.cp.CreatedToJobS, 99),
@@ -454,15 +459,20 @@ func (h *harness) scale(ctx context.Context) error {
 	created := time.Since(start)
 	err = waitUntil(ctx, 10*time.Minute, fmt.Sprintf("%d CronJobs", n), func() bool { seen, _ := h.obs.countCronJobs(prefix); return seen >= n })
 	seen, last := h.obs.countCronJobs(prefix)
+	if err == nil {
+		readyPrefix := key(ns, "scale-")
+		err = waitUntil(ctx, 10*time.Minute, fmt.Sprintf("%d BackupConfigurations Ready", n), func() bool { r, _ := h.obs.count(h.obs.bcReady, readyPrefix); return r >= n })
+		r, lastReady := h.obs.count(h.obs.bcReady, readyPrefix)
+		h.cp.ReadySeen, h.cp.ReadyS = r, lastReady.Sub(start).Seconds()
+	}
 	if stopRSS != nil {
-		// Let the operator finish the status updates that follow the CronJobs.
-		time.Sleep(5 * time.Second)
-		h.cp.OperatorRSSMiB = stopRSS()
+		h.cp.OperatorRSSMiB = stopRSS() // after every status write (Ready) too
 	}
 	h.cp.Configs, h.cp.CronJobsSeen = n, seen
 	h.cp.ConvergeS = last.Sub(start).Seconds()
 	h.cp.Notes = append(h.cp.Notes, fmt.Sprintf("scale: creating the %d BackupConfigurations took %.1f s of the convergence time (32 parallel clients)", n, created.Seconds()))
-	logf("scale: %d/%d CronJobs, last after %.1fs; operator RSS idle %.0f MiB, peak %.0f MiB", seen, n, h.cp.ConvergeS, h.cp.OperatorIdleMiB, h.cp.OperatorRSSMiB)
+	logf("scale: %d/%d CronJobs, last after %.1fs; %d Ready, last after %.1fs; operator RSS idle %.0f MiB, peak %.0f MiB",
+		seen, n, h.cp.ConvergeS, h.cp.ReadySeen, h.cp.ReadyS, h.cp.OperatorIdleMiB, h.cp.OperatorRSSMiB)
 	return err
 }
 

@@ -24,17 +24,20 @@ type observer struct {
 	mu         sync.Mutex
 	jobAdded   map[string]time.Time // Job name -> first seen
 	jobDone    map[string]time.Time // Job name -> first seen Complete or Failed
+	podDone    map[string]time.Time // Job name -> its pod first seen Succeeded or Failed
 	sessionEnd map[string]time.Time // BackupSession name -> first seen in a terminal phase
 	phase      map[string]v1beta1.BackupSessionPhase
 	reason     map[string]string
 	cronJobs   map[string]time.Time // CronJob name -> first seen
+	bcReady    map[string]time.Time // BackupConfiguration name -> first seen with phase Ready
 	now        func() time.Time
 }
 
 func newObserver() *observer {
 	return &observer{
-		jobAdded: map[string]time.Time{}, jobDone: map[string]time.Time{}, sessionEnd: map[string]time.Time{},
+		jobAdded: map[string]time.Time{}, jobDone: map[string]time.Time{}, podDone: map[string]time.Time{}, sessionEnd: map[string]time.Time{},
 		phase: map[string]v1beta1.BackupSessionPhase{}, reason: map[string]string{}, cronJobs: map[string]time.Time{},
+		bcReady: map[string]time.Time{},
 		now: time.Now,
 	}
 }
@@ -69,6 +72,24 @@ func (o *observer) onJob(obj any) {
 	}
 }
 
+// onPod records when a Job's pod ended: restic is done then, and the
+// operator reads the result from the pod, not from the Job (which the Job
+// controller marks finished a moment later).
+func (o *observer) onPod(obj any) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok || (p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed) {
+		return
+	}
+	job := p.Labels[batchv1.JobNameLabel]
+	if job == "" {
+		return
+	}
+	t := o.now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	firstSeen(o.podDone, key(p.Namespace, job), t)
+}
+
 func (o *observer) onSession(obj any) {
 	s, ok := obj.(*v1beta1.BackupSession)
 	if !ok || !terminal(s.Status.Phase) {
@@ -93,6 +114,15 @@ func (o *observer) onCronJob(obj any) {
 	}
 }
 
+func (o *observer) onConfig(obj any) {
+	if bc, ok := obj.(*v1beta1.BackupConfiguration); ok && bc.Status.Phase == v1beta1.BackupInvokerReady {
+		t := o.now()
+		o.mu.Lock()
+		firstSeen(o.bcReady, key(bc.Namespace, bc.Name), t)
+		o.mu.Unlock()
+	}
+}
+
 // handler adapts an on* function to informer events (deletes are ignored).
 func handler(f func(any)) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{AddFunc: f, UpdateFunc: func(_, n any) { f(n) }}
@@ -101,11 +131,16 @@ func handler(f func(any)) cache.ResourceEventHandler {
 // countCronJobs returns how many CronJobs whose namespace/name has the prefix were seen and when
 // the last of them was.
 func (o *observer) countCronJobs(prefix string) (int, time.Time) {
+	return o.count(o.cronJobs, prefix)
+}
+
+// count returns how many keys of m have the prefix and the latest of their times.
+func (o *observer) count(m map[string]time.Time, prefix string) (int, time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var n int
 	var last time.Time
-	for name, t := range o.cronJobs {
+	for name, t := range m {
 		if strings.HasPrefix(name, prefix) {
 			n++
 			if t.After(last) {

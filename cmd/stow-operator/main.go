@@ -91,6 +91,7 @@ func restConfig(o options) (*rest.Config, error) {
 		return nil, fmt.Errorf("load Kubernetes client config: %w", err)
 	}
 	cfg.UserAgent = "stow-operator"
+	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 	return cfg, nil
 }
 

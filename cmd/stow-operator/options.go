@@ -27,6 +27,8 @@ type options struct {
 	LeaderElectNamespace string
 	HealthProbeAddress   string
 	ResyncPeriod         time.Duration
+	KubeAPIQPS           float32
+	KubeAPIBurst         int
 }
 
 // defaultImage is the image deploy/ installs; hack/build-image.sh builds it.
@@ -46,6 +48,11 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LeaderElectNamespace, "leader-elect-namespace", "", "Namespace of the leader-election Lease. Default: $POD_NAMESPACE.")
 	fs.StringVar(&o.HealthProbeAddress, "health-probe-bind-address", ":8081", "Address serving /healthz (liveness) and /readyz (readiness).")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", 10*time.Minute, "How often informers resync, re-examining every object.")
+	// client-go's own default (5 QPS) makes 1,000 BackupConfigurations take
+	// minutes to converge; the API server's priority and fairness protects
+	// it from a client that asks for more.
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 100, "Sustained requests per second to the API server (client-side limit).")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 200, "Requests allowed in a burst above --kube-api-qps.")
 }
 
 // complete fills defaults that depend on the environment and checks values.
@@ -71,6 +78,9 @@ func (o *options) complete() error {
 	}
 	if o.Workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, not %d", o.Workers)
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		return fmt.Errorf("--kube-api-qps must be positive and --kube-api-burst at least 1, not %g and %d", o.KubeAPIQPS, o.KubeAPIBurst)
 	}
 	if o.PendingTimeout <= 0 {
 		return fmt.Errorf("--pending-timeout must be positive, not %s", o.PendingTimeout)

@@ -180,7 +180,7 @@ func (c *ControlPlane) markdown(b *strings.Builder) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	w("## Control plane (local cluster, real apiserver)\n\n")
 	if c == nil {
-		w("Not measured yet: `BENCH_CLUSTER=1 make bench` against a cluster with Stow deployed (hack/bench.sh controlplane).\n\n")
+		w("Not measured yet: `BENCH_CLUSTER=local make bench` (the local cluster) or `BENCH_CLUSTER=1` against a cluster with Stow deployed (hack/bench.sh controlplane).\n\n")
 		return
 	}
 	if c.Label != "" {
@@ -200,7 +200,7 @@ func (c *ControlPlane) markdown(b *strings.Builder) {
 			len(c.CreatedToJobS), Percentile(c.CreatedToJobS, 50), p99, GoalCreatedToJobS, yesNo(p99 < GoalCreatedToJobS))
 	}
 	if len(c.JobDoneToPhaseS) > 0 {
-		w("| Job finished -> session Succeeded (%d sessions) | p50 %.3f s, p99 %.3f s | - | - |\n",
+		w("| Job's pod finished -> session terminal (%d sessions) | p50 %.3f s, p99 %.3f s | - | - |\n",
 			len(c.JobDoneToPhaseS), Percentile(c.JobDoneToPhaseS, 50), Percentile(c.JobDoneToPhaseS, 99))
 	}
 	if c.Sessions > 0 {
@@ -209,6 +209,9 @@ func (c *ControlPlane) markdown(b *strings.Builder) {
 	if c.Configs > 0 {
 		w("| %d BackupConfigurations -> %d CronJobs | %.1f s (%d CronJobs seen) | < %.0f s | %s |\n",
 			c.Configs, c.Configs, c.ConvergeS, c.CronJobsSeen, GoalConvergeS, yesNo(c.CronJobsSeen == c.Configs && c.ConvergeS < GoalConvergeS))
+		if c.ReadyS > 0 {
+			w("| %d BackupConfigurations -> all phase Ready | %.1f s (%d Ready) | - | - |\n", c.Configs, c.ReadyS, c.ReadySeen)
+		}
 		w("| operator RSS (idle before / peak during) | %.0f / %.0f MiB | < %.0f MiB | %s |\n",
 			c.OperatorIdleMiB, c.OperatorRSSMiB, GoalOperatorMiB, yesNo(c.OperatorRSSMiB > 0 && c.OperatorRSSMiB < GoalOperatorMiB))
 	}

@@ -96,6 +96,8 @@ type ControlPlane struct {
 	Configs          int       `json:"configs"`
 	ConvergeS        float64   `json:"convergeS"`
 	CronJobsSeen     int       `json:"cronJobsSeen"`
+	ReadyS           float64   `json:"readyS,omitempty"` // all configurations' status.phase Ready
+	ReadySeen        int       `json:"readySeen,omitempty"`
 	OperatorRSSMiB   float64   `json:"operatorRSSMiB"`     // peak sampled during the scale test
 	OperatorIdleMiB  float64   `json:"operatorIdleRSSMiB"` // before it
 	Concurrent       int       `json:"concurrent"`

@@ -265,10 +265,6 @@ func TestReadyConfigurationGetsCronJobAndLeastPrivilegeRBAC(t *testing.T) {
 		t.Errorf("rolebinding = %+v, %v", rb, err)
 	}
 
-	repo, _ := f.stow.StowV1beta1().Repositories(ns).Get(ctx, "repo", metav1.GetOptions{})
-	if len(repo.Status.References) != 1 || repo.Status.References[0] != (v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: ns, Name: "nightly"}) {
-		t.Errorf("repository references = %+v", repo.Status.References)
-	}
 	ev := strings.Join(f.events(), "\n")
 	if !strings.Contains(ev, "Normal CronJobCreated") || !strings.Contains(ev, "Normal Ready") {
 		t.Errorf("events = %s", ev)
@@ -529,10 +525,6 @@ func TestDeletionCleansUp(t *testing.T) {
 	}
 	if _, err := f.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
 		t.Error("rolebinding not deleted")
-	}
-	repo, _ := f.stow.StowV1beta1().Repositories(ns).Get(ctx, "repo", metav1.GetOptions{})
-	if len(repo.Status.References) != 0 {
-		t.Errorf("repository references = %+v", repo.Status.References)
 	}
 	if got := f.bc("bc"); len(got.Finalizers) != 0 {
 		t.Errorf("finalizers = %v", got.Finalizers)

@@ -61,13 +61,6 @@ func (c *Controller) finalize(ctx context.Context, bc *v1beta1.BackupConfigurati
 		c.event(bc, corev1.EventTypeWarning, internal.ReasonCleanupFailed, err.Error())
 		return err
 	}
-	ref := v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: bc.Namespace, Name: bc.Name}
-	repoNS, repoName, _ := cache.SplitMetaNamespaceKey(internal.RepositoryKey(bc.Namespace, bc.Spec.Repository))
-	if bc.Spec.Repository.Name != "" {
-		if err := internal.SetRepositoryReference(ctx, c.stow, repoNS, repoName, ref, false); err != nil {
-			return err
-		}
-	}
 	// A Pushgateway that is down must not keep the object forever: warn and go on.
 	if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindBackupConfiguration, bc.Namespace, bc.Name); err != nil {
 		c.event(bc, corev1.EventTypeWarning, "MetricsCleanupFailed", "could not delete the Pushgateway group: "+err.Error())
@@ -145,7 +138,7 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 	v1beta1.DefaultBackupConfiguration(d)
 	schedule := v1beta1.ResolveSchedule(bc.Namespace, bc.Name, bc.Spec.Schedule)
 
-	checks, repo := c.evaluate(d)
+	checks := c.evaluate(d)
 	ready := true
 	var notReady string
 	for _, ch := range checks {
@@ -198,14 +191,9 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 	}
 	checks = append(checks, check{cond: cronCond, ok: cronCond.Status == v1beta1.ConditionTrue, reason: internal.ReasonCronJobFailed})
 
-	if repo != nil {
-		ref := v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: bc.Namespace, Name: bc.Name}
-		if !slices.Contains(repo.Status.References, ref) {
-			if err := internal.SetRepositoryReference(ctx, c.stow, repo.Namespace, repo.Name, ref, true); err != nil && ensureErr == nil {
-				ensureErr = err
-			}
-		}
-	}
+	// Repository.status.references is written by the Repository controller
+	// alone, from its listers: a thousand configurations of one Repository
+	// would otherwise race on that one object.
 
 	if err := c.releaseDeletedTarget(ctx, bc); err != nil && ensureErr == nil {
 		ensureErr = err
@@ -273,7 +261,7 @@ func jobFinished(j *batchv1.Job) bool {
 }
 
 // evaluate checks validation, Task, Repository, usagePolicy, Secret and PVC.
-func (c *Controller) evaluate(d *v1beta1.BackupConfiguration) ([]check, *v1beta1.Repository) {
+func (c *Controller) evaluate(d *v1beta1.BackupConfiguration) []check {
 	var checks []check
 	var invalid []string
 	if errs := v1beta1.ValidateBackupConfiguration(d); len(errs) > 0 {
@@ -351,7 +339,7 @@ func (c *Controller) evaluate(d *v1beta1.BackupConfiguration) ([]check, *v1beta1
 
 	// Target PVC.
 	checks = append(checks, c.checkTarget(d))
-	return checks, repo
+	return checks
 }
 
 // checkSecret returns "" when Secret ns/name exists with RESTIC_PASSWORD,

@@ -266,7 +266,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	jobName := names.BackupJob(s.Name)
 	jobKey := s.Namespace + "/" + jobName
 	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
-	if holder, ok := c.gate.Acquire(repoKey, jobKey); !ok {
+	if holder, ok := c.gate.Acquire(repoKey, jobKey, executor.Wake(c.queue, s.Namespace, s.Name)); !ok {
 		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.RepositoryInUse,
 			fmt.Sprintf("waiting: Repository %s is in use by Job %s; restic operations on one repository run one at a time", repoKey, holder), now)
 		r.After(c.cfg.WaitRequeue)

@@ -32,6 +32,14 @@ type RepoGate struct {
 
 	mu      sync.Mutex
 	created map[string]expectation // repository key -> Job created, maybe not yet observed
+	// ended holds Jobs whose pod has finished (job key -> when it was
+	// released): restic no longer runs, though the Job controller may take
+	// a moment more to mark the Job finished. Without it the next session
+	// of the Repository would wait for that, and then for its requeue.
+	ended map[string]time.Time
+	// waiters are the sessions refused by Acquire, woken by Release:
+	// repository key -> job key -> wake.
+	waiters map[string]map[string]func()
 }
 
 type expectation struct {
@@ -44,18 +52,31 @@ func NewRepoGate(jobs batchlisters.JobLister, clk clock.PassiveClock) *RepoGate 
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	return &RepoGate{jobs: jobs, clock: clk, created: map[string]expectation{}}
+	return &RepoGate{jobs: jobs, clock: clk, created: map[string]expectation{}, ended: map[string]time.Time{},
+		waiters: map[string]map[string]func(){}}
 }
 
 // Acquire lets the Job jobKey (namespace/name) use the Repository repoKey.
-// It returns the holder's Job key and false when another active Job uses it.
-// On true, the caller must create the Job, or call Release if that fails.
-func (g *RepoGate) Acquire(repoKey, jobKey string) (holder string, ok bool) {
+// It returns the holder's Job key and false when another active Job uses it;
+// then wake (if not nil) is called once the holder is released, so the
+// caller can requeue at once instead of polling. On true, the caller must
+// create the Job, or call Release if that fails.
+func (g *RepoGate) Acquire(repoKey, jobKey string, wake func()) (holder string, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if h := g.activeHolder(repoKey, jobKey); h != "" {
+		if wake != nil {
+			if g.waiters[repoKey] == nil {
+				g.waiters[repoKey] = map[string]func(){}
+			}
+			g.waiters[repoKey][jobKey] = wake
+		}
 		return h, false
 	}
+	if w := g.waiters[repoKey]; w != nil {
+		delete(w, jobKey)
+	}
+	delete(g.ended, jobKey) // a Job of this name made again holds the Repository
 	g.created[repoKey] = expectation{job: jobKey, at: g.clock.Now()}
 	return "", true
 }
@@ -67,12 +88,25 @@ func (g *RepoGate) Holder(repoKey, jobKey string) string {
 	return g.activeHolder(repoKey, jobKey)
 }
 
-// Release forgets a reservation whose Job could not be created.
+// Release frees the Repository from the Job jobKey: its pod has ended (or
+// the Job is gone, or could not be created), so restic no longer runs even if
+// the Job is not yet marked finished. Sessions waiting for the Repository are
+// woken.
 func (g *RepoGate) Release(repoKey, jobKey string) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if e, ok := g.created[repoKey]; ok && e.job == jobKey {
 		delete(g.created, repoKey)
+	}
+	if _, ok := g.ended[jobKey]; ok {
+		g.mu.Unlock()
+		return // released before: its waiters were woken then
+	}
+	g.ended[jobKey] = g.clock.Now()
+	waiting := g.waiters[repoKey]
+	delete(g.waiters, repoKey)
+	g.mu.Unlock()
+	for _, wake := range waiting {
+		wake()
 	}
 }
 
@@ -98,11 +132,19 @@ func (g *RepoGate) activeHolder(repoKey, jobKey string) string {
 	for _, j := range all {
 		key := j.Namespace + "/" + j.Name
 		observed[key] = true
+		if _, ended := g.ended[key]; ended && !active(j) {
+			delete(g.ended, key) // the lister has caught up
+		}
 		if j.Annotations[AnnotationRepository] != repoKey || key == jobKey {
 			continue
 		}
-		if active(j) {
+		if _, ended := g.ended[key]; !ended && active(j) {
 			holders = append(holders, key)
+		}
+	}
+	for key, at := range g.ended {
+		if !observed[key] && g.clock.Since(at) > expectationTTL {
+			delete(g.ended, key) // deleted, or never created
 		}
 	}
 	if e, ok := g.created[repoKey]; ok {
@@ -125,4 +167,13 @@ func (g *RepoGate) activeHolder(repoKey, jobKey string) string {
 func active(j *batchv1.Job) bool {
 	finished, _ := JobFinished(j)
 	return !finished
+}
+
+// Requeuer is the part of a workqueue that Wake needs.
+type Requeuer interface{ Add(key string) }
+
+// Wake returns an Acquire wake function that adds the session key to q.
+func Wake(q Requeuer, namespace, name string) func() {
+	key := namespace + "/" + name
+	return func() { q.Add(key) }
 }

@@ -10,8 +10,6 @@
 //   - IsControlledBy: whether an object's controller reference is a given owner.
 //   - UpdateStatus: read-modify-write of a status subresource with
 //     retry.RetryOnConflict, writing only when the mutation changed something.
-//   - SetRepositoryReference: upsert or remove an invoker in
-//     Repository.status.references (BackupConfiguration and RestoreSession
-//     controllers).
+//   - SortReferences: the order of Repository.status.references.
 //   - Event reasons shared by the controllers.
 package internal

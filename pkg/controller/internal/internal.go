@@ -8,7 +8,6 @@ import (
 	"sort"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -19,7 +18,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/client/clientset/versioned"
 	"github.com/stowhq/stow/pkg/metrics"
 )
 
@@ -205,48 +203,6 @@ func UpdateStatus[T any](cur T, get func() (T, error), mutate func(T) bool, upda
 		}
 		return update(obj)
 	})
-}
-
-// SetRepositoryReference adds (present) or removes ref in the status of
-// Repository ns/name. A missing Repository is not an error.
-func SetRepositoryReference(ctx context.Context, c versioned.Interface, ns, name string, ref v1beta1.InvokerReference, present bool) error {
-	repos := c.StowV1beta1().Repositories(ns)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		r, err := repos.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		refs, changed := WithReference(r.Status.References, ref, present)
-		if !changed {
-			return nil
-		}
-		r.Status.References = refs
-		_, err = repos.UpdateStatus(ctx, r, metav1.UpdateOptions{})
-		return err
-	})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("update references of repository %s/%s: %v", ns, name, err)
-	}
-	return nil
-}
-
-// WithReference returns refs with ref added or removed, sorted, and whether
-// that changed anything.
-func WithReference(refs []v1beta1.InvokerReference, ref v1beta1.InvokerReference, present bool) ([]v1beta1.InvokerReference, bool) {
-	i := slices.Index(refs, ref)
-	switch {
-	case present && i >= 0, !present && i < 0:
-		return refs, false
-	case present:
-		out := append(slices.Clone(refs), ref)
-		SortReferences(out)
-		return out, true
-	default:
-		return slices.Delete(slices.Clone(refs), i, i+1), true
-	}
 }
 
 // SortReferences orders references by kind, namespace and name.

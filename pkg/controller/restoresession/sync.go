@@ -366,7 +366,7 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 	jobName := names.RestoreJob(rs.Name, ordinal)
 	jobKey := rs.Namespace + "/" + jobName
 	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
-	if holder, ok := c.gate.Acquire(repoKey, jobKey); !ok {
+	if holder, ok := c.gate.Acquire(repoKey, jobKey, executor.Wake(c.queue, rs.Namespace, rs.Name)); !ok {
 		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.RepositoryInUse,
 			fmt.Sprintf("waiting: Repository %s is in use by Job %s; restic operations on one repository run one at a time", repoKey, holder), now)
 		r.After(c.cfg.WaitRequeue)

@@ -90,7 +90,15 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 		if apierrors.IsNotFound(err) {
 			job, err = c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
 		}
+		// Once the Job is gone or its pod has ended it no longer holds the
+		// Repository, even before the Job controller marks it finished.
+		release := func() {
+			if repo != nil {
+				c.gate.Release(executor.RepositoryKey(repo.Namespace, repo.Name), rs.Namespace+"/"+jobName)
+			}
+		}
 		if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, rs.UID)) {
+			release()
 			c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
 			return nil
 		}
@@ -115,6 +123,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			c.disrupt(rs, obs.Reason, obs.Message, now)
 			return nil
 		}
+		release()
 		c.applyResult(rs, host, obs)
 		// Loop on: the next ordinal may start now.
 	}
