@@ -30,9 +30,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -251,7 +253,20 @@ func (h *harness) namespace(ctx context.Context, part string) (string, func(), e
 			logf("keeping namespace %s (BENCH_CP_KEEP=1)", name)
 			return
 		}
-		_ = h.kube.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+		// Wait until it is gone: tearing down a thousand configurations must
+		// not load the operator while the next part measures it.
+		bg := context.Background()
+		if err := h.kube.CoreV1().Namespaces().Delete(bg, name, metav1.DeleteOptions{}); err != nil {
+			logf("deleting namespace %s: %v", name, err)
+			return
+		}
+		err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := h.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+		if err != nil {
+			logf("namespace %s not deleted: %v", name, err)
+		}
 	}, nil
 }
 

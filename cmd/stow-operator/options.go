@@ -42,7 +42,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PushgatewayURL, "pushgateway-url", "", "An external Pushgateway that Jobs and the operator push to instead of the embedded one. Default: the embedded Pushgateway, which Jobs reach at http://stow-operator.<POD_NAMESPACE>.svc:<port of --pushgateway-listen>.")
 	fs.StringVar(&o.PushgatewayListen, "pushgateway-listen", ":56789", "Address of the embedded Pushgateway. Its /metrics serves pushed metrics and the operator's own (workqueues, reconciles, sessions by phase).")
 	fs.StringVar(&o.PersistenceFile, "pushgateway-persistence-file", "", "File the embedded Pushgateway persists metrics to, so they survive restarts. Empty: in memory only.")
-	fs.IntVar(&o.Workers, "workers", 2, "Concurrent reconciles per controller.")
+	fs.IntVar(&o.Workers, "workers", 8, "Concurrent reconciles per controller. They mostly wait on the API server, so more workers than CPUs pays (see bench/results.md).")
 	fs.DurationVar(&o.PendingTimeout, "pending-timeout", 5*time.Minute, "How long a backup or restore pod may stay Pending (unschedulable, image pull, volume attach) before its session fails.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Run the controllers only while holding the Lease \"stow-operator\", so several replicas can run for availability.")
 	fs.StringVar(&o.LeaderElectNamespace, "leader-elect-namespace", "", "Namespace of the leader-election Lease. Default: $POD_NAMESPACE.")
