@@ -9,6 +9,9 @@
 //   - BENCH_CP_CONCURRENT (200) BackupSessions at once, each with its own
 //     Repository and PVC (Stow serializes per Repository and per target).
 //
+// Scale and concurrency are repeated BENCH_CP_RUNS (3) times, each in a
+// fresh namespace; the session overhead is already 50 samples.
+//
 // It creates namespaces stow-bench-*, deletes them afterwards (BENCH_CP_KEEP=1
 // keeps them), and refuses to run unless BENCH_CLUSTER=1. Other knobs:
 // BENCH_CP_PARTS (sessions,scale,concurrent), BENCH_STORAGE_CLASS,
@@ -50,7 +53,7 @@ import (
 
 type config struct {
 	kubeconfig, storageClass, out, label string
-	sessions, configs, concurrent        int
+	sessions, configs, concurrent, runs  int
 	parts                                []string
 	operatorPID                          int
 	keep                                 bool
@@ -86,12 +89,15 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		env string
 		def int
 		dst *int
-	}{{"BENCH_CP_SESSIONS", 50, &c.sessions}, {"BENCH_CP_CONFIGS", 1000, &c.configs}, {"BENCH_CP_CONCURRENT", 200, &c.concurrent}, {"BENCH_OPERATOR_PID", 0, &c.operatorPID}} {
+	}{{"BENCH_CP_SESSIONS", 50, &c.sessions}, {"BENCH_CP_CONFIGS", 1000, &c.configs}, {"BENCH_CP_CONCURRENT", 200, &c.concurrent}, {"BENCH_CP_RUNS", 3, &c.runs}, {"BENCH_OPERATOR_PID", 0, &c.operatorPID}} {
 		v, err := strconv.Atoi(get(n.env, strconv.Itoa(n.def)))
 		if err != nil || v < 0 {
 			return nil, fmt.Errorf("%s=%q: want a number >= 0", n.env, getenv(n.env))
 		}
 		*n.dst = v
+	}
+	if c.runs < 1 {
+		return nil, fmt.Errorf("BENCH_CP_RUNS=%d: want at least 1", c.runs)
 	}
 	return c, nil
 }
@@ -149,9 +155,15 @@ func run(ctx context.Context, c *config) error {
 		case "sessions":
 			err = h.sessionOverhead(ctx)
 		case "scale":
-			err = h.scale(ctx)
+			h.cp.Runs = c.runs
+			for r := 0; r < c.runs && err == nil; r++ {
+				err = h.scale(ctx, r)
+			}
 		case "concurrent":
-			err = h.concurrentSessions(ctx)
+			h.cp.Runs = c.runs
+			for r := 0; r < c.runs && err == nil; r++ {
+				err = h.concurrentSessions(ctx)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %v", p, err)
@@ -413,8 +425,9 @@ func (h *harness) sessionOverhead(ctx context.Context) error {
 	return nil
 }
 
-// rssSampler samples the operator's RSS until stop is called and returns the peak.
-func (h *harness) rssSampler() (stop func() float64, err error) {
+// rssSampler samples the operator's RSS until stop is called and returns the
+// peak; the RSS at the start of the first run is recorded as idle.
+func (h *harness) rssSampler(run int) (stop func() float64, err error) {
 	pid := h.cfg.operatorPID
 	if pid == 0 {
 		if pid, err = findOperator("/proc"); err != nil {
@@ -425,7 +438,9 @@ func (h *harness) rssSampler() (stop func() float64, err error) {
 	if err != nil {
 		return nil, err
 	}
-	h.cp.OperatorIdleMiB = idle
+	if run == 0 {
+		h.cp.OperatorIdleMiB = idle
+	}
 	done, finished := make(chan struct{}), make(chan float64)
 	go func() {
 		peak := idle
@@ -446,8 +461,9 @@ func (h *harness) rssSampler() (stop func() float64, err error) {
 	return func() float64 { close(done); return <-finished }, nil
 }
 
-// scale creates many configurations at once and waits for their CronJobs.
-func (h *harness) scale(ctx context.Context) error {
+// scale creates many configurations at once and waits for their CronJobs
+// and for every one to be Ready.
+func (h *harness) scale(ctx context.Context, run int) error {
 	ns, cleanup, err := h.namespace(ctx, "scale")
 	if err != nil {
 		return err
@@ -459,8 +475,8 @@ func (h *harness) scale(ctx context.Context) error {
 	if err := errors.Join(h.pvc(ctx, ns, "data"), h.repository(ctx, ns, "repo")); err != nil {
 		return err
 	}
-	stopRSS, rssErr := h.rssSampler()
-	if rssErr != nil {
+	stopRSS, rssErr := h.rssSampler(run)
+	if rssErr != nil && run == 0 {
 		h.cp.Notes = append(h.cp.Notes, "operator RSS not measured: "+rssErr.Error())
 	}
 	n := h.cfg.configs
@@ -474,20 +490,34 @@ func (h *harness) scale(ctx context.Context) error {
 	created := time.Since(start)
 	err = waitUntil(ctx, 10*time.Minute, fmt.Sprintf("%d CronJobs", n), func() bool { seen, _ := h.obs.countCronJobs(prefix); return seen >= n })
 	seen, last := h.obs.countCronJobs(prefix)
+	readyPrefix := key(ns, "scale-")
 	if err == nil {
-		readyPrefix := key(ns, "scale-")
 		err = waitUntil(ctx, 10*time.Minute, fmt.Sprintf("%d BackupConfigurations Ready", n), func() bool { r, _ := h.obs.count(h.obs.bcReady, readyPrefix); return r >= n })
-		r, lastReady := h.obs.count(h.obs.bcReady, readyPrefix)
-		h.cp.ReadySeen, h.cp.ReadyS = r, lastReady.Sub(start).Seconds()
 	}
+	ready, lastReady := h.obs.count(h.obs.bcReady, readyPrefix)
+	var rss float64
 	if stopRSS != nil {
-		h.cp.OperatorRSSMiB = stopRSS() // after every status write (Ready) too
+		rss = stopRSS() // after every status write (Ready) too
+		h.cp.OperatorRSSMiB = append(h.cp.OperatorRSSMiB, rss)
 	}
-	h.cp.Configs, h.cp.CronJobsSeen = n, seen
-	h.cp.ConvergeS = last.Sub(start).Seconds()
-	h.cp.Notes = append(h.cp.Notes, fmt.Sprintf("scale: creating the %d BackupConfigurations took %.1f s of the convergence time (32 parallel clients)", n, created.Seconds()))
-	logf("scale: %d/%d CronJobs, last after %.1fs; %d Ready, last after %.1fs; operator RSS idle %.0f MiB, peak %.0f MiB",
-		seen, n, h.cp.ConvergeS, h.cp.ReadySeen, h.cp.ReadyS, h.cp.OperatorIdleMiB, h.cp.OperatorRSSMiB)
+	if run == 0 || seen < h.cp.CronJobsSeen {
+		h.cp.CronJobsSeen = seen
+	}
+	if run == 0 || ready < h.cp.ReadySeen {
+		h.cp.ReadySeen = ready
+	}
+	h.cp.Configs = n
+	if seen == n {
+		h.cp.ConvergeS = append(h.cp.ConvergeS, last.Sub(start).Seconds())
+	}
+	if ready == n {
+		h.cp.ReadyS = append(h.cp.ReadyS, lastReady.Sub(start).Seconds())
+	}
+	if run == 0 {
+		h.cp.Notes = append(h.cp.Notes, fmt.Sprintf("scale: creating the %d BackupConfigurations takes %.1f s of the convergence time (32 parallel clients)", n, created.Seconds()))
+	}
+	logf("scale run %d: %d/%d CronJobs, last after %.1fs; %d Ready, last after %.1fs; operator RSS %.0f MiB peak",
+		run+1, seen, n, last.Sub(start).Seconds(), ready, lastReady.Sub(start).Seconds(), rss)
 	return err
 }
 
@@ -533,16 +563,20 @@ func (h *harness) concurrentSessions(ctx context.Context) error {
 	})
 	h.cp.Concurrent = k
 	if t, ok := h.obs.latest(h.obs.jobAdded, jobs); ok {
-		h.cp.ConcurrentJobsS = t.Sub(start).Seconds()
+		h.cp.ConcurrentJobsS = append(h.cp.ConcurrentJobsS, t.Sub(start).Seconds())
 	}
+	var doneS float64
 	if t, ok := h.obs.latest(h.obs.sessionEnd, sessions); ok {
-		h.cp.ConcurrentDoneS = t.Sub(start).Seconds()
+		doneS = t.Sub(start).Seconds()
+		h.cp.ConcurrentDoneS = append(h.cp.ConcurrentDoneS, doneS)
 	}
+	failed := 0
 	for _, s := range sessions {
 		if p, _, _ := h.obs.sessionDone(s); p != v1beta1.BackupSessionSucceeded {
-			h.cp.ConcurrentFailed++
+			failed++
 		}
 	}
-	logf("concurrent: %d sessions, all Jobs after %.1fs, all ended after %.1fs, %d not Succeeded", k, h.cp.ConcurrentJobsS, h.cp.ConcurrentDoneS, h.cp.ConcurrentFailed)
+	h.cp.ConcurrentFailed += failed
+	logf("concurrent: %d sessions, all ended after %.1fs, %d not Succeeded", k, doneS, failed)
 	return err
 }

@@ -271,3 +271,17 @@ func TestBackendRetryLimit(t *testing.T) {
 		}
 	})
 }
+
+// restic's --json progress (60 lines a second, all buffered until exit)
+// must be slowed down for every run.
+func TestProgressIsRateLimited(t *testing.T) {
+	r := &Restic{Binary: fakeRestic(t, `echo "$RESTIC_PROGRESS_FPS"`), Location: fakeLocation(t)}
+	out, err := r.Run(context.Background(), "backup", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil || fps <= 0 || fps > 0.1 {
+		t.Errorf("RESTIC_PROGRESS_FPS = %q, want a positive rate of at most one line per 10 s", out)
+	}
+}

@@ -93,17 +93,19 @@ type ControlPlane struct {
 	CreatedToJobS    []float64 `json:"createdToJobS"`
 	JobDoneToPhaseS  []float64 `json:"jobDoneToPhaseS"`
 	SessionsFailed   int       `json:"sessionsFailed"`
+	// Scale and concurrency, repeated Runs times: one value per run.
+	Runs             int       `json:"runs"`
 	Configs          int       `json:"configs"`
-	ConvergeS        float64   `json:"convergeS"`
-	CronJobsSeen     int       `json:"cronJobsSeen"`
-	ReadyS           float64   `json:"readyS,omitempty"` // all configurations' status.phase Ready
-	ReadySeen        int       `json:"readySeen,omitempty"`
-	OperatorRSSMiB   float64   `json:"operatorRSSMiB"`     // peak sampled during the scale test
-	OperatorIdleMiB  float64   `json:"operatorIdleRSSMiB"` // before it
+	ConvergeS        []float64 `json:"convergeS"`    // last CronJob seen
+	CronJobsSeen     int       `json:"cronJobsSeen"` // fewest seen in a run
+	ReadyS           []float64 `json:"readyS"`       // last configuration seen with status.phase Ready
+	ReadySeen        int       `json:"readySeen"`    // fewest Ready in a run
+	OperatorRSSMiB   []float64 `json:"operatorRSSMiB"`     // peak sampled during each scale run
+	OperatorIdleMiB  float64   `json:"operatorIdleRSSMiB"` // before the first
 	Concurrent       int       `json:"concurrent"`
-	ConcurrentJobsS  float64   `json:"concurrentAllJobsS"` // all sessions have a Job
-	ConcurrentDoneS  float64   `json:"concurrentAllDoneS"` // all sessions terminal
-	ConcurrentFailed int       `json:"concurrentFailed"`
+	ConcurrentJobsS  []float64 `json:"concurrentAllJobsS"` // all sessions have a Job
+	ConcurrentDoneS  []float64 `json:"concurrentAllDoneS"` // all sessions terminal
+	ConcurrentFailed int       `json:"concurrentFailed"`   // over all runs
 }
 
 // Load reads path; a missing file is an empty File.
