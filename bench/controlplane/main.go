@@ -169,7 +169,7 @@ func run(ctx context.Context, c *config) error {
 			return fmt.Errorf("%s: %v", p, err)
 		}
 	}
-	f.ControlPlane = h.cp
+	f.ControlPlane = mergeParts(f.ControlPlane, h.cp, c.parts)
 	if err := f.Save(c.out); err != nil {
 		return err
 	}
@@ -179,6 +179,34 @@ func run(ctx context.Context, c *config) error {
 	}
 	logf("wrote %s and %s", c.out, md)
 	return nil
+}
+
+// mergeParts keeps, from an earlier report, the parts this run did not
+// measure (BENCH_CP_PARTS), so the parts can be run, and repeated, apart.
+func mergeParts(old, cur *results.ControlPlane, parts []string) *results.ControlPlane {
+	if old == nil {
+		return cur
+	}
+	out := *cur
+	if !slices.Contains(parts, "sessions") {
+		out.Sessions, out.CreatedToJobS, out.JobDoneToPhaseS, out.SessionsFailed = old.Sessions, old.CreatedToJobS, old.JobDoneToPhaseS, old.SessionsFailed
+	}
+	if !slices.Contains(parts, "scale") {
+		out.Configs, out.ConvergeS, out.CronJobsSeen, out.ReadyS, out.ReadySeen = old.Configs, old.ConvergeS, old.CronJobsSeen, old.ReadyS, old.ReadySeen
+		out.OperatorRSSMiB, out.OperatorIdleMiB = old.OperatorRSSMiB, old.OperatorIdleMiB
+	}
+	if !slices.Contains(parts, "concurrent") {
+		out.Concurrent, out.ConcurrentJobsS, out.ConcurrentDoneS, out.ConcurrentFailed = old.Concurrent, old.ConcurrentJobsS, old.ConcurrentDoneS, old.ConcurrentFailed
+	}
+	if !slices.Equal(parts, []string{"sessions", "scale", "concurrent"}) {
+		out.Notes = append(out.Notes, fmt.Sprintf("parts %s measured at %s (BENCH_CP_PARTS)", strings.Join(parts, ", "), cur.Started.UTC().Format("15:04 UTC")))
+		for _, n := range old.Notes {
+			if !slices.Contains(out.Notes, n) {
+				out.Notes = append(out.Notes, n)
+			}
+		}
+	}
+	return &out
 }
 
 // startInformers watches Jobs, CronJobs and BackupSessions in every
