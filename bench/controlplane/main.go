@@ -184,10 +184,13 @@ func run(ctx context.Context, c *config) error {
 // mergeParts keeps, from an earlier report, the parts this run did not
 // measure (BENCH_CP_PARTS), so the parts can be run, and repeated, apart.
 func mergeParts(old, cur *results.ControlPlane, parts []string) *results.ControlPlane {
-	if old == nil {
-		return cur
-	}
 	out := *cur
+	if !slices.Equal(parts, []string{"sessions", "scale", "concurrent"}) {
+		out.Notes = append(out.Notes, fmt.Sprintf("parts %s measured at %s (BENCH_CP_PARTS)", strings.Join(parts, ", "), cur.Started.UTC().Format("15:04 UTC")))
+	}
+	if old == nil {
+		return &out
+	}
 	if !slices.Contains(parts, "sessions") {
 		out.Sessions, out.CreatedToJobS, out.JobDoneToPhaseS, out.SessionsFailed = old.Sessions, old.CreatedToJobS, old.JobDoneToPhaseS, old.SessionsFailed
 	}
@@ -199,7 +202,6 @@ func mergeParts(old, cur *results.ControlPlane, parts []string) *results.Control
 		out.Concurrent, out.ConcurrentJobsS, out.ConcurrentDoneS, out.ConcurrentFailed = old.Concurrent, old.ConcurrentJobsS, old.ConcurrentDoneS, old.ConcurrentFailed
 	}
 	if !slices.Equal(parts, []string{"sessions", "scale", "concurrent"}) {
-		out.Notes = append(out.Notes, fmt.Sprintf("parts %s measured at %s (BENCH_CP_PARTS)", strings.Join(parts, ", "), cur.Started.UTC().Format("15:04 UTC")))
 		for _, n := range old.Notes {
 			if !slices.Contains(out.Notes, n) {
 				out.Notes = append(out.Notes, n)
