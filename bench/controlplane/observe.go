@@ -38,7 +38,7 @@ func newObserver() *observer {
 		jobAdded: map[string]time.Time{}, jobDone: map[string]time.Time{}, podDone: map[string]time.Time{}, sessionEnd: map[string]time.Time{},
 		phase: map[string]v1beta1.BackupSessionPhase{}, reason: map[string]string{}, cronJobs: map[string]time.Time{},
 		bcReady: map[string]time.Time{},
-		now: time.Now,
+		now:     time.Now,
 	}
 }
 

@@ -89,17 +89,17 @@ type ControlPlane struct {
 	Notes   []string  `json:"notes,omitempty"`
 
 	// Session overhead, seconds per session, observed through watches.
-	Sessions         int       `json:"sessions"`
-	CreatedToJobS    []float64 `json:"createdToJobS"`
-	JobDoneToPhaseS  []float64 `json:"jobDoneToPhaseS"`
-	SessionsFailed   int       `json:"sessionsFailed"`
+	Sessions        int       `json:"sessions"`
+	CreatedToJobS   []float64 `json:"createdToJobS"`
+	JobDoneToPhaseS []float64 `json:"jobDoneToPhaseS"`
+	SessionsFailed  int       `json:"sessionsFailed"`
 	// Scale and concurrency, repeated Runs times: one value per run.
 	Runs             int       `json:"runs"`
 	Configs          int       `json:"configs"`
-	ConvergeS        []float64 `json:"convergeS"`    // last CronJob seen
-	CronJobsSeen     int       `json:"cronJobsSeen"` // fewest seen in a run
-	ReadyS           []float64 `json:"readyS"`       // last configuration seen with status.phase Ready
-	ReadySeen        int       `json:"readySeen"`    // fewest Ready in a run
+	ConvergeS        []float64 `json:"convergeS"`          // last CronJob seen
+	CronJobsSeen     int       `json:"cronJobsSeen"`       // fewest seen in a run
+	ReadyS           []float64 `json:"readyS"`             // last configuration seen with status.phase Ready
+	ReadySeen        int       `json:"readySeen"`          // fewest Ready in a run
 	OperatorRSSMiB   []float64 `json:"operatorRSSMiB"`     // peak sampled during each scale run
 	OperatorIdleMiB  float64   `json:"operatorIdleRSSMiB"` // before the first
 	Concurrent       int       `json:"concurrent"`
