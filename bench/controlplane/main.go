@@ -155,12 +155,10 @@ func run(ctx context.Context, c *config) error {
 		case "sessions":
 			err = h.sessionOverhead(ctx)
 		case "scale":
-			h.cp.Runs = c.runs
 			for r := 0; r < c.runs && err == nil; r++ {
 				err = h.scale(ctx, r)
 			}
 		case "concurrent":
-			h.cp.Runs = c.runs
 			for r := 0; r < c.runs && err == nil; r++ {
 				err = h.concurrentSessions(ctx)
 			}

@@ -93,8 +93,7 @@ type ControlPlane struct {
 	CreatedToJobS   []float64 `json:"createdToJobS"`
 	JobDoneToPhaseS []float64 `json:"jobDoneToPhaseS"`
 	SessionsFailed  int       `json:"sessionsFailed"`
-	// Scale and concurrency, repeated Runs times: one value per run.
-	Runs             int       `json:"runs"`
+	// Scale and concurrency, repeated BENCH_CP_RUNS times: one value per run.
 	Configs          int       `json:"configs"`
 	ConvergeS        []float64 `json:"convergeS"`          // last CronJob seen
 	CronJobsSeen     int       `json:"cronJobsSeen"`       // fewest seen in a run

@@ -104,7 +104,7 @@ func TestMarkdown(t *testing.T) {
 	f := sample()
 	f.ControlPlane = &ControlPlane{
 		Sessions: 3, CreatedToJobS: []float64{0.2, 0.3, 1.5}, JobDoneToPhaseS: []float64{0.1, 0.1, 0.2},
-		Runs: 3, Configs: 1000, ConvergeS: []float64{42, 40, 61}, CronJobsSeen: 1000, OperatorRSSMiB: []float64{90, 80, 85}, OperatorIdleMiB: 30,
+		Configs: 1000, ConvergeS: []float64{42, 40, 61}, CronJobsSeen: 1000, OperatorRSSMiB: []float64{90, 80, 85}, OperatorIdleMiB: 30,
 	}
 	md := f.Markdown()
 	for _, want := range []string{
