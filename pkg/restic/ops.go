@@ -19,27 +19,29 @@ import (
 // returned as is: initializing then could hide or damage a real repository.
 // created reports whether restic init ran.
 func (r *Restic) EnsureRepository(ctx context.Context) (created bool, err error) {
-	probed := false
-	return r.WithRepository(ctx, func(ctx context.Context) error {
-		if probed {
-			return nil // a repository restic init just created needs no second look
-		}
-		probed = true
-		return r.probe(ctx)
-	})
+	// A repository restic init just created needs no second look.
+	return r.initIfMissing(ctx, r.probe(ctx))
 }
 
 // WithRepository runs op, a restic operation that opens the repository, and
 // when op fails because the repository does not exist, initializes it and
 // runs op once more. Letting the first real operation double as the probe
 // saves a restic run: every run spends ~0.5 s deriving the key from the
-// password, which is most of a small incremental backup. Any other failure,
-// above all a wrong password, is returned as is: initializing then could hide
-// or damage a real repository. created reports whether restic init ran.
+// password, which is most of a small incremental backup. Other failures are
+// returned as for EnsureRepository. created reports whether restic init ran.
 func (r *Restic) WithRepository(ctx context.Context, op func(context.Context) error) (created bool, err error) {
-	err = op(ctx)
-	if !errors.Is(err, ErrNoRepository) {
-		return false, err
+	created, err = r.initIfMissing(ctx, op(ctx))
+	if created {
+		err = op(ctx)
+	}
+	return created, err
+}
+
+// initIfMissing initializes the repository when openErr, the outcome of a
+// run that opened it, says it does not exist; otherwise it returns openErr.
+func (r *Restic) initIfMissing(ctx context.Context, openErr error) (created bool, err error) {
+	if !errors.Is(openErr, ErrNoRepository) {
+		return false, openErr
 	}
 	r.logf("repository %s does not exist: initializing it", r.Location.Display())
 	if r.Location.Provider == v1beta1.ProviderLocal {
@@ -52,7 +54,7 @@ func (r *Restic) WithRepository(ctx context.Context, op func(context.Context) er
 	if _, err := r.Run(ctx, "init", "--json"); err != nil {
 		return false, err
 	}
-	return true, op(ctx)
+	return true, nil
 }
 
 // missingContainer recognizes restic's retry messages for a bucket or
