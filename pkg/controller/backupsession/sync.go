@@ -160,20 +160,10 @@ func (c *Controller) updateStatus(ctx context.Context, orig, s *v1beta1.BackupSe
 		return nil
 	}
 	client := c.stow.StowV1beta1().BackupSessions(s.Namespace)
-	return internal.UpdateStatus(s,
+	return internal.UpdateSessionStatus(s, orig.Status.Phase.IsFinal(),
+		func(obj *v1beta1.BackupSession) bool { return obj.Status.Phase.IsFinal() },
+		func(obj *v1beta1.BackupSession) { obj.Status = s.Status },
 		func() (*v1beta1.BackupSession, error) { return client.Get(ctx, s.Name, metav1.GetOptions{}) },
-		func(obj *v1beta1.BackupSession) bool {
-			if obj == s {
-				return true
-			}
-			if obj.Status.Phase.IsFinal() && !orig.Status.Phase.IsFinal() {
-				// This sync ran on a stale cache, before the write that
-				// ended the session: the final status stands.
-				return false
-			}
-			obj.Status = s.Status
-			return true
-		},
 		func(obj *v1beta1.BackupSession) error {
 			_, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
 			return err

@@ -9,7 +9,8 @@
 //   - HasFinalizer / AddFinalizer / RemoveFinalizer: finalizer slices.
 //   - IsControlledBy: whether an object's controller reference is a given owner.
 //   - UpdateStatus: read-modify-write of a status subresource with
-//     retry.RetryOnConflict, writing only when the mutation changed something.
+//     retry.RetryOnConflict, writing only when the mutation changed something;
+//     UpdateSessionStatus adds the sessions' rule that a final status stands.
 //   - SortReferences: the order of Repository.status.references.
 //   - Event reasons shared by the controllers.
 package internal

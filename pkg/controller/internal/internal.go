@@ -205,6 +205,26 @@ func UpdateStatus[T any](cur T, get func() (T, error), mutate func(T) bool, upda
 	})
 }
 
+// UpdateSessionStatus writes cur's status, computed by a sync from orig,
+// through UpdateStatus. The operator is the only writer of session status,
+// so after a conflict the status is put on the newest object — unless that
+// one is already final while orig was not: the sync then ran on a stale
+// cache, before the write that ended the session, and the final status
+// stands. final tells whether an object's phase is final; setStatus copies
+// cur's status onto another object.
+func UpdateSessionStatus[T comparable](cur T, origFinal bool, final func(T) bool, setStatus func(T), get func() (T, error), update func(T) error) error {
+	return UpdateStatus(cur, get, func(obj T) bool {
+		if obj == cur {
+			return true
+		}
+		if final(obj) && !origFinal {
+			return false
+		}
+		setStatus(obj)
+		return true
+	}, update)
+}
+
 // SortReferences orders references by kind, namespace and name.
 func SortReferences(refs []v1beta1.InvokerReference) {
 	sort.Slice(refs, func(i, j int) bool {

@@ -175,20 +175,10 @@ func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.Restore
 		return nil
 	}
 	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
-	return internal.UpdateStatus(rs,
+	return internal.UpdateSessionStatus(rs, orig.Status.Phase.IsFinal(),
+		func(obj *v1beta1.RestoreSession) bool { return obj.Status.Phase.IsFinal() },
+		func(obj *v1beta1.RestoreSession) { obj.Status = rs.Status },
 		func() (*v1beta1.RestoreSession, error) { return client.Get(ctx, rs.Name, metav1.GetOptions{}) },
-		func(obj *v1beta1.RestoreSession) bool {
-			if obj == rs {
-				return true
-			}
-			if obj.Status.Phase.IsFinal() && !orig.Status.Phase.IsFinal() {
-				// This sync ran on a stale cache, before the write that
-				// ended the restore: the final status stands.
-				return false
-			}
-			obj.Status = rs.Status
-			return true
-		},
 		func(obj *v1beta1.RestoreSession) error {
 			_, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
 			return err
