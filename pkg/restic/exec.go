@@ -129,6 +129,10 @@ type Restic struct {
 	// each request for 15 minutes, so a backend that went away would hold
 	// the Job that long). Zero leaves restic's own limit.
 	BackendRetryLimit time.Duration
+	// RetryLock makes restic wait up to this long for a lock held by someone
+	// else (--retry-lock) before it fails with ErrLocked. WaitForLock sets
+	// it per attempt.
+	RetryLock time.Duration
 	// now is the clock of the retry watcher; nil uses time.Now.
 	now func() time.Time
 }
@@ -227,6 +231,9 @@ func (r *Restic) command(ctx context.Context, args []string) (*exec.Cmd, error) 
 		full = append(full, "--cache-dir", r.CacheDir)
 	} else {
 		full = append(full, "--no-cache")
+	}
+	if r.RetryLock > 0 {
+		full = append(full, "--retry-lock", r.RetryLock.Round(time.Second).String())
 	}
 	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)

@@ -210,22 +210,25 @@ func TestIntegrationRetention(t *testing.T) {
 	dir := t.TempDir()
 	for i := 0; i < 4; i++ {
 		testenv.WriteFile(t, filepath.Join(dir, "f"), testenv.RandomBytes(uint64(i), 64<<10), 0o644)
-		if _, err := r.Backup(ctx, dir, BackupOptions{Host: "host-0"}); err != nil {
+		if _, err := r.Backup(ctx, dir, BackupOptions{Host: "host-0", Tags: []string{"config=a"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dry, err := r.Forget(ctx, RetentionPolicy{KeepLast: 2, DryRun: true})
+	if _, err := r.Forget(ctx, RetentionPolicy{KeepLast: 2}, ""); err == nil {
+		t.Fatal("forget without a tag filter was accepted")
+	}
+	dry, err := r.Forget(ctx, RetentionPolicy{KeepLast: 2, DryRun: true}, "config=a")
 	if err != nil || dry.Kept != 2 || dry.Removed != 2 {
 		t.Fatalf("dry run = %+v, %v", dry, err)
 	}
 	if snaps, _ := r.Snapshots(ctx, SnapshotFilter{}); len(snaps) != 4 {
 		t.Fatalf("dry run removed snapshots: %d left", len(snaps))
 	}
-	before, err := r.RawDataSize(ctx)
-	if err != nil {
-		t.Fatal(err)
+	before, err := r.Stats(ctx)
+	if err != nil || before.SnapshotsCount != 4 {
+		t.Fatalf("stats = %+v, %v", before, err)
 	}
-	res, err := r.Forget(ctx, RetentionPolicy{KeepLast: 2, Prune: true})
+	res, err := r.Forget(ctx, RetentionPolicy{KeepLast: 2, Prune: true}, "config=a")
 	if err != nil || res.Kept != 2 || res.Removed != 2 {
 		t.Fatalf("forget = %+v, %v", res, err)
 	}
@@ -233,14 +236,14 @@ func TestIntegrationRetention(t *testing.T) {
 	if err != nil || len(snaps) != 2 {
 		t.Fatalf("snapshots after forget: %d, %v", len(snaps), err)
 	}
-	after, err := r.RawDataSize(ctx)
-	if err != nil || after >= before {
-		t.Errorf("raw data %d -> %d (%v): prune freed nothing", before, after, err)
+	after, err := r.Stats(ctx)
+	if err != nil || after.TotalSize >= before.TotalSize || after.SnapshotsCount != 2 {
+		t.Errorf("stats %+v -> %+v (%v): prune freed nothing or count wrong", before, after, err)
 	}
 	if err := r.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Forget(ctx, RetentionPolicy{}); !errors.Is(err, ErrEmptyPolicy) {
+	if _, err := r.Forget(ctx, RetentionPolicy{}, "config=a"); !errors.Is(err, ErrEmptyPolicy) {
 		t.Errorf("empty policy = %v", err)
 	}
 }
@@ -374,24 +377,20 @@ func TestIntegrationStaleLockAfterKill(t *testing.T) {
 		t.Errorf("lock holder = %+v", locks[0])
 	}
 
-	// A lock of this host within the grace period is waited out, not removed at once.
-	start := time.Now()
-	removed, err := r.RemoveStaleLocks(ctx, locks, StaleLockPolicy{Hostname: host, Grace: 300 * time.Millisecond,
-		Now: func() time.Time { return locks[0].Time }})
+	// A lock of this host whose process is gone is stale by restic's own rule.
+	p := LockPolicy{Self: host}
+	if v := p.Judge(ctx, locks[0]); v != LockStaleForRestic {
+		t.Fatalf("verdict on a killed restic's lock of this host = %v", v)
+	}
+	removed, err := r.RemoveStaleLocks(ctx, locks, p)
 	if err != nil || len(removed) != 1 || removed[0].ID != locks[0].ID {
 		t.Fatalf("RemoveStaleLocks = %+v, %v", removed, err)
 	}
-	if waited := time.Since(start); waited < 300*time.Millisecond {
-		t.Errorf("removed a lock within its grace period (after %v)", waited)
-	}
-	if left, err := r.Locks(ctx); err != nil || len(left) != 0 {
+	left, err := r.Locks(ctx)
+	if err != nil || len(left) != 0 {
 		t.Fatalf("locks left: %+v, %v", left, err)
 	}
-	left, err := r.Locks(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if removed, err := r.RemoveStaleLocks(ctx, left, StaleLockPolicy{Hostname: host}); err != nil || len(removed) != 0 {
+	if removed, err := r.RemoveStaleLocks(ctx, left, p); err != nil || len(removed) != 0 {
 		t.Errorf("second RemoveStaleLocks = %+v, %v", removed, err)
 	}
 
@@ -432,13 +431,13 @@ func TestIntegrationLocalBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.RequireSameTree(t, mount, out)
-	if res, err := r.Forget(ctx, RetentionPolicy{KeepLast: 1, Prune: true}); err != nil || res.Kept != 1 {
+	if res, err := r.Forget(ctx, RetentionPolicy{KeepLast: 1, Prune: true}, MountTagKey+"="+mount); err != nil || res.Kept != 1 {
 		t.Fatalf("forget = %+v, %v", res, err)
 	}
 	if err := r.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if size, err := r.RawDataSize(ctx); err != nil || size == 0 {
-		t.Errorf("raw data size = %d, %v", size, err)
+	if st, err := r.Stats(ctx); err != nil || st.TotalSize == 0 || st.SnapshotsCount != 1 {
+		t.Errorf("stats = %+v, %v", st, err)
 	}
 }

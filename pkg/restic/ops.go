@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
@@ -221,9 +220,12 @@ func (r *Restic) Snapshots(ctx context.Context, f SnapshotFilter) ([]Snapshot, e
 
 // RestoreOptions select what to restore and where.
 type RestoreOptions struct {
-	// Snapshot is an id or "latest" (of Host and Path).
+	// Snapshot is an id or "latest" (of Host, Tags and Path).
 	Snapshot string
 	Host     string
+	// Tags restricts "latest" to snapshots carrying every tag (a
+	// comma-joined restic --tag value), e.g. the identity of one PVC.
+	Tags string
 	// Path restores only this snapshot path (and, with latest, selects
 	// snapshots that contain it). Empty restores every path of the snapshot.
 	Path     string
@@ -282,6 +284,9 @@ func (r *Restic) Restore(ctx context.Context, o RestoreOptions) ([]RestoredPath,
 			args = append(args, "--exclude", relativePattern(ex, p))
 		}
 		args = append(args, o.ExtraArgs...)
+		if err := CheckNoSymlink(o.MountPath, target); err != nil {
+			return done, err
+		}
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return done, fmt.Errorf("creating restore target %s: %v", target, err)
 		}
@@ -298,6 +303,9 @@ func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot,
 	id := o.Snapshot
 	if id == "" || id == "latest" {
 		f.Latest, f.Host = true, o.Host
+		if o.Tags != "" {
+			f.Tags = []string{o.Tags}
+		}
 		if o.Path != "" {
 			f.Paths = []string{o.Path}
 		}
@@ -312,9 +320,12 @@ func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot,
 		if !f.Latest {
 			return nil, fmt.Errorf("no snapshot found with id %s", id)
 		}
-		msg := "no snapshot found for host " + o.Host
-		if o.Host == "" {
-			msg = "no snapshot found"
+		msg := "no snapshot found"
+		if o.Host != "" {
+			msg += " for host " + o.Host
+		}
+		if o.Tags != "" {
+			msg += " with tags " + o.Tags
 		}
 		if o.Path != "" {
 			msg += " and path " + o.Path
@@ -341,6 +352,38 @@ func RestoreTarget(backupMount, p, restoreMount string) (string, error) {
 		return "", fmt.Errorf("restore target %s escapes mount path %s", target, restoreMount)
 	}
 	return target, nil
+}
+
+// CheckNoSymlink refuses a restore target below mount whose path, inside the
+// volume, runs through a symbolic link: the link could point out of the
+// volume (another mounted volume, the local repository, the Job's own
+// files), and restic would follow it when it creates the target directory.
+// restic itself replaces symlinks below the target by what the snapshot
+// holds, so only the components from mount down to target need checking.
+func CheckNoSymlink(mount, target string) error {
+	mount, target = filepath.Clean(mount), filepath.Clean(target)
+	rel, err := filepath.Rel(mount, target)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("restore target %s is outside the mount path %s", target, mount)
+	}
+	p := mount
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if part == "." || part == "" {
+			continue
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if os.IsNotExist(err) {
+			return nil // created below by MkdirAll, as a directory
+		}
+		if err != nil {
+			return fmt.Errorf("checking restore target %s: %v", p, err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("refusing to restore into %s: %s is a symbolic link, which could lead out of the target volume", target, p)
+		}
+	}
+	return nil
 }
 
 // CheckNoParent refuses a path or pattern with a ".." element: a restore must
@@ -416,12 +459,19 @@ func (p RetentionPolicy) Args() []string {
 // restic would refuse it or, worse, act on defaults.
 var ErrEmptyPolicy = errors.New("retention policy keeps nothing: set at least one keep-* > 0 or keep-tag")
 
-// Forget applies the retention policy and counts kept and removed snapshots.
-func (r *Restic) Forget(ctx context.Context, p RetentionPolicy) (ForgetResult, error) {
+// Forget applies the retention policy to the snapshots that carry every tag
+// of filter (a comma-joined restic --tag value; it must not be empty, so
+// that one configuration's policy never thins snapshots it does not own),
+// grouped by host and paths, and counts what it kept and removed.
+func (r *Restic) Forget(ctx context.Context, p RetentionPolicy, filter string) (ForgetResult, error) {
 	if p.IsEmpty() {
 		return ForgetResult{}, ErrEmptyPolicy
 	}
-	out, err := r.Run(ctx, append([]string{"forget", "--json"}, p.Args()...)...)
+	if strings.TrimSpace(filter) == "" {
+		return ForgetResult{}, errors.New("retention needs a tag filter: refusing to apply a policy to every snapshot of the repository")
+	}
+	args := []string{"forget", "--json", "--tag", filter, "--group-by", "host,paths"}
+	out, err := r.Run(ctx, append(args, p.Args()...)...)
 	if err != nil {
 		return ForgetResult{}, err
 	}
@@ -449,122 +499,29 @@ func (r *Restic) Check(ctx context.Context) error {
 	return errors.New("restic check did not report \"no errors were found\"")
 }
 
-// RawDataSize is the repository's stored size (restic stats --mode raw-data).
-func (r *Restic) RawDataSize(ctx context.Context) (uint64, error) {
+// RepositoryStats is what restic stats --mode raw-data reports.
+type RepositoryStats struct {
+	// TotalSize is the stored size of the repository in bytes.
+	TotalSize uint64 `json:"total_size"`
+	// SnapshotsCount is the number of snapshots in the repository.
+	SnapshotsCount int64 `json:"snapshots_count"`
+}
+
+// Stats measures the repository (restic stats --mode raw-data): its stored
+// size and its snapshot count, in one run that takes no lock.
+func (r *Restic) Stats(ctx context.Context) (RepositoryStats, error) {
 	out, err := r.Run(ctx, "stats", "--json", "--mode", "raw-data", "--no-lock")
 	if err != nil {
-		return 0, err
+		return RepositoryStats{}, err
 	}
 	var s struct {
-		TotalSize *uint64 `json:"total_size"`
+		RepositoryStats
+		Present *uint64 `json:"total_size"`
 	}
 	line := firstJSON(out, '{')
-	if line == nil || json.Unmarshal(line, &s) != nil || s.TotalSize == nil {
-		return 0, errors.New("restic stats printed no total_size")
+	if line == nil || json.Unmarshal(line, &s) != nil || s.Present == nil {
+		return RepositoryStats{}, errors.New("restic stats printed no total_size")
 	}
-	return *s.TotalSize, nil
-}
-
-// Locks lists the repository's lock files with their holder and time.
-func (r *Restic) Locks(ctx context.Context) ([]LockInfo, error) {
-	res, err := r.runOpen(ctx, []string{"list", "locks", "--no-lock"})
-	if err != nil {
-		return nil, err
-	}
-	if res.code != 0 {
-		return nil, res.err("list")
-	}
-	out := res.stdout
-	var locks []LockInfo
-	for _, id := range strings.Fields(string(out)) {
-		raw, err := r.Run(ctx, "cat", "lock", id, "--no-lock")
-		if err != nil {
-			// Its holder may have removed it since it was listed.
-			r.logf("reading lock %s: %v", short(id), err)
-			continue
-		}
-		var l LockInfo
-		if err := json.Unmarshal(raw, &l); err != nil {
-			r.logf("lock %s is not JSON: %v", short(id), err)
-			l = LockInfo{}
-		}
-		l.ID = id
-		locks = append(locks, l)
-	}
-	return locks, nil
-}
-
-// StaleLockPolicy decides which locks found at the start of a Job are stale.
-type StaleLockPolicy struct {
-	// Hostname is this process's host name (restic records os.Hostname()).
-	Hostname string
-	// Grace spares locks from Hostname younger than this: they may belong to
-	// a restic this pod started a moment ago.
-	Grace time.Duration
-	// Now is the clock; nil uses time.Now.
-	Now func() time.Time
-}
-
-// RemoveStaleLocks removes every lock in the repository, given as listed by
-// Locks. The operator never runs two Jobs against one repository, so a lock
-// found when a Job starts was left by a restic that is gone (a killed pod).
-// Locks of this host younger than the grace period are waited out first. It
-// returns the removed locks.
-func (r *Restic) RemoveStaleLocks(ctx context.Context, locks []LockInfo, p StaleLockPolicy) ([]LockInfo, error) {
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
-	if len(locks) == 0 {
-		return nil, nil
-	}
-	if wait := graceLeft(locks, p, now()); wait > 0 {
-		r.logf("a lock of this host is younger than %s: waiting %s before removing locks", p.Grace, wait.Round(time.Millisecond))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		var err error
-		if locks, err = r.Locks(ctx); err != nil {
-			return nil, fmt.Errorf("listing locks: %w", err)
-		}
-		if len(locks) == 0 {
-			return nil, nil
-		}
-	}
-	for _, l := range locks {
-		r.logf("removing stale lock %s: %s, %s old", short(l.ID), l.Holder(), now().Sub(l.Time).Round(time.Second))
-	}
-	if _, err := r.Run(ctx, "unlock", "--remove-all"); err != nil {
-		return nil, fmt.Errorf("removing stale locks: %w", err)
-	}
-	return locks, nil
-}
-
-// graceLeft is how long to wait until no lock of this host is in its grace period.
-func graceLeft(locks []LockInfo, p StaleLockPolicy, now time.Time) time.Duration {
-	var wait time.Duration
-	for _, l := range locks {
-		if p.Hostname == "" || l.Hostname != p.Hostname {
-			continue
-		}
-		left := p.Grace - now.Sub(l.Time)
-		if left > p.Grace { // a lock from the future: clock skew
-			left = p.Grace
-		}
-		if left > wait {
-			wait = left
-		}
-	}
-	return wait
-}
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
+	s.RepositoryStats.TotalSize = *s.Present
+	return s.RepositoryStats, nil
 }

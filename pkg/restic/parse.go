@@ -195,22 +195,3 @@ func firstJSON(out []byte, open byte) []byte {
 	}
 	return nil
 }
-
-// LockInfo is one restic lock file.
-type LockInfo struct {
-	ID        string    `json:"-"`
-	Time      time.Time `json:"time"`
-	Exclusive bool      `json:"exclusive"`
-	Hostname  string    `json:"hostname"`
-	Username  string    `json:"username"`
-	PID       int       `json:"pid"`
-}
-
-// Holder describes who took the lock, for logs.
-func (l LockInfo) Holder() string {
-	kind := "shared"
-	if l.Exclusive {
-		kind = "exclusive"
-	}
-	return fmt.Sprintf("%s lock by %s@%s pid %d", kind, l.Username, l.Hostname, l.PID)
-}

@@ -262,27 +262,6 @@ func TestRetentionPolicyArgs(t *testing.T) {
 	}
 }
 
-func TestGraceLeft(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	p := StaleLockPolicy{Hostname: "pod-a", Grace: 5 * time.Second}
-	tests := []struct {
-		name  string
-		locks []LockInfo
-		want  time.Duration
-	}{
-		{"none", nil, 0},
-		{"other host, young", []LockInfo{{Hostname: "pod-b", Time: now}}, 0},
-		{"same host, old", []LockInfo{{Hostname: "pod-a", Time: now.Add(-time.Minute)}}, 0},
-		{"same host, 2s old", []LockInfo{{Hostname: "pod-a", Time: now.Add(-2 * time.Second)}}, 3 * time.Second},
-		{"same host, in the future", []LockInfo{{Hostname: "pod-a", Time: now.Add(time.Hour)}}, 5 * time.Second},
-	}
-	for _, tt := range tests {
-		if got := graceLeft(tt.locks, p, now); got != tt.want {
-			t.Errorf("%s: graceLeft = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 func TestPriorityFromEnv(t *testing.T) {
 	tests := []struct {
 		env     map[string]string

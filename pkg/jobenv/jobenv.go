@@ -1,0 +1,95 @@
+// Package jobenv is the part of the operator-to-Job contract that users may
+// not change: environment variables the operator sets on every container of a
+// backup or restore Job, after the Task, its parameters and runtimeSettings
+// are applied. Task parameters and Function templates (${VAR}) are the user's
+// to shape; what a snapshot is tagged with, which operator decides whether a
+// lock holder still runs, and how long to wait for a lock are not.
+//
+// Kubernetes gives `env` precedence over `envFrom`, so neither the storage
+// Secret nor runtimeSettings.container.envFrom can override these; the
+// resolver replaces any `env` entry of the same name.
+package jobenv
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/stowhq/stow/pkg/identity"
+)
+
+// Variable names.
+const (
+	Namespace   = "STOW_NAMESPACE"
+	InvokerKind = "STOW_INVOKER_KIND"
+	InvokerName = "STOW_INVOKER_NAME"
+	TargetKind  = "STOW_TARGET_KIND"
+	TargetName  = "STOW_TARGET_NAME"
+	// OperatorURL is where the runner asks whether a lock holder still runs.
+	OperatorURL = "STOW_OPERATOR_URL"
+	// LockHostPrefix starts the pod hostname of every Stow Job pod of this
+	// cluster, so restic locks they took can be recognized.
+	LockHostPrefix = "STOW_LOCK_HOST_PREFIX"
+	// LockDeadline (RFC 3339) is when the runner stops waiting for a lock
+	// held by someone else and fails with the holder's name.
+	LockDeadline = "STOW_LOCK_DEADLINE"
+)
+
+// Contract is what the operator tells a Job through these variables.
+type Contract struct {
+	Identity       identity.Identity
+	OperatorURL    string
+	LockHostPrefix string
+	LockDeadline   time.Time
+}
+
+// Env renders c as container environment variables.
+func (c Contract) Env() []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		{Name: Namespace, Value: c.Identity.Namespace},
+		{Name: InvokerKind, Value: c.Identity.InvokerKind},
+		{Name: InvokerName, Value: c.Identity.InvokerName},
+		{Name: TargetKind, Value: c.Identity.TargetKind},
+		{Name: TargetName, Value: c.Identity.TargetName},
+		{Name: OperatorURL, Value: c.OperatorURL},
+		{Name: LockHostPrefix, Value: c.LockHostPrefix},
+	}
+	if !c.LockDeadline.IsZero() {
+		env = append(env, corev1.EnvVar{Name: LockDeadline, Value: c.LockDeadline.UTC().Format(time.RFC3339)})
+	}
+	return env
+}
+
+// Names lists the variables of the contract.
+func Names() []string {
+	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline}
+}
+
+// Read returns the contract from the environment; ok is false when the
+// operator set none of it (a step run by hand, or by a Function that is not
+// Stow's), so callers fall back to their flags.
+func Read(getenv func(string) string) (c Contract, ok bool, err error) {
+	for _, n := range Names() {
+		if getenv(n) != "" {
+			ok = true
+		}
+	}
+	if !ok {
+		return c, false, nil
+	}
+	c.Identity = identity.Identity{
+		Namespace: getenv(Namespace), InvokerKind: getenv(InvokerKind), InvokerName: getenv(InvokerName),
+		TargetKind: getenv(TargetKind), TargetName: getenv(TargetName),
+	}
+	c.OperatorURL = getenv(OperatorURL)
+	c.LockHostPrefix = getenv(LockHostPrefix)
+	if v := getenv(LockDeadline); v != "" {
+		t, perr := time.Parse(time.RFC3339, v)
+		if perr != nil {
+			return c, true, fmt.Errorf("%s=%q is not an RFC 3339 time", LockDeadline, v)
+		}
+		c.LockDeadline = t
+	}
+	return c, true, nil
+}
