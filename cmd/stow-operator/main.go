@@ -40,7 +40,9 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
+	"github.com/stowhq/stow/pkg/lockholder"
 	"github.com/stowhq/stow/pkg/metrics"
+	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
 )
 
@@ -128,11 +130,28 @@ func run(ctx context.Context, o options) error {
 		}
 	}()
 
+	// Jobs recognize this cluster's Stow pods in restic locks by their
+	// hostname prefix, derived from the cluster's identity.
+	clusterID, err := clusterIdentity(ctx, kube, o.ClusterID)
+	if err != nil {
+		return err
+	}
+	o.lockHostPrefix = names.LockHostPrefix(clusterID)
+	logger.Info("Lock host prefix of this cluster's Job pods", "prefix", o.lockHostPrefix)
+
 	// The embedded Pushgateway runs on every replica: Jobs push through the
-	// Service to any ready one. A failure of it stops the operator.
+	// Service to any ready one, and ask there whether a lock holder still
+	// runs. A failure of it stops the operator.
 	sessions := &sessionListers{}
 	metricsErrs := make(chan error, 1)
-	pusher, err := startMetrics(ctx, o, sessions, metricsErrs)
+	holders := lockholder.Handler(o.lockHostPrefix, func(ctx context.Context, selector string) ([]corev1.Pod, error) {
+		list, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return nil, err
+		}
+		return list.Items, nil
+	})
+	pusher, err := startMetrics(ctx, o, sessions, map[string]http.Handler{lockholder.Path: holders}, metricsErrs)
 	if err != nil {
 		return fmt.Errorf("start metrics: %w", err)
 	}
@@ -160,6 +179,19 @@ func run(ctx context.Context, o options) error {
 		runErr = cause
 	}
 	return runErr
+}
+
+// clusterIdentity is the UID of the kube-system namespace (a common cluster
+// id), unless --cluster-id names one.
+func clusterIdentity(ctx context.Context, kube kubernetes.Interface, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	ns, err := kube.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("read the cluster identity (namespace kube-system; or set --cluster-id): %w", err)
+	}
+	return string(ns.UID), nil
 }
 
 // runWithLeaderElection runs fn while this replica holds the Lease; the
@@ -210,7 +242,8 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 	for _, s := range o.ImagePullSecrets {
 		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: s})
 	}
-	ropts := resolve.Options{Image: o.Image, PushgatewayURL: o.jobsPushgatewayURL, ImagePullSecrets: pullSecrets}
+	ropts := resolve.Options{Image: o.Image, PushgatewayURL: o.jobsPushgatewayURL, ImagePullSecrets: pullSecrets,
+		OperatorURL: o.operatorURL, LockHostPrefix: o.lockHostPrefix, DefaultLockWait: o.LockWait}
 
 	kubeInformers := informers.NewSharedInformerFactory(kube, o.ResyncPeriod)
 	// Jobs and pods are read only for Stow's own, so the operator does not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,11 +49,12 @@ func (l *sessionListers) collector() prometheus.Collector {
 // replica, leader or not, because Jobs push through the Service to any ready
 // replica. It returns the pusher the controllers use: the external
 // --pushgateway-url if set, else this process's own server over loopback.
-func startMetrics(ctx context.Context, o options, sessions *sessionListers, errs chan<- error) (metrics.SessionPusher, error) {
+func startMetrics(ctx context.Context, o options, sessions *sessionListers, extra map[string]http.Handler, errs chan<- error) (metrics.SessionPusher, error) {
 	srv, err := metrics.NewServer(metrics.ServerOptions{
 		Address:         o.PushgatewayListen,
 		PersistenceFile: o.PersistenceFile,
 		Collectors:      []prometheus.Collector{sessions.collector()},
+		Extra:           extra,
 	})
 	if err != nil {
 		return nil, err

@@ -29,6 +29,13 @@ type options struct {
 	ResyncPeriod         time.Duration
 	KubeAPIQPS           float32
 	KubeAPIBurst         int
+	ClusterID            string
+	LockWait             time.Duration
+	MaxConcurrentJobs    int
+	// operatorURL is where Jobs reach this operator's Service (lock
+	// holders); lockHostPrefix is set at start from the cluster identity.
+	operatorURL    string
+	lockHostPrefix string
 }
 
 // defaultImage is the image deploy/ installs; hack/build-image.sh builds it.
@@ -53,6 +60,9 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	// it from a client that asks for more.
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 100, "Sustained requests per second to the API server (client-side limit).")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 200, "Requests allowed in a burst above --kube-api-qps.")
+	fs.StringVar(&o.ClusterID, "cluster-id", "", "Identity of this cluster, from which the hostname prefix of Stow's Job pods is derived (restic records hostnames in its locks; a lock of this cluster's Stow pods is removed once the pod no longer runs). Default: the UID of namespace kube-system. Two clusters sharing a bucket must differ.")
+	fs.DurationVar(&o.LockWait, "lock-wait", 35*time.Minute, "How long a Job of a session without timeOut waits for a restic lock held by someone else before it fails naming the holder (with timeOut: until shortly before the deadline). restic considers a lock older than 30 minutes stale.")
+	fs.IntVar(&o.MaxConcurrentJobs, "max-concurrent-jobs", 50, "Most backup and restore Jobs running at once in the cluster; further sessions wait (condition ExecutorWaiting, reason TooManyJobs). 0: no limit.")
 }
 
 // complete fills defaults that depend on the environment and checks values.
@@ -64,17 +74,26 @@ func (o *options) complete() error {
 	if o.LeaderElect && o.LeaderElectNamespace == "" {
 		return fmt.Errorf("--leader-elect needs --leader-elect-namespace or $POD_NAMESPACE")
 	}
+	// Jobs reach this operator through its Service, on the port of the
+	// embedded Pushgateway (which also answers lock-holder questions).
+	ns := podNS
+	if ns == "" {
+		ns = "stow-system"
+	}
+	port := "56789"
+	if _, p, err := net.SplitHostPort(o.PushgatewayListen); err == nil && p != "" {
+		port = p
+	}
+	o.operatorURL = fmt.Sprintf("http://stow-operator.%s.svc:%s", ns, port)
 	o.jobsPushgatewayURL = o.PushgatewayURL
 	if o.jobsPushgatewayURL == "" {
-		ns := podNS
-		if ns == "" {
-			ns = "stow-system"
-		}
-		port := "56789"
-		if _, p, err := net.SplitHostPort(o.PushgatewayListen); err == nil && p != "" {
-			port = p
-		}
-		o.jobsPushgatewayURL = fmt.Sprintf("http://stow-operator.%s.svc:%s", ns, port)
+		o.jobsPushgatewayURL = o.operatorURL
+	}
+	if o.LockWait <= 0 {
+		return fmt.Errorf("--lock-wait must be positive, not %s", o.LockWait)
+	}
+	if o.MaxConcurrentJobs < 0 {
+		return fmt.Errorf("--max-concurrent-jobs must be 0 (no limit) or positive, not %d", o.MaxConcurrentJobs)
 	}
 	if o.Workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, not %d", o.Workers)

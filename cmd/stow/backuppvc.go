@@ -20,8 +20,13 @@ var backupPVCCommand = command{
 	name:  "backup-pvc",
 	short: "back up a PVC's paths (first step of a backup Job)",
 	long: `Backs up each of --backup-paths with restic: initializes the repository if
-it does not exist (never on a wrong password), removes stale restic locks left
-by killed Jobs, then runs one restic backup per path, tagged with the mount path.
+it does not exist (never on a wrong password), removes restic locks it can
+prove stale (restic's own rule, or a Stow Job pod of this cluster that no
+longer runs, as the operator confirms), then runs one restic backup per path,
+tagged with the mount path and the snapshot identity (namespace, invoker,
+target). A lock held by anyone else is waited for until the deadline, then the
+step fails naming the holder. Every path must lie inside the target volume
+(--mount-path); extra --args may tune restic, not change what Stow decides.
 The result goes to <output-dir>/output.json for update-status and to the
 termination log; on failure the step exits non-zero with a one-line cause.
 Unreadable files are a failure. Storage credentials come from the environment
@@ -50,21 +55,39 @@ type backupPVCOptions struct {
 }
 
 func (o *backupPVCOptions) run(ctx context.Context) error {
-	start := time.Now()
 	res := jobresult.Result{Step: "backup-pvc", Host: o.job.host()}
 	fail := func(err error) error {
 		res.Error = oneLine(err.Error())
-		res.Duration = time.Since(start).Round(time.Millisecond).String()
+		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
 		return o.job.finish(res, true)
+	}
+	if err := o.job.load(); err != nil {
+		return fail(err)
 	}
 	paths := splitList(o.paths)
 	if len(paths) == 0 {
 		return fail(errors.New("no --backup-paths given"))
 	}
+	mounts := map[string]string{}
 	for _, p := range paths {
-		if !filepath.IsAbs(p) {
-			return fail(fmt.Errorf("backup path %q is not absolute", p))
+		mount, err := o.mountOf(p)
+		if err != nil {
+			return fail(err)
 		}
+		mounts[p] = mount
+	}
+	extra := strings.Fields(o.extraArgs)
+	if err := restic.CheckBackupArgs(extra); err != nil {
+		return fail(err)
+	}
+	tags := []string{}
+	if id, ok := o.job.identity(); ok {
+		tags = append(tags, id.Tags()...)
+	} else {
+		logger.Printf("warning: no complete snapshot identity (namespace, invoker, target): snapshots are not tagged with one, so retention and restore-by-default will not find them")
+	}
+	if o.session != "" {
+		tags = append(tags, "stow-backupsession="+o.session)
 	}
 	r, closeRepo, err := o.job.openRepository()
 	if err != nil {
@@ -86,26 +109,22 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 	if created {
 		logger.Printf("initialized repository %s", r.Location.Display())
 	}
-	self, _ := os.Hostname()
-	removed, err := r.RemoveStaleLocks(ctx, locks, restic.StaleLockPolicy{Hostname: self, Grace: o.job.lockGrace})
+	policy := o.job.lockPolicy()
+	removed, err := r.RemoveStaleLocks(ctx, locks, policy)
 	if err != nil {
-		return fail(err)
+		logger.Printf("warning: %v", err)
 	}
 	res.StaleLocksRemoved = len(removed)
 
-	var tags []string
-	if o.session != "" {
-		tags = append(tags, "stow-backupsession="+o.session)
-	}
 	var errs []string
 	for _, p := range paths {
-		mount := o.mountPath
-		if mount == "" {
-			mount = mountPointOf(p)
-		}
-		sum, err := r.Backup(ctx, p, restic.BackupOptions{
-			Host: res.Host, MountPath: mount, Tags: tags,
-			Excludes: splitList(o.excludes), ExtraArgs: strings.Fields(o.extraArgs),
+		var sum *restic.BackupSummary
+		err := r.WaitForLock(ctx, "backup", policy, o.job.lockDeadline(), func(ctx context.Context) (err error) {
+			sum, err = r.Backup(ctx, p, restic.BackupOptions{
+				Host: res.Host, MountPath: mounts[p], Tags: tags,
+				Excludes: splitList(o.excludes), ExtraArgs: extra,
+			})
+			return err
 		})
 		if err != nil {
 			logger.Printf("backup of %s failed: %v", p, err)
@@ -121,8 +140,36 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 	if len(errs) > 0 {
 		return fail(errors.New(strings.Join(errs, "; ")))
 	}
-	res.Duration = time.Since(start).Round(time.Millisecond).String()
+	res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
 	return o.job.finish(res, true)
+}
+
+// mountOf returns the mount path a backup path is read under, and refuses a
+// path that is not inside it: the only input of a backup is the target
+// volume, never the Job's own files (its environment holds the repository
+// credentials), /proc, or the scratch directory.
+func (o *backupPVCOptions) mountOf(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("backup path %q is not absolute", p)
+	}
+	p = filepath.Clean(p)
+	mount := o.mountPath
+	if mount == "" {
+		mount = mountPointOf(p)
+		if mount == p && p != "/" {
+			return mount, nil // no volume mounted here: a Stash-style run by hand
+		}
+	}
+	mount = filepath.Clean(mount)
+	rel, err := filepath.Rel(mount, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || mount == "/" {
+		return "", fmt.Errorf("backup path %s is outside the target volume mounted at %s: only the target volume is backed up", p, mount)
+	}
+	scratch := filepath.Clean(o.job.scratchDir)
+	if p == scratch || strings.HasPrefix(p, scratch+"/") || scratch == mount || strings.HasPrefix(scratch, p+"/") {
+		return "", fmt.Errorf("backup path %s overlaps the scratch directory %s", p, scratch)
+	}
+	return mount, nil
 }
 
 // mountPointOf is the deepest mount point holding p (from mountinfo), which

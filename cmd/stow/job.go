@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/identity"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/jobresult"
+	"github.com/stowhq/stow/pkg/lockholder"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/restic"
 )
@@ -27,8 +31,15 @@ type jobFlags struct {
 	backend                                 restic.BackendFlags
 	enableCache                             bool
 	scratchDir, terminationLog              string
-	lockGrace                               time.Duration
+	lockWait                                time.Duration
 	backendRetryLimit                       time.Duration
+
+	// contract is what the operator fixed in the environment (pkg/jobenv);
+	// when present it wins over the flags above, which Task parameters
+	// can change.
+	contract    jobenv.Contract
+	hasContract bool
+	start       time.Time
 }
 
 func (j *jobFlags) register(fs *pflag.FlagSet) {
@@ -52,8 +63,64 @@ func (j *jobFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&j.enableCache, "enable-cache", true, "keep restic's cache under --scratch-dir (false runs restic with --no-cache)")
 	fs.StringVar(&j.scratchDir, "scratch-dir", v1beta1.TmpDirMountPath, "scratch directory for the cache, temp files and credential files")
 	fs.StringVar(&j.terminationLog, "termination-log", jobresult.TerminationLogPath, "file the step's result is written to (the container's termination message)")
-	fs.DurationVar(&j.lockGrace, "lock-grace", 10*time.Second, "spare restic locks of this pod younger than this when removing stale locks")
+	fs.DurationVar(&j.lockWait, "lock-wait", 30*time.Minute, "how long to wait for a restic lock held by someone else before failing with the holder's name (the operator sets a deadline in $"+jobenv.LockDeadline+" instead)")
 	fs.DurationVar(&j.backendRetryLimit, "backend-retry-limit", 2*time.Minute, "fail once restic has retried backend requests without success for this long (0: restic's own 15 minutes)")
+}
+
+// load reads the operator's contract from the environment; call it first.
+func (j *jobFlags) load() error {
+	j.start = time.Now()
+	c, ok, err := jobenv.Read(os.Getenv)
+	if err != nil {
+		return err
+	}
+	j.contract, j.hasContract = c, ok
+	return nil
+}
+
+// identity is the source identity snapshots are tagged with: the
+// operator's, else the flags' when they name one completely.
+func (j *jobFlags) identity() (identity.Identity, bool) {
+	if j.hasContract {
+		return j.contract.Identity, j.contract.Identity.Validate() == nil
+	}
+	ns := j.targetNamespace
+	if ns == "" {
+		ns = j.namespace
+	}
+	id := identity.Identity{Namespace: ns, InvokerKind: j.invokerKind, InvokerName: j.invokerName,
+		TargetKind: j.targetKind, TargetName: j.targetName}
+	return id, id.Validate() == nil
+}
+
+// lockPolicy decides which restic locks this step may remove: restic's own
+// stale ones, and those of this cluster's Stow pods the operator says no
+// longer run.
+func (j *jobFlags) lockPolicy() restic.LockPolicy {
+	self, _ := os.Hostname()
+	p := restic.LockPolicy{Self: self}
+	if j.hasContract && j.contract.LockHostPrefix != "" && j.contract.OperatorURL != "" {
+		p.HostPrefix = j.contract.LockHostPrefix
+		url := j.contract.OperatorURL
+		p.HolderRuns = func(ctx context.Context, host string) (bool, error) {
+			a, err := lockholder.Ask(ctx, nil, url, host)
+			if err != nil {
+				logger.Printf("lock holder %s: %v; keeping its lock", host, err)
+				return true, err
+			}
+			logger.Printf("lock holder %s: %s", host, a.Reason)
+			return a.Runs, nil
+		}
+	}
+	return p
+}
+
+// lockDeadline is when waiting for someone else's lock ends.
+func (j *jobFlags) lockDeadline() time.Time {
+	if j.hasContract && !j.contract.LockDeadline.IsZero() {
+		return j.contract.LockDeadline
+	}
+	return j.start.Add(j.lockWait)
 }
 
 // host is the restic host of this target: --hostname or host-0.
@@ -135,16 +202,20 @@ func (j *jobFlags) newRestic() (*restic.Restic, []string, error) {
 	return r, made, nil
 }
 
+// metricLabels are the labels of what this step pushes. The source
+// (namespace, invoker, target) comes from the operator's contract when there
+// is one, so a Task parameter cannot make a Job push for another invoker.
 func (j *jobFlags) metricLabels(host string) metrics.JobLabels {
-	ns := j.targetNamespace
-	if ns == "" {
-		ns = j.namespace
-	}
-	return metrics.JobLabels{
+	l := metrics.JobLabels{
 		InvokerKind: j.invokerKind, InvokerName: j.invokerName, Namespace: j.namespace,
 		Repository: j.repository, TargetKind: j.targetKind, TargetName: j.targetName,
 		Host: host, Backend: j.backend.Provider, Bucket: j.backend.Bucket, Prefix: j.backend.Prefix,
 	}
+	if j.hasContract {
+		id := j.contract.Identity
+		l.Namespace, l.InvokerKind, l.InvokerName, l.TargetKind, l.TargetName = id.Namespace, id.InvokerKind, id.InvokerName, id.TargetKind, id.TargetName
+	}
+	return l
 }
 
 // outputPath is where a step leaves its result for update-status.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/identity"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/restic"
 )
@@ -21,11 +22,18 @@ var restorePVCCommand = command{
 	short: "restore snapshots into a PVC (first step of a restore Job)",
 	long: `Restores into --mount-path, relative to it (never to "/"): a snapshot path
 taken under mount path M lands at <mount-path>/<path relative to M>.
-With --snapshots (ids or "latest"), those snapshots are restored. Otherwise,
-with --restore-paths, the latest snapshot of the source host holding each path.
-Otherwise the latest snapshot of every path the source host (--source-hostname,
-else --hostname, else host-0) has. Finding nothing to restore is a failure.
---include/--exclude filter files; paths and patterns with ".." are refused.`,
+With --snapshots (ids or "latest" of the source host), those snapshots are
+restored. Otherwise, with --restore-paths, the latest snapshot of the source
+host (--source-hostname, else --hostname, else host-0) holding each path.
+Otherwise, with --source-hostname, the latest snapshot of every path of that
+host (Stash's meaning of a rule with only a sourceHost).
+Otherwise the latest snapshot of this target: for every path, the newest
+snapshot tagged with the target's identity (its namespace and PVC; any
+invoker), whatever the host; snapshots without that identity (taken by Stash,
+by hand, or by another PVC) are never chosen. Finding nothing to restore is a
+failure. --include/--exclude filter files; paths and patterns with ".." are
+refused, so are restore targets that run through a symbolic link, and extra
+--args that would change the target, host or selection.`,
 	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
 		o := &restorePVCOptions{}
 		o.job.register(fs)
@@ -54,12 +62,14 @@ type restorePVCOptions struct {
 }
 
 func (o *restorePVCOptions) run(ctx context.Context) error {
-	start := time.Now()
 	res := jobresult.Result{Step: "restore-pvc", Host: o.job.host()}
 	fail := func(err error) error {
 		res.Error = oneLine(err.Error())
-		res.Duration = time.Since(start).Round(time.Millisecond).String()
+		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
 		return o.job.finish(res, true)
+	}
+	if err := o.job.load(); err != nil {
+		return fail(err)
 	}
 	if !filepath.IsAbs(o.mountPath) {
 		return fail(fmt.Errorf("--mount-path %q is not absolute", o.mountPath))
@@ -69,6 +79,10 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 		if err := restic.CheckNoParent(p); err != nil {
 			return fail(err)
 		}
+	}
+	extra := strings.Fields(o.extraArgs)
+	if err := restic.CheckRestoreArgs(extra); err != nil {
+		return fail(err)
 	}
 	source := o.sourceHost
 	if source == "" {
@@ -80,10 +94,10 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	}
 	defer closeRepo()
 	base := restic.RestoreOptions{
-		Host: source, MountPath: o.mountPath, Includes: includes, Excludes: excludes,
-		ExtraArgs: strings.Fields(o.extraArgs),
+		Host: source, MountPath: o.mountPath, Includes: includes, Excludes: excludes, ExtraArgs: extra,
 	}
 	var plan []restic.RestoreOptions
+	what := "host " + source
 	switch {
 	case o.snapshots != "":
 		for _, s := range splitList(o.snapshots) {
@@ -97,20 +111,49 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 			p.Snapshot, p.Path = "latest", path
 			plan = append(plan, p)
 		}
-	default:
-		paths, err := hostPaths(ctx, r, source)
+	case o.sourceHost != "":
+		// A rule naming only a sourceHost: Stash's meaning, the latest
+		// snapshot of that host for each of its paths.
+		latest, err := latestPerPath(ctx, r, restic.SnapshotFilter{Host: source})
 		if err != nil {
 			return fail(err)
 		}
-		for _, path := range paths {
+		if len(latest) == 0 {
+			return fail(errors.New("no snapshot found for host " + source))
+		}
+		for i := range latest {
 			p := base
-			p.Snapshot, p.Path = "latest", path
+			p.Resolved, p.Path = &latest[i].Snapshot, latest[i].Path
+			plan = append(plan, p)
+		}
+	default:
+		id, ok := o.job.identity()
+		if !ok {
+			return fail(errors.New("no rules and no target identity (namespace, target kind and name): cannot tell which snapshots are this PVC's; name snapshots, paths or a sourceHost in a rule"))
+		}
+		filter := identity.TargetFilter(id.Namespace, id.TargetKind, id.TargetName)
+		what = fmt.Sprintf("%s %s/%s", id.TargetKind, id.Namespace, id.TargetName)
+		latest, err := latestPerPath(ctx, r, restic.SnapshotFilter{Tags: []string{filter}})
+		if err != nil {
+			return fail(err)
+		}
+		if len(latest) == 0 {
+			return fail(fmt.Errorf("no snapshot of %s in the repository (snapshots tagged %s); snapshots without Stow's identity, e.g. taken by Stash or of another PVC, are restored only when a rule names them (snapshots, paths or sourceHost)", what, filter))
+		}
+		for i := range latest {
+			p := base
+			p.Resolved, p.Path = &latest[i].Snapshot, latest[i].Path
 			plan = append(plan, p)
 		}
 	}
-	logger.Printf("restoring %d snapshot selection(s) of host %s into %s", len(plan), source, o.mountPath)
+	logger.Printf("restoring %d snapshot selection(s) of %s into %s", len(plan), what, o.mountPath)
+	policy, deadline := o.job.lockPolicy(), o.job.lockDeadline()
 	for _, p := range plan {
-		done, err := r.Restore(ctx, p)
+		var done []restic.RestoredPath
+		err := r.WaitForLock(ctx, "restore", policy, deadline, func(ctx context.Context) (err error) {
+			done, err = r.Restore(ctx, p)
+			return err
+		})
 		for _, d := range done {
 			logger.Printf("restored %s of snapshot %s into %s", d.Path, short(d.SnapshotID), d.Target)
 			res.Snapshots = append(res.Snapshots, v1beta1.SnapshotStats{Name: d.SnapshotID, Path: d.Path})
@@ -120,32 +163,37 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 		}
 	}
 	if len(res.Snapshots) == 0 {
-		return fail(fmt.Errorf("nothing was restored for host %s", source))
+		return fail(fmt.Errorf("nothing was restored for %s", what))
 	}
-	res.Duration = time.Since(start).Round(time.Millisecond).String()
+	res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
 	return o.job.finish(res, true)
 }
 
-// hostPaths lists the distinct snapshot paths of host; none is an error:
-// a restore with no rules must restore something or fail.
-func hostPaths(ctx context.Context, r *restic.Restic, host string) ([]string, error) {
-	snaps, err := r.Snapshots(ctx, restic.SnapshotFilter{Host: host})
+// pathSnapshot is the snapshot a path is restored from.
+type pathSnapshot struct {
+	Path     string
+	Snapshot restic.Snapshot
+}
+
+// latestPerPath lists the snapshots f selects, once, and returns for each
+// distinct path the newest snapshot that holds it, ordered by path.
+func latestPerPath(ctx context.Context, r *restic.Restic, f restic.SnapshotFilter) ([]pathSnapshot, error) {
+	snaps, err := r.Snapshots(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
-	var paths []string
+	newest := map[string]restic.Snapshot{}
 	for _, s := range snaps {
 		for _, p := range s.Paths {
-			if !seen[p] {
-				seen[p] = true
-				paths = append(paths, p)
+			if cur, ok := newest[p]; !ok || s.Time.After(cur.Time) {
+				newest[p] = s
 			}
 		}
 	}
-	if len(paths) == 0 {
-		return nil, errors.New("no snapshot found for host " + host)
+	out := make([]pathSnapshot, 0, len(newest))
+	for p, s := range newest {
+		out = append(out, pathSnapshot{Path: p, Snapshot: s})
 	}
-	sort.Strings(paths)
-	return paths, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
 }

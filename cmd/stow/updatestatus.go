@@ -18,8 +18,10 @@ var updateStatusCommand = command{
 	name:  "update-status",
 	short: "apply retention, verify the repository, push metrics (last step of a Job)",
 	long: `Reads the previous step's result from <output-dir>/output.json. After a
-successful backup it applies the retention policy (restic forget with the
---retention-* flags; prune only with --retention-prune), runs restic check when
+successful backup it applies the retention policy to this configuration's own
+snapshots (restic forget of the snapshots tagged with its identity, grouped by
+host and paths; flags --retention-*; prune only with --retention-prune); a
+snapshot without that identity is never removed. It runs restic check when
 --integrity-check is set, and measures the repository size. It pushes host and
 repository metrics (a push failure is a warning: metricsPushed=false) and
 writes the combined result to the termination log. It exits non-zero if any
@@ -64,6 +66,10 @@ type updateStatusOptions struct {
 
 func (o *updateStatusOptions) run(ctx context.Context) error {
 	o.policy.KeepTags = splitList(o.keepTags)
+	if err := o.job.load(); err != nil {
+		res := jobresult.Result{Step: "update-status", Host: o.job.host(), Error: oneLine(err.Error())}
+		return o.job.finish(res, false)
+	}
 	prev, err := readOutput(o.job.outputPath())
 	if err != nil {
 		res := jobresult.Result{Step: "update-status", Host: o.job.host(), Error: oneLine(err.Error())}
@@ -90,34 +96,46 @@ func (o *updateStatusOptions) run(ctx context.Context) error {
 	return o.job.finish(res, false)
 }
 
-// maintainRepository applies retention, then check, then measures the size.
-// A retention failure stops the chain, as a failed step should.
+// maintainRepository applies retention to this configuration's snapshots,
+// then check, then measures the repository. A retention failure stops the
+// chain, as a failed step should.
 func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobresult.Result) error {
 	r, closeRepo, err := o.job.openRepository()
 	if err != nil {
 		return err
 	}
 	defer closeRepo()
+	id, ok := o.job.identity()
+	if !ok {
+		msg := "the snapshot identity (namespace, invoker, target) is unknown: retention is not applied, so no snapshot of anyone else can be removed"
+		res.Retention = &jobresult.RetentionResult{Error: msg}
+		return fmt.Errorf("retention: %s", msg)
+	}
+	policy, deadline := o.job.lockPolicy(), o.job.lockDeadline()
 	if o.policy.IsEmpty() {
-		// Nothing to forget; still report how many snapshots there are.
-		snaps, err := r.Snapshots(ctx, restic.SnapshotFilter{})
+		// Nothing to forget; still report how many snapshots it has.
+		snaps, err := r.Snapshots(ctx, restic.SnapshotFilter{Tags: []string{id.InvokerFilter()}})
 		if err != nil {
 			return fmt.Errorf("counting snapshots: %v", oneLine(err.Error()))
 		}
 		res.Retention = &jobresult.RetentionResult{SnapshotsKept: int64(len(snaps))}
 	} else {
-		fr, err := r.Forget(ctx, o.policy)
+		var fr restic.ForgetResult
+		err := r.WaitForLock(ctx, "forget", policy, deadline, func(ctx context.Context) (err error) {
+			fr, err = r.Forget(ctx, o.policy, id.InvokerFilter())
+			return err
+		})
 		if err != nil {
 			msg := oneLine(err.Error())
 			res.Retention = &jobresult.RetentionResult{Error: msg}
 			return fmt.Errorf("retention: %s", msg)
 		}
 		res.Retention = &jobresult.RetentionResult{SnapshotsKept: fr.Kept, SnapshotsRemoved: fr.Removed}
-		logger.Printf("retention kept %d and removed %d snapshot(s)%s", fr.Kept, fr.Removed, map[bool]string{true: " (dry run)"}[o.policy.DryRun])
+		logger.Printf("retention of %s kept %d and removed %d snapshot(s)%s", id.InvokerFilter(), fr.Kept, fr.Removed, map[bool]string{true: " (dry run)"}[o.policy.DryRun])
 	}
 	var errs []error
 	if o.integrityCheck {
-		err := r.Check(ctx)
+		err := r.WaitForLock(ctx, "check", policy, deadline, r.Check)
 		res.Integrity = boolPtr(err == nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("integrity check: %s", oneLine(err.Error())))
@@ -125,11 +143,12 @@ func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobre
 			logger.Printf("repository integrity verified")
 		}
 	}
-	size, err := r.RawDataSize(ctx)
+	st, err := r.Stats(ctx)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("repository size: %s", oneLine(err.Error())))
 	} else {
-		res.TotalSize = restic.FormatSize(size)
+		res.TotalSize = restic.FormatSize(st.TotalSize)
+		res.RepositorySnapshots = &st.SnapshotsCount
 	}
 	return errors.Join(errs...)
 }

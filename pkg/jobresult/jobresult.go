@@ -42,13 +42,17 @@ type Result struct {
 	Integrity *bool `json:"integrity,omitempty"`
 	// TotalSize is the repository size (restic stats --mode raw-data), formatted.
 	TotalSize string `json:"totalSize,omitempty"`
+	// RepositorySnapshots is the number of snapshots in the whole
+	// repository (every configuration's, and any not taken by Stow).
+	RepositorySnapshots *int64 `json:"repositorySnapshots,omitempty"`
 	// MetricsPushed reports whether host and repository metrics reached the Pushgateway.
 	MetricsPushed *bool `json:"metricsPushed,omitempty"`
 	// StaleLocksRemoved counts restic locks removed because their holder was gone.
 	StaleLocksRemoved int `json:"staleLocksRemoved,omitempty"`
 }
 
-// RetentionResult is the outcome of restic forget.
+// RetentionResult is the outcome of restic forget over the configuration's
+// own snapshots (its snapshot identity): Kept is how many it has now.
 type RetentionResult struct {
 	SnapshotsKept    int64  `json:"kept"`
 	SnapshotsRemoved int64  `json:"removed"`

@@ -54,6 +54,9 @@ type ServerOptions struct {
 	MaxPushBytes int64
 	// Logger for the Pushgateway storage and handlers; klog when nil.
 	Logger *slog.Logger
+	// Extra are further GET handlers served on the same port, by path
+	// prefix (ending in "/"), for Jobs that reach the operator here.
+	Extra map[string]http.Handler
 }
 
 // Server is a Pushgateway embedded in the operator. It serves:
@@ -152,7 +155,15 @@ func (s *Server) Handler() http.Handler {
 			r.Del(p, handler.Delete(s.store, b64, s.logger))
 		}
 	}
-	return r
+	if len(s.opts.Extra) == 0 {
+		return r
+	}
+	mux := http.NewServeMux()
+	for prefix, h := range s.opts.Extra {
+		mux.Handle(prefix, h)
+	}
+	mux.Handle("/", r)
+	return mux
 }
 
 // Run serves until ctx is done, then stops accepting requests, lets running

@@ -3,6 +3,8 @@
 package names
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -86,4 +88,21 @@ func fit(name string, n int) string {
 	_, _ = h.Write([]byte(name))
 	suffix := fmt.Sprintf("-%08x", h.Sum32())
 	return strings.TrimRight(name[:n-len(suffix)], "-") + suffix
+}
+
+// LockHostPrefix starts the pod hostname of every Stow Job pod of the cluster
+// with the given id (the kube-system namespace UID): restic records the
+// hostname in its locks, so a lock taken by a Stow pod of this cluster is
+// recognized as such, and one of another cluster sharing the bucket is not.
+func LockHostPrefix(clusterID string) string {
+	sum := sha256.Sum256([]byte(clusterID))
+	return "stow-" + hex.EncodeToString(sum[:4]) + "-"
+}
+
+// LockHost is the pod hostname of the Job pod that runs ordinal of the
+// session (or other owner) with uid: unique per Job, and the same on every
+// reconcile, so the operator can tell whether the holder of a lock still runs.
+func LockHost(prefix string, uid string, ordinal int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", uid, ordinal)))
+	return prefix + hex.EncodeToString(sum[:8])
 }

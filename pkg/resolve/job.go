@@ -12,6 +12,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/identity"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -62,6 +64,9 @@ type jobInput struct {
 	postHook        *v1beta1.PostHookHandler
 	hookTypes       [2]string // pre, post
 	extraEnv        []corev1.EnvVar
+	// contract and lockHost are fixed by the operator (contract.go).
+	contract jobenv.Contract
+	lockHost string
 }
 
 // BackupJob builds the Job that runs BackupSession s of bc (stash-spec §2.6, §4.4).
@@ -94,10 +99,15 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 		timeOut:     d.Spec.TimeOut,
 		targetMount: v1beta1.DefaultMountPath,
 		hookTypes:   [2]string{"preBackup", "postBackup"},
+		lockHost:    lockHost(string(s.UID), 0, opts),
 	}
+	id := identity.Identity{Namespace: s.Namespace, InvokerKind: v1beta1.KindBackupConfiguration, InvokerName: d.Name,
+		TargetKind: v1beta1.KindPersistentVolumeClaim}
 	if d.Spec.Target != nil {
 		in.targetMount = v1beta1.TargetMountPath(d.Spec.Target.VolumeMounts)
+		id.TargetName = d.Spec.Target.Ref.Name
 	}
+	in.contract = contract(id, lockDeadline(s.CreationTimestamp, d.Spec.TimeOut, opts), opts)
 	if h := d.Spec.Hooks; h != nil {
 		in.preHook, in.postHook = h.PreBackup, h.PostBackup
 	}
@@ -173,6 +183,10 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 			targetMount: v1beta1.TargetMountPath(t.VolumeMounts),
 			restore:     true,
 			hookTypes:   [2]string{"preRestore", "postRestore"},
+			lockHost:    lockHost(string(rs.UID), ord, opts),
+			contract: contract(identity.Identity{Namespace: rs.Namespace, InvokerKind: v1beta1.KindRestoreSession, InvokerName: rs.Name,
+				TargetKind: v1beta1.KindPersistentVolumeClaim, TargetName: vars[VarTargetName]},
+				lockDeadline(rs.CreationTimestamp, d.Spec.TimeOut, opts), opts),
 		}
 		if h := d.Spec.Hooks; h != nil {
 			in.preHook, in.postHook = h.PreRestore, h.PostRestore
@@ -358,6 +372,7 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	}
 	podMeta := metav1.ObjectMeta{Labels: copyMap(in.labels)}
 	applyPodSettings(&pod, &podMeta, in.rt.Pod, opts)
+	applyContract(&pod, &podMeta, in.contract, in.lockHost)
 
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{

@@ -547,12 +547,15 @@ func TestRestoreVars(t *testing.T) {
 		rule *v1beta1.Rule
 		want map[string]string
 	}{
-		{"no rule restores latest", nil, map[string]string{VarRestoreSnapshots: "latest", VarSourceHostname: "host-0", VarHostname: "host-0", VarRestorePaths: ""}},
+		// No selecting rule: the runner restores this PVC's latest snapshot by
+		// identity, so no host or snapshot is named.
+		{"no rule restores this PVC's latest", nil, map[string]string{VarRestoreSnapshots: "", VarSourceHostname: "", VarHostname: "host-0", VarRestorePaths: ""}},
+		{"sourceHost only", &v1beta1.Rule{SourceHost: "other"}, map[string]string{VarSourceHostname: "other", VarRestoreSnapshots: "", VarRestorePaths: ""}},
 		{"sourceHost honoured", &v1beta1.Rule{SourceHost: "other", Paths: []string{"/stow-data/a", "/stow-data/b"}},
 			map[string]string{VarSourceHostname: "other", VarRestorePaths: "/stow-data/a,/stow-data/b", VarRestoreSnapshots: ""}},
 		{"snapshots", &v1beta1.Rule{Snapshots: []string{"abcd1234", "latest"}, Include: []string{"x"}, Exclude: []string{"y", "z"}},
 			map[string]string{VarRestoreSnapshots: "abcd1234,latest", VarIncludePatterns: "x", VarExcludePatterns: "y,z", VarSourceHostname: "host-0"}},
-		{"include only restores latest", &v1beta1.Rule{Include: []string{"x"}}, map[string]string{VarRestoreSnapshots: "latest"}},
+		{"include only filters this PVC's latest", &v1beta1.Rule{Include: []string{"x"}}, map[string]string{VarRestoreSnapshots: "", VarSourceHostname: "", VarIncludePatterns: "x"}},
 	}
 	for _, tt := range tests {
 		v := RestoreVars(rs, s3Repo(), tt.rule, opts)

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -20,6 +21,15 @@ type Options struct {
 	PushgatewayURL string
 	// ImagePullSecrets are added to every pod Stow creates.
 	ImagePullSecrets []corev1.LocalObjectReference
+	// OperatorURL is where Jobs ask whether a lock holder still runs
+	// (pkg/lockholder); empty: they never remove a Stow pod's lock.
+	OperatorURL string
+	// LockHostPrefix starts the pod hostname of every Job pod
+	// (names.LockHostPrefix of the cluster); empty: pods keep their name.
+	LockHostPrefix string
+	// DefaultLockWait bounds the wait for a lock of a session without
+	// timeOut (DefaultLockWait when 0).
+	DefaultLockWait time.Duration
 }
 
 // Variable names (stash-spec §3.2). Only the ones Stow computes are listed;
@@ -194,12 +204,18 @@ func BackupVars(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo 
 	return v
 }
 
-// RestoreVars returns the variables of stash-spec §3.2 for a restore with the
-// given matching rule (nil when the session has no rule for this host). Two
-// Stash gaps are fixed here: SOURCE_HOSTNAME is always set (the rule's
-// sourceHost, else the restoring host, §10.5), and a rule that names neither
-// snapshots nor paths restores the latest snapshot (RESTORE_SNAPSHOTS=latest)
-// instead of silently restoring nothing.
+// RestoreVars returns the restore variables for the given matching rule (nil
+// when the session has no rule for this host). It does not include Task
+// step params or spec.task.params. What is restored:
+//   - a rule that selects (snapshots, paths or sourceHost) keeps Stash's
+//     meaning: those snapshots, the latest snapshot holding each path, or the
+//     latest of every path of sourceHost; SOURCE_HOSTNAME is the rule's
+//     sourceHost, else the restoring host;
+//   - otherwise (no rule, or one that only filters with include/exclude) the
+//     latest snapshot of this PVC by its snapshot identity (pkg/identity):
+//     RESTORE_SNAPSHOTS, RESTORE_PATHS and SOURCE_HOSTNAME stay empty. In a
+//     repository shared by several PVCs, "the latest of host-0" would be
+//     whichever PVC was backed up last.
 func RestoreVars(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, rule *v1beta1.Rule, opts Options) map[string]string {
 	rs = rs.DeepCopy()
 	v1beta1.DefaultRestoreSession(rs)
@@ -220,16 +236,18 @@ func RestoreVars(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, rule *v1b
 			v[VarTargetAppReplicas] = strconv.Itoa(int(*t.Replicas))
 		}
 	}
-	v[VarSourceHostname] = v[VarHostname]
-	v[VarRestoreSnapshots] = "latest"
+	v[VarSourceHostname] = ""
+	v[VarRestoreSnapshots] = ""
 	if rule != nil {
-		if rule.SourceHost != "" {
-			v[VarSourceHostname] = rule.SourceHost
+		selects := len(rule.Snapshots) > 0 || len(rule.Paths) > 0 || rule.SourceHost != ""
+		if selects {
+			v[VarSourceHostname] = v[VarHostname]
+			if rule.SourceHost != "" {
+				v[VarSourceHostname] = rule.SourceHost
+			}
 		}
 		v[VarRestorePaths] = strings.Join(rule.Paths, ",")
-		if len(rule.Snapshots) > 0 || len(rule.Paths) > 0 {
-			v[VarRestoreSnapshots] = strings.Join(rule.Snapshots, ",")
-		}
+		v[VarRestoreSnapshots] = strings.Join(rule.Snapshots, ",")
 		v[VarIncludePatterns] = strings.Join(rule.Include, ",")
 		v[VarExcludePatterns] = strings.Join(rule.Exclude, ",")
 	}

@@ -235,6 +235,9 @@ type RestoreOptions struct {
 	// MountPath/<path relative to the mount path at backup time>.
 	MountPath string
 	ExtraArgs []string
+	// Resolved, when set, is the snapshot to restore, already looked up:
+	// Snapshot, Host and Tags are then not used to find one.
+	Resolved *Snapshot
 }
 
 // RestoredPath reports one restored snapshot path.
@@ -254,9 +257,12 @@ func (r *Restic) Restore(ctx context.Context, o RestoreOptions) ([]RestoredPath,
 			return nil, err
 		}
 	}
-	snap, err := r.findSnapshot(ctx, o)
-	if err != nil {
-		return nil, err
+	snap := o.Resolved
+	if snap == nil {
+		var err error
+		if snap, err = r.findSnapshot(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 	paths := snap.Paths
 	if o.Path != "" {

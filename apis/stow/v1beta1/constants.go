@@ -51,6 +51,9 @@ const (
 	LabelTargetName       = "stow.dev/target-name"
 	LabelTargetNamespace  = "stow.dev/target-namespace"
 	LabelDeleteOnComplete = "stow.dev/delete-job-on-completion"
+	// LabelResticHost is on every backup and restore Job pod: its pod
+	// hostname, which restic records in the locks the pod takes.
+	LabelResticHost = "stow.dev/restic-host"
 )
 
 // Repository provider names (REPOSITORY_PROVIDER, metric label "backend").
