@@ -254,7 +254,7 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 		}))
 	stowInformers := externalversions.NewSharedInformerFactory(stow, o.ResyncPeriod)
 
-	gate := executor.NewRepoGate(stowOwned.Batch().V1().Jobs().Lister(), nil)
+	gate := executor.NewGate(stowOwned.Batch().V1().Jobs().Lister(), stowOwned.Core().V1().Pods().Lister(), nil, o.MaxConcurrentJobs)
 	bs := backupsession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, backupsession.Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
 			return resolve.BackupJob(bc, s, repo, task, fns, ropts)

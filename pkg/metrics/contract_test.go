@@ -121,7 +121,8 @@ var familyLabelSets = map[string]string{
 	BackupLastSuccessTime: sessionLabelSet, BackupSessionSkipped: sessionLabelSet, BackupSessionLastSkippedTime: sessionLabelSet,
 	BackupScheduleInterval: sessionLabelSet,
 	BackupTargetSuccess:    targetLabelSet, BackupTargetHostCount: targetLabelSet, BackupTargetLastSuccessTime: targetLabelSet,
-	BackupHostSuccess: hostLabelSet, BackupHostDuration: hostLabelSet, BackupHostDataSize: hostLabelSet,
+	BackupTargetSnapshotCount: targetLabelSet,
+	BackupHostSuccess:         hostLabelSet, BackupHostDuration: hostLabelSet, BackupHostDataSize: hostLabelSet,
 	BackupHostDataUploaded: hostLabelSet, BackupHostProcessingTime: hostLabelSet, BackupHostFilesTotal: hostLabelSet,
 	BackupHostFilesNew: hostLabelSet, BackupHostFilesModified: hostLabelSet, BackupHostFilesUnmod: hostLabelSet,
 	RepositoryIntegrity: repoLabelSet, RepositorySize: repoLabelSet, RepositorySnapshotCount: repoLabelSet,
@@ -182,7 +183,7 @@ func exercisePushContract(t *testing.T, url string) {
 	before := time.Now()
 	must(t, PushBackupHost(ctx, url, backupJobLabels, backupResult()), "PushBackupHost")
 	must(t, PushRepository(ctx, url, backupJobLabels, jobresult.Result{
-		Step: "update-status", Integrity: ptr(true), TotalSize: "2.500 GiB",
+		Step: "update-status", Integrity: ptr(true), TotalSize: "2.500 GiB", RepositorySnapshots: ptr(int64(12)),
 		Retention: &jobresult.RetentionResult{SnapshotsKept: 7, SnapshotsRemoved: 2},
 	}), "PushRepository")
 	must(t, p.BackupSessionFinished(ctx, fixtureBC(), fixtureRepo(), fixtureSession(v1beta1.TargetSucceeded, clock.Add(-time.Minute)), true), "BackupSessionFinished")
@@ -210,7 +211,8 @@ func exercisePushContract(t *testing.T, url string) {
 	repoL := with(bcInvoker, map[string]string{"name": "gcs-repo", "namespace": "repos", "backend": "gcs", "bucket": "stow-bucket", "prefix": "demo/nfs"})
 	expectValue(t, mfs, RepositoryIntegrity, repoL, 1)
 	expectValue(t, mfs, RepositorySize, repoL, 2.5*(1<<30))
-	expectValue(t, mfs, RepositorySnapshotCount, repoL, 7)
+	expectValue(t, mfs, RepositorySnapshotCount, repoL, 12)     // the whole repository
+	expectValue(t, mfs, BackupTargetSnapshotCount, bcTarget, 7) // this configuration's own
 	expectValue(t, mfs, RepositorySnapshotCleaned, repoL, 2)
 	if v := value(one(t, mfs, RepositoryIntegrityCheckTime, repoL)); v < float64(before.Unix()) || v > float64(time.Now().Unix()) {
 		t.Errorf("%s = %v, want the push time (>= %d)", RepositoryIntegrityCheckTime, v, before.Unix())

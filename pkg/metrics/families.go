@@ -31,6 +31,9 @@ const (
 	BackupTargetSuccess         = "stash_backup_target_success"
 	BackupTargetHostCount       = "stash_backup_target_host_count_total"
 	BackupTargetLastSuccessTime = "stash_backup_target_last_success_time_seconds"
+	// Not in Stash: snapshots of the target taken by the invoker, kept after
+	// its last retention (a shared repository holds others' too).
+	BackupTargetSnapshotCount = "stash_backup_target_snapshot_count"
 
 	// Backup host (backup Job; invoker + target + hostname labels).
 	BackupHostSuccess        = "stash_backup_host_backup_success"
@@ -81,6 +84,7 @@ var help = map[string]string{
 	BackupTargetSuccess:         "1 if the target succeeded in the last backup session, else 0.",
 	BackupTargetHostCount:       "Number of hosts of the target in the last successful backup session.",
 	BackupTargetLastSuccessTime: "Unix time of the last successful backup of the target.",
+	BackupTargetSnapshotCount:   "Snapshots of the target the invoker keeps after its last retention.",
 
 	BackupHostSuccess:        "1 if the last backup of the host succeeded, else 0.",
 	BackupHostDuration:       "Duration of the last successful backup of the host.",
@@ -94,8 +98,8 @@ var help = map[string]string{
 
 	RepositoryIntegrity:          "1 if the last integrity check of the repository passed, else 0.",
 	RepositorySize:               "Size of the repository in bytes.",
-	RepositorySnapshotCount:      "Snapshots kept in the repository after the last retention.",
-	RepositorySnapshotCleaned:    "Snapshots removed by the last retention.",
+	RepositorySnapshotCount:      "Snapshots in the repository (every invoker's, and any not taken by Stow).",
+	RepositorySnapshotCleaned:    "Snapshots the invoker's last retention removed.",
 	RepositoryIntegrityCheckTime: "Unix time of the last integrity check of the repository.",
 
 	RestoreSessionSuccess:  "1 if the restore session succeeded (its final phase is Succeeded), else 0.",

@@ -109,9 +109,13 @@ func PushRepository(ctx context.Context, url string, l JobLabels, r jobresult.Re
 			b.gauge(RepositorySize, rl, v)
 		}
 	}
+	if r.RepositorySnapshots != nil {
+		b.gauge(RepositorySnapshotCount, rl, float64(*r.RepositorySnapshots))
+	}
 	if rt := r.Retention; rt != nil && rt.Error == "" {
-		b.gauge(RepositorySnapshotCount, rl, float64(rt.SnapshotsKept))
 		b.gauge(RepositorySnapshotCleaned, rl, float64(rt.SnapshotsRemoved))
+		// The invoker's own snapshots of its target (its retention's scope).
+		b.gauge(BackupTargetSnapshotCount, merge(l.invoker(), l.target()), float64(rt.SnapshotsKept))
 	}
 	return add(ctx, url, l.job(), b)
 }

@@ -386,6 +386,15 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 			Template:     corev1.PodTemplateSpec{ObjectMeta: podMeta, Spec: pod},
 		},
 	}
+	if !in.restore {
+		// The retention step (forget, check) needs the repository alone.
+		for i, step := range task.Spec.Steps {
+			if step.Name == v1beta1.FunctionUpdateStatus {
+				job.Annotations = map[string]string{v1beta1.AnnotationExclusiveFrom: StepContainerName(step.Name, i)}
+				break
+			}
+		}
+	}
 	if in.timeOut != nil && in.timeOut.Duration > 0 {
 		secs := int64(in.timeOut.Duration.Seconds())
 		if secs < 1 {

@@ -16,6 +16,7 @@ import (
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.status.schedule`
 // +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Snapshots",type=integer,JSONPath=`.status.snapshotCount`
 // +kubebuilder:printcolumn:name="Last-Success",type=date,JSONPath=`.status.lastSuccessTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BackupConfiguration struct {
@@ -142,6 +143,11 @@ type BackupConfigurationStatus struct {
 	Schedule string `json:"schedule,omitempty"`
 	// +optional
 	LastSuccessTime *metav1.Time `json:"lastSuccessTime,omitempty"`
+	// SnapshotCount is how many snapshots of its target this configuration
+	// keeps after its last retention: those tagged with its snapshot
+	// identity. A shared repository holds others' too (Repository status).
+	// +optional
+	SnapshotCount *int64 `json:"snapshotCount,omitempty"`
 	// +optional
 	Conditions []Condition `json:"conditions,omitempty"`
 }

@@ -56,6 +56,19 @@ const (
 	LabelResticHost = "stow.dev/restic-host"
 )
 
+// Annotations on backup and restore Jobs: where and how the Job uses its
+// repository. The operator admits Jobs per backend location by them.
+const (
+	// AnnotationLocation is the backend location of the Job's repository.
+	AnnotationLocation = "stow.dev/location"
+	// AnnotationLockMode is "shared" (backup, restore) or "exclusive"
+	// (forget, prune, check: restic locks the repository exclusively).
+	AnnotationLockMode = "stow.dev/lock-mode"
+	// AnnotationExclusiveFrom names the container of a shared Job from
+	// which on it needs the repository alone (its retention step).
+	AnnotationExclusiveFrom = "stow.dev/exclusive-from"
+)
+
 // Repository provider names (REPOSITORY_PROVIDER, metric label "backend").
 const (
 	ProviderLocal = "local"

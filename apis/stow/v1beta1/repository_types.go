@@ -172,8 +172,12 @@ type RepositoryStatus struct {
 	Integrity *bool `json:"integrity,omitempty"`
 	// +optional
 	TotalSize string `json:"totalSize,omitempty"`
+	// SnapshotCount is the number of snapshots in the repository: every
+	// configuration's, and any Stow did not take.
 	// +optional
 	SnapshotCount int64 `json:"snapshotCount,omitempty"`
+	// SnapshotsRemovedOnLastCleanup is how many snapshots the last retention
+	// (of one configuration's own snapshots) removed.
 	// +optional
 	SnapshotsRemovedOnLastCleanup int64 `json:"snapshotsRemovedOnLastCleanup,omitempty"`
 	// +optional

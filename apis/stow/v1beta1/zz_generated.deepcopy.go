@@ -255,6 +255,11 @@ func (in *BackupConfigurationStatus) DeepCopyInto(out *BackupConfigurationStatus
 		in, out := &in.LastSuccessTime, &out.LastSuccessTime
 		*out = (*in).DeepCopy()
 	}
+	if in.SnapshotCount != nil {
+		in, out := &in.SnapshotCount, &out.SnapshotCount
+		*out = new(int64)
+		**out = **in
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]Condition, len(*in))

@@ -54,7 +54,7 @@ type Controller struct {
 	stow     versioned.Interface
 	recorder record.EventRecorder
 	pusher   metrics.SessionPusher
-	gate     *executor.RepoGate
+	gate     *executor.Gate
 	cfg      Config
 	clock    clock.Clock
 
@@ -78,7 +78,7 @@ type Controller struct {
 // Pods are read from it. gate must be shared with the RestoreSession controller.
 func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
 	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
-	gate *executor.RepoGate, cfg Config) *Controller {
+	gate *executor.Gate, cfg Config) *Controller {
 	if cfg.PendingTimeout <= 0 {
 		cfg.PendingTimeout = 5 * time.Minute
 	}

@@ -168,6 +168,20 @@ func (c *Controller) cleanHistory(ctx context.Context, s *v1beta1.BackupSession,
 
 // recordSuccess moves the configuration's lastSuccessTime forward.
 func (c *Controller) recordSuccess(ctx context.Context, bc *v1beta1.BackupConfiguration, now time.Time) error {
+	return c.updateConfiguration(ctx, bc, func(st *v1beta1.BackupConfigurationStatus) bool {
+		if st.LastSuccessTime != nil && !st.LastSuccessTime.Time.Before(now.Truncate(time.Second)) {
+			return false
+		}
+		t := metav1.NewTime(now)
+		st.LastSuccessTime = &t
+		return true
+	})
+}
+
+// updateConfiguration applies mutate to the newest status of bc and writes
+// it when mutate reports a change. The configuration being gone is not an
+// error: nothing is left to record.
+func (c *Controller) updateConfiguration(ctx context.Context, bc *v1beta1.BackupConfiguration, mutate func(*v1beta1.BackupConfigurationStatus) bool) error {
 	client := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := client.Get(ctx, bc.Name, metav1.GetOptions{})
@@ -177,11 +191,9 @@ func (c *Controller) recordSuccess(ctx context.Context, bc *v1beta1.BackupConfig
 		if err != nil {
 			return err
 		}
-		if cur.Status.LastSuccessTime != nil && !cur.Status.LastSuccessTime.Time.Before(now.Truncate(time.Second)) {
+		if !mutate(&cur.Status) {
 			return nil
 		}
-		t := metav1.NewTime(now)
-		cur.Status.LastSuccessTime = &t
 		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})

@@ -117,7 +117,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	})
 	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
-	gate := executor.NewRepoGate(f.kinf.Batch().V1().Jobs().Lister(), f.clock)
+	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 0)
 	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.recorder, f.pusher, gate, Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
 			f.built++
@@ -308,6 +308,6 @@ func started(name, bc string, created time.Time) (*v1beta1.BackupSession, *batch
 	}}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: names.BackupJob(name), Namespace: ns, CreationTimestamp: metav1.NewTime(created)}}
 	executor.Prepare(job, job.Name, ns, executor.OwnerRef(v1beta1.KindBackupSession, name, s.UID), v1beta1.ComponentBackup,
-		executor.AnnotationBackupSession, name, ns+"/repo")
+		executor.AnnotationBackupSession, name, ns+"/repo", executor.Request{Location: "s3:test/repo", Mode: executor.Shared})
 	return s, job
 }

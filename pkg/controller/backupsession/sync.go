@@ -18,6 +18,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/restic"
 )
 
 // Event reasons (for humans; Stash's spellings where Stash had one).
@@ -256,23 +257,24 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	jobName := names.BackupJob(s.Name)
 	jobKey := s.Namespace + "/" + jobName
 	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
-	if holder, ok := c.gate.Acquire(repoKey, jobKey, executor.Wake(c.queue, s.Namespace, s.Name)); !ok {
-		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.RepositoryInUse,
-			fmt.Sprintf("waiting: Repository %s is in use by Job %s; restic operations on one repository run one at a time", repoKey, holder), now)
+	lock := executor.Request{Location: restic.LocationKey(repo.Spec.Backend, repo.Namespace, repo.Name), Job: jobKey,
+		Mode: executor.Shared, Since: s.CreationTimestamp.Time, Wake: executor.Wake(c.queue, s.Namespace, s.Name)}
+	if refusal := c.gate.Acquire(lock); refusal != nil {
+		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, refusal.Reason, refusal.Message, now)
 		r.After(c.cfg.WaitRequeue)
 		return nil
 	}
 	job, err := c.cfg.BuildJob(bc, s, repo, task, fns)
 	if err != nil {
-		c.gate.Release(repoKey, jobKey)
+		c.gate.Release(jobKey)
 		fail(fmt.Sprintf("cannot build the backup Job: %v", err))
 		return nil
 	}
 	executor.Prepare(job, jobName, s.Namespace, executor.OwnerRef(v1beta1.KindBackupSession, s.Name, s.UID),
-		v1beta1.ComponentBackup, executor.AnnotationBackupSession, s.Name, repoKey)
+		v1beta1.ComponentBackup, executor.AnnotationBackupSession, s.Name, repoKey, lock)
 	created, err := c.createJob(ctx, job, s)
 	if err != nil {
-		c.gate.Release(repoKey, jobKey)
+		c.gate.Release(jobKey)
 		if apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
 			fail(err.Error())
 			return nil

@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -16,6 +17,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/restic"
 )
 
 func successStatuses() []corev1.ContainerStatus {
@@ -28,7 +30,7 @@ func successStatuses() []corev1.ContainerStatus {
 		terminated("update-status-1", 0, "Completed", encode(jobresult.Result{
 			Step: v1beta1.FunctionUpdateStatus, Host: "host-0",
 			Retention: &jobresult.RetentionResult{SnapshotsKept: 3, SnapshotsRemoved: 1},
-			Integrity: bptr(true), TotalSize: "10.000 MiB", MetricsPushed: bptr(true),
+			Integrity: bptr(true), TotalSize: "10.000 MiB", MetricsPushed: bptr(true), RepositorySnapshots: ptr.To(int64(5)),
 		})),
 	}
 }
@@ -83,13 +85,17 @@ func TestBackupSucceeds(t *testing.T) {
 	}
 	repo, _ := f.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
 	rs := repo.Status
-	if rs.Integrity == nil || !*rs.Integrity || rs.TotalSize != "10.000 MiB" || rs.SnapshotCount != 3 || rs.SnapshotsRemovedOnLastCleanup != 1 ||
+	if rs.Integrity == nil || !*rs.Integrity || rs.TotalSize != "10.000 MiB" || rs.SnapshotCount != 5 || rs.SnapshotsRemovedOnLastCleanup != 1 ||
 		rs.LastBackupTime == nil || rs.FirstBackupTime == nil {
 		t.Fatalf("repository status = %+v", rs)
 	}
 	bc, _ := f.stow.StowV1beta1().BackupConfigurations(ns).Get(context.Background(), "bc", metav1.GetOptions{})
 	if bc.Status.LastSuccessTime == nil || !bc.Status.LastSuccessTime.Time.Equal(f.clock.Now()) {
 		t.Fatalf("lastSuccessTime = %v", bc.Status.LastSuccessTime)
+	}
+	// The repository holds 5 snapshots; this configuration keeps 3 of them.
+	if bc.Status.SnapshotCount == nil || *bc.Status.SnapshotCount != 3 {
+		t.Fatalf("configuration snapshotCount = %v, want 3", bc.Status.SnapshotCount)
 	}
 	if ev := f.events(); !hasEvent(ev, EventHostBackupSucceeded) || !hasEvent(ev, EventSucceeded) {
 		t.Fatalf("events = %v", ev)
@@ -196,50 +202,58 @@ func TestInvokerOrTaskMissingFails(t *testing.T) {
 	}
 }
 
+// Work that needs the repository alone (here a Job of another namespace on
+// the same bucket, through another Repository object) holds backups back;
+// once it ends, backups of different PVCs run side by side.
 func TestRepositorySerialization(t *testing.T) {
+	location := restic.LocationKey(repository("repo").Spec.Backend, ns, "repo")
 	holder := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{
-		Name: "stow-restore-r1", Namespace: "other",
-		Labels:      map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
-		Annotations: map[string]string{executor.AnnotationRepository: ns + "/repo"},
+		Name: "stow-maintain-r1", Namespace: "other",
+		Labels: map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
+		Annotations: map[string]string{executor.AnnotationRepository: "other/repo-alias",
+			executor.AnnotationLocation: location, executor.AnnotationLockMode: string(executor.Exclusive)},
 	}}
-	f := newFixture(t, readyBC("bc", "data"), readyBC("bc2", "data2"), repository("repo"), holder,
+	second := repository("repo2") // another object on the same bucket and prefix
+	bc2 := readyBC("bc2", "data2", func(bc *v1beta1.BackupConfiguration) { bc.Spec.Repository.Name = "repo2" })
+	f := newFixture(t, readyBC("bc", "data"), bc2, repository("repo"), second, holder,
 		newSession("bc-1", "bc", t0, ""), newSession("bc2-1", "bc2", t0, ""))
-	f.sync("bc-1")
-	s := f.session("bc-1")
-	if s.Status.Phase != v1beta1.BackupSessionPending || f.built != 0 {
-		t.Fatalf("phase = %s, built %d: want Pending with no Job", s.Status.Phase, f.built)
-	}
-	c := cond(t, s.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue)
-	if c.Reason != executor.RepositoryInUse {
-		t.Fatalf("reason = %s", c.Reason)
-	}
-	contains(t, "waiting message", c.Message, "other/stow-restore-r1")
-	if f.requeued[ns+"/bc-1"] != 5*time.Second {
-		t.Fatalf("requeue = %v", f.requeued[ns+"/bc-1"])
+	for _, name := range []string{"bc-1", "bc2-1"} {
+		f.sync(name)
+		s := f.session(name)
+		if s.Status.Phase != v1beta1.BackupSessionPending || f.built != 0 {
+			t.Fatalf("%s phase = %s, built %d: want Pending with no Job", name, s.Status.Phase, f.built)
+		}
+		c := cond(t, s.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue)
+		if c.Reason != executor.RepositoryInUse {
+			t.Fatalf("reason = %s", c.Reason)
+		}
+		contains(t, "waiting message", c.Message, "other/stow-maintain-r1")
+		if f.requeued[ns+"/"+name] != 5*time.Second {
+			t.Fatalf("requeue = %v", f.requeued[ns+"/"+name])
+		}
 	}
 
-	// The holder finishes: the first waiter goes, and the other waiter (same
-	// Repository) keeps waiting even before the cache shows the new Job.
+	// The holder finishes: both backups start, side by side.
 	holder.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
 	if _, err := f.kube.BatchV1().Jobs("other").Update(context.Background(), holder, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.resync()
-	if err := f.c.sync(context.Background(), ns+"/bc-1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.c.sync(context.Background(), ns+"/bc2-1"); err != nil { // cache not refreshed on purpose
-		t.Fatal(err)
+	for _, name := range []string{"bc-1", "bc2-1"} {
+		if err := f.c.sync(context.Background(), ns+"/"+name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.resync()
-	if s := f.session("bc-1"); s.Status.Phase != v1beta1.BackupSessionRunning || v1beta1.HasCondition(s.Status.Conditions, executor.ExecutorWaiting) {
-		t.Fatalf("bc-1 phase = %s, conditions %+v", s.Status.Phase, s.Status.Conditions)
+	for _, name := range []string{"bc-1", "bc2-1"} {
+		if s := f.session(name); s.Status.Phase != v1beta1.BackupSessionRunning || v1beta1.HasCondition(s.Status.Conditions, executor.ExecutorWaiting) {
+			t.Fatalf("%s phase = %s, conditions %+v", name, s.Status.Phase, s.Status.Conditions)
+		}
+		j := f.job(names.BackupJob(name))
+		if j == nil || j.Annotations[executor.AnnotationLocation] != location || j.Annotations[executor.AnnotationLockMode] != string(executor.Shared) {
+			t.Fatalf("Job of %s: %+v", name, j)
+		}
 	}
-	s2 := f.session("bc2-1")
-	if s2.Status.Phase != v1beta1.BackupSessionPending || f.job(names.BackupJob("bc2-1")) != nil {
-		t.Fatalf("bc2-1 phase = %s; it must wait for bc-1's Job", s2.Status.Phase)
-	}
-	contains(t, "waiting message", cond(t, s2.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue).Message, names.BackupJob("bc-1"))
 }
 
 func TestTargetSerializationAcrossConfigurations(t *testing.T) {

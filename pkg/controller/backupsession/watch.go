@@ -37,11 +37,7 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 	}
 	// Once the Job is final or gone it no longer holds the Repository,
 	// even if the informer never saw it.
-	release := func() {
-		if repo != nil {
-			c.gate.Release(executor.RepositoryKey(repo.Namespace, repo.Name), s.Namespace+"/"+jobName)
-		}
-	}
+	release := func() { c.gate.Release(s.Namespace + "/" + jobName) }
 	if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, s.UID)) {
 		release()
 		c.disrupt(s, t, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
@@ -119,6 +115,9 @@ func merge(results []jobresult.Result) merged {
 		if r.TotalSize != "" {
 			m.TotalSize = r.TotalSize
 		}
+		if r.RepositorySnapshots != nil {
+			m.RepositorySnapshots = r.RepositorySnapshots
+		}
 		if r.MetricsPushed != nil {
 			m.MetricsPushed = r.MetricsPushed
 		}
@@ -187,6 +186,18 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	if m.StaleLocksRemoved > 0 {
 		c.recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
 	}
+	if rt := m.Retention; rt != nil && rt.Error == "" {
+		kept := rt.SnapshotsKept
+		if err := c.updateConfiguration(ctx, bc, func(st *v1beta1.BackupConfigurationStatus) bool {
+			if st.SnapshotCount != nil && *st.SnapshotCount == kept {
+				return false
+			}
+			st.SnapshotCount = &kept
+			return true
+		}); err != nil {
+			return err
+		}
+	}
 	if stats.Phase == v1beta1.HostSucceeded && repo != nil {
 		return c.updateRepository(ctx, repo, m, now)
 	}
@@ -227,8 +238,10 @@ func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Reposit
 		if m.TotalSize != "" {
 			st.TotalSize = m.TotalSize
 		}
+		if m.RepositorySnapshots != nil {
+			st.SnapshotCount = *m.RepositorySnapshots
+		}
 		if m.Retention != nil && m.Retention.Error == "" {
-			st.SnapshotCount = m.Retention.SnapshotsKept
 			st.SnapshotsRemovedOnLastCleanup = m.Retention.SnapshotsRemoved
 		}
 		t := metav1.NewTime(now)

@@ -22,6 +22,10 @@ const (
 	AnnotationBackupSession  = "stow.dev/backup-session"  // name of the BackupSession in the Job's namespace
 	AnnotationRestoreSession = "stow.dev/restore-session" // name of the RestoreSession in the Job's namespace
 	AnnotationRetryOf        = "stow.dev/retry-of"        // on a BackupSession: the failed session it retries
+	// The Gate's record of which Job holds which location, and how.
+	AnnotationLocation      = v1beta1.AnnotationLocation
+	AnnotationLockMode      = v1beta1.AnnotationLockMode
+	AnnotationExclusiveFrom = v1beta1.AnnotationExclusiveFrom
 )
 
 // ExecutorWaiting is a session condition that is True while the session cannot
@@ -29,7 +33,6 @@ const (
 // message names the holder. It is removed once the Job is created.
 const (
 	ExecutorWaiting  = "ExecutorWaiting"
-	RepositoryInUse  = "RepositoryInUse"
 	TargetInUse      = "TargetInUse"
 	PausedByRestore  = "PausedByRestore"
 	WaitingForBackup = "WaitingForBackup"
@@ -41,8 +44,14 @@ func RepositoryKey(namespace, name string) string { return namespace + "/" + nam
 // Prepare marks a resolved Job as Stow's: the name, namespace and controller
 // owner are forced (the watchdog looks the Job up by them), and the managed-by
 // labels and session annotations are put on the Job and on its pod template so
-// that the operator's label-filtered informers see both.
-func Prepare(job *batchv1.Job, name, namespace string, owner metav1.OwnerReference, component, sessionAnnotation, sessionName, repoKey string) {
+// that the operator's label-filtered informers see both. The Job also gets
+// the location and mode it was admitted with (see Gate).
+func Prepare(job *batchv1.Job, name, namespace string, owner metav1.OwnerReference, component, sessionAnnotation, sessionName, repoKey string, lock Request) {
+	if job.Annotations == nil {
+		job.Annotations = map[string]string{}
+	}
+	job.Annotations[AnnotationLocation] = lock.Location
+	job.Annotations[AnnotationLockMode] = string(lock.Mode)
 	job.Name = name
 	job.Namespace = namespace
 	job.OwnerReferences = []metav1.OwnerReference{owner}

@@ -53,7 +53,7 @@ type Controller struct {
 	stow     versioned.Interface
 	recorder record.EventRecorder
 	pusher   metrics.SessionPusher
-	gate     *executor.RepoGate
+	gate     *executor.Gate
 	cfg      Config
 	clock    clock.Clock
 
@@ -75,7 +75,7 @@ type Controller struct {
 // what kubeInformers and gate must be.
 func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
 	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
-	gate *executor.RepoGate, cfg Config) *Controller {
+	gate *executor.Gate, cfg Config) *Controller {
 	if cfg.PendingTimeout <= 0 {
 		cfg.PendingTimeout = 5 * time.Minute
 	}

@@ -118,7 +118,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	})
 	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
-	gate := executor.NewRepoGate(f.kinf.Batch().V1().Jobs().Lister(), f.clock)
+	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 0)
 	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.recorder, f.pusher, gate, Config{
 		BuildJobs: func(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 			f.built++

@@ -21,6 +21,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/restic"
 )
 
 // Event reasons.
@@ -356,14 +357,15 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 	jobName := names.RestoreJob(rs.Name, ordinal)
 	jobKey := rs.Namespace + "/" + jobName
 	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
-	if holder, ok := c.gate.Acquire(repoKey, jobKey, executor.Wake(c.queue, rs.Namespace, rs.Name)); !ok {
-		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.RepositoryInUse,
-			fmt.Sprintf("waiting: Repository %s is in use by Job %s; restic operations on one repository run one at a time", repoKey, holder), now)
+	lock := executor.Request{Location: restic.LocationKey(repo.Spec.Backend, repo.Namespace, repo.Name), Job: jobKey,
+		Mode: executor.Shared, Since: rs.CreationTimestamp.Time, Wake: executor.Wake(c.queue, rs.Namespace, rs.Name)}
+	if refusal := c.gate.Acquire(lock); refusal != nil {
+		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, refusal.Reason, refusal.Message, now)
 		r.After(c.cfg.WaitRequeue)
 		return false, nil
 	}
 	executor.Prepare(job, jobName, rs.Namespace, executor.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
-		v1beta1.ComponentRestore, executor.AnnotationRestoreSession, rs.Name, repoKey)
+		v1beta1.ComponentRestore, executor.AnnotationRestoreSession, rs.Name, repoKey, lock)
 	_, err := c.kube.BatchV1().Jobs(rs.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		existing, gerr := c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
@@ -378,7 +380,7 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 		}
 	}
 	if err != nil {
-		c.gate.Release(repoKey, jobKey)
+		c.gate.Release(jobKey)
 		return false, err
 	}
 	v1beta1.RemoveCondition(&rs.Status.Conditions, executor.ExecutorWaiting)

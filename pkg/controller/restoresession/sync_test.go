@@ -16,6 +16,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/restic"
 )
 
 func restoreOK() corev1.ContainerStatus {
@@ -89,7 +90,9 @@ func TestRestoreSucceedsAndPausesBackups(t *testing.T) {
 func TestRestoreWaits(t *testing.T) {
 	holder := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-x", Namespace: ns,
 		Labels:      map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
-		Annotations: map[string]string{executor.AnnotationRepository: ns + "/repo"}}}
+		Annotations: map[string]string{executor.AnnotationRepository: ns + "/repo",
+			executor.AnnotationLocation: restic.LocationKey(repository("repo").Spec.Backend, ns, "repo"),
+			executor.AnnotationLockMode: string(executor.Exclusive)}}}
 	for _, tc := range []struct {
 		name  string
 		objs  []runtime.Object

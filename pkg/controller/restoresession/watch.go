@@ -92,11 +92,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 		}
 		// Once the Job is gone or its pod has ended it no longer holds the
 		// Repository, even before the Job controller marks it finished.
-		release := func() {
-			if repo != nil {
-				c.gate.Release(executor.RepositoryKey(repo.Namespace, repo.Name), rs.Namespace+"/"+jobName)
-			}
-		}
+		release := func() { c.gate.Release(rs.Namespace + "/" + jobName) }
 		if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, rs.UID)) {
 			release()
 			c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
