@@ -89,7 +89,7 @@ func TestRestoreSucceedsAndPausesBackups(t *testing.T) {
 
 func TestRestoreWaits(t *testing.T) {
 	holder := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-x", Namespace: ns,
-		Labels:      map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
+		Labels: map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
 		Annotations: map[string]string{executor.AnnotationRepository: ns + "/repo",
 			executor.AnnotationLocation: restic.LocationKey(repository("repo").Spec.Backend, ns, "repo"),
 			executor.AnnotationLockMode: string(executor.Exclusive)}}}
