@@ -828,12 +828,18 @@ func TestFaultBadSessionInputs(t *testing.T) {
 					t.Errorf("session %s ended %s: %s", s.Name, s.Status.Phase, s.Status.Reason)
 				}
 			}
-			// The operator serializes restic per repository: the restic
-			// runs (the pods' containers) must not overlap.
-			sa0, sa1 := podWindow(t, ns, a)
-			sb0, sb1 := podWindow(t, ns, b)
-			if sa0.Before(sb1) && sb0.Before(sa1) {
-				t.Errorf("backups of one repository overlapped: %s..%s and %s..%s", sa0, sa1, sb0, sb1)
+			// Backups of different PVCs share the repository (restic's
+			// non-exclusive locks) and their retention steps wait for
+			// each other's exclusive locks: both succeed, both Jobs were
+			// admitted on one location, and no one's lock was removed.
+			la := jobLocation(t, ns, names.BackupJob(a))
+			if lb := jobLocation(t, ns, names.BackupJob(b)); la == "" || la != lb {
+				t.Errorf("Jobs of one repository on locations %q and %q", la, lb)
+			}
+			for _, name := range []string{a, b} {
+				if n := countEvents(t, ns, v1beta1.KindBackupSession, name, "StaleLocksRemoved"); n != 0 {
+					t.Errorf("session %s removed locks of a repository nobody died on", name)
+				}
 			}
 			if n := snapshotCount(t, ns); n != 2 {
 				t.Errorf("repository has %d snapshots; want 2", n)
@@ -905,28 +911,14 @@ func TestFaultBadSessionInputs(t *testing.T) {
 	}
 }
 
-// podWindow is when the containers of a session's backup pod ran: from the
-// first start to the last finish.
-func podWindow(t *testing.T, ns, session string) (from, to time.Time) {
+// jobLocation is the backend location a Job was admitted on.
+func jobLocation(t *testing.T, ns, job string) string {
 	t.Helper()
-	l, err := e.kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "job-name=" + names.BackupJob(session)})
-	if err != nil || len(l.Items) != 1 {
-		t.Fatalf("pods of session %s: %d (%v); want 1", session, len(l.Items), err)
+	j, err := e.kube.BatchV1().Jobs(ns).Get(context.Background(), job, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := l.Items[0]
-	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		tr := cs.State.Terminated
-		if tr == nil {
-			t.Fatalf("container %s of %s has not finished", cs.Name, p.Name)
-		}
-		if from.IsZero() || tr.StartedAt.Time.Before(from) {
-			from = tr.StartedAt.Time
-		}
-		if tr.FinishedAt.Time.After(to) {
-			to = tr.FinishedAt.Time
-		}
-	}
-	return from, to
+	return j.Annotations[v1beta1.AnnotationLocation]
 }
 
 func setPassword(t *testing.T, ns, pw string) {
