@@ -20,12 +20,12 @@ var backupPVCCommand = command{
 	name:  "backup-pvc",
 	short: "back up a PVC's paths (first step of a backup Job)",
 	long: `Backs up each of --backup-paths with restic: initializes the repository if
-it does not exist (never on a wrong password), removes restic locks it can
-prove stale (restic's own rule, or a Stow Job pod of this cluster that no
-longer runs, as the operator confirms), then runs one restic backup per path,
-tagged with the mount path and the snapshot identity (namespace, invoker,
-target). A lock held by anyone else is waited for until the deadline, then the
-step fails naming the holder. Every path must lie inside the target volume
+it does not exist (never on a wrong password), and runs one restic backup per
+path; a lock in the way is removed when it can be proven stale (restic's own
+rule, or a Stow Job pod of this cluster that no longer runs, as the operator
+confirms). Each snapshot is tagged with the mount path and the snapshot
+identity (namespace, invoker, target). A lock held by anyone else is waited
+for until the deadline, then the step fails naming the holder. Every path must lie inside the target volume
 (--mount-path); extra --args may tune restic, not change what Stow decides.
 The result goes to <output-dir>/output.json for update-status and to the
 termination log; on failure the step exits non-zero with a one-line cause.
@@ -96,36 +96,44 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 	defer closeRepo()
 	logger.Printf("backing up %s of host %s to %s", strings.Join(paths, ", "), res.Host, r.Location.Display())
 
-	// Listing the locks doubles as the check that the repository exists.
-	var locks []restic.LockInfo
-	created, err := r.WithRepository(ctx, func(ctx context.Context) (err error) {
-		locks, err = r.Locks(ctx)
-		return err
-	})
-	res.RepositoryInitialized = boolPtr(err == nil)
-	if err != nil {
-		return fail(err)
-	}
-	if created {
-		logger.Printf("initialized repository %s", r.Location.Display())
-	}
 	policy := o.job.lockPolicy()
-	removed, err := r.RemoveStaleLocks(ctx, locks, policy)
-	if err != nil {
-		logger.Printf("warning: %v", err)
-	}
-	res.StaleLocksRemoved = len(removed)
-
-	var errs []string
-	for _, p := range paths {
-		var sum *restic.BackupSummary
-		err := r.WaitForLock(ctx, "backup", policy, o.job.lockDeadline(), func(ctx context.Context) (err error) {
+	backup := func(ctx context.Context, p string) (sum *restic.BackupSummary, err error) {
+		err = r.WaitForLock(ctx, "backup", policy, o.job.lockDeadline(), func(ctx context.Context) (err error) {
 			sum, err = r.Backup(ctx, p, restic.BackupOptions{
 				Host: res.Host, MountPath: mounts[p], Tags: tags,
 				Excludes: splitList(o.excludes), ExtraArgs: extra,
 			})
 			return err
 		})
+		return sum, err
+	}
+	var errs []string
+	for i, p := range paths {
+		var sum *restic.BackupSummary
+		var err error
+		if i == 0 {
+			// The first backup doubles as the check that the repository
+			// exists: it is initialized only when restic says it does not.
+			var created bool
+			created, err = r.WithRepository(ctx, func(ctx context.Context) (err error) {
+				sum, err = backup(ctx, p)
+				return err
+			})
+			// The repository is there when the backup ran, even if it
+			// then failed on unreadable files or waited out a lock.
+			var unreadable *restic.UnreadableFilesError
+			opened := err == nil || errors.As(err, &unreadable) || errors.Is(err, restic.ErrLocked)
+			res.RepositoryInitialized = boolPtr(opened)
+			if created {
+				logger.Printf("initialized repository %s", r.Location.Display())
+			}
+			if !opened {
+				res.StaleLocksRemoved = r.LocksRemoved
+				return fail(err)
+			}
+		} else {
+			sum, err = backup(ctx, p)
+		}
 		if err != nil {
 			logger.Printf("backup of %s failed: %v", p, err)
 			errs = append(errs, oneLine(err.Error()))
@@ -137,6 +145,7 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 			st.TotalSize, st.Uploaded, st.ProcessingTime)
 		res.Snapshots = append(res.Snapshots, st)
 	}
+	res.StaleLocksRemoved = r.LocksRemoved
 	if len(errs) > 0 {
 		return fail(errors.New(strings.Join(errs, "; ")))
 	}

@@ -35,6 +35,7 @@ var commands = []command{
 	backupPVCCommand,
 	restorePVCCommand,
 	updateStatusCommand,
+	maintainCommand,
 	createBackupSessionCommand,
 	snapshotsCommand,
 	backupCommand,
@@ -135,7 +136,7 @@ in the environment):
 
 func isJobCommand(name string) bool {
 	switch name {
-	case "backup-pvc", "restore-pvc", "update-status", "create-backupsession":
+	case "backup-pvc", "restore-pvc", "update-status", "maintain", "create-backupsession":
 		return true
 	}
 	return false

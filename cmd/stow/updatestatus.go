@@ -21,8 +21,10 @@ var updateStatusCommand = command{
 successful backup it applies the retention policy to this configuration's own
 snapshots (restic forget of the snapshots tagged with its identity, grouped by
 host and paths; flags --retention-*; prune only with --retention-prune); a
-snapshot without that identity is never removed. It runs restic check when
---integrity-check is set, and measures the repository size. It pushes host and
+snapshot without that identity is never removed; --retention-prune is left
+to the repository's scheduled prune. It runs restic check only when
+--integrity-check is set (the repository's maintenance checks it on its own
+schedule). It pushes host and
 repository metrics (a push failure is a warning: metricsPushed=false) and
 writes the combined result to the termination log. It exits non-zero if any
 step failed.`,
@@ -38,9 +40,9 @@ step failed.`,
 		fs.IntVar(&o.policy.KeepMonthly, "retention-keep-monthly", 0, "keep the last N monthly snapshots")
 		fs.IntVar(&o.policy.KeepYearly, "retention-keep-yearly", 0, "keep the last N yearly snapshots")
 		fs.StringVar(&o.keepTags, "retention-keep-tags", "", "comma-separated tags whose snapshots are kept")
-		fs.BoolVar(&o.policy.Prune, "retention-prune", false, "prune unreferenced data after forgetting")
+		fs.BoolVar(&o.policy.Prune, "retention-prune", false, "accepted for Stash compatibility: unreferenced data is pruned on the repository's maintenance schedule, not in a session")
 		fs.BoolVar(&o.policy.DryRun, "retention-dry-run", false, "only report what retention would remove")
-		fs.BoolVar(&o.integrityCheck, "integrity-check", true, "run restic check after retention")
+		fs.BoolVar(&o.integrityCheck, "integrity-check", false, "also run restic check after retention (the repository's maintenance checks it on its own schedule)")
 		fs.BoolVar(&o.metricsEnabled, "metrics-enabled", true, "push metrics to the Pushgateway")
 		fs.StringVar(&o.pushgatewayURL, "metrics-pushgateway-url", "", "Pushgateway URL")
 		fs.StringVar(&o.repositoryNamespace, "repository-namespace", "", "namespace of the Repository (metric label)")
@@ -75,9 +77,11 @@ func (o *updateStatusOptions) run(ctx context.Context) error {
 		res := jobresult.Result{Step: "update-status", Host: o.job.host(), Error: oneLine(err.Error())}
 		return o.job.finish(res, false)
 	}
-	// The final result carries the previous step's report forward.
+	// The final result carries the previous step's report forward (its
+	// own lock count aside: the operator adds up every step's).
 	res := prev
 	res.Step = "update-status"
+	res.StaleLocksRemoved = 0
 	if res.Host == "" {
 		res.Host = o.job.host()
 	}
@@ -96,15 +100,18 @@ func (o *updateStatusOptions) run(ctx context.Context) error {
 	return o.job.finish(res, false)
 }
 
-// maintainRepository applies retention to this configuration's snapshots,
-// then check, then measures the repository. A retention failure stops the
-// chain, as a failed step should.
+// maintainRepository applies retention to this configuration's own
+// snapshots, and checks the repository only when asked to (Stash checked
+// after every backup; Stow runs check, prune and the size refresh on the
+// Repository's maintenance schedule, so a session costs what its change
+// costs). A retention failure stops the chain, as a failed step should.
 func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobresult.Result) error {
 	r, closeRepo, err := o.job.openRepository()
 	if err != nil {
 		return err
 	}
 	defer closeRepo()
+	defer func() { res.StaleLocksRemoved = r.LocksRemoved }()
 	id, ok := o.job.identity()
 	if !ok {
 		msg := "the snapshot identity (namespace, invoker, target) is unknown: retention is not applied, so no snapshot of anyone else can be removed"
@@ -112,6 +119,10 @@ func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobre
 		return fmt.Errorf("retention: %s", msg)
 	}
 	policy, deadline := o.job.lockPolicy(), o.job.lockDeadline()
+	if o.policy.Prune {
+		logger.Printf("retention prune: unreferenced data is removed by the repository's scheduled prune, not in this session")
+		o.policy.Prune = false
+	}
 	if o.policy.IsEmpty() {
 		// Nothing to forget; still report how many snapshots it has.
 		snaps, err := r.Snapshots(ctx, restic.SnapshotFilter{Tags: []string{id.InvokerFilter()}})
@@ -133,24 +144,15 @@ func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobre
 		res.Retention = &jobresult.RetentionResult{SnapshotsKept: fr.Kept, SnapshotsRemoved: fr.Removed}
 		logger.Printf("retention of %s kept %d and removed %d snapshot(s)%s", id.InvokerFilter(), fr.Kept, fr.Removed, map[bool]string{true: " (dry run)"}[o.policy.DryRun])
 	}
-	var errs []error
 	if o.integrityCheck {
 		err := r.WaitForLock(ctx, "check", policy, deadline, r.Check)
 		res.Integrity = boolPtr(err == nil)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("integrity check: %s", oneLine(err.Error())))
-		} else {
-			logger.Printf("repository integrity verified")
+			return fmt.Errorf("integrity check: %s", oneLine(err.Error()))
 		}
+		logger.Printf("repository integrity verified")
 	}
-	st, err := r.Stats(ctx)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("repository size: %s", oneLine(err.Error())))
-	} else {
-		res.TotalSize = restic.FormatSize(st.TotalSize)
-		res.RepositorySnapshots = &st.SnapshotsCount
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // pushMetrics pushes host (and repository) metrics. A failed push is a

@@ -101,7 +101,7 @@ func Functions(image string) []*v1beta1.Function {
 					"--retention-keep-tags=${RETENTION_KEEP_TAGS:=}",
 					"--retention-prune=${RETENTION_PRUNE:=false}",
 					"--retention-dry-run=${RETENTION_DRY_RUN:=false}",
-					"--integrity-check=${INTEGRITY_CHECK:=true}",
+					"--integrity-check=${INTEGRITY_CHECK:=false}",
 					"--metrics-enabled=${METRICS_ENABLED:=true}",
 					"--metrics-pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
 					"--repository-namespace=${REPOSITORY_NAMESPACE:=}",

@@ -49,6 +49,17 @@ type Result struct {
 	MetricsPushed *bool `json:"metricsPushed,omitempty"`
 	// StaleLocksRemoved counts restic locks removed because their holder was gone.
 	StaleLocksRemoved int `json:"staleLocksRemoved,omitempty"`
+	// Pruned is set by a maintenance step that ran restic prune.
+	Pruned *bool `json:"pruned,omitempty"`
+	// Maintenance is set by a maintenance step that looked at the locks.
+	Maintenance *MaintenanceResult `json:"maintenance,omitempty"`
+}
+
+// MaintenanceResult is what a maintenance step did with the locks.
+type MaintenanceResult struct {
+	LocksRemoved int `json:"locksRemoved,omitempty"`
+	// LocksKept describes each lock kept (its holder and time).
+	LocksKept []string `json:"locksKept,omitempty"`
 }
 
 // RetentionResult is the outcome of restic forget over the configuration's

@@ -149,7 +149,9 @@ func commonVars(ns, kind, name string, tmp v1beta1.EmptyDirSettings, interim boo
 	v[VarMetricsEnabled] = strconv.FormatBool(opts.PushgatewayURL != "")
 	v[VarPrometheusJobName] = names.PushgatewayJob(kind, ns, name)
 	v[VarStowImage] = opts.Image
-	v[VarIntegrityCheck] = "true"
+	// The repository's maintenance checks it on a schedule; a Task param may ask
+	// for a check in every session, as Stash did.
+	v[VarIntegrityCheck] = "false"
 	v[VarInterimDataDir] = interimDataDir
 	if interim {
 		v[VarInterimDataDir] = "/stow-interim-volume/data"

@@ -133,6 +133,8 @@ type Restic struct {
 	// else (--retry-lock) before it fails with ErrLocked. WaitForLock sets
 	// it per attempt.
 	RetryLock time.Duration
+	// LocksRemoved counts the stale locks RemoveStaleLocks removed.
+	LocksRemoved int
 	// now is the clock of the retry watcher; nil uses time.Now.
 	now func() time.Time
 }

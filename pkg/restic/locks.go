@@ -214,6 +214,7 @@ func (r *Restic) RemoveStaleLocks(ctx context.Context, locks []LockInfo, p LockP
 		}
 	}
 	var removed []LockInfo
+	defer func() { r.LocksRemoved += len(removed) }()
 	if len(gone) > 0 {
 		ids, err := r.RemoveLocks(ctx, gone)
 		for _, id := range ids {
@@ -290,9 +291,14 @@ func (r *Restic) WaitForLock(ctx context.Context, op string, p LockPolicy, deadl
 		now = p.Now
 	}
 	defer func() { r.RetryLock = 0 }()
-	for {
+	for attempt := 0; ; attempt++ {
 		left := deadline.Sub(now())
-		r.RetryLock = min(max(left, 0), lockRetryStep)
+		// The first attempt does not wait: a lock in the way may be one
+		// that can be proven stale and removed at once.
+		r.RetryLock = 0
+		if attempt > 0 {
+			r.RetryLock = min(max(left, 0), lockRetryStep)
+		}
 		err := run(ctx)
 		if !errors.Is(err, ErrLocked) || left <= 0 || ctx.Err() != nil {
 			if errors.Is(err, ErrLocked) {
@@ -308,7 +314,7 @@ func (r *Restic) WaitForLock(ctx context.Context, op string, p LockPolicy, deadl
 		if rerr != nil {
 			r.logf("%v", rerr)
 		}
-		if len(removed) == 0 {
+		if len(removed) == 0 && attempt > 0 {
 			r.logf("restic %s: repository locked by %s; waiting until %s", op, describeLive(ctx, locks, p), deadline.UTC().Format(time.RFC3339))
 		}
 	}

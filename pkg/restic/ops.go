@@ -492,8 +492,16 @@ func (r *Restic) Prune(ctx context.Context) error {
 
 // Check verifies the repository structure. It fails unless restic reports
 // "no errors were found".
-func (r *Restic) Check(ctx context.Context) error {
-	out, err := r.Run(ctx, "check")
+func (r *Restic) Check(ctx context.Context) error { return r.CheckSubset(ctx, "") }
+
+// CheckSubset is Check that also reads and verifies a subset of the data
+// (restic check --read-data-subset; "" reads none).
+func (r *Restic) CheckSubset(ctx context.Context, subset string) error {
+	args := []string{"check"}
+	if subset != "" {
+		args = append(args, "--read-data-subset", subset)
+	}
+	out, err := r.Run(ctx, args...)
 	if err != nil {
 		return err
 	}

@@ -285,7 +285,8 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	one := int32(1)
 	t.TotalHosts = &one
 	t.PreBackupActions = []string{v1beta1.InitializeBackendRepository}
-	t.PostBackupActions = []string{v1beta1.ApplyRetentionPolicy, v1beta1.VerifyRepositoryIntegrity, v1beta1.SendRepositoryMetrics}
+	// Check, prune and the size refresh run on the Repository's maintenance schedule.
+	t.PostBackupActions = []string{v1beta1.ApplyRetentionPolicy, v1beta1.SendRepositoryMetrics}
 	setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredBackupExecutor,
 		fmt.Sprintf("Job %s created", jobName), now)
 	if created { // a sync on a stale cache finds the Job it made before: no second event
