@@ -268,7 +268,12 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 		PendingTimeout: o.PendingTimeout,
 	})
 	bc := backupconfiguration.NewController(kube, stow, kubeInformers, stowInformers, recorder, ropts).WithMetrics(pusher)
-	repo := repository.NewController(kube, stow, kubeInformers, stowInformers, recorder, ropts)
+	repo := repository.NewController(kube, stow, kubeInformers, stowInformers, recorder, ropts).WithMaintenance(repository.Maintenance{
+		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
+			return resolve.MaintenanceJob(r, tasks, runID, created, ropts)
+		},
+		Gate: gate, PendingTimeout: o.PendingTimeout,
+	}, stowOwned)
 	sessions.set(stowInformers.Stow().V1beta1().BackupSessions().Lister(), stowInformers.Stow().V1beta1().RestoreSessions().Lister())
 
 	kubeInformers.Start(ctx.Done())

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stowhq/stow/pkg/jobresult"
+	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -34,6 +35,8 @@ failed. Storage credentials come from the environment (RESTIC_PASSWORD, ...).`,
 		fs.BoolVar(&o.check, "check", false, "verify the repository (restic check)")
 		fs.StringVar(&o.readDataSubset, "read-data-subset", "", "with --check, also read and verify this subset of the data (restic's n/t, x% or size)")
 		fs.BoolVar(&o.refresh, "refresh", false, "measure the repository's size and count its snapshots")
+		fs.BoolVar(&o.metricsEnabled, "metrics-enabled", true, "push the repository metrics (integrity, size, snapshots) to the Pushgateway")
+		fs.StringVar(&o.pushgatewayURL, "metrics-pushgateway-url", "", "Pushgateway URL")
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageError("unexpected arguments %q", args)
@@ -47,6 +50,8 @@ type maintainOptions struct {
 	job                           jobFlags
 	unlock, prune, check, refresh bool
 	readDataSubset                string
+	metricsEnabled                bool
+	pushgatewayURL                string
 }
 
 func (o *maintainOptions) run(ctx context.Context) error {
@@ -109,7 +114,25 @@ func (o *maintainOptions) run(ctx context.Context) error {
 			logger.Printf("repository holds %d snapshots, %s", st.SnapshotsCount, res.TotalSize)
 		}
 	}
+	o.pushMetrics(ctx, &res)
 	return finish(errs)
+}
+
+// pushMetrics pushes what the run measured; a failed push is a warning.
+func (o *maintainOptions) pushMetrics(ctx context.Context, res *jobresult.Result) {
+	if !o.metricsEnabled || o.pushgatewayURL == "" || (res.Integrity == nil && res.TotalSize == "" && res.RepositorySnapshots == nil) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	l := o.job.metricLabels("")
+	l.RepositoryNamespace = l.Namespace
+	if err := metrics.PushRepository(ctx, o.pushgatewayURL, l, *res); err != nil {
+		logger.Printf("warning: pushing metrics: %s", oneLine(err.Error()))
+		res.MetricsPushed = boolPtr(false)
+		return
+	}
+	res.MetricsPushed = boolPtr(true)
 }
 
 // removeStaleLocks removes what the lock policy proves stale and describes

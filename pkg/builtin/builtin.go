@@ -111,6 +111,38 @@ func Functions(image string) []*v1beta1.Function {
 	}
 }
 
+// Step names of the in-memory Function and Task of maintenance Jobs. They are
+// not installed in the cluster: maintenance is Stow's own work, not a Task a
+// configuration can name.
+const (
+	FunctionMaintain = "maintain"
+	TaskMaintain     = "repository-maintenance"
+)
+
+// MaintenanceTask returns the Function and Task of a repository maintenance
+// Job. Its parameters (${MAINTAIN_*}) say which tasks run.
+func MaintenanceTask(image string) (*v1beta1.Task, *v1beta1.Function) {
+	fn := &v1beta1.Function{
+		ObjectMeta: metav1.ObjectMeta{Name: FunctionMaintain},
+		Spec: v1beta1.FunctionSpec{
+			Image: image,
+			Args: args("maintain", invokerArgs, repositoryArgs, []string{
+				"--unlock=${MAINTAIN_UNLOCK:=false}",
+				"--prune=${MAINTAIN_PRUNE:=false}",
+				"--check=${MAINTAIN_CHECK:=false}",
+				"--read-data-subset=${MAINTAIN_READ_DATA_SUBSET:=}",
+				"--refresh=${MAINTAIN_REFRESH:=false}",
+				"--metrics-enabled=${METRICS_ENABLED:=true}",
+				"--metrics-pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
+			}),
+		},
+	}
+	task := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: TaskMaintain}, Spec: v1beta1.TaskSpec{
+		Steps: []v1beta1.FunctionRef{{Name: FunctionMaintain}},
+	}}
+	return task, fn
+}
+
 // Tasks returns the built-in Tasks.
 func Tasks() []*v1beta1.Task {
 	steps := func(first string) []v1beta1.FunctionRef {

@@ -31,6 +31,11 @@ func RestoreJob(restoreName string, ordinal int) string {
 	return fit(fmt.Sprintf("stow-restore-%s-%d", restoreName, ordinal), maxNameLen)
 }
 
+// MaintenanceJob is the Job of maintenance run runID of a Repository.
+func MaintenanceJob(repoName, runID string) string {
+	return fit("stow-maintain-"+repoName+"-"+runID, maxNameLen)
+}
+
 // BackupSession is the name of a session created at unix time ts.
 func BackupSession(bcName string, ts int64) string {
 	suffix := fmt.Sprintf("-%d", ts)

@@ -45,6 +45,7 @@ const (
 	ManagedByStow         = "stow.dev"
 	ComponentBackup       = "stow-backup"
 	ComponentRestore      = "stow-restore"
+	ComponentMaintenance  = "stow-maintenance"
 	LabelInvokerType      = "stow.dev/invoker-type"
 	LabelInvokerName      = "stow.dev/invoker-name"
 	LabelTargetKind       = "stow.dev/target-kind"
@@ -54,6 +55,32 @@ const (
 	// LabelResticHost is on every backup and restore Job pod: its pod
 	// hostname, which restic records in the locks the pod takes.
 	LabelResticHost = "stow.dev/restic-host"
+)
+
+// Maintenance tasks of a Repository, in the order a maintenance Job runs them.
+const (
+	MaintenanceUnlock  = "unlock"
+	MaintenancePrune   = "prune"
+	MaintenanceCheck   = "check"
+	MaintenanceRefresh = "refresh"
+)
+
+// MaintenanceTasks lists the maintenance tasks in the order they run.
+var MaintenanceTasks = []string{MaintenanceUnlock, MaintenancePrune, MaintenanceCheck, MaintenanceRefresh}
+
+// MaintenanceRequestAnnotation is the Repository annotation that asks for a
+// maintenance task now: any value not yet answered in
+// status.maintenance.<task>.request starts it (kubectl stow check, or
+// kubectl annotate --overwrite ... stow.dev/check-request=$(date +%s)).
+func MaintenanceRequestAnnotation(task string) string { return "stow.dev/" + task + "-request" }
+
+// Repository condition types and reasons written by maintenance.
+const (
+	// MaintenanceWaiting is True while a due maintenance Job waits for the
+	// repository (or a Job slot); its message names what it waits for.
+	MaintenanceWaiting = "MaintenanceWaiting"
+	// MaintenanceFailed is True when the last run of some task failed.
+	MaintenanceFailed = "MaintenanceFailed"
 )
 
 // Annotations on backup and restore Jobs: where and how the Job uses its

@@ -17,6 +17,8 @@ import (
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.totalSize`
 // +kubebuilder:printcolumn:name="Snapshot-Count",type=integer,JSONPath=`.status.snapshotCount`
 // +kubebuilder:printcolumn:name="Last-Successful-Backup",type=date,JSONPath=`.status.lastBackupTime`
+// +kubebuilder:printcolumn:name="Last-Check",type=date,JSONPath=`.status.maintenance.check.lastTime`,priority=1
+// +kubebuilder:printcolumn:name="Last-Prune",type=date,JSONPath=`.status.maintenance.prune.lastTime`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Repository struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -36,6 +38,56 @@ type RepositorySpec struct {
 	WipeOut bool `json:"wipeOut,omitempty"`
 	// +optional
 	UsagePolicy *UsagePolicy `json:"usagePolicy,omitempty"`
+	// Maintenance schedules the repository-wide work backup sessions do not
+	// do: integrity check, prune and the size/count refresh. Each runs in a
+	// Job of its own in the Repository's namespace, with the repository to
+	// itself when it needs it (check, prune). Annotate the Repository with
+	// stow.dev/<check|prune|refresh|unlock>-request: <any new value> to run
+	// one now.
+	// +optional
+	Maintenance *RepositoryMaintenance `json:"maintenance,omitempty"`
+}
+
+// RepositoryMaintenance is when each maintenance task runs.
+type RepositoryMaintenance struct {
+	// Check verifies the repository (restic check). Default: @weekly-random.
+	// +optional
+	Check *CheckSchedule `json:"check,omitempty"`
+	// Prune removes data no snapshot references any more (restic prune):
+	// what retention forgot is freed here. Default: @weekly-random.
+	// +optional
+	Prune *MaintenanceSchedule `json:"prune,omitempty"`
+	// Refresh measures the repository's size and counts its snapshots
+	// (restic stats) for status and metrics. Default: @daily-random.
+	// +optional
+	Refresh *MaintenanceSchedule `json:"refresh,omitempty"`
+	// Resources of the maintenance container (prune holds the index in memory).
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// MaintenanceSchedule is when one maintenance task runs.
+type MaintenanceSchedule struct {
+	// Schedule is a 5-field cron expression, a macro such as @weekly, or
+	// @hourly-random, @daily-random, @weekly-random (a stable time derived
+	// from the Repository and the task). Empty: the task's default.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+	// Suspend stops the scheduled runs; requests still run.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// CheckSchedule is when the integrity check runs and how deep it reads.
+type CheckSchedule struct {
+	MaintenanceSchedule `json:",inline"`
+	// ReadDataSubset also reads and verifies this subset of the data
+	// (restic check --read-data-subset: "n/t", "x%" or a size such as
+	// "500M"). Empty: the repository's structure only.
+	// +kubebuilder:validation:Pattern=`^([0-9]+/[0-9]+|[0-9]+(\.[0-9]+)?%|[0-9]+[KMGT]?)?$`
+	// +optional
+	ReadDataSubset string `json:"readDataSubset,omitempty"`
 }
 
 // Backend is exactly one storage provider plus the Secret holding
@@ -182,8 +234,52 @@ type RepositoryStatus struct {
 	SnapshotsRemovedOnLastCleanup int64 `json:"snapshotsRemovedOnLastCleanup,omitempty"`
 	// +optional
 	References []InvokerReference `json:"references,omitempty"`
+	// Maintenance is the last and next run of each maintenance task.
+	// +optional
+	Maintenance *MaintenanceStatus `json:"maintenance,omitempty"`
 	// +optional
 	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// MaintenanceStatus records the maintenance of a repository.
+type MaintenanceStatus struct {
+	// +optional
+	Check *MaintenanceRun `json:"check,omitempty"`
+	// +optional
+	Prune *MaintenanceRun `json:"prune,omitempty"`
+	// +optional
+	Refresh *MaintenanceRun `json:"refresh,omitempty"`
+	// +optional
+	Unlock *MaintenanceRun `json:"unlock,omitempty"`
+	// Job is the maintenance Job running now, if any.
+	// +optional
+	Job string `json:"job,omitempty"`
+	// JobTasks are the tasks Job runs, comma-separated.
+	// +optional
+	JobTasks string `json:"jobTasks,omitempty"`
+	// JobRequests are the run-now requests Job answers, task=value,
+	// comma-separated.
+	// +optional
+	JobRequests string `json:"jobRequests,omitempty"`
+}
+
+// MaintenanceRun is the outcome of one maintenance task.
+type MaintenanceRun struct {
+	// LastTime is when the task last ended.
+	// +optional
+	LastTime *metav1.Time `json:"lastTime,omitempty"`
+	// Succeeded tells whether that run succeeded.
+	// +optional
+	Succeeded *bool `json:"succeeded,omitempty"`
+	// Message is a one-line account of that run.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Request is the last run-now request (the annotation's value) answered.
+	// +optional
+	Request string `json:"request,omitempty"`
+	// NextTime is when the task runs next on its schedule.
+	// +optional
+	NextTime *metav1.Time `json:"nextTime,omitempty"`
 }
 
 // InvokerReference names a BackupConfiguration or RestoreSession using a Repository.

@@ -1,8 +1,9 @@
 // Package repository reconciles Repositories: finalizer, validation
 // condition, status.backend and status.references (the BackupConfigurations
-// and RestoreSessions that use it, computed from listers). The other
-// Repository status fields (integrity, size, snapshots) are written by the
-// session controllers from Job results.
+// and RestoreSessions that use it, computed from listers), and the
+// repository's maintenance (check, prune, refresh, unlock) on its schedule
+// or on request, in Jobs of its own, with their results: integrity, size,
+// snapshot count, status.maintenance.
 //
 // wipeOut is not implemented yet: deleting a Repository with wipeOut set
 // records a Warning event and leaves the backend data in place.
@@ -22,6 +23,8 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -45,6 +48,10 @@ type Controller struct {
 	repos    stowlisters.RepositoryLister
 	bcs      stowlisters.BackupConfigurationLister
 	restores stowlisters.RestoreSessionLister
+	// maint, jobs and pods are set by WithMaintenance.
+	maint *Maintenance
+	jobs  batchlisters.JobLister
+	pods  corelisters.PodLister
 
 	kubeInformers informers.SharedInformerFactory
 	stowInformers externalversions.SharedInformerFactory
@@ -77,6 +84,32 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 			utilruntime.HandleError(fmt.Errorf("repository controller: add event handler: %v", err))
 		}
 		c.synced = append(c.synced, h.inf.HasSynced)
+	}
+	return c
+}
+
+// WithMaintenance makes the controller run maintenance Jobs. owned must be
+// the informer factory filtered to Stow's objects (its Jobs and pods).
+func (c *Controller) WithMaintenance(m Maintenance, owned informers.SharedInformerFactory) *Controller {
+	if m.PendingTimeout <= 0 {
+		m.PendingTimeout = 5 * time.Minute
+	}
+	if m.WaitRequeue <= 0 {
+		m.WaitRequeue = 5 * time.Second
+	}
+	c.maint = &m
+	jobInf, podInf := owned.Batch().V1().Jobs(), owned.Core().V1().Pods()
+	c.jobs, c.pods = jobInf.Lister(), podInf.Lister()
+	onOwned := func(obj any) {
+		if key, ok := internal.KeyFromAnnotation(obj, AnnotationMaintenance); ok {
+			c.queue.Add(key)
+		}
+	}
+	for _, inf := range []cache.SharedIndexInformer{jobInf.Informer(), podInf.Informer()} {
+		if _, err := inf.AddEventHandler(internal.Handler(onOwned)); err != nil {
+			utilruntime.HandleError(fmt.Errorf("repository controller: add event handler: %v", err))
+		}
+		c.synced = append(c.synced, inf.HasSynced)
 	}
 	return c
 }
@@ -167,6 +200,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	refs := c.references(repo)
 	backend := repo.Spec.Backend.Provider()
 	now := metav1.NewTime(c.now())
+	var maint outcome
+	if c.maint != nil && valid.Status == v1beta1.ConditionTrue {
+		if maint, err = c.maintain(ctx, repo, now.Time); err != nil {
+			return err
+		}
+	}
 
 	mutate := func(r *v1beta1.Repository) bool {
 		changed := false
@@ -182,7 +221,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if r.Status.ObservedGeneration != r.Generation {
 			r.Status.ObservedGeneration, changed = r.Generation, true
 		}
-		return changed
+		return maint.apply(&r.Status, now) || changed
 	}
 	err = internal.UpdateStatus(repo.DeepCopy(),
 		func() (*v1beta1.Repository, error) { return client.Get(ctx, name, metav1.GetOptions{}) },
@@ -193,6 +232,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		})
 	if err != nil {
 		return fmt.Errorf("update status of repository %s: %v", key, err)
+	}
+	if maint.requeue > 0 {
+		c.queue.AddAfter(key, maint.requeue)
 	}
 	return nil
 }

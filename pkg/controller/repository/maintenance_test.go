@@ -1,0 +1,198 @@
+package repository
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
+	"github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/jobresult"
+	"github.com/stowhq/stow/pkg/resolve"
+)
+
+type maintFixture struct {
+	*fixture
+	kube *k8sfake.Clientset
+	kinf informers.SharedInformerFactory
+	now  time.Time
+}
+
+// newMaintFixture's repositories are created now: no scheduled task is due.
+func newMaintFixture(t *testing.T, objs ...runtime.Object) *maintFixture {
+	for _, o := range objs {
+		if r, ok := o.(*v1beta1.Repository); ok {
+			r.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC))
+		}
+	}
+	kube := k8sfake.NewClientset()
+	f := &maintFixture{fixture: &fixture{t: t, stow: stowfake.NewSimpleClientset(objs...), rec: record.NewFakeRecorder(50)},
+		kube: kube, kinf: informers.NewSharedInformerFactory(kube, 0), now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
+	opts := resolve.Options{Image: "example.org/stow:test", LockHostPrefix: "stow-0123abcd-", OperatorURL: "http://op"}
+	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), nil, 0)
+	f.c = NewController(kube, f.stow, informers.NewSharedInformerFactory(kube, 0), f.sinf, f.rec, opts).WithMaintenance(Maintenance{
+		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
+			return resolve.MaintenanceJob(r, tasks, runID, created, opts)
+		},
+		Gate: gate,
+	}, f.kinf)
+	f.c.now = func() time.Time { return f.now }
+	return f
+}
+
+// sync refreshes the Job and pod caches from the fake API, then syncs.
+func (f *maintFixture) syncRepo() {
+	f.t.Helper()
+	ctx := context.Background()
+	jobs, _ := f.kube.BatchV1().Jobs("").List(ctx, metav1.ListOptions{})
+	pods, _ := f.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err := f.kinf.Batch().V1().Jobs().Informer().GetStore().Replace(items(jobs.Items), ""); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.kinf.Core().V1().Pods().Informer().GetStore().Replace(items(pods.Items), ""); err != nil {
+		f.t.Fatal(err)
+	}
+	f.sync("demo", "repo")
+}
+
+func (f *maintFixture) onlyJob() *batchv1.Job {
+	f.t.Helper()
+	l, _ := f.kube.BatchV1().Jobs("demo").List(context.Background(), metav1.ListOptions{})
+	if len(l.Items) != 1 {
+		f.t.Fatalf("%d maintenance Jobs, want 1", len(l.Items))
+	}
+	return &l.Items[0]
+}
+
+// finishPod makes the Job's pod end with res as the maintain step's result.
+func (f *maintFixture) finishPod(job *batchv1.Job, res jobresult.Result, exit int32) {
+	f.t.Helper()
+	phase := corev1.PodSucceeded
+	if exit != 0 {
+		phase = corev1.PodFailed
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-x", Namespace: job.Namespace, CreationTimestamp: metav1.NewTime(f.now),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: "maintain-0",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: exit, Message: string(jobresult.Encode(res))}}}}},
+	}
+	if _, err := f.kube.CoreV1().Pods(job.Namespace).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// A check asked for by annotation runs in a Job of its own that needs the
+// repository alone; its result lands in the Repository's status, and the
+// request is answered once.
+func TestMaintenanceRequestedCheck(t *testing.T) {
+	r := repository("demo")
+	r.UID = "repo-uid"
+	r.Annotations = map[string]string{v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenanceCheck): "req-1"}
+	f := newMaintFixture(t, r)
+	f.syncRepo()
+	job := f.onlyJob()
+	if job.Annotations[executor.AnnotationLockMode] != string(executor.Exclusive) || job.Annotations[AnnotationMaintenance] != "repo" {
+		t.Fatalf("Job annotations = %v", job.Annotations)
+	}
+	args := strings.Join(job.Spec.Template.Spec.Containers[0].Args, " ")
+	if !strings.Contains(args, "--check=true") || !strings.Contains(args, "--prune=false") || metav1.GetControllerOf(job).UID != "repo-uid" {
+		t.Fatalf("Job args %q, owner %+v", args, metav1.GetControllerOf(job))
+	}
+	st := f.repo("demo", "repo").Status.Maintenance
+	if st == nil || st.Job != job.Name || st.JobTasks != "check" {
+		t.Fatalf("status.maintenance = %+v", st)
+	}
+	// Same request again while it runs: no second Job.
+	f.syncRepo()
+	f.onlyJob()
+
+	f.now = f.now.Add(time.Minute)
+	f.finishPod(job, jobresult.Result{Step: "maintain", Integrity: ptrBool(true)}, 0)
+	f.syncRepo()
+	got := f.repo("demo", "repo").Status
+	if got.Maintenance.Job != "" || got.Maintenance.Check == nil || got.Maintenance.Check.Request != "req-1" ||
+		got.Maintenance.Check.Succeeded == nil || !*got.Maintenance.Check.Succeeded || got.Integrity == nil || !*got.Integrity {
+		t.Fatalf("status after the check = %+v (check %+v)", got, got.Maintenance.Check)
+	}
+	if c := v1beta1.GetCondition(got.Conditions, v1beta1.MaintenanceFailed); c == nil || c.Status != v1beta1.ConditionFalse {
+		t.Errorf("MaintenanceFailed = %+v", c)
+	}
+	if ev := f.events(); !strings.Contains(ev, EventMaintenanceStarted) || !strings.Contains(ev, EventMaintenanceSucceeded) {
+		t.Errorf("events = %q", ev)
+	}
+	// Answered: nothing more runs until the next request or schedule.
+	_ = f.kube.BatchV1().Jobs("demo").Delete(context.Background(), job.Name, metav1.DeleteOptions{})
+	f.syncRepo()
+	if l, _ := f.kube.BatchV1().Jobs("demo").List(context.Background(), metav1.ListOptions{}); len(l.Items) != 0 {
+		t.Fatalf("an answered request started Job %s", l.Items[0].Name)
+	}
+}
+
+// A failed check fails the run with the step's cause and sets integrity
+// false; a prune in the same run that succeeded is recorded as such.
+func TestMaintenanceFailedCheck(t *testing.T) {
+	r := repository("demo")
+	r.UID = "repo-uid"
+	r.Annotations = map[string]string{
+		v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenanceCheck): "a",
+		v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenancePrune):  "b",
+	}
+	f := newMaintFixture(t, r)
+	f.syncRepo()
+	job := f.onlyJob()
+	f.finishPod(job, jobresult.Result{Step: "maintain", Pruned: ptrBool(true), Integrity: ptrBool(false),
+		Error: "check: restic check: pack abc is damaged (exit 1)"}, 1)
+	f.syncRepo()
+	got := f.repo("demo", "repo").Status
+	chk, pr := got.Maintenance.Check, got.Maintenance.Prune
+	if chk == nil || *chk.Succeeded || !strings.Contains(chk.Message, "pack abc is damaged") || pr == nil || !*pr.Succeeded {
+		t.Fatalf("check %+v prune %+v", chk, pr)
+	}
+	if got.Integrity == nil || *got.Integrity {
+		t.Errorf("integrity = %v, want false", got.Integrity)
+	}
+	if c := v1beta1.GetCondition(got.Conditions, v1beta1.MaintenanceFailed); c == nil || c.Status != v1beta1.ConditionTrue || !strings.Contains(c.Message, "check:") {
+		t.Errorf("MaintenanceFailed = %+v", c)
+	}
+	if ev := f.events(); !strings.Contains(ev, "Warning "+EventMaintenanceFailed) {
+		t.Errorf("events = %q", ev)
+	}
+}
+
+// Maintenance that needs the repository alone waits for a backup on the
+// same location, and says so.
+func TestMaintenanceWaitsForTheRepository(t *testing.T) {
+	r := repository("demo")
+	r.UID = "repo-uid"
+	r.Annotations = map[string]string{v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenancePrune): "a"}
+	f := newMaintFixture(t, r)
+	backup := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-x", Namespace: "apps",
+		Labels:      map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
+		Annotations: map[string]string{executor.AnnotationLocation: "s3:127.0.0.1:9000/b/", executor.AnnotationLockMode: string(executor.Shared)}}}
+	if _, err := f.kube.BatchV1().Jobs("apps").Create(context.Background(), backup, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.syncRepo()
+	if l, _ := f.kube.BatchV1().Jobs("demo").List(context.Background(), metav1.ListOptions{}); len(l.Items) != 0 {
+		t.Fatal("prune started while a backup uses the repository")
+	}
+	c := v1beta1.GetCondition(f.repo("demo", "repo").Status.Conditions, v1beta1.MaintenanceWaiting)
+	if c == nil || c.Reason != executor.RepositoryInUse || !strings.Contains(c.Message, "apps/stow-backup-x") {
+		t.Fatalf("MaintenanceWaiting = %+v", c)
+	}
+}
+
+func ptrBool(b bool) *bool { return &b }

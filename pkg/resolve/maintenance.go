@@ -1,0 +1,78 @@
+package resolve
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/builtin"
+	"github.com/stowhq/stow/pkg/identity"
+	"github.com/stowhq/stow/pkg/names"
+)
+
+// MaintenanceTimeOut bounds one maintenance Job: a prune of a large
+// repository takes hours, a hung one must still end.
+const MaintenanceTimeOut = 12 * time.Hour
+
+// MaintenanceJob builds the Job that runs the given maintenance tasks
+// (v1beta1.Maintenance*) of repo, in its namespace, as its run runID
+// (created is when the run was decided: its lock deadline counts from it).
+func MaintenanceJob(repo *v1beta1.Repository, tasks []string, runID string, created metav1.Time, opts Options) (*batchv1.Job, error) {
+	if repo == nil || len(tasks) == 0 {
+		return nil, fmt.Errorf("maintenance job: a repository and at least one task are required")
+	}
+	task, fn := builtin.MaintenanceTask(opts.Image)
+	vars := commonVars(repo.Namespace, v1beta1.KindRepository, repo.Name, v1beta1.EmptyDirSettings{}, false, repo, opts)
+	vars[VarPrometheusJobName] = names.PushgatewayJob(v1beta1.KindRepository, repo.Namespace, repo.Name)
+	for _, t := range tasks {
+		switch t {
+		case v1beta1.MaintenanceUnlock, v1beta1.MaintenancePrune, v1beta1.MaintenanceCheck, v1beta1.MaintenanceRefresh:
+			vars["MAINTAIN_"+strings.ToUpper(t)] = strconv.FormatBool(true)
+		default:
+			return nil, fmt.Errorf("maintenance job: unknown task %q", t)
+		}
+	}
+	m := repo.Spec.Maintenance
+	if m != nil && m.Check != nil {
+		vars["MAINTAIN_READ_DATA_SUBSET"] = m.Check.ReadDataSubset
+	}
+	timeOut := &metav1.Duration{Duration: MaintenanceTimeOut}
+	rt := v1beta1.RuntimeSettings{}
+	if m != nil && m.Resources != nil {
+		rt.Container = &v1beta1.ContainerRuntimeSettings{Resources: *m.Resources.DeepCopy()}
+	}
+	in := jobInput{
+		name:      names.MaintenanceJob(repo.Name, runID),
+		namespace: repo.Namespace,
+		owner:     *metav1.NewControllerRef(repo, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindRepository)),
+		labels: map[string]string{
+			v1beta1.LabelComponent:   v1beta1.ComponentMaintenance,
+			v1beta1.LabelManagedBy:   v1beta1.ManagedByStow,
+			v1beta1.LabelInvokerType: v1beta1.KindRepository,
+			v1beta1.LabelInvokerName: names.LabelValue(repo.Name),
+		},
+		vars:        vars,
+		task:        task,
+		fns:         map[string]*v1beta1.Function{fn.Name: fn},
+		repo:        repo,
+		rt:          rt,
+		timeOut:     timeOut,
+		targetMount: v1beta1.DefaultMountPath,
+		lockHost:    lockHost(string(repo.UID)+"/"+runID, 0, opts),
+		contract: contract(identity.Identity{Namespace: repo.Namespace, InvokerKind: v1beta1.KindRepository, InvokerName: repo.Name,
+			TargetKind: v1beta1.KindRepository, TargetName: repo.Name}, lockDeadline(created, timeOut, opts), opts),
+	}
+	job, err := buildJob(in, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Finished maintenance Jobs are not history the user asked to keep.
+	job.Spec.TTLSecondsAfterFinished = ptr.To(int32(24 * 3600))
+	return job, nil
+}
