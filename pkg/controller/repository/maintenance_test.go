@@ -148,7 +148,7 @@ func TestMaintenanceFailedCheck(t *testing.T) {
 	r.UID = "repo-uid"
 	r.Annotations = map[string]string{
 		v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenanceCheck): "a",
-		v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenancePrune):  "b",
+		v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenancePrune): "b",
 	}
 	f := newMaintFixture(t, r)
 	f.syncRepo()
