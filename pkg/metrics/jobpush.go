@@ -105,7 +105,7 @@ func PushRepository(ctx context.Context, url string, l JobLabels, r jobresult.Re
 		b.gauge(RepositoryIntegrityCheckTime, rl, unix(jobNow()))
 	}
 	if r.TotalSize != "" {
-		if v, err := parseSize(r.TotalSize); err == nil {
+		if v, err := ParseSize(r.TotalSize); err == nil {
 			b.gauge(RepositorySize, rl, v)
 		}
 	}
@@ -141,7 +141,7 @@ func PushRestoreHost(ctx context.Context, url string, l JobLabels, r jobresult.R
 var jobNow = time.Now
 
 func sizeOrZero(s string) float64 {
-	if v, err := parseSize(s); err == nil {
+	if v, err := ParseSize(s); err == nil {
 		return v
 	}
 	return 0

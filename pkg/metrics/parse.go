@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// parseSize reads a size as restic and Stash print it ("11.254 MiB", "80 B",
+// ParseSize reads a size as restic and Stash print it ("11.254 MiB", "80 B",
 // "1.5 GB") or a plain byte count.
-func parseSize(s string) (float64, error) {
+func ParseSize(s string) (float64, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, fmt.Errorf("empty size")

@@ -35,9 +35,9 @@ func TestParseSize(t *testing.T) {
 		{"-1 B", 0, false},
 	}
 	for _, tc := range tests {
-		got, err := parseSize(tc.in)
+		got, err := ParseSize(tc.in)
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
-			t.Errorf("parseSize(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
+			t.Errorf("ParseSize(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
 	}
 }
