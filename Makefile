@@ -46,7 +46,7 @@ test-e2e: ## End-to-end suite on the local cluster (started if needed; stopped a
 	bash hack/e2e.sh
 
 .PHONY: test
-test: test-integration test-e2e ## Unit, integration (restic + MinIO) and e2e tests.
+test: verify test-integration test-e2e ## Generated code and formatting checks, then unit, integration (restic + MinIO) and e2e tests.
 
 .PHONY: bench
 bench: ## Benchmarks, not part of test: BENCH_SCALE=full|small BENCH_RUNS=3 (BENCH_CLUSTER=local adds the control plane on the local cluster); writes bench/results.md.
