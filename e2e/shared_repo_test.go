@@ -43,6 +43,22 @@ func sharedS3Repository(t *testing.T, owner string, namespaces ...string) (v1bet
 	return b, data
 }
 
+// hostRestic is restic on the test's host, on the S3 repository b with the
+// keys of secret: a writer outside the cluster.
+func hostRestic(t *testing.T, b v1beta1.Backend, secret map[string]string, args ...string) *exec.Cmd {
+	t.Helper()
+	bin, err := testenv.FindTool("restic", "STOW_RESTIC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"RESTIC_REPOSITORY=s3:" + strings.TrimRight(b.S3.Endpoint, "/") + "/" + b.S3.Bucket + "/" + b.S3.Prefix,
+		"RESTIC_PASSWORD=" + secret["RESTIC_PASSWORD"],
+		"AWS_ACCESS_KEY_ID=" + secret["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY=" + secret["AWS_SECRET_ACCESS_KEY"]}
+	return cmd
+}
+
 func configSnapshots(t *testing.T, ns, name string) int64 {
 	t.Helper()
 	bc, err := e.stow.StowV1beta1().BackupConfigurations(ns).Get(context.Background(), name, metav1.GetOptions{})
@@ -129,18 +145,7 @@ func TestLockOfAnotherWriterSurvivesBackup(t *testing.T) {
 
 	// A person's restic on the host: a backup reading stdin holds its lock
 	// until stdin closes.
-	bin, err := testenv.FindTool("restic", "STOW_RESTIC")
-	if err != nil {
-		t.Fatal(err)
-	}
-	restic := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-			"RESTIC_REPOSITORY=s3:" + strings.TrimRight(b.S3.Endpoint, "/") + "/" + b.S3.Bucket + "/" + b.S3.Prefix,
-			"RESTIC_PASSWORD=" + secret["RESTIC_PASSWORD"],
-			"AWS_ACCESS_KEY_ID=" + secret["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY=" + secret["AWS_SECRET_ACCESS_KEY"]}
-		return cmd
-	}
+	restic := func(args ...string) *exec.Cmd { return hostRestic(t, b, secret, args...) }
 	ext := restic("backup", "--stdin", "--stdin-filename", "outside.bin", "--host", "outside")
 	stdin, err := ext.StdinPipe()
 	if err != nil {

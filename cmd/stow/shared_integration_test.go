@@ -137,3 +137,67 @@ func readResult(t *testing.T, path string) jobresult.Result {
 	}
 	return r
 }
+
+// stow maintain: prune frees what retention forgot, check verifies, refresh
+// measures, unlock reports the locks it keeps; each in one run.
+func TestIntegrationMaintain(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	dir := t.TempDir()
+	repoFlags := []string{"--provider=s3", "--bucket=maint", "--endpoint=" + m.Endpoint, "--path=r",
+		"--scratch-dir=" + filepath.Join(dir, "scratch"), "--output-dir=" + filepath.Join(dir, "output"),
+		"--namespace=ns", "--invoker-kind=BackupConfiguration", "--invoker-name=bc",
+		"--target-kind=PersistentVolumeClaim", "--target-name=data", "--metrics-enabled=false"}
+	env := m.Env()
+	env["RESTIC_PASSWORD"] = "maintenance"
+	termLog := filepath.Join(dir, "termination-log")
+	run := func(t *testing.T, args ...string) (stowRun, jobresult.Result) {
+		t.Helper()
+		flags := repoFlags
+		if args[0] != "update-status" && args[0] != "maintain" {
+			flags = flags[:len(flags)-1] // --metrics-enabled is not a backup flag
+		}
+		res := runStow(t, env, append(append(args, flags...), "--termination-log="+termLog)...)
+		return res, readResult(t, termLog)
+	}
+	mount := filepath.Join(dir, "stow-data")
+	for i := 0; i < 2; i++ {
+		testenv.WriteFile(t, filepath.Join(mount, "f.bin"), testenv.RandomBytes(uint64(i), 2<<20), 0o644)
+		if r, res := run(t, "backup-pvc", "--backup-paths="+mount, "--mount-path="+mount); r.code != 0 {
+			t.Fatalf("backup: %s %+v", r, res)
+		}
+		if r, res := run(t, "update-status", "--retention-keep-last=1", "--retention-prune=true"); r.code != 0 || res.Retention == nil || res.Integrity != nil || res.TotalSize != "" {
+			t.Fatalf("update-status (forget only, no check, no size): %s %+v", r, res)
+		}
+	}
+	r, before := run(t, "maintain", "--refresh")
+	if r.code != 0 || before.RepositorySnapshots == nil || *before.RepositorySnapshots != 1 {
+		t.Fatalf("refresh: %s %+v", r, before)
+	}
+	// What prune frees is storage (pack files); stats measure referenced data.
+	loc, err := restic.NewLocation(v1beta1.Backend{S3: &v1beta1.S3Spec{Endpoint: m.Endpoint, Bucket: "maint", Prefix: "r"}}, env, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := &restic.Restic{Binary: testenv.Restic(t), Location: loc}
+	packs := func() int {
+		out, err := rr.Run(context.Background(), "list", "packs", "--no-lock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(strings.Fields(string(out)))
+	}
+	packsBefore := packs()
+	r, res := run(t, "maintain", "--unlock", "--prune", "--check", "--read-data-subset=50%", "--refresh")
+	if r.code != 0 || res.Error != "" || res.Pruned == nil || !*res.Pruned || res.Integrity == nil || !*res.Integrity || res.Maintenance == nil {
+		t.Fatalf("maintain: %s %+v", r, res)
+	}
+	if after := packs(); after >= packsBefore {
+		t.Errorf("prune freed nothing: %d pack files -> %d", packsBefore, after)
+	}
+	if res.TotalSize != before.TotalSize || *res.RepositorySnapshots != 1 {
+		t.Errorf("refresh after prune: %s, %d snapshots; want %s, 1", res.TotalSize, *res.RepositorySnapshots, before.TotalSize)
+	}
+	if r, res := run(t, "maintain"); r.code == 0 || !strings.Contains(res.Error, "nothing to do") {
+		t.Errorf("maintain without a task: %s %+v", r, res)
+	}
+}
