@@ -11,6 +11,7 @@ import (
 
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/metrics"
+	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -141,7 +142,7 @@ func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobre
 			res.Retention = &jobresult.RetentionResult{Error: msg}
 			return fmt.Errorf("retention: %s", msg)
 		}
-		res.Retention = &jobresult.RetentionResult{SnapshotsKept: fr.Kept, SnapshotsRemoved: fr.Removed}
+		res.Retention = &jobresult.RetentionResult{SnapshotsKept: fr.Kept, SnapshotsRemoved: fr.Removed, RemovedIDs: removedIDs(fr)}
 		logger.Printf("retention of %s kept %d and removed %d snapshot(s)%s", id.InvokerFilter(), fr.Kept, fr.Removed, map[bool]string{true: " (dry run)"}[o.policy.DryRun])
 	}
 	if o.integrityCheck {
@@ -188,4 +189,19 @@ func (o *updateStatusOptions) pushMetrics(ctx context.Context, res *jobresult.Re
 		return
 	}
 	res.MetricsPushed = boolPtr(true)
+}
+
+// removedIDs are the short ids (Snapshot record names) of what forget
+// removed, at most jobresult.MaxRemovedIDs of them.
+func removedIDs(fr restic.ForgetResult) []string {
+	var out []string
+	for _, g := range fr.Groups {
+		for _, s := range g.Remove {
+			if len(out) == jobresult.MaxRemovedIDs {
+				return out
+			}
+			out = append(out, names.SnapshotRecord(s.ID))
+		}
+	}
+	return out
 }

@@ -68,7 +68,15 @@ type RetentionResult struct {
 	SnapshotsKept    int64  `json:"kept"`
 	SnapshotsRemoved int64  `json:"removed"`
 	Error            string `json:"error,omitempty"`
+	// RemovedIDs are the first MaxRemovedIDs removed snapshots' ids (their
+	// first 16 hex digits: the names of their Snapshot records).
+	RemovedIDs []string `json:"removedIDs,omitempty"`
 }
+
+// MaxRemovedIDs bounds RetentionResult.RemovedIDs, so the result fits the
+// termination message; a retention that removes more leaves the records
+// of the rest for the next one.
+const MaxRemovedIDs = 80
 
 // Encode renders r as compact JSON that fits MaxMessageBytes, shortening the
 // error and then dropping snapshot details if it must: a truncated report is

@@ -36,6 +36,15 @@ func MaintenanceJob(repoName, runID string) string {
 	return fit("stow-maintain-"+repoName+"-"+runID, maxNameLen)
 }
 
+// SnapshotRecord is the name of the Snapshot record of a restic snapshot:
+// the first 16 hex digits of its id, which restic also accepts as the id.
+func SnapshotRecord(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
 // BackupSession is the name of a session created at unix time ts.
 func BackupSession(bcName string, ts int64) string {
 	suffix := fmt.Sprintf("-%d", ts)

@@ -7,6 +7,7 @@ const (
 	KindBackupSession         = "BackupSession"
 	KindRestoreSession        = "RestoreSession"
 	KindPersistentVolumeClaim = "PersistentVolumeClaim"
+	KindSnapshot              = "Snapshot"
 )
 
 // Defaults shared by the operator, the resolver and the in-Job runner.

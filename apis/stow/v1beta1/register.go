@@ -32,6 +32,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&RestoreSession{}, &RestoreSessionList{},
 		&Task{}, &TaskList{},
 		&Function{}, &FunctionList{},
+		&Snapshot{}, &SnapshotList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

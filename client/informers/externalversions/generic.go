@@ -63,6 +63,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Stow().V1beta1().Repositories().Informer()}, nil
 	case v1beta1.SchemeGroupVersion.WithResource("restoresessions"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Stow().V1beta1().RestoreSessions().Informer()}, nil
+	case v1beta1.SchemeGroupVersion.WithResource("snapshots"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Stow().V1beta1().Snapshots().Informer()}, nil
 	case v1beta1.SchemeGroupVersion.WithResource("tasks"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Stow().V1beta1().Tasks().Informer()}, nil
 

@@ -25,18 +25,19 @@ func successStatuses() []corev1.ContainerStatus {
 	return []corev1.ContainerStatus{
 		terminated("pvc-backup-0", 0, "Completed", encode(jobresult.Result{
 			Step: "backup-pvc", Host: "host-0", Duration: "12s", RepositoryInitialized: bptr(true),
-			Snapshots: []v1beta1.SnapshotStats{{Name: "abcd1234", Path: "/stow-data", TotalSize: "1.000 MiB", FileStats: v1beta1.FileStats{TotalFiles: &n}}},
+			Snapshots: []v1beta1.SnapshotStats{{Name: snapID, Path: "/stow-data", TotalSize: "1.000 MiB", FileStats: v1beta1.FileStats{TotalFiles: &n}}},
 		})),
 		terminated("update-status-1", 0, "Completed", encode(jobresult.Result{
 			Step: v1beta1.FunctionUpdateStatus, Host: "host-0",
-			Retention: &jobresult.RetentionResult{SnapshotsKept: 3, SnapshotsRemoved: 1},
+			Retention: &jobresult.RetentionResult{SnapshotsKept: 3, SnapshotsRemoved: 1, RemovedIDs: []string{oldSnap}},
 			Integrity: bptr(true), TotalSize: "10.000 MiB", MetricsPushed: bptr(true), RepositorySnapshots: ptr.To(int64(5)),
 		})),
 	}
 }
 
 func TestBackupSucceeds(t *testing.T) {
-	f := newFixture(t, readyBC("bc", "data"), repository("repo"), newSession("bc-1", "bc", t0, ""))
+	old := &v1beta1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: oldSnap, Namespace: ns}}
+	f := newFixture(t, readyBC("bc", "data"), repository("repo"), newSession("bc-1", "bc", t0, ""), old)
 	f.sync("bc-1")
 
 	s := f.session("bc-1")
@@ -92,6 +93,15 @@ func TestBackupSucceeds(t *testing.T) {
 	bc, _ := f.stow.StowV1beta1().BackupConfigurations(ns).Get(context.Background(), "bc", metav1.GetOptions{})
 	if bc.Status.LastSuccessTime == nil || !bc.Status.LastSuccessTime.Time.Equal(f.clock.Now()) {
 		t.Fatalf("lastSuccessTime = %v", bc.Status.LastSuccessTime)
+	}
+	// The snapshot taken is recorded; the one retention forgot is not any more.
+	rec, err := f.stow.StowV1beta1().Snapshots(ns).Get(context.Background(), snapID[:16], metav1.GetOptions{})
+	if err != nil || rec.Spec.ID != snapID || rec.Spec.Target.Name != "data" || rec.Spec.Invoker.Name != "bc" || rec.Spec.BackupSession != "bc-1" ||
+		len(rec.Spec.Paths) != 1 || rec.Spec.Hostname != "host-0" || rec.Spec.Repository.Name != "repo" {
+		t.Fatalf("snapshot record = %+v, %v", rec, err)
+	}
+	if _, err := f.stow.StowV1beta1().Snapshots(ns).Get(context.Background(), oldSnap, metav1.GetOptions{}); err == nil {
+		t.Fatal("the record of a forgotten snapshot was kept")
 	}
 	// The repository holds 5 snapshots; this configuration keeps 3 of them.
 	if bc.Status.SnapshotCount == nil || *bc.Status.SnapshotCount != 3 {
@@ -205,6 +215,11 @@ func TestInvokerOrTaskMissingFails(t *testing.T) {
 // Work that needs the repository alone (here a Job of another namespace on
 // the same bucket, through another Repository object) holds backups back;
 // once it ends, backups of different PVCs run side by side.
+const (
+	snapID  = "4bba301e9f0c2d5e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f"
+	oldSnap = "00aa11bb22cc33dd"
+)
+
 func TestRepositorySerialization(t *testing.T) {
 	location := restic.LocationKey(repository("repo").Spec.Backend, ns, "repo")
 	holder := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{

@@ -186,6 +186,9 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	if m.StaleLocksRemoved > 0 {
 		c.recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
 	}
+	if err := c.recordSnapshots(ctx, s, bc, m, now); err != nil {
+		return err
+	}
 	if rt := m.Retention; rt != nil && rt.Error == "" {
 		kept := rt.SnapshotsKept
 		if err := c.updateConfiguration(ctx, bc, func(st *v1beta1.BackupConfigurationStatus) bool {

@@ -54,6 +54,14 @@ type RestoreSessionListerExpansion interface{}
 // RestoreSessionNamespaceLister.
 type RestoreSessionNamespaceListerExpansion interface{}
 
+// SnapshotListerExpansion allows custom methods to be added to
+// SnapshotLister.
+type SnapshotListerExpansion interface{}
+
+// SnapshotNamespaceListerExpansion allows custom methods to be added to
+// SnapshotNamespaceLister.
+type SnapshotNamespaceListerExpansion interface{}
+
 // TaskListerExpansion allows custom methods to be added to
 // TaskLister.
 type TaskListerExpansion interface{}

@@ -34,6 +34,8 @@ type Interface interface {
 	Repositories() TypedRepositoryInformer
 	// RestoreSessions returns a RestoreSessionInformer.
 	RestoreSessions() TypedRestoreSessionInformer
+	// Snapshots returns a SnapshotInformer.
+	Snapshots() TypedSnapshotInformer
 	// Tasks returns a TaskInformer.
 	Tasks() TypedTaskInformer
 }
@@ -72,6 +74,11 @@ func (v *version) Repositories() TypedRepositoryInformer {
 // RestoreSessions returns a TypedRestoreSessionInformer.
 func (v *version) RestoreSessions() TypedRestoreSessionInformer {
 	return &restoreSessionInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// Snapshots returns a TypedSnapshotInformer.
+func (v *version) Snapshots() TypedSnapshotInformer {
+	return &snapshotInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }
 
 // Tasks returns a TypedTaskInformer.

@@ -28,4 +28,6 @@ type RepositoryExpansion interface{}
 
 type RestoreSessionExpansion interface{}
 
+type SnapshotExpansion interface{}
+
 type TaskExpansion interface{}

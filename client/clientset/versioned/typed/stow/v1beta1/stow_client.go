@@ -33,6 +33,7 @@ type StowV1beta1Interface interface {
 	FunctionsGetter
 	RepositoriesGetter
 	RestoreSessionsGetter
+	SnapshotsGetter
 	TasksGetter
 }
 
@@ -59,6 +60,10 @@ func (c *StowV1beta1Client) Repositories(namespace string) RepositoryInterface {
 
 func (c *StowV1beta1Client) RestoreSessions(namespace string) RestoreSessionInterface {
 	return newRestoreSessions(c, namespace)
+}
+
+func (c *StowV1beta1Client) Snapshots(namespace string) SnapshotInterface {
+	return newSnapshots(c, namespace)
 }
 
 func (c *StowV1beta1Client) Tasks() TaskInterface {

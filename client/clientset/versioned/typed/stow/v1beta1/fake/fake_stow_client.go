@@ -48,6 +48,10 @@ func (c *FakeStowV1beta1) RestoreSessions(namespace string) v1beta1.RestoreSessi
 	return newFakeRestoreSessions(c, namespace)
 }
 
+func (c *FakeStowV1beta1) Snapshots(namespace string) v1beta1.SnapshotInterface {
+	return newFakeSnapshots(c, namespace)
+}
+
 func (c *FakeStowV1beta1) Tasks() v1beta1.TaskInterface {
 	return newFakeTasks(c)
 }
