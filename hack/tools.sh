@@ -62,7 +62,10 @@ RESTIC_OVERLAY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/restic/_overlay
 ensure_restic() {
   local bin=$BIN_DIR/restic stamp
   stamp="$RESTIC_VERSION $(cat "$RESTIC_OVERLAY"/*.go | sha256sum | cut -c1-16)"
-  if [[ -x $bin && -f $bin.stamp && $(cat "$bin.stamp") == "$stamp" ]]; then
+  # The stamp alone is not trusted: a cached binary must also answer
+  # `stow-locks --help`, or it is rebuilt (a cache restored from elsewhere
+  # once held a plain restic under a matching stamp).
+  if [[ -x $bin && -f $bin.stamp && $(cat "$bin.stamp") == "$stamp" ]] && "$bin" stow-locks --help >/dev/null 2>&1; then
     log "restic $RESTIC_VERSION (+stow-locks) already in $bin (skip)"
     return 0
   fi

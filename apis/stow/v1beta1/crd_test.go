@@ -24,6 +24,7 @@ func TestGeneratedCRDs(t *testing.T) {
 		"restoresessions":      {apiextensionsv1.NamespaceScoped, "restore", true, "Phase"},
 		"tasks":                {apiextensionsv1.ClusterScoped, "task", false, "Age"},
 		"functions":            {apiextensionsv1.ClusterScoped, "fn", false, "Image"},
+		"snapshots":            {apiextensionsv1.NamespaceScoped, "snap", false, "Time"},
 	}
 	files, err := filepath.Glob("../../../deploy/crds/*.yaml")
 	if err != nil || len(files) != len(want) {
