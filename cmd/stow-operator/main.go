@@ -40,6 +40,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
+	"github.com/stowhq/stow/pkg/lenient"
 	"github.com/stowhq/stow/pkg/lockholder"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
@@ -107,7 +108,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("build Kubernetes client: %w", err)
 	}
-	stow, err := versioned.NewForConfig(cfg)
+	// Lenient: one stored object the operator cannot decode must not stop
+	// the informers of its kind for every namespace (pkg/lenient).
+	stow, err := lenient.NewClientset(cfg)
 	if err != nil {
 		return fmt.Errorf("build Stow client: %w", err)
 	}

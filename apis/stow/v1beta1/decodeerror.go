@@ -12,6 +12,10 @@ import (
 // metadata only with merge patches of finalizers.
 const AnnotationDecodeError = "stow.dev/decode-error"
 
+// ResourceUnreadable is the reason of ValidationPassed=False on an object
+// the operator could not decode: it is Invalid whatever else is missing.
+const ResourceUnreadable = "ResourceUnreadable"
+
 // DecodeError returns why the stored object could not be read, or "".
 func DecodeError(obj metav1.Object) string {
 	return obj.GetAnnotations()[AnnotationDecodeError]

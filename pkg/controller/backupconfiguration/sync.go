@@ -310,7 +310,9 @@ func (c *Controller) evaluate(d *v1beta1.BackupConfiguration) []check {
 	}
 
 	// Validation (spec and usagePolicy).
-	if len(invalid) > 0 {
+	if msg := v1beta1.DecodeError(d); msg != "" {
+		checks = append(checks, check{cond: cond(v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceUnreadable, msg), reason: internal.ReasonInvalidSpec})
+	} else if len(invalid) > 0 {
 		checks = append(checks, check{cond: cond(v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, strings.Join(invalid, "; ")), reason: internal.ReasonInvalidSpec})
 	} else {
 		checks = append(checks, check{cond: cond(v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the spec is valid"), ok: true})
@@ -387,6 +389,9 @@ func (c *Controller) checkTarget(d *v1beta1.BackupConfiguration) check {
 }
 
 func scheduleInvalid(d *v1beta1.BackupConfiguration) bool {
+	if v1beta1.DecodeError(d) != "" {
+		return true // a stand-in has no schedule: keep the CronJob, suspended
+	}
 	for _, e := range v1beta1.ValidateBackupConfiguration(d) {
 		if e.Field == "spec.schedule" || e.Field == "spec.timeZone" {
 			return true
