@@ -1,6 +1,7 @@
 package v1beta1
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -65,15 +66,46 @@ func (v *crdValidator) validate(obj map[string]interface{}) field.ErrorList {
 	return errs
 }
 
-// obj parses a JSON document the way kube-apiserver does (numbers as int64
-// or float64).
+// obj parses a JSON document the way kube-apiserver does (integers as
+// int64, other numbers as float64).
 func obj(t *testing.T, doc string) map[string]interface{} {
 	t.Helper()
-	var m map[string]interface{}
-	if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
-		t.Fatalf("%s: %v", doc, err)
+	m, ok := decodeJSON(t, []byte(doc)).(map[string]interface{})
+	if !ok {
+		t.Fatalf("%s: not an object", doc)
 	}
 	return m
+}
+
+func decodeJSON(t *testing.T, b []byte) interface{} {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v interface{}
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return numbers(v)
+}
+
+func numbers(v interface{}) interface{} {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]interface{}:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []interface{}:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	}
+	return v
 }
 
 // set returns a copy of base with the value at the dotted path replaced.
@@ -94,84 +126,67 @@ func set(t *testing.T, base string, path string, value interface{}) map[string]i
 	return m
 }
 
-const (
-	docBC = `{"apiVersion":"stow.dev/v1beta1","kind":"BackupConfiguration","metadata":{"name":"a","namespace":"n"},
-		"spec":{"schedule":"0 2 * * *","repository":{"name":"r"},"target":{"ref":{"name":"data"}},
-		"retentionPolicy":{"name":"keep","keepLast":5,"prune":true},"timeOut":"2h",
-		"retryConfig":{"maxRetry":3,"delay":"5m"}}}`
-	docRS = `{"apiVersion":"stow.dev/v1beta1","kind":"RestoreSession","metadata":{"name":"a","namespace":"n"},
-		"spec":{"repository":{"name":"r"},"target":{"ref":{"name":"data"}},"timeOut":"1h30m"}}`
-	docBS = `{"apiVersion":"stow.dev/v1beta1","kind":"BackupSession","metadata":{"name":"a","namespace":"n"},
-		"spec":{"invoker":{"name":"a"},"retryLeft":2}}`
-	docRepo = `{"apiVersion":"stow.dev/v1beta1","kind":"Repository","metadata":{"name":"a","namespace":"n"},
-		"spec":{"backend":{"storageSecretName":"s","gcs":{"bucket":"b"}},
-		"maintenance":{"prune":{"schedule":"@weekly-random"},"check":{"schedule":"0 3 * * 0","readDataSubset":"10%"}}}}`
-	docSnap = `{"apiVersion":"stow.dev/v1beta1","kind":"Snapshot","metadata":{"name":"a","namespace":"n"},
-		"spec":{"id":"` + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + `","time":"2026-01-02T03:04:05Z",
-		"repository":{"name":"r"},"invoker":{"name":"a"},"target":{"name":"data"},"totalFiles":3}}`
-)
-
-// schemaCases are malformed values of every field the operator decodes or
-// parses; each must be refused at admission, naming the field. The e2e test
-// TestSchemaRejectsMalformedFields sends the same cases to a real API server.
-type schemaCase struct {
-	plural, base, path string
-	value              interface{}
+// Malformed is testdata/malformed.json, shared with the e2e test
+// TestSchemaRejectsMalformedFieldsOnAPIServer.
+type Malformed struct {
+	Bases map[string]json.RawMessage `json:"bases"`
+	Cases []struct {
+		Plural string            `json:"plural"`
+		Path   string            `json:"path"`
+		Values []json.RawMessage `json:"values"`
+	} `json:"cases"`
 }
 
-func schemaCases() []schemaCase {
-	var cs []schemaCase
-	add := func(plural, base, path string, values ...interface{}) {
-		for _, v := range values {
-			cs = append(cs, schemaCase{plural, base, path, v})
-		}
+func loadMalformed(t *testing.T) Malformed {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/malformed.json")
+	if err != nil {
+		t.Fatal(err)
 	}
-	badDurations := []interface{}{"1 hour", "soon", "-5m", "10", "1h 30m", int64(5), "9999999999999999h", ""}
-	add("backupconfigurations", docBC, "spec.timeOut", badDurations...)
-	add("backupconfigurations", docBC, "spec.retryConfig.delay", badDurations...)
-	add("backupconfigurations", docBC, "spec.retryConfig.maxRetry", int64(2147483647), int64(11), int64(-1), 1.5, "3")
-	add("backupconfigurations", docBC, "spec.backupHistoryLimit", int64(2147483648), int64(-1), "1")
-	add("backupconfigurations", docBC, "spec.schedule", "every day", "* * * *", "0 2 * * * *", "@often", "TZ=UTC 0 2 * * *", "", int64(5))
-	add("backupconfigurations", docBC, "spec.timeZone", "Europe Paris", "$(date)")
-	add("backupconfigurations", docBC, "spec.retentionPolicy.keepLast", int64(-1), 1e20, "5")
-	add("backupconfigurations", docBC, "spec.hooks.preBackup.httpGet.port", int64(99999999999), int64(70000), int64(0), "Not A Name")
-	add("backupconfigurations", docBC, "spec.tempDir.sizeLimit", "lots", "1 Gi")
-	add("backupconfigurations", docBC, "spec.runtimeSettings.container.nice.adjustment", int64(99), int64(4294967296))
-	add("backupconfigurations", docBC, "spec.runtimeSettings.container.resources.limits", map[string]interface{}{"memory": "much"})
-	add("backupconfigurations", docBC, "spec.driver", "Kopia")
-	add("backupconfigurations", docBC, "spec.paused", "yes")
-	add("restoresessions", docRS, "spec.timeOut", badDurations...)
-	add("restoresessions", docRS, "spec.target.replicas", int64(2147483648), int64(0))
-	add("backupsessions", docBS, "spec.retryLeft", int64(1000000), int64(2147483648), int64(-1), int64(11))
-	add("backupsessions", docBS, "spec.invoker.kind", "Deployment")
-	add("repositories", docRepo, "spec.maintenance.prune.schedule", "sometimes", "61 * * * *x y")
-	add("repositories", docRepo, "spec.maintenance.check.readDataSubset", "half")
-	add("repositories", docRepo, "spec.backend.gcs.maxConnections", 1e20, int64(-1))
-	add("snapshots", docSnap, "spec.totalFiles", 1e20)
-	add("snapshots", docSnap, "spec.time", "yesterday", "2026-13-01T00:00:00Z")
-	return cs
+	var m Malformed
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func base(t *testing.T, m Malformed, plural string) string {
+	t.Helper()
+	b, ok := m.Bases[plural]
+	if !ok {
+		t.Fatalf("no base for %s", plural)
+	}
+	return string(b)
 }
 
 func TestSchemaRejectsMalformedFields(t *testing.T) {
+	m := loadMalformed(t)
 	validators := map[string]*crdValidator{}
-	for _, c := range schemaCases() {
-		v := validators[c.plural]
+	n := 0
+	for _, c := range m.Cases {
+		v := validators[c.Plural]
 		if v == nil {
-			v = loadCRD(t, c.plural)
-			validators[c.plural] = v
-			if errs := v.validate(obj(t, c.base)); len(errs) > 0 {
-				t.Fatalf("valid %s rejected: %v", c.plural, errs)
+			v = loadCRD(t, c.Plural)
+			validators[c.Plural] = v
+			if errs := v.validate(obj(t, base(t, m, c.Plural))); len(errs) > 0 {
+				t.Fatalf("valid %s rejected: %v", c.Plural, errs)
 			}
 		}
-		errs := v.validate(set(t, c.base, c.path, c.value))
-		b, _ := json.Marshal(c.value)
-		if len(errs) == 0 {
-			t.Errorf("%s %s=%s: admitted", c.plural, c.path, b)
-			continue
+		for _, raw := range c.Values {
+			value := decodeJSON(t, raw)
+			n++
+			errs := v.validate(set(t, base(t, m, c.Plural), c.Path, value))
+			if len(errs) == 0 {
+				t.Errorf("%s %s=%s: admitted", c.Plural, c.Path, raw)
+				continue
+			}
+			if msg := errs.ToAggregate().Error(); !strings.Contains(msg, c.Path) {
+				t.Errorf("%s %s=%s: rejection does not name the field: %s", c.Plural, c.Path, raw, msg)
+			}
 		}
-		if msg := errs.ToAggregate().Error(); !strings.Contains(msg, c.path) {
-			t.Errorf("%s %s=%s: rejection does not name the field: %s", c.plural, c.path, b, msg)
-		}
+	}
+	if n < 60 {
+		t.Fatalf("only %d cases", n)
 	}
 }
 
@@ -179,6 +194,8 @@ func TestSchemaRejectsMalformedFields(t *testing.T) {
 // than the operator: valid spellings stay admitted.
 func TestSchemaAdmitsWhatTheOperatorReads(t *testing.T) {
 	bc, rs, repo := loadCRD(t, "backupconfigurations"), loadCRD(t, "restoresessions"), loadCRD(t, "repositories")
+	m := loadMalformed(t)
+	docBC, docRS, docRepo := base(t, m, "backupconfigurations"), base(t, m, "restoresessions"), base(t, m, "repositories")
 	for _, d := range []string{"0", "0s", "90s", "1.5h", "1h30m", ".5m", "300ms", "10us", "10µs"} {
 		if errs := bc.validate(set(t, docBC, "spec.timeOut", d)); len(errs) > 0 {
 			t.Errorf("timeOut %q: %v", d, errs)
