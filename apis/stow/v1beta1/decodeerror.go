@@ -22,6 +22,7 @@ func DecodeError(obj metav1.Object) string {
 }
 
 // durationField is a Duration of a spec and its path, for decodeErrors.
+// +k8s:deepcopy-gen=false
 type durationField struct {
 	path *field.Path
 	d    *Duration
