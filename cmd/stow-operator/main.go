@@ -40,6 +40,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/lockholder"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
@@ -262,8 +263,8 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 		PendingTimeout: o.PendingTimeout,
 	})
 	rs := restoresession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, restoresession.Config{
-		BuildJobs: func(r *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
-			return resolve.RestoreJobs(r, repo, task, fns, ropts)
+		BuildJobs: func(r *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+			return resolve.RestoreJobs(r, repo, task, fns, resolved, ropts)
 		},
 		PendingTimeout: o.PendingTimeout,
 	})
