@@ -57,7 +57,7 @@ type jobInput struct {
 	repo            *v1beta1.Repository
 	rt              v1beta1.RuntimeSettings
 	tmp             v1beta1.EmptyDirSettings
-	timeOut         *metav1.Duration
+	timeOut         *v1beta1.Duration
 	targetMount     string
 	restore         bool
 	preHook         *v1beta1.Handler

@@ -409,7 +409,7 @@ func TestSecurityDefaultsAndOverrides(t *testing.T) {
 	}
 
 	bc := backupConfig()
-	bc.Spec.TimeOut = &metav1.Duration{Duration: 90 * time.Minute}
+	bc.Spec.TimeOut = &v1beta1.Duration{Duration: 90 * time.Minute}
 	bc.Spec.RuntimeSettings = v1beta1.RuntimeSettings{
 		Pod: &v1beta1.PodRuntimeSettings{
 			SecurityContext:              &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0))},
