@@ -247,6 +247,11 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 		OperatorURL: o.operatorURL, LockHostPrefix: o.lockHostPrefix, DefaultLockWait: o.LockWait}
 
 	kubeInformers := informers.NewSharedInformerFactory(kube, o.ResyncPeriod)
+	nsLister := kubeInformers.Core().V1().Namespaces().Lister()
+	ropts.NamespaceEnforcesRestricted = func(name string) bool {
+		ns, err := nsLister.Get(name)
+		return err == nil && ns.Labels[resolve.LabelPodSecurityEnforce] == resolve.PodSecurityRestricted
+	}
 	// Jobs and pods are read only for Stow's own, so the operator does not
 	// cache every pod of the cluster.
 	stowOwned := informers.NewSharedInformerFactoryWithOptions(kube, o.ResyncPeriod,

@@ -446,8 +446,11 @@ func TestSecurityDefaultsAndOverrides(t *testing.T) {
 		t.Errorf("imagePullSecrets not merged: %v", p.ImagePullSecrets)
 	}
 	for _, c := range allContainers(job) {
-		if c.SecurityContext != nil {
-			t.Errorf("%s: the default container securityContext must be off with a user pod securityContext", c.Name)
+		// Root asked for at pod level: every capability but what reading
+		// needs is dropped, and nothing contradicts runAsUser 0.
+		if sc := c.SecurityContext; sc == nil || sc.RunAsNonRoot != nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) ||
+			sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || len(sc.Capabilities.Add) != 1 || sc.Capabilities.Add[0] != "DAC_OVERRIDE" {
+			t.Errorf("%s: root container securityContext = %+v", c.Name, c.SecurityContext)
 		}
 		env := map[string]string{}
 		for _, e := range c.Env {

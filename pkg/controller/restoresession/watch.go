@@ -106,13 +106,14 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			return err
 		}
 		obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
+		executor.ExplainNoPod(ctx, c.kube, job, &obs)
 		switch obs.State {
 		case executor.Running:
 			return nil
 		case executor.Pending:
 			r.After(obs.RecheckAfter)
 			return nil
-		case executor.PendingTooLong, executor.Deleted:
+		case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 			if err := executor.StopJob(ctx, c.kube, rs.Namespace, jobName); err != nil {
 				return err
 			}
