@@ -34,3 +34,6 @@ go tool controller-gen crd:crdVersions=v1 paths=./apis/... output:crd:artifacts:
 
 echo "Generating built-in Functions and Tasks into deploy/builtin"
 go run ./hack/gen-builtin deploy/builtin
+
+echo "Generating the admission policy into deploy/admission-policy.yaml"
+go run ./hack/gen-admission deploy/admission-policy.yaml

@@ -31,10 +31,7 @@ const (
 	PostTaskHookContainer = "post-task-hook"
 )
 
-// Security defaults. Backups read as nobody (65534) so that a compromised or
-// buggy runner cannot write the data it backs up; restores run as root so
-// that file ownership is restored. runtimeSettings.pod.securityContext
-// replaces either default as a whole.
+// nobody is the uid and gid of backup pods (security.go).
 const nobody = int64(65534)
 
 // StepContainerName is the container of Task step i running Function fn:
@@ -118,7 +115,7 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 // target.volumeClaimTemplates it also returns the PVCs of every ordinal
 // (${POD_ORDINAL} substituted), which the caller creates before the Jobs;
 // otherwise it returns one Job for target.ref and no PVCs.
-func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, opts Options) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot, opts Options) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 	if rs == nil {
 		return nil, nil, fmt.Errorf("restore job: a RestoreSession is required")
 	}
@@ -190,6 +187,9 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		}
 		if h := d.Spec.Hooks; h != nil {
 			in.preHook, in.postHook = h.PreRestore, h.PostRestore
+		}
+		if len(claims) == 0 && !ruleSelects(rule) {
+			in.contract.Resolved = resolved
 		}
 		if len(claims) > 0 {
 			in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}
@@ -324,21 +324,6 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 		containers = append(containers, h)
 	}
 
-	if !in.restore && (in.rt.Pod == nil || in.rt.Pod.SecurityContext == nil) && (in.rt.Container == nil || in.rt.Container.SecurityContext == nil) {
-		// Reading files needs no privilege: with the default non-root pod,
-		// drop every capability and forbid escalation. A user security
-		// context (for example runAsUser 0 to read root-owned files) turns
-		// this off, since root without DAC capabilities could not read either.
-		for i := range containers {
-			if containers[i].SecurityContext == nil {
-				containers[i].SecurityContext = &corev1.SecurityContext{
-					AllowPrivilegeEscalation: ptr.To(false),
-					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-				}
-			}
-		}
-	}
-
 	volumes := task.Spec.Volumes
 	tmpVol := corev1.Volume{Name: v1beta1.TmpDirVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 		Medium: in.tmp.Medium, SizeLimit: in.tmp.SizeLimit,
@@ -359,19 +344,15 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	if len(pod.InitContainers) == 0 {
 		pod.InitContainers = nil
 	}
-	if in.restore {
-		pod.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0)), RunAsGroup: ptr.To(int64(0))}
-	} else {
-		// No fsGroup: it would make the kubelet chown/chmod the user's PVC,
-		// so a backup would modify its source. Files the non-root user cannot
-		// read fail the backup with their names; set runAsUser (or fsGroup for
-		// a local backend volume) in runtimeSettings.pod.securityContext.
-		pod.SecurityContext = &corev1.PodSecurityContext{
-			RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(nobody), RunAsGroup: ptr.To(nobody),
-		}
-	}
+	// No fsGroup by default: it would make the kubelet chown/chmod the
+	// user's PVC, so a backup would modify its source. Files the non-root
+	// user cannot read fail the backup with their names; set runAsUser (or
+	// fsGroup for a local backend volume) in runtimeSettings.
+	restricted := opts.NamespaceEnforcesRestricted != nil && opts.NamespaceEnforcesRestricted(in.namespace)
+	pod.SecurityContext = defaultPodSecurity(in.restore, restricted)
 	podMeta := metav1.ObjectMeta{Labels: copyMap(in.labels)}
 	applyPodSettings(&pod, &podMeta, in.rt.Pod, opts)
+	harden(&pod, in.restore, in.rt.Pod != nil && in.rt.Pod.SecurityContext != nil)
 	applyContract(&pod, &podMeta, in.contract, in.lockHost)
 
 	job := &batchv1.Job{

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/builtin"
+	"github.com/stowhq/stow/pkg/jobenv"
 )
 
 const image = "example.org/stow:test"
@@ -158,7 +159,7 @@ func TestBuiltinVariablesAreProvided(t *testing.T) {
 	}
 
 	job := mustBackupJob(t, backupConfig(), s3Repo())
-	jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	if err != nil {
 		t.Fatalf("RestoreJobs: %v", err)
 	}
@@ -445,8 +446,11 @@ func TestSecurityDefaultsAndOverrides(t *testing.T) {
 		t.Errorf("imagePullSecrets not merged: %v", p.ImagePullSecrets)
 	}
 	for _, c := range allContainers(job) {
-		if c.SecurityContext != nil {
-			t.Errorf("%s: the default container securityContext must be off with a user pod securityContext", c.Name)
+		// Root asked for at pod level: every capability but what reading
+		// needs is dropped, and nothing contradicts runAsUser 0.
+		if sc := c.SecurityContext; sc == nil || sc.RunAsNonRoot != nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) ||
+			sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || len(sc.Capabilities.Add) != 1 || sc.Capabilities.Add[0] != "DAC_OVERRIDE" {
+			t.Errorf("%s: root container securityContext = %+v", c.Name, c.SecurityContext)
 		}
 		env := map[string]string{}
 		for _, e := range c.Env {
@@ -575,7 +579,7 @@ func TestRestoreJobs(t *testing.T) {
 	rs := restoreSession()
 	rs.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/data"}}
 	rs.Spec.Target.Rules = []v1beta1.Rule{{SourceHost: "src", Snapshots: []string{"latest"}}}
-	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	if err != nil || len(jobs) != 1 || len(pvcs) != 0 {
 		t.Fatalf("RestoreJobs = %d jobs, %d pvcs, %v", len(jobs), len(pvcs), err)
 	}
@@ -599,7 +603,7 @@ func TestRestoreJobs(t *testing.T) {
 	}
 
 	rs.Spec.Target.Rules = []v1beta1.Rule{{TargetHosts: []string{"elsewhere"}}}
-	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts); err == nil || !strings.Contains(err.Error(), `no rule matches host "host-0"`) {
+	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts); err == nil || !strings.Contains(err.Error(), `no rule matches host "host-0"`) {
 		t.Errorf("unmatched rule: err = %v", err)
 	}
 }
@@ -616,7 +620,7 @@ func TestRestoreJobsVolumeClaimTemplates(t *testing.T) {
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 		},
 	}}
-	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	if err != nil || len(jobs) != 2 || len(pvcs) != 2 {
 		t.Fatalf("RestoreJobs = %d jobs, %d pvcs, %v", len(jobs), len(pvcs), err)
 	}
@@ -641,5 +645,40 @@ func TestRestoreJobsVolumeClaimTemplates(t *testing.T) {
 		if got := arg(t, j.Spec.Template.Spec.InitContainers[0], "--target-name"); got != wantPVC {
 			t.Errorf("job %s --target-name = %q", j.Name, got)
 		}
+	}
+}
+
+// TestRestoreJobsResolvedSnapshots: the snapshots the operator found in the
+// target's records reach the runner only when no rule chooses what to restore.
+func TestRestoreJobsResolvedSnapshots(t *testing.T) {
+	tasks, fns := builtins()
+	resolved := []jobenv.ResolvedSnapshot{{ID: strings.Repeat("a", 64), Paths: []string{"/stow-data"}, MountPath: "/stow-data"}}
+	envOf := func(rs *v1beta1.RestoreSession) string {
+		t.Helper()
+		jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, resolved, opts)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("RestoreJobs = %d jobs, %v", len(jobs), err)
+		}
+		for _, c := range allContainers(jobs[0]) {
+			for _, e := range c.Env {
+				if e.Name == jobenv.Resolved {
+					return e.Value
+				}
+			}
+		}
+		return ""
+	}
+	rs := restoreSession()
+	rs.Spec.Target.Rules = nil
+	if v := envOf(rs); !strings.Contains(v, resolved[0].ID) || !strings.Contains(v, `"paths":["/stow-data"]`) {
+		t.Errorf("no rules: %s = %q, want the resolved snapshot", jobenv.Resolved, v)
+	}
+	rs.Spec.Target.Rules = []v1beta1.Rule{{Include: []string{"/db"}}}
+	if v := envOf(rs); v == "" {
+		t.Errorf("a rule that only filters files: resolved snapshots dropped")
+	}
+	rs.Spec.Target.Rules = []v1beta1.Rule{{Paths: []string{"/stow-data"}}}
+	if v := envOf(rs); v != "" {
+		t.Errorf("a rule naming paths: %s = %q, want none (the rule decides)", jobenv.Resolved, v)
 	}
 }

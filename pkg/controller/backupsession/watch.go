@@ -51,11 +51,12 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 		return err
 	}
 	obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
+	executor.ExplainNoPod(ctx, c.kube, job, &obs)
 	switch obs.State {
 	case executor.Running:
 	case executor.Pending:
 		r.After(obs.RecheckAfter)
-	case executor.PendingTooLong, executor.Deleted:
+	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 		if err := executor.StopJob(ctx, c.kube, s.Namespace, jobName); err != nil {
 			return err
 		}

@@ -110,3 +110,19 @@ func StopJob(ctx context.Context, kube kubernetes.Interface, namespace, name str
 	}
 	return nil
 }
+
+// ExplainNoPod replaces the message of a session whose Job has created no
+// pod for too long by the refusal the Job recorded in its FailedCreate
+// Events, read only then (a Job's events are not cached).
+func ExplainNoPod(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job, obs *Observation) {
+	if obs.State != PendingTooLong || !obs.NoPod {
+		return
+	}
+	evs, err := kube.CoreV1().Events(job.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(job.UID)})
+	if err != nil {
+		return
+	}
+	if msg := NoPodMessage(job, evs.Items); msg != "" {
+		obs.Message = msg
+	}
+}

@@ -32,11 +32,35 @@ const (
 	Failed
 	// Deleted: the Job or its pod was deleted before a result arrived.
 	Deleted
+	// CannotStart: a container waits for something waiting cannot bring
+	// (CreateContainerConfigError, an invalid image name, ...); the Job must
+	// be stopped and the session fail with the kubelet's message.
+	CannotStart
 )
 
 func (s State) String() string {
-	return [...]string{"Running", "Pending", "PendingTooLong", "Succeeded", "Failed", "Deleted"}[s]
+	return [...]string{"Running", "Pending", "PendingTooLong", "Succeeded", "Failed", "Deleted", "CannotStart"}[s]
 }
+
+// ContainerCannotStart is the condition reason of CannotStart.
+const ContainerCannotStart = "ContainerCannotStart"
+
+// unhealable are container waiting reasons of the kubelet that no amount of
+// waiting fixes: the pod spec or image reference is wrong. (ErrImagePull and
+// ImagePullBackOff can heal, a registry may come back: the Pending threshold
+// applies to them.)
+var unhealable = map[string]bool{
+	"CreateContainerConfigError": true, // e.g. runAsNonRoot with a root image, a missing Secret key
+	"CreateContainerError":       true,
+	"InvalidImageName":           true,
+	"ErrImageNeverPull":          true,
+	"RunContainerError":          true,
+}
+
+// UnhealableGrace is how long a pod may show an unhealable waiting reason
+// before its session fails: the kubelet reports some of them transiently
+// (a Secret created a moment after the pod).
+const UnhealableGrace = 20 * time.Second
 
 // Observation is the watchdog's verdict on one Job.
 type Observation struct {
@@ -50,6 +74,9 @@ type Observation struct {
 	Results []jobresult.Result
 	// RecheckAfter is when a Pending pod reaches the threshold.
 	RecheckAfter time.Duration
+	// NoPod: the Job has created no pod (yet); ExplainNoPod can replace the
+	// message by the Job's FailedCreate events.
+	NoPod bool
 }
 
 // maxMessage bounds a message copied from a pod into a status field.
@@ -100,7 +127,7 @@ func Observe(job *batchv1.Job, pods []*corev1.Pod, now time.Time, pendingTimeout
 	if pod == nil {
 		since := job.CreationTimestamp.Time
 		if waited := now.Sub(since); waited < pendingTimeout {
-			return Observation{State: Pending, RecheckAfter: pendingTimeout - waited}
+			return Observation{State: Pending, RecheckAfter: pendingTimeout - waited, NoPod: true}
 		}
 		msg := fmt.Sprintf("Job %s has created no pod for longer than %s", job.Name, pendingTimeout)
 		if why := jobFailure(job); why != "" {
@@ -108,7 +135,17 @@ func Observe(job *batchv1.Job, pods []*corev1.Pod, now time.Time, pendingTimeout
 		} else {
 			msg += " (a ResourceQuota, LimitRange or admission policy may reject it; see the Job's events)"
 		}
-		return Observation{State: PendingTooLong, Reason: v1beta1.PodHasBeenInPendingStateForLongerThanExpected, Message: oneLine(msg)}
+		return Observation{State: PendingTooLong, Reason: v1beta1.PodHasBeenInPendingStateForLongerThanExpected, Message: oneLine(msg), NoPod: true}
+	}
+	if name, w := unhealableWait(pod); w != nil {
+		if waited := now.Sub(pod.CreationTimestamp.Time); waited < UnhealableGrace {
+			return Observation{State: Pending, RecheckAfter: UnhealableGrace - waited}
+		}
+		msg := fmt.Sprintf("container %s of pod %s cannot start: %s", name, pod.Name, w.Reason)
+		if w.Message != "" {
+			msg += ": " + w.Message
+		}
+		return Observation{State: CannotStart, Reason: ContainerCannotStart, Results: Results(pod), Message: oneLine(msg)}
 	}
 	// A pod stays in phase Pending while its init containers run, and the
 	// backup steps are init containers: only a pod none of whose containers
@@ -123,6 +160,47 @@ func Observe(job *batchv1.Job, pods []*corev1.Pod, now time.Time, pendingTimeout
 			Message: oneLine(fmt.Sprintf("pod %s has been Pending for longer than %s: %s", pod.Name, pendingTimeout, PendingMessage(pod)))}
 	}
 	return Observation{State: Running}
+}
+
+// unhealableWait returns the first container waiting for a reason waiting
+// cannot fix.
+func unhealableWait(pod *corev1.Pod) (string, *corev1.ContainerStateWaiting) {
+	for _, cs := range statuses(pod) {
+		if w := cs.State.Waiting; w != nil && unhealable[w.Reason] {
+			return cs.Name, w
+		}
+	}
+	return "", nil
+}
+
+// NoPodMessage explains why a Job has no pod from its FailedCreate events
+// (the Job controller's record of the API server's refusal: PodSecurity, a
+// ResourceQuota, an admission policy), newest first; "" without one.
+func NoPodMessage(job *batchv1.Job, events []corev1.Event) string {
+	var newest *corev1.Event
+	for i := range events {
+		ev := &events[i]
+		if ev.Reason != "FailedCreate" || ev.InvolvedObject.UID != job.UID {
+			continue
+		}
+		if newest == nil || eventTime(ev).After(eventTime(newest)) {
+			newest = ev
+		}
+	}
+	if newest == nil {
+		return ""
+	}
+	return oneLine(fmt.Sprintf("Job %s cannot create its pod: %s", job.Name, newest.Message))
+}
+
+func eventTime(ev *corev1.Event) time.Time {
+	switch {
+	case !ev.LastTimestamp.IsZero():
+		return ev.LastTimestamp.Time
+	case !ev.EventTime.IsZero():
+		return ev.EventTime.Time
+	}
+	return ev.CreationTimestamp.Time
 }
 
 // anyContainerStarted tells whether a container (init or main) of pod runs

@@ -50,3 +50,64 @@ func TestObservePendingOnlyUntilAContainerStarts(t *testing.T) {
 		})
 	}
 }
+
+// A container that cannot start (a securityContext the kubelet refuses, an
+// invalid image name) fails the session after a short grace with the
+// kubelet's message, instead of waiting out the Pending threshold.
+func TestObserveUnhealableContainer(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-s", UID: "job-uid", CreationTimestamp: metav1.NewTime(now.Add(-time.Minute))}}
+	pod := func(age time.Duration, reason, msg string, started bool) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "p", CreationTimestamp: metav1.NewTime(now.Add(-age)), OwnerReferences: []metav1.OwnerReference{
+				{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID, Controller: ptr.To(true)}}},
+			Status: corev1.PodStatus{Phase: corev1.PodPending},
+		}
+		first := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}
+		second := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}
+		if started { // the first step ran, the second cannot start
+			first, second = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}, first
+		}
+		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "pvc-backup-0", State: first}, {Name: "update-status-1", State: second}}
+		return p
+	}
+	const kubelet = "container has runAsNonRoot and image will run as root (pod: \"p\", container: pvc-backup-0)"
+	got := Observe(job, []*corev1.Pod{pod(30*time.Second, "CreateContainerConfigError", kubelet, false)}, now, 5*time.Minute)
+	if got.State != CannotStart || got.Reason != ContainerCannotStart ||
+		got.Message != "container pvc-backup-0 of pod p cannot start: CreateContainerConfigError: "+kubelet {
+		t.Fatalf("Observe = %+v", got)
+	}
+	if got := Observe(job, []*corev1.Pod{pod(5*time.Second, "CreateContainerConfigError", kubelet, false)}, now, 5*time.Minute); got.State != Pending || got.RecheckAfter != 15*time.Second {
+		t.Errorf("within the grace: %+v", got)
+	}
+	if got := Observe(job, []*corev1.Pod{pod(time.Minute, "InvalidImageName", "bad ref", true)}, now, 5*time.Minute); got.State != CannotStart || got.Message != "container update-status-1 of pod p cannot start: InvalidImageName: bad ref" {
+		t.Errorf("later step: %+v", got)
+	}
+	// An image pull may heal: the Pending threshold applies.
+	if got := Observe(job, []*corev1.Pod{pod(time.Minute, "ImagePullBackOff", "", false)}, now, 5*time.Minute); got.State != Pending {
+		t.Errorf("ImagePullBackOff: %+v", got)
+	}
+}
+
+// A Job that cannot create its pod: the session quotes the refusal.
+func TestNoPodMessageQuotesFailedCreate(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-s", UID: "job-uid", CreationTimestamp: metav1.NewTime(now.Add(-time.Hour))}}
+	obs := Observe(job, nil, now, 40*time.Second)
+	if obs.State != PendingTooLong || !obs.NoPod {
+		t.Fatalf("Observe = %+v", obs)
+	}
+	evs := []corev1.Event{
+		{InvolvedObject: corev1.ObjectReference{UID: "other"}, Reason: "FailedCreate", Message: "not mine", LastTimestamp: metav1.NewTime(now)},
+		{InvolvedObject: corev1.ObjectReference{UID: "job-uid"}, Reason: "FailedCreate", Message: "old", LastTimestamp: metav1.NewTime(now.Add(-time.Minute))},
+		{InvolvedObject: corev1.ObjectReference{UID: "job-uid"}, Reason: "FailedCreate", Message: `Error creating: pods "x" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`, LastTimestamp: metav1.NewTime(now.Add(-time.Second))},
+		{InvolvedObject: corev1.ObjectReference{UID: "job-uid"}, Reason: "SuccessfulCreate", Message: "later", LastTimestamp: metav1.NewTime(now)},
+	}
+	want := `Job stow-backup-s cannot create its pod: Error creating: pods "x" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`
+	if got := NoPodMessage(job, evs); got != want {
+		t.Errorf("NoPodMessage = %q\nwant %q", got, want)
+	}
+	if got := NoPodMessage(job, evs[:1]); got != "" {
+		t.Errorf("without an event of the Job: %q", got)
+	}
+}

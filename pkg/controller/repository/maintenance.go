@@ -187,13 +187,14 @@ func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Reposit
 		return false, err
 	}
 	obs := executor.Observe(job, pods, now, m.PendingTimeout)
+	executor.ExplainNoPod(ctx, c.kube, job, &obs)
 	switch obs.State {
 	case executor.Running:
 		return false, nil
 	case executor.Pending:
 		out.wake(obs.RecheckAfter)
 		return false, nil
-	case executor.PendingTooLong, executor.Deleted:
+	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 		if err := executor.StopJob(ctx, c.kube, repo.Namespace, st.Job); err != nil {
 			return false, err
 		}

@@ -66,7 +66,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 				c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Repository %s/%s was deleted during the restore", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
 				return nil
 			}
-			jobs, _, err := c.build(work, repo)
+			jobs, _, err := c.build(ctx, work, repo)
 			if err != nil || i >= len(jobs) {
 				if err == nil {
 					err = fmt.Errorf("the Task produced %d Jobs, expected %d", len(jobs), n)
@@ -106,13 +106,14 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			return err
 		}
 		obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
+		executor.ExplainNoPod(ctx, c.kube, job, &obs)
 		switch obs.State {
 		case executor.Running:
 			return nil
 		case executor.Pending:
 			r.After(obs.RecheckAfter)
 			return nil
-		case executor.PendingTooLong, executor.Deleted:
+		case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 			if err := executor.StopJob(ctx, c.kube, rs.Namespace, jobName); err != nil {
 				return err
 			}

@@ -1,0 +1,316 @@
+// Package podpolicy lists what a Stow object asks of the pods Stow creates
+// beyond a PodSecurity "restricted" pod: root or another uid, privilege,
+// capabilities, node volumes, another ServiceAccount, node placement, a
+// command of the user's choosing. Stow runs its Jobs with the operator's
+// rights, so each such ask must come from someone who may create such a pod
+// in that namespace themselves (docs/security.md).
+//
+// The rules are data (a JSON field path and a test), so that the same table
+// drives the operator's check (Asks, on the object's JSON form) and the
+// admission policy's CEL (CEL, generated into deploy/admission-policy.yaml by
+// hack/gen-admission): the two cannot drift.
+package podpolicy
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Resources the rules apply to (plural names, as in RBAC and admission).
+const (
+	BackupConfigurations = "backupconfigurations"
+	RestoreSessions      = "restoresessions"
+	Repositories         = "repositories"
+	Tasks                = "tasks"
+	Functions            = "functions"
+)
+
+// Group, Resource and Verb of the Stow permission an admin grants instead of
+// pod rights: verb "use" on "podsettings.stow.dev", optionally limited to
+// one Class with resourceNames.
+const (
+	PermissionGroup    = "stow.dev"
+	PermissionResource = "podsettings"
+	PermissionVerb     = "use"
+)
+
+// Class groups asks so that an admin can grant some and not others
+// (resourceNames of the "use podsettings" rule).
+type Class string
+
+const (
+	// Identity: a uid, gid or supplementary group of the user's choice, or root.
+	Identity Class = "identity"
+	// Privileged: privileged containers, privilege escalation, added
+	// capabilities, unconfined seccomp/AppArmor, SELinux options, sysctls,
+	// procMount, host ports.
+	Privileged Class = "privileged"
+	// HostVolume: a hostPath volume (a directory of the node).
+	HostVolume Class = "host-volume"
+	// ServiceAccount: another ServiceAccount, or its token in the pod.
+	ServiceAccount Class = "serviceaccount"
+	// Placement: a fixed node (bypassing the scheduler) or tolerations.
+	Placement Class = "placement"
+	// Command: a command of the user's choosing runs in the Job pod (exec hook).
+	Command Class = "command"
+)
+
+// Classes lists every Class, for documentation and the admission policy.
+var Classes = []Class{Identity, Privileged, HostVolume, ServiceAccount, Placement, Command}
+
+// Test is what makes a field an ask.
+type Test int
+
+const (
+	// Present: the field is set, whatever its value.
+	Present Test = iota
+	// True: the field is the boolean true.
+	True
+	// False: the field is the boolean false.
+	False
+	// NonEmpty: the list is non-empty.
+	NonEmpty
+	// Positive: the number is > 0.
+	Positive
+	// Unconfined: the field is the string "Unconfined".
+	Unconfined
+	// NotDefault: the string is set to something other than "Default".
+	NotDefault
+)
+
+// Rule is one field that asks for more than a restricted pod.
+type Rule struct {
+	// Resource is the plural resource the field belongs to.
+	Resource string
+	// Path is the field's JSON path; "[]" after a list name means "any item".
+	Path  string
+	Test  Test
+	Class Class
+	// What says in a few words what the field asks for.
+	What string
+}
+
+// Field is the Path as users write it, without the [] markers.
+func (r Rule) Field() string { return strings.ReplaceAll(r.Path, "[]", "[*]") }
+
+// podSC are the pod securityContext fields that ask, relative to it.
+var podSC = []struct {
+	path  string
+	test  Test
+	class Class
+	what  string
+}{
+	{"runAsUser", Present, Identity, "a user id of its own choice (0 is root)"},
+	{"runAsGroup", Present, Identity, "a group id of its own choice"},
+	{"fsGroup", Present, Identity, "a group that owns the volumes"},
+	{"supplementalGroups", NonEmpty, Identity, "supplementary groups"},
+	{"runAsNonRoot", False, Identity, "permission to run as root"},
+	{"seLinuxOptions", Present, Privileged, "an SELinux label"},
+	{"sysctls", NonEmpty, Privileged, "kernel parameters"},
+	{"seccompProfile.type", Unconfined, Privileged, "no seccomp confinement"},
+	{"appArmorProfile.type", Unconfined, Privileged, "no AppArmor confinement"},
+}
+
+// containerSC are the container securityContext fields that ask.
+var containerSC = []struct {
+	path  string
+	test  Test
+	class Class
+	what  string
+}{
+	{"runAsUser", Present, Identity, "a user id of its own choice (0 is root)"},
+	{"runAsGroup", Present, Identity, "a group id of its own choice"},
+	{"runAsNonRoot", False, Identity, "permission to run as root"},
+	{"privileged", True, Privileged, "a privileged container"},
+	{"allowPrivilegeEscalation", True, Privileged, "privilege escalation"},
+	{"capabilities.add", NonEmpty, Privileged, "added capabilities"},
+	{"procMount", NotDefault, Privileged, "an unmasked /proc"},
+	{"seLinuxOptions", Present, Privileged, "an SELinux label"},
+	{"seccompProfile.type", Unconfined, Privileged, "no seccomp confinement"},
+	{"appArmorProfile.type", Unconfined, Privileged, "no AppArmor confinement"},
+}
+
+// Rules is the whole table, in a stable order.
+var Rules = buildRules()
+
+func buildRules() []Rule {
+	var out []Rule
+	add := func(res, path string, t Test, c Class, what string) {
+		out = append(out, Rule{Resource: res, Path: path, Test: t, Class: c, What: what})
+	}
+	for _, res := range []string{BackupConfigurations, RestoreSessions} {
+		for _, f := range podSC {
+			add(res, "spec.runtimeSettings.pod.securityContext."+f.path, f.test, f.class, f.what)
+		}
+		for _, f := range containerSC {
+			add(res, "spec.runtimeSettings.container.securityContext."+f.path, f.test, f.class, f.what)
+		}
+		add(res, "spec.runtimeSettings.pod.serviceAccountName", Present, ServiceAccount, "another ServiceAccount")
+		add(res, "spec.runtimeSettings.pod.automountServiceAccountToken", True, ServiceAccount, "a ServiceAccount token in the pod")
+		add(res, "spec.runtimeSettings.pod.nodeName", Present, Placement, "a node, bypassing the scheduler")
+		add(res, "spec.runtimeSettings.pod.tolerations", NonEmpty, Placement, "tolerations of node taints")
+	}
+	for _, h := range []string{"preBackup", "postBackup"} {
+		add(BackupConfigurations, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the Job pod")
+	}
+	for _, h := range []string{"preRestore", "postRestore"} {
+		add(RestoreSessions, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the Job pod")
+	}
+	add(Repositories, "spec.backend.local.hostPath", Present, HostVolume, "a directory of the node")
+	add(Tasks, "spec.volumes[].hostPath", Present, HostVolume, "a directory of the node")
+	for _, f := range containerSC {
+		add(Functions, "spec.runtimeSettings.securityContext."+f.path, f.test, f.class, f.what)
+	}
+	add(Functions, "spec.ports[].hostPort", Positive, Privileged, "a port of the node")
+	return out
+}
+
+// RulesFor returns the rules of one resource.
+func RulesFor(resource string) []Rule {
+	var out []Rule
+	for _, r := range Rules {
+		if r.Resource == resource {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Ask is one field of an object that asks for more than a restricted pod.
+type Ask struct {
+	Rule
+}
+
+// String names the field and what it asks for.
+func (a Ask) String() string {
+	return fmt.Sprintf("%s asks for %s (%s)", a.Field(), a.What, a.Class)
+}
+
+// Asks returns the asks of obj, a Stow object of the given resource (typed
+// or unstructured; it is read through its JSON form, as admission sees it).
+func Asks(resource string, obj any) ([]Ask, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	var out []Ask
+	for _, r := range RulesFor(resource) {
+		if match(m, strings.Split(r.Path, "."), r.Test) {
+			out = append(out, Ask{r})
+		}
+	}
+	return out, nil
+}
+
+// Classes returns the distinct classes of asks, sorted.
+func ClassesOf(asks []Ask) []Class {
+	seen := map[Class]bool{}
+	var out []Class
+	for _, a := range asks {
+		if !seen[a.Class] {
+			seen[a.Class] = true
+			out = append(out, a.Class)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func match(v any, path []string, t Test) bool {
+	if len(path) == 0 {
+		return test(v, t)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	seg := path[0]
+	if name, ok := strings.CutSuffix(seg, "[]"); ok {
+		list, _ := m[name].([]any)
+		for _, item := range list {
+			if match(item, path[1:], t) {
+				return true
+			}
+		}
+		return false
+	}
+	next, ok := m[seg]
+	if !ok || next == nil {
+		return false
+	}
+	return match(next, path[1:], t)
+}
+
+func test(v any, t Test) bool {
+	switch t {
+	case Present:
+		return true
+	case True:
+		b, ok := v.(bool)
+		return ok && b
+	case False:
+		b, ok := v.(bool)
+		return ok && !b
+	case NonEmpty:
+		l, ok := v.([]any)
+		return ok && len(l) > 0
+	case Positive:
+		n, ok := v.(float64)
+		return ok && n > 0
+	case Unconfined:
+		s, ok := v.(string)
+		return ok && s == "Unconfined"
+	case NotDefault:
+		s, ok := v.(string)
+		return ok && s != "" && s != "Default"
+	}
+	return false
+}
+
+// CEL returns the CEL expression that is true when the object under
+// admission (variable "object") has the rule's ask. It mirrors match: every
+// step is guarded by has(), a "[]" step by exists().
+func (r Rule) CEL() string {
+	return celPath("object", strings.Split(r.Path, "."), r.Test, 0)
+}
+
+func celPath(root string, path []string, t Test, depth int) string {
+	if len(path) == 0 {
+		return celTest(root, t)
+	}
+	seg := path[0]
+	if name, ok := strings.CutSuffix(seg, "[]"); ok {
+		v := fmt.Sprintf("x%d", depth)
+		return fmt.Sprintf("has(%s.%s) && %s.%s.exists(%s, %s)", root, name, root, name, v, celPath(v, path[1:], t, depth+1))
+	}
+	field := root + "." + seg
+	rest := celPath(field, path[1:], t, depth)
+	if rest == "true" {
+		return "has(" + field + ")"
+	}
+	return "has(" + field + ") && " + rest
+}
+
+func celTest(v string, t Test) string {
+	switch t {
+	case True:
+		return v + " == true"
+	case False:
+		return v + " == false"
+	case NonEmpty:
+		return "size(" + v + ") > 0"
+	case Positive:
+		return v + " > 0"
+	case Unconfined:
+		return v + " == 'Unconfined'"
+	case NotDefault:
+		return v + " != 'Default'"
+	}
+	return "true"
+}

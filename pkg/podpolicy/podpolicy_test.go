@@ -1,0 +1,135 @@
+package podpolicy
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
+)
+
+func fields(asks []Ask) []string {
+	var out []string
+	for _, a := range asks {
+		out = append(out, a.Field())
+	}
+	return out
+}
+
+func TestPlainObjectsAskNothing(t *testing.T) {
+	bc := &v1beta1.BackupConfiguration{Spec: v1beta1.BackupConfigurationSpec{
+		Schedule: "@daily",
+		Target:   &v1beta1.BackupTarget{Ref: v1beta1.TargetRef{Name: "data"}},
+		RuntimeSettings: v1beta1.RuntimeSettings{
+			Pod: &v1beta1.PodRuntimeSettings{NodeSelector: map[string]string{"a": "b"},
+				SecurityContext:              &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)},
+				AutomountServiceAccountToken: ptr.To(false)},
+			Container: &v1beta1.ContainerRuntimeSettings{SecurityContext: &corev1.SecurityContext{
+				Privileged: ptr.To(false), AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			}},
+		},
+		Hooks: &v1beta1.BackupHooks{PreBackup: &v1beta1.Handler{HTTPGet: &v1beta1.HTTPGetAction{Path: "/"}}},
+	}}
+	asks, err := Asks(BackupConfigurations, bc)
+	if err != nil || len(asks) != 0 {
+		t.Fatalf("plain BackupConfiguration asks %v (%v)", fields(asks), err)
+	}
+	repo := &v1beta1.Repository{Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{Local: &v1beta1.LocalSpec{
+		MountPath: "/repo", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "r"}}}}}}
+	if asks, _ := Asks(Repositories, repo); len(asks) != 0 {
+		t.Fatalf("PVC repository asks %v", fields(asks))
+	}
+}
+
+func TestEscalationsAreNamed(t *testing.T) {
+	bc := &v1beta1.BackupConfiguration{Spec: v1beta1.BackupConfigurationSpec{
+		RuntimeSettings: v1beta1.RuntimeSettings{
+			Pod: &v1beta1.PodRuntimeSettings{
+				SecurityContext:    &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0)), RunAsNonRoot: ptr.To(false)},
+				ServiceAccountName: "admin", NodeName: "n1",
+				Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			},
+			Container: &v1beta1.ContainerRuntimeSettings{SecurityContext: &corev1.SecurityContext{
+				Privileged:   ptr.To(true),
+				Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}},
+			}},
+		},
+		Hooks: &v1beta1.BackupHooks{PostBackup: &v1beta1.PostHookHandler{Handler: v1beta1.Handler{Exec: &corev1.ExecAction{Command: []string{"sh"}}}}},
+	}}
+	asks, err := Asks(BackupConfigurations, bc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"spec.runtimeSettings.pod.securityContext.runAsUser",
+		"spec.runtimeSettings.pod.securityContext.runAsNonRoot",
+		"spec.runtimeSettings.container.securityContext.privileged",
+		"spec.runtimeSettings.container.securityContext.capabilities.add",
+		"spec.runtimeSettings.pod.serviceAccountName",
+		"spec.runtimeSettings.pod.nodeName",
+		"spec.runtimeSettings.pod.tolerations",
+		"spec.hooks.postBackup.exec",
+	}
+	if got := strings.Join(fields(asks), "\n"); got != strings.Join(want, "\n") {
+		t.Fatalf("asks:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if got := ClassesOf(asks); len(got) != 5 {
+		t.Errorf("classes %v", got)
+	}
+	// The documented Stash recipe for unreadable files is an identity ask.
+	rs := &v1beta1.RestoreSession{Spec: v1beta1.RestoreSessionSpec{RuntimeSettings: v1beta1.RuntimeSettings{
+		Container: &v1beta1.ContainerRuntimeSettings{SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(0))}}}}}
+	asks, _ = Asks(RestoreSessions, rs)
+	if len(asks) != 1 || asks[0].Class != Identity || asks[0].Field() != "spec.runtimeSettings.container.securityContext.runAsUser" {
+		t.Fatalf("restore runAsUser 0: %v", fields(asks))
+	}
+}
+
+func TestNodeVolumesAndFunctions(t *testing.T) {
+	repo := &v1beta1.Repository{Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{Local: &v1beta1.LocalSpec{
+		MountPath: "/repo", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib"}}}}}}
+	if asks, _ := Asks(Repositories, repo); len(asks) != 1 || asks[0].Class != HostVolume {
+		t.Fatalf("hostPath repository: %v", fields(asks))
+	}
+	task := &v1beta1.Task{Spec: v1beta1.TaskSpec{Volumes: []corev1.Volume{
+		{Name: "a", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "b", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}},
+	}}}
+	if asks, _ := Asks(Tasks, task); len(asks) != 1 || asks[0].Field() != "spec.volumes[*].hostPath" {
+		t.Fatalf("hostPath task: %v", fields(asks))
+	}
+	fn := &v1beta1.Function{Spec: v1beta1.FunctionSpec{Image: "x", Ports: []corev1.ContainerPort{{ContainerPort: 80}, {ContainerPort: 81, HostPort: 81}},
+		RuntimeSettings: &v1beta1.ContainerRuntimeSettings{SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(true)}}}}
+	asks, _ := Asks(Functions, fn)
+	if got := strings.Join(fields(asks), ","); got != "spec.runtimeSettings.securityContext.allowPrivilegeEscalation,spec.ports[*].hostPort" {
+		t.Fatalf("function: %s", got)
+	}
+}
+
+// The CEL is generated from the same path and test as the Go check.
+func TestCEL(t *testing.T) {
+	cases := map[string]string{
+		"spec.runtimeSettings.pod.securityContext.runAsUser":              "has(object.spec) && has(object.spec.runtimeSettings) && has(object.spec.runtimeSettings.pod) && has(object.spec.runtimeSettings.pod.securityContext) && has(object.spec.runtimeSettings.pod.securityContext.runAsUser)",
+		"spec.runtimeSettings.pod.securityContext.runAsNonRoot":           "has(object.spec) && has(object.spec.runtimeSettings) && has(object.spec.runtimeSettings.pod) && has(object.spec.runtimeSettings.pod.securityContext) && has(object.spec.runtimeSettings.pod.securityContext.runAsNonRoot) && object.spec.runtimeSettings.pod.securityContext.runAsNonRoot == false",
+		"spec.volumes[*].hostPath":                                        "has(object.spec) && has(object.spec.volumes) && object.spec.volumes.exists(x0, has(x0.hostPath))",
+		"spec.ports[*].hostPort":                                          "has(object.spec) && has(object.spec.ports) && object.spec.ports.exists(x0, has(x0.hostPort) && x0.hostPort > 0)",
+		"spec.runtimeSettings.container.securityContext.capabilities.add": "has(object.spec) && has(object.spec.runtimeSettings) && has(object.spec.runtimeSettings.container) && has(object.spec.runtimeSettings.container.securityContext) && has(object.spec.runtimeSettings.container.securityContext.capabilities) && has(object.spec.runtimeSettings.container.securityContext.capabilities.add) && size(object.spec.runtimeSettings.container.securityContext.capabilities.add) > 0",
+	}
+	seen := 0
+	for _, r := range Rules {
+		want, ok := cases[r.Field()]
+		if !ok || (r.Resource != BackupConfigurations && r.Resource != Tasks && r.Resource != Functions) {
+			continue
+		}
+		seen++
+		if got := r.CEL(); got != want {
+			t.Errorf("%s %s:\n got %s\nwant %s", r.Resource, r.Field(), got, want)
+		}
+	}
+	if seen != len(cases) {
+		t.Errorf("checked %d of %d cases", seen, len(cases))
+	}
+}
