@@ -302,3 +302,24 @@ func validSnapshotID(id string) bool {
 	}
 	return true
 }
+
+// Selects tells whether namespace ns (with its labels) is selected; a nil
+// selection selects every namespace.
+func (s *NamespaceSelection) Selects(ns string, nsLabels map[string]string) (bool, error) {
+	if s == nil {
+		return true, nil
+	}
+	for _, n := range s.Names {
+		if n == ns {
+			return true, nil
+		}
+	}
+	if s.Selector == nil {
+		return false, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(s.Selector)
+	if err != nil {
+		return false, fmt.Errorf("invalid namespace selector: %v", err)
+	}
+	return sel.Matches(labels.Set(nsLabels)), nil
+}

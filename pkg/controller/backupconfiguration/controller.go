@@ -29,6 +29,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/resolve"
 )
@@ -57,6 +58,8 @@ type Controller struct {
 	bcs        stowlisters.BackupConfigurationLister
 	repos      stowlisters.RepositoryLister
 	tasks      stowlisters.TaskLister
+	fns        stowlisters.FunctionLister
+	guard      *podguard.Guard
 	restores   stowlisters.RestoreSessionLister
 	secrets    corelisters.SecretLister
 	pvcs       corelisters.PersistentVolumeClaimLister
@@ -86,7 +89,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 	c := &Controller{
 		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now, pusher: metrics.Nop{},
 		bcInformer: bcInf.Informer(),
-		bcs:        bcInf.Lister(), repos: repoInf.Lister(), tasks: taskInf.Lister(), restores: rsInf.Lister(),
+		bcs:        bcInf.Lister(), repos: repoInf.Lister(), tasks: taskInf.Lister(), fns: s.Functions().Lister(), restores: rsInf.Lister(),
 		secrets: secInf.Lister(), pvcs: pvcInf.Lister(), namespaces: nsInf.Lister(), sas: saInf.Lister(),
 		cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(),
 		kubeInformers: kubeInformers, stowInformers: stowInformers,
@@ -281,6 +284,13 @@ func (c *Controller) event(bc *v1beta1.BackupConfiguration, typ, reason, msg str
 	if c.recorder != nil {
 		c.recorder.Event(bc, typ, reason, msg)
 	}
+}
+
+// WithGuard makes the controller check pod settings (podguard): a
+// configuration whose Job would ask for them unchecked is Invalid.
+func (c *Controller) WithGuard(g *podguard.Guard) *Controller {
+	c.guard = g
+	return c
 }
 
 // WithMetrics makes deletion of a BackupConfiguration also delete its

@@ -19,7 +19,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -138,7 +141,7 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 	v1beta1.DefaultBackupConfiguration(d)
 	schedule := v1beta1.ResolveSchedule(bc.Namespace, bc.Name, bc.Spec.Schedule)
 
-	checks := c.evaluate(d)
+	checks := c.evaluate(ctx, d)
 	ready := true
 	var notReady string
 	for _, ch := range checks {
@@ -260,8 +263,36 @@ func jobFinished(j *batchv1.Job) bool {
 	return false
 }
 
+// taskAndPodSettings returns why d may not use its Task (its namespace is
+// not allowed) or why its Job would ask for pod settings nobody checked.
+func (c *Controller) taskAndPodSettings(ctx context.Context, d *v1beta1.BackupConfiguration, task *v1beta1.Task) []string {
+	fns := map[string]*v1beta1.Function{}
+	for _, step := range task.Spec.Steps {
+		if fn, err := c.fns.Get(step.Name); err == nil {
+			fns[step.Name] = fn
+		}
+	}
+	nsLabels := func() map[string]string {
+		if n, err := c.namespaces.Get(d.Namespace); err == nil {
+			return n.Labels
+		}
+		return nil
+	}
+	if why := executor.TaskUse(d.Namespace, nsLabels, task, fns); why != "" {
+		return []string{why}
+	}
+	var repo *v1beta1.Repository
+	if d.Spec.Repository.Name != "" {
+		repo, _ = c.repos.Repositories(d.Spec.Repository.Namespace).Get(d.Spec.Repository.Name)
+	}
+	if why := c.guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, d, repo, task, fns)...); why != "" {
+		return []string{why}
+	}
+	return nil
+}
+
 // evaluate checks validation, Task, Repository, usagePolicy, Secret and PVC.
-func (c *Controller) evaluate(d *v1beta1.BackupConfiguration) []check {
+func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguration) []check {
 	var checks []check
 	var invalid []string
 	if errs := v1beta1.ValidateBackupConfiguration(d); len(errs) > 0 {
@@ -269,8 +300,9 @@ func (c *Controller) evaluate(d *v1beta1.BackupConfiguration) []check {
 	}
 
 	// Task.
-	switch _, err := c.tasks.Get(d.Spec.Task.Name); {
+	switch task, err := c.tasks.Get(d.Spec.Task.Name); {
 	case err == nil:
+		invalid = append(invalid, c.taskAndPodSettings(ctx, d, task)...)
 		checks = append(checks, check{cond: cond(v1beta1.TaskFound, v1beta1.ConditionTrue, v1beta1.TaskAvailable, fmt.Sprintf("task %q found", d.Spec.Task.Name)), ok: true})
 	case apierrors.IsNotFound(err):
 		checks = append(checks, check{cond: cond(v1beta1.TaskFound, v1beta1.ConditionFalse, v1beta1.TaskNotAvailable, fmt.Sprintf("task %q not found", d.Spec.Task.Name)), reason: internal.ReasonTaskNotFound})

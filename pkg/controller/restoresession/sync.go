@@ -19,8 +19,10 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -156,15 +158,32 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 	if errs := v1beta1.ValidateRestoreSession(work); len(errs) > 0 {
 		return errs.ToAggregate().Error()
 	}
-	if repo == nil || repo.Namespace == work.Namespace {
-		return ""
-	}
 	var nsLabels map[string]string
-	if nsObj, err := c.kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
-		nsLabels = nsObj.Labels
+	read := false
+	labelsOf := func() map[string]string {
+		if !read {
+			if nsObj, err := c.kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
+				nsLabels = nsObj.Labels
+			}
+			read = true
+		}
+		return nsLabels
 	}
-	if err := v1beta1.ValidateUsage(repo, work.Namespace, nsLabels); err != nil {
-		return err.Error()
+	if repo != nil && repo.Namespace != work.Namespace {
+		if err := v1beta1.ValidateUsage(repo, work.Namespace, labelsOf()); err != nil {
+			return err.Error()
+		}
+	}
+	// A missing Task or Function fails the session when it starts.
+	if task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, work.Spec.Task.Name); err == nil {
+		if why := executor.TaskUse(work.Namespace, labelsOf, task, fns); why != "" {
+			return why
+		}
+		if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.RestoreSessions, work, repo, task, fns)...); why != "" {
+			return why
+		}
+	} else if why := c.cfg.Guard.Check(ctx, podguard.Object{Resource: podpolicy.RestoreSessions, Obj: work}, podguard.Object{Resource: podpolicy.Repositories, Obj: repo}); why != "" {
+		return why
 	}
 	return ""
 }
