@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
@@ -22,8 +23,8 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/podguard"
-	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/podpolicy"
 )
 
 // sync reconciles one BackupConfiguration; it is idempotent and safe to call
@@ -338,6 +339,12 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 		}
 		if err := v1beta1.ValidateUsage(repo, d.Namespace, nsLabels); err != nil {
 			invalid = append(invalid, err.Error())
+		}
+		if d.Spec.Target != nil {
+			if errs := v1beta1.ValidateMountsApart(v1beta1.TargetMountPath(d.Spec.Target.VolumeMounts), repo,
+				field.NewPath("spec", "target", "volumeMounts").Index(0).Child("mountPath")); len(errs) > 0 {
+				invalid = append(invalid, errs.ToAggregate().Error())
+			}
 		}
 	}
 

@@ -14,13 +14,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
-	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/restic"
@@ -168,6 +169,12 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 			read = true
 		}
 		return nsLabels
+	}
+	if work.Spec.Target != nil {
+		if errs := v1beta1.ValidateMountsApart(v1beta1.TargetMountPath(work.Spec.Target.VolumeMounts), repo,
+			field.NewPath("spec", "target", "volumeMounts").Index(0).Child("mountPath")); len(errs) > 0 {
+			return errs.ToAggregate().Error()
+		}
 	}
 	if repo != nil && repo.Namespace != work.Namespace {
 		if err := v1beta1.ValidateUsage(repo, work.Namespace, labelsOf()); err != nil {
