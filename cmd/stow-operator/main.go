@@ -43,6 +43,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/backupconfiguration"
 	"github.com/stowhq/stow/pkg/controller/backupsession"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
 	"github.com/stowhq/stow/pkg/jobenv"
@@ -270,23 +271,30 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 		}))
 	stowInformers := externalversions.NewSharedInformerFactory(stow, o.ResyncPeriod)
 
+	mode, err := podguard.ParseMode(o.PodSettings)
+	if err != nil {
+		return err
+	}
+	guard := podguard.New(mode, kube)
 	gate := executor.NewGate(stowOwned.Batch().V1().Jobs().Lister(), stowOwned.Core().V1().Pods().Lister(), nil, o.MaxConcurrentJobs)
 	bs := backupsession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, backupsession.Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
 			return resolve.BackupJob(bc, s, repo, task, fns, ropts)
 		},
 		PendingTimeout: o.PendingTimeout,
+		Guard:          guard,
 	})
 	rs := restoresession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, restoresession.Config{
 		BuildJobs: func(r *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 			return resolve.RestoreJobs(r, repo, task, fns, resolved, ropts)
 		},
 		PendingTimeout: o.PendingTimeout,
+		Guard:          guard,
 	})
-	bc := backupconfiguration.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithMetrics(pusher).
+	bc := backupconfiguration.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithMetrics(pusher).WithGuard(guard).
 		WithWatches(metadataListWatch(meta, corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")),
 			metadataListWatch(meta, corev1.SchemeGroupVersion.WithResource("namespaces")))
-	repo := repository.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithMaintenance(repository.Maintenance{
+	repo := repository.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithGuard(guard).WithMaintenance(repository.Maintenance{
 		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
 			return resolve.MaintenanceJob(r, tasks, runID, created, ropts)
 		},

@@ -32,6 +32,7 @@ type options struct {
 	ClusterID            string
 	LockWait             time.Duration
 	MaxConcurrentJobs    int
+	PodSettings          string
 	// operatorURL is where Jobs reach this operator's Service (lock
 	// holders); lockHostPrefix is set at start from the cluster identity.
 	operatorURL    string
@@ -62,6 +63,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 200, "Requests allowed in a burst above --kube-api-qps.")
 	fs.StringVar(&o.ClusterID, "cluster-id", "", "Identity of this cluster, from which the hostname prefix of Stow's Job pods is derived (restic records hostnames in its locks; a lock of this cluster's Stow pods is removed once the pod no longer runs). Default: the UID of namespace kube-system. Two clusters sharing a bucket must differ.")
 	fs.DurationVar(&o.LockWait, "lock-wait", 35*time.Minute, "How long a Job of a session without timeOut waits for a restic lock held by someone else before it fails naming the holder (with timeOut: until shortly before the deadline). restic considers a lock older than 30 minutes stale.")
+	fs.StringVar(&o.PodSettings, "pod-settings", "admission", "How the operator treats objects asking for pod settings beyond a restricted pod (root, privileged, hostPath, serviceAccountName, ...; docs/security.md): admission runs them only when the admission policy stow.dev-pod-settings checked who wrote them; trust runs them unchecked (only admins write Stow objects); refuse never runs them.")
 	fs.IntVar(&o.MaxConcurrentJobs, "max-concurrent-jobs", 50, "Most backup and restore Jobs running at once in the cluster; further sessions wait (condition ExecutorWaiting, reason TooManyJobs). 0: no limit.")
 }
 

@@ -76,6 +76,14 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 		}
 		mounts[p] = mount
 	}
+	for _, p := range paths {
+		if err := o.job.repositoryApart(mounts[p]); err != nil {
+			return fail(err)
+		}
+		if err := o.job.repositoryApart(p); err != nil {
+			return fail(err)
+		}
+	}
 	extra := strings.Fields(o.extraArgs)
 	if err := restic.CheckBackupArgs(extra); err != nil {
 		return fail(err)

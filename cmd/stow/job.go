@@ -185,6 +185,26 @@ func (j *jobFlags) openRepository() (r *restic.Restic, close func(), err error) 
 	return r, close, err
 }
 
+// repositoryApart refuses a target path that overlaps a local repository's
+// mount (one inside the other): a backup would save the repository instead
+// of the volume, a restore would write into the repository.
+func (j *jobFlags) repositoryApart(target string) error {
+	b, err := j.backend.Backend()
+	if err != nil || b.Local == nil {
+		return nil // a broken backend is reported when the repository opens
+	}
+	repo, t := filepath.Clean(b.Local.MountPath), filepath.Clean(target)
+	if within(t, repo) || within(repo, t) {
+		return fmt.Errorf("the target volume at %s and the local repository mounted at %s overlap: mount them apart (target volumeMounts or the Repository's mountPath)", t, repo)
+	}
+	return nil
+}
+
+// within tells whether p is dir or below it.
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
 func (j *jobFlags) newRestic() (*restic.Restic, []string, error) {
 	var made []string
 	b, err := j.backend.Backend()

@@ -18,6 +18,7 @@ import (
 	"github.com/stowhq/stow/internal/testenv"
 	"github.com/stowhq/stow/pkg/builtin"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/restic"
 )
 
 func TestMain(m *testing.M) {
@@ -179,5 +180,21 @@ func TestUnescapeMountinfo(t *testing.T) {
 	// /proc is always a mount point of its own.
 	if got := mountPointOf("/proc/self"); got != "/proc" {
 		t.Errorf("mountPointOf(/proc/self) = %q", got)
+	}
+}
+
+// A local repository mounted at, inside or around the target volume is
+// refused before anything is read or written.
+func TestRepositoryApartFromTarget(t *testing.T) {
+	j := &jobFlags{backend: restic.BackendFlags{Provider: v1beta1.ProviderLocal, Bucket: "/stow-data/repo"}}
+	for target, bad := range map[string]bool{"/stow-data": true, "/stow-data/repo": true, "/stow-data/repo/x": true, "/stow-datax": false, "/data": false} {
+		err := j.repositoryApart(target)
+		if (err != nil) != bad {
+			t.Errorf("target %s: %v, want refused %v", target, err, bad)
+		}
+	}
+	s3 := &jobFlags{backend: restic.BackendFlags{Provider: v1beta1.ProviderS3, Bucket: "b", Endpoint: "http://x"}}
+	if err := s3.repositoryApart("/"); err != nil {
+		t.Errorf("s3: %v", err)
 	}
 }

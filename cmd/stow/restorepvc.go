@@ -89,6 +89,9 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	if source == "" {
 		source = res.Host
 	}
+	if err := o.job.repositoryApart(o.mountPath); err != nil {
+		return fail(err)
+	}
 	r, closeRepo, err := o.job.openRepository()
 	if err != nil {
 		return fail(err)

@@ -34,6 +34,17 @@ type ObjectRef struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
+// NamespaceSelection selects namespaces by name or by label; a namespace
+// either lists or the selector matches is selected. Both empty: none.
+type NamespaceSelection struct {
+	// Names lists namespaces by name.
+	// +optional
+	Names []string `json:"names,omitempty"`
+	// Selector selects namespaces by their labels.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
 // Param is a name/value pair substituted into Task and Function templates.
 type Param struct {
 	// +kubebuilder:validation:MinLength=1

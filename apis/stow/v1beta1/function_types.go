@@ -40,6 +40,10 @@ type FunctionSpec struct {
 	VolumeDevices []corev1.VolumeDevice `json:"volumeDevices,omitempty"`
 	// +optional
 	RuntimeSettings *ContainerRuntimeSettings `json:"runtimeSettings,omitempty"`
+	// AllowedNamespaces restricts the namespaces whose sessions may run this
+	// Function; unset: every namespace (as the built-in Functions).
+	// +optional
+	AllowedNamespaces *NamespaceSelection `json:"allowedNamespaces,omitempty"`
 	// PodSecurityPolicyName is accepted for Stash compatibility and ignored.
 	// +optional
 	PodSecurityPolicyName string `json:"podSecurityPolicyName,omitempty"`

@@ -28,6 +28,12 @@ type TaskSpec struct {
 	// Volumes may use ${VAR} placeholders, e.g. claimName: ${TARGET_NAME}.
 	// +optional
 	Volumes []corev1.Volume `json:"volumes,omitempty"`
+	// AllowedNamespaces restricts the namespaces whose BackupConfigurations
+	// and RestoreSessions may use this Task; unset: every namespace (as the
+	// built-in Tasks). Set it on a Task written for one team, above all on
+	// one that mounts a node path or asks for other pod settings.
+	// +optional
+	AllowedNamespaces *NamespaceSelection `json:"allowedNamespaces,omitempty"`
 }
 
 // FunctionRef is one step of a Task.

@@ -127,9 +127,17 @@ func ValidateBackupConfiguration(bc *BackupConfiguration) field.ErrorList {
 		tp := spec.Child("target")
 		errs = append(errs, validateTargetRef(s.Target.Ref, bc.Namespace, true, tp.Child("ref"))...)
 		errs = append(errs, validateMounts(s.Target.VolumeMounts, tp.Child("volumeMounts"))...)
+		mount := path.Clean(TargetMountPath(s.Target.VolumeMounts))
 		for i, p := range s.Target.Paths {
-			if !path.IsAbs(p) || hasDotDot(p) {
+			switch {
+			case !path.IsAbs(p) || hasDotDot(p):
 				errs = append(errs, field.Invalid(tp.Child("paths").Index(i), p, "must be an absolute path without '..'"))
+			case strings.Contains(p, ","):
+				// The Job receives the paths comma-joined: one value must
+				// not hide two paths.
+				errs = append(errs, field.Invalid(tp.Child("paths").Index(i), p, "must not contain a comma (list each path as its own item)"))
+			case !within(path.Clean(p), mount):
+				errs = append(errs, field.Invalid(tp.Child("paths").Index(i), p, "must be inside the target volume, mounted at "+mount+": only the target volume is backed up"))
 			}
 		}
 		for i, e := range s.Target.Exclude {
@@ -236,8 +244,8 @@ func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
 			errs = append(errs, field.Forbidden(rp, "a rule may set snapshots or paths, not both"))
 		}
 		for j, p := range r.Paths {
-			if !path.IsAbs(p) || hasDotDot(p) {
-				errs = append(errs, field.Invalid(rp.Child("paths").Index(j), p, "must be an absolute path without '..'"))
+			if !path.IsAbs(p) || hasDotDot(p) || strings.Contains(p, ",") {
+				errs = append(errs, field.Invalid(rp.Child("paths").Index(j), p, "must be an absolute path without '..' or a comma"))
 			}
 		}
 		for j, p := range r.Include {
@@ -311,4 +319,44 @@ func validSnapshotID(id string) bool {
 		}
 	}
 	return true
+}
+
+// Selects tells whether namespace ns (with its labels) is selected; a nil
+// selection selects every namespace.
+func (s *NamespaceSelection) Selects(ns string, nsLabels map[string]string) (bool, error) {
+	if s == nil {
+		return true, nil
+	}
+	for _, n := range s.Names {
+		if n == ns {
+			return true, nil
+		}
+	}
+	if s.Selector == nil {
+		return false, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(s.Selector)
+	if err != nil {
+		return false, fmt.Errorf("invalid namespace selector: %v", err)
+	}
+	return sel.Matches(labels.Set(nsLabels)), nil
+}
+
+// within tells whether p is dir or below it (both clean).
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// ValidateMountsApart refuses a target mounted where a local repository is
+// mounted, or one inside the other: the backup would read the repository
+// (a "Succeeded" backup of the wrong data), a restore would write into it.
+func ValidateMountsApart(targetMount string, repo *Repository, p *field.Path) field.ErrorList {
+	if repo == nil || repo.Spec.Backend.Local == nil {
+		return nil
+	}
+	t, r := path.Clean(targetMount), path.Clean(repo.Spec.Backend.Local.MountPath)
+	if within(t, r) || within(r, t) {
+		return field.ErrorList{field.Invalid(p, targetMount, fmt.Sprintf("overlaps the mountPath %s of the local Repository %s/%s: mount the target and the repository apart", r, repo.Namespace, repo.Name))}
+	}
+	return nil
 }

@@ -38,6 +38,10 @@ func TestValidateBackupConfiguration(t *testing.T) {
 		{"unknown time zone", func(b *BackupConfiguration) { b.Spec.TimeZone = str("Mars/Olympus") }, "spec.timeZone"},
 		{"missing target", func(b *BackupConfiguration) { b.Spec.Target = nil }, "spec.target: Required"},
 		{"missing pvc name", func(b *BackupConfiguration) { b.Spec.Target.Ref.Name = "" }, "spec.target.ref.name"},
+		{"path in the target", func(b *BackupConfiguration) { b.Spec.Target.Paths = []string{"/stow-data/app"} }, ""},
+		{"comma-joined paths", func(b *BackupConfiguration) { b.Spec.Target.Paths = []string{"/stow-data,/proc/self"} }, "must not contain a comma"},
+		{"path outside the target", func(b *BackupConfiguration) { b.Spec.Target.Paths = []string{"/proc/self"} }, "must be inside the target volume, mounted at /stow-data"},
+		{"scratch dir", func(b *BackupConfiguration) { b.Spec.Target.Paths = []string{"/stow-tmp"} }, "must be inside the target volume"},
 		{"cross-namespace pvc", func(b *BackupConfiguration) { b.Spec.Target.Ref.Namespace = "other" }, "spec.target.ref.namespace: Forbidden"},
 		{"same-namespace pvc written out", func(b *BackupConfiguration) { b.Spec.Target.Ref.Namespace = "demo" }, ""},
 		{"wrong kind", func(b *BackupConfiguration) { b.Spec.Target.Ref.Kind = "Deployment" }, "spec.target.ref.kind"},
@@ -197,5 +201,23 @@ func TestValidateUsage(t *testing.T) {
 				t.Fatalf("ok=%v, err=%v", tc.ok, err)
 			}
 		})
+	}
+}
+
+func TestValidateMountsApart(t *testing.T) {
+	repo := &Repository{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "demo"},
+		Spec: RepositorySpec{Backend: Backend{Local: &LocalSpec{MountPath: "/repo"}}}}
+	for mount, bad := range map[string]bool{"/repo": true, "/repo/x": true, "/": true, "/repository": false, "/stow-data": false} {
+		errs := ValidateMountsApart(mount, repo, nil)
+		if got := len(errs) > 0; got != bad {
+			t.Errorf("target at %s: errs %v, want refused %v", mount, errs, bad)
+		}
+	}
+	repo.Spec.Backend.Local.MountPath = "/stow-data/repo"
+	if errs := ValidateMountsApart("/stow-data", repo, nil); len(errs) == 0 || !strings.Contains(errs[0].Error(), "overlaps the mountPath /stow-data/repo of the local Repository demo/r") {
+		t.Errorf("repository inside the target: %v", errs)
+	}
+	if errs := ValidateMountsApart("/stow-data", &Repository{}, nil); len(errs) > 0 {
+		t.Errorf("non-local repository: %v", errs)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/internal/lookup"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
@@ -66,6 +67,8 @@ type Controller struct {
 	bcs        stowlisters.BackupConfigurationLister
 	repos      stowlisters.RepositoryLister
 	tasks      stowlisters.TaskLister
+	fns        stowlisters.FunctionLister
+	guard      *podguard.Guard
 	restores   stowlisters.RestoreSessionLister
 	sas        corelisters.ServiceAccountLister
 	cronJobs   batchlisters.CronJobLister
@@ -120,7 +123,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 	c := &Controller{
 		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now, pusher: metrics.Nop{},
 		bcInformer: bcInf.Informer(),
-		bcs:        bcInf.Lister(), repos: repoInf.Lister(), tasks: taskInf.Lister(), restores: rsInf.Lister(),
+		bcs:        bcInf.Lister(), repos: repoInf.Lister(), tasks: taskInf.Lister(), fns: s.Functions().Lister(), restores: rsInf.Lister(),
 		sas: saInf.Lister(), cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(),
 		owned: owned, stowInformers: stowInformers,
 		secretRetry: workqueue.NewTypedItemExponentialFailureRateLimiter[string](secretRecheckFirst, secretRecheckMax),
@@ -168,6 +171,10 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		{c.bcInformer, c.enqueue},
 		{repoInf.Informer(), c.onRepository},
 		{taskInf.Informer(), c.onTask},
+		// A Function's pod settings or allowed namespaces decide whether
+		// the configurations whose Tasks use it may run; Functions change
+		// rarely, so all are re-examined.
+		{s.Functions().Informer(), func(any) { c.enqueueAll() }},
 		{rsInf.Informer(), c.onRestoreSession},
 		{saInf.Informer(), c.onOwned},
 		{cjInf.Informer(), c.onOwned},
@@ -341,6 +348,13 @@ func (c *Controller) event(bc *v1beta1.BackupConfiguration, typ, reason, msg str
 	if c.recorder != nil {
 		c.recorder.Event(bc, typ, reason, msg)
 	}
+}
+
+// WithGuard makes the controller check pod settings (podguard): a
+// configuration whose Job would ask for them unchecked is Invalid.
+func (c *Controller) WithGuard(g *podguard.Guard) *Controller {
+	c.guard = g
+	return c
 }
 
 // WithMetrics makes deletion of a BackupConfiguration also delete its

@@ -16,12 +16,16 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/podpolicy"
 )
 
 // sync reconciles one BackupConfiguration; it is idempotent and safe to call
@@ -284,6 +288,34 @@ func jobFinished(j *batchv1.Job) bool {
 	return false
 }
 
+// taskAndPodSettings returns why d may not use its Task (its namespace is
+// not allowed) or why its Job would ask for pod settings nobody checked.
+func (c *Controller) taskAndPodSettings(ctx context.Context, d *v1beta1.BackupConfiguration, task *v1beta1.Task) []string {
+	fns := map[string]*v1beta1.Function{}
+	for _, step := range task.Spec.Steps {
+		if fn, err := c.fns.Get(step.Name); err == nil {
+			fns[step.Name] = fn
+		}
+	}
+	nsLabels := func() map[string]string {
+		if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
+			return l
+		}
+		return nil
+	}
+	if why := executor.TaskUse(d.Namespace, nsLabels, task, fns); why != "" {
+		return []string{why}
+	}
+	var repo *v1beta1.Repository
+	if d.Spec.Repository.Name != "" {
+		repo, _ = c.repos.Repositories(d.Spec.Repository.Namespace).Get(d.Spec.Repository.Name)
+	}
+	if why := c.guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, d, repo, task, fns)...); why != "" {
+		return []string{why}
+	}
+	return nil
+}
+
 // evaluate checks validation, Task, Repository, usagePolicy, Secret and PVC.
 func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguration) []check {
 	var checks []check
@@ -293,8 +325,9 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 	}
 
 	// Task.
-	switch _, err := c.tasks.Get(d.Spec.Task.Name); {
+	switch task, err := c.tasks.Get(d.Spec.Task.Name); {
 	case err == nil:
+		invalid = append(invalid, c.taskAndPodSettings(ctx, d, task)...)
 		checks = append(checks, check{cond: cond(v1beta1.TaskFound, v1beta1.ConditionTrue, v1beta1.TaskAvailable, fmt.Sprintf("task %q found", d.Spec.Task.Name)), ok: true})
 	case apierrors.IsNotFound(err):
 		checks = append(checks, check{cond: cond(v1beta1.TaskFound, v1beta1.ConditionFalse, v1beta1.TaskNotAvailable, fmt.Sprintf("task %q not found", d.Spec.Task.Name)), reason: internal.ReasonTaskNotFound})
@@ -330,6 +363,12 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 		}
 		if err := v1beta1.ValidateUsage(repo, d.Namespace, nsLabels); err != nil {
 			invalid = append(invalid, err.Error())
+		}
+		if d.Spec.Target != nil {
+			if errs := v1beta1.ValidateMountsApart(v1beta1.TargetMountPath(d.Spec.Target.VolumeMounts), repo,
+				field.NewPath("spec", "target", "volumeMounts").Index(0).Child("mountPath")); len(errs) > 0 {
+				invalid = append(invalid, errs.ToAggregate().Error())
+			}
 		}
 	}
 

@@ -26,6 +26,7 @@ import (
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/metrics"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	WaitRequeue time.Duration
 	// Clock is injected by tests; nil means the real clock.
 	Clock clock.Clock
+	// Guard checks pod settings again right before the Job is made (nil:
+	// no check); the BackupConfiguration's own check makes it Invalid.
+	Guard *podguard.Guard
 }
 
 // Controller reconciles BackupSessions.

@@ -17,7 +17,9 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -281,6 +283,20 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, bc.Spec.Task.Name)
 	if err != nil {
 		fail(err.Error())
+		return nil
+	}
+	nsLabels := func() map[string]string {
+		if n, err := c.kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err == nil {
+			return n.Labels
+		}
+		return nil
+	}
+	if why := executor.TaskUse(s.Namespace, nsLabels, task, fns); why != "" {
+		fail(why)
+		return nil
+	}
+	if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, bc, repo, task, fns)...); why != "" {
+		fail(why)
 		return nil
 	}
 	jobName := names.BackupJob(s.Name)

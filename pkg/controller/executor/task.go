@@ -38,3 +38,41 @@ func TaskAndFunctions(tasks stowlisters.TaskLister, fns stowlisters.FunctionList
 	}
 	return task, out, nil
 }
+
+// TaskUse returns why namespace ns may not use task or one of its Functions
+// (spec.allowedNamespaces, set by the admin who wrote them), or "".
+// nsLabels is called only when a label selector must be evaluated.
+func TaskUse(ns string, nsLabels func() map[string]string, task *v1beta1.Task, fns map[string]*v1beta1.Function) string {
+	var labels map[string]string
+	read := false
+	check := func(kind, name string, sel *v1beta1.NamespaceSelection) string {
+		if sel == nil {
+			return ""
+		}
+		if sel.Selector != nil && !read {
+			labels, read = nsLabels(), true
+		}
+		ok, err := sel.Selects(ns, labels)
+		if err != nil {
+			return fmt.Sprintf("%s %q: spec.allowedNamespaces: %v", kind, name, err)
+		}
+		if !ok {
+			return fmt.Sprintf("%s %q may not be used in namespace %s (its spec.allowedNamespaces does not select it)", kind, name, ns)
+		}
+		return ""
+	}
+	if task == nil {
+		return ""
+	}
+	if why := check("Task", task.Name, task.Spec.AllowedNamespaces); why != "" {
+		return why
+	}
+	for _, step := range task.Spec.Steps {
+		if fn := fns[step.Name]; fn != nil {
+			if why := check("Function", fn.Name, fn.Spec.AllowedNamespaces); why != "" {
+				return why
+			}
+		}
+	}
+	return ""
+}

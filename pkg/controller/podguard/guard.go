@@ -14,6 +14,7 @@ package podguard
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/podpolicy"
 )
 
@@ -80,7 +82,7 @@ func (g *Guard) Check(ctx context.Context, objs ...Object) string {
 		return ""
 	}
 	for _, o := range objs {
-		if o.Obj == nil {
+		if o.Obj == nil || reflect.ValueOf(o.Obj).IsNil() {
 			continue
 		}
 		asks, err := podpolicy.Asks(o.Resource, o.Obj)
@@ -231,4 +233,20 @@ func differs(got, want *admissionv1.ValidatingAdmissionPolicy) string {
 		}
 	}
 	return ""
+}
+
+// Session lists the objects a session's Job is made from: the invoker
+// (resource backupconfigurations or restoresessions), its Repository, Task
+// and the Task's Functions.
+func Session(resource string, invoker metav1.Object, repo metav1.Object, task metav1.Object, fns map[string]*v1beta1.Function) []Object {
+	out := []Object{{resource, invoker}, {podpolicy.Repositories, repo}, {podpolicy.Tasks, task}}
+	names := make([]string, 0, len(fns))
+	for n := range fns {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		out = append(out, Object{podpolicy.Functions, fns[n]})
+	}
+	return out
 }

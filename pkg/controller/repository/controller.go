@@ -34,6 +34,8 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/resolve"
 )
 
@@ -50,6 +52,7 @@ type Controller struct {
 	restores stowlisters.RestoreSessionLister
 	// maint, jobs and pods are set by WithMaintenance.
 	maint *Maintenance
+	guard *podguard.Guard
 	jobs  batchlisters.JobLister
 	pods  corelisters.PodLister
 
@@ -85,6 +88,14 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 		}
 		c.synced = append(c.synced, h.inf.HasSynced)
 	}
+	return c
+}
+
+// WithGuard makes the controller check pod settings (podguard): a
+// Repository whose Jobs would ask for them unchecked (a hostPath volume) is
+// invalid and runs no maintenance.
+func (c *Controller) WithGuard(g *podguard.Guard) *Controller {
+	c.guard = g
 	return c
 }
 
@@ -195,6 +206,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		valid = cond(v1beta1.ResourceValidationFailed, v1beta1.ConditionFalse, errs.ToAggregate().Error())
 		if old := v1beta1.GetCondition(repo.Status.Conditions, v1beta1.ValidationPassed); old == nil || old.Message != valid.Message {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonInvalidSpec, valid.Message)
+		}
+	}
+	if valid.Status == v1beta1.ConditionTrue {
+		if why := c.guard.Check(ctx, podguard.Object{Resource: podpolicy.Repositories, Obj: repo}); why != "" {
+			valid = cond(v1beta1.ResourceValidationFailed, v1beta1.ConditionFalse, why)
+			if old := v1beta1.GetCondition(repo.Status.Conditions, v1beta1.ValidationPassed); old == nil || old.Message != why {
+				c.event(repo, corev1.EventTypeWarning, internal.ReasonInvalidSpec, why)
+			}
 		}
 	}
 	refs := c.references(repo)

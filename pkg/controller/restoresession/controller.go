@@ -27,6 +27,7 @@ import (
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/metrics"
 )
@@ -48,6 +49,9 @@ type Config struct {
 	WaitRequeue time.Duration
 	// Clock is injected by tests; nil means the real clock.
 	Clock clock.Clock
+	// Guard checks pod settings (nil: no check); a session whose Job would
+	// ask for them unchecked is Invalid.
+	Guard *podguard.Guard
 }
 
 // Controller reconciles RestoreSessions.

@@ -14,13 +14,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -159,15 +162,38 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 	if repo != nil && v1beta1.DecodeError(repo) != "" {
 		return fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, v1beta1.DecodeError(repo))
 	}
-	if repo == nil || repo.Namespace == work.Namespace {
-		return ""
-	}
 	var nsLabels map[string]string
-	if nsObj, err := c.kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
-		nsLabels = nsObj.Labels
+	read := false
+	labelsOf := func() map[string]string {
+		if !read {
+			if nsObj, err := c.kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
+				nsLabels = nsObj.Labels
+			}
+			read = true
+		}
+		return nsLabels
 	}
-	if err := v1beta1.ValidateUsage(repo, work.Namespace, nsLabels); err != nil {
-		return err.Error()
+	if work.Spec.Target != nil {
+		if errs := v1beta1.ValidateMountsApart(v1beta1.TargetMountPath(work.Spec.Target.VolumeMounts), repo,
+			field.NewPath("spec", "target", "volumeMounts").Index(0).Child("mountPath")); len(errs) > 0 {
+			return errs.ToAggregate().Error()
+		}
+	}
+	if repo != nil && repo.Namespace != work.Namespace {
+		if err := v1beta1.ValidateUsage(repo, work.Namespace, labelsOf()); err != nil {
+			return err.Error()
+		}
+	}
+	// A missing Task or Function fails the session when it starts.
+	if task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, work.Spec.Task.Name); err == nil {
+		if why := executor.TaskUse(work.Namespace, labelsOf, task, fns); why != "" {
+			return why
+		}
+		if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.RestoreSessions, work, repo, task, fns)...); why != "" {
+			return why
+		}
+	} else if why := c.cfg.Guard.Check(ctx, podguard.Object{Resource: podpolicy.RestoreSessions, Obj: work}, podguard.Object{Resource: podpolicy.Repositories, Obj: repo}); why != "" {
+		return why
 	}
 	return ""
 }
