@@ -2,7 +2,9 @@ package backupconfiguration
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +190,36 @@ func drain(f *fixture) {
 		f.c.queue.Done(k)
 		f.c.queue.Forget(k)
 	}
+}
+
+// The heap after the caches synced does not hold the unrelated Secrets: a
+// cluster-wide Secret informer would add their 20 MiB.
+func TestUnrelatedSecretsCostNoHeap(t *testing.T) {
+	const n, size = 200, 100 << 10
+	kube := healthyKube()
+	for i := range n {
+		data := map[string][]byte{"release": make([]byte, size)}
+		data["release"][0] = byte(i)
+		kube = append(kube, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("sh.helm.release.v1.app%d.v1", i), Namespace: "apps"}, Data: data})
+	}
+	f := newFixture(t, kube, []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	heap := func() uint64 {
+		goruntime.GC()
+		var m goruntime.MemStats
+		goruntime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.kinf.Start(ctx.Done())
+	f.sinf.Start(ctx.Done())
+	f.kinf.WaitForCacheSync(ctx.Done())
+	f.sinf.WaitForCacheSync(ctx.Done())
+	f.mustSync("bc")
+	grown := int64(heap()) - int64(before)
+	if grown > 5<<20 {
+		t.Errorf("heap grew by %d MiB with %d unrelated Secrets of %d KiB in the cluster", grown>>20, n, size>>10)
+	}
+	t.Logf("heap grew by %d KiB", grown>>10)
 }
