@@ -526,3 +526,22 @@ func TestStaleCacheDoesNotRecreateJob(t *testing.T) {
 		t.Fatalf("jobs = %d (%v); want 1", len(jobs.Items), err)
 	}
 }
+
+// TestRepositoryCountMovesByTheSession: a session that does not list the
+// repository moves its snapshot count by what it added and forgot.
+func TestRepositoryCountMovesByTheSession(t *testing.T) {
+	repo := repository("repo")
+	repo.Status.SnapshotCount = 7
+	f := newFixture(t, repo)
+	m := merged{Result: jobresult.Result{
+		Snapshots: []v1beta1.SnapshotStats{{Name: snapID, Path: "/a"}, {Name: snapID, Path: "/b"}}, // one snapshot of two paths
+		Retention: &jobresult.RetentionResult{SnapshotsKept: 2, SnapshotsRemoved: 2, RemovedIDs: []string{"x", "y"}},
+	}}
+	if err := f.c.updateRepository(context.Background(), repo, m, t0); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
+	if got.Status.SnapshotCount != 6 || got.Status.SnapshotsRemovedOnLastCleanup != 2 {
+		t.Fatalf("snapshotCount %d removed %d; want 7+1-2 = 6 and 2", got.Status.SnapshotCount, got.Status.SnapshotsRemovedOnLastCleanup)
+	}
+}
