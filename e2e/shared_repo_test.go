@@ -140,7 +140,7 @@ func TestLockOfAnotherWriterSurvivesBackup(t *testing.T) {
 	runFixture(t, ns, "data", "write", "/data", "5", "5")
 	b, secret := sharedS3Repository(t, ns)
 	bc := backupConfig(ns, "bc", "data", "0 0 1 1 *", 1)
-	timeOut := metav1.Duration{Duration: 100 * time.Second}
+	timeOut := v1beta1.Duration{Duration: 100 * time.Second}
 	bc.Spec.TimeOut = &timeOut
 	createBC(t, bc)
 	waitBCReady(t, ns, "bc")

@@ -20,11 +20,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -41,6 +46,8 @@ import (
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
+	"github.com/stowhq/stow/pkg/jobenv"
+	"github.com/stowhq/stow/pkg/lenient"
 	"github.com/stowhq/stow/pkg/lockholder"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
@@ -108,9 +115,15 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("build Kubernetes client: %w", err)
 	}
-	stow, err := versioned.NewForConfig(cfg)
+	// Lenient: one stored object the operator cannot decode must not stop
+	// the informers of its kind for every namespace (pkg/lenient).
+	stow, err := lenient.NewClientset(cfg)
 	if err != nil {
 		return fmt.Errorf("build Stow client: %w", err)
+	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build metadata client: %w", err)
 	}
 	if err := stowscheme.AddToScheme(scheme.Scheme); err != nil {
 		return fmt.Errorf("register Stow types for events: %w", err)
@@ -167,7 +180,7 @@ func run(ctx context.Context, o options) error {
 	}()
 
 	runControllers := func(ctx context.Context) error {
-		return runOperator(ctx, o, kube, stow, recorder, health, pusher, sessions)
+		return runOperator(ctx, o, kube, meta, stow, recorder, health, pusher, sessions)
 	}
 	var runErr error
 	if !o.LeaderElect {
@@ -234,7 +247,7 @@ func runWithLeaderElection(ctx context.Context, o options, kube kubernetes.Inter
 
 // runOperator ensures the built-in catalog, starts metrics, informers and
 // the four controllers, and returns when ctx is done.
-func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow versioned.Interface, recorder record.EventRecorder, health *health, pusher metrics.SessionPusher, sessions *sessionListers) error {
+func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta metadata.Interface, stow versioned.Interface, recorder record.EventRecorder, health *health, pusher metrics.SessionPusher, sessions *sessionListers) error {
 	logger := klog.FromContext(ctx)
 	if err := ensureBuiltins(ctx, stow, o.Image); err != nil {
 		return err
@@ -246,14 +259,12 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 	ropts := resolve.Options{Image: o.Image, PushgatewayURL: o.jobsPushgatewayURL, ImagePullSecrets: pullSecrets,
 		OperatorURL: o.operatorURL, LockHostPrefix: o.lockHostPrefix, DefaultLockWait: o.LockWait}
 
-	kubeInformers := informers.NewSharedInformerFactory(kube, o.ResyncPeriod)
-	nsLister := kubeInformers.Core().V1().Namespaces().Lister()
-	ropts.NamespaceEnforcesRestricted = func(name string) bool {
-		ns, err := nsLister.Get(name)
-		return err == nil && ns.Labels[resolve.LabelPodSecurityEnforce] == resolve.PodSecurityRestricted
-	}
-	// Jobs and pods are read only for Stow's own, so the operator does not
-	// cache every pod of the cluster.
+	// The operator caches only what Stow owns: Jobs, pods, CronJobs and the
+	// trigger ServiceAccounts, Roles and RoleBindings carry the managed-by
+	// label. What it merely checks (a Secret's key, a PVC, a Namespace) is
+	// read on demand (pkg/controller/internal/lookup), so its memory does
+	// not grow with the rest of the cluster.
+	ropts.NamespaceEnforcesRestricted = newPodSecurityLookup(kube, podSecurityTTL).enforcesRestricted
 	stowOwned := informers.NewSharedInformerFactoryWithOptions(kube, o.ResyncPeriod,
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = labels.Set{v1beta1.LabelManagedBy: v1beta1.ManagedByStow}.String()
@@ -274,14 +285,16 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 		Guard:          guard,
 	})
 	rs := restoresession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, restoresession.Config{
-		BuildJobs: func(r *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
-			return resolve.RestoreJobs(r, repo, task, fns, ropts)
+		BuildJobs: func(r *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+			return resolve.RestoreJobs(r, repo, task, fns, resolved, ropts)
 		},
 		PendingTimeout: o.PendingTimeout,
 		Guard:          guard,
 	})
-	bc := backupconfiguration.NewController(kube, stow, kubeInformers, stowInformers, recorder, ropts).WithMetrics(pusher).WithGuard(guard)
-	repo := repository.NewController(kube, stow, kubeInformers, stowInformers, recorder, ropts).WithGuard(guard).WithMaintenance(repository.Maintenance{
+	bc := backupconfiguration.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithMetrics(pusher).WithGuard(guard).
+		WithWatches(metadataListWatch(meta, corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")),
+			metadataListWatch(meta, corev1.SchemeGroupVersion.WithResource("namespaces")))
+	repo := repository.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithGuard(guard).WithMaintenance(repository.Maintenance{
 		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
 			return resolve.MaintenanceJob(r, tasks, runID, created, ropts)
 		},
@@ -289,7 +302,6 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 	}, stowOwned)
 	sessions.set(stowInformers.Stow().V1beta1().BackupSessions().Lister(), stowInformers.Stow().V1beta1().RestoreSessions().Lister())
 
-	kubeInformers.Start(ctx.Done())
 	stowOwned.Start(ctx.Done())
 	stowInformers.Start(ctx.Done())
 
@@ -311,7 +323,6 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 			}
 		}()
 	}
-	kubeInformers.WaitForCacheSync(ctx.Done())
 	stowOwned.WaitForCacheSync(ctx.Done())
 	stowInformers.WaitForCacheSync(ctx.Done())
 	health.setReady(true)
@@ -323,11 +334,24 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, stow
 	case firstErr = <-errs:
 	}
 	wg.Wait()
-	kubeInformers.Shutdown()
 	stowOwned.Shutdown()
 	stowInformers.Shutdown()
 	logger.Info("Stow operator stopped")
 	return firstErr
+}
+
+// metadataListWatch lists and watches the metadata of a kind in all
+// namespaces: the watches of the lookup Readers, which keep nothing of the
+// objects they hear about.
+func metadataListWatch(meta metadata.Interface, gvr schema.GroupVersionResource) cache.ListerWatcherWithContext {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return meta.Resource(gvr).List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return meta.Resource(gvr).Watch(ctx, opts)
+		},
+	}
 }
 
 // health serves /healthz and /readyz.

@@ -93,6 +93,27 @@ func (j *jobFlags) identity() (identity.Identity, bool) {
 	return id, id.Validate() == nil
 }
 
+// resolvedSnapshots are the snapshots the operator chose for a restore
+// without rules, one entry per path, shaped as restic lists them.
+func (j *jobFlags) resolvedSnapshots() []pathSnapshot {
+	if !j.hasContract {
+		return nil
+	}
+	var out []pathSnapshot
+	for _, r := range j.contract.Resolved {
+		snap := restic.Snapshot{ID: r.ID, ShortID: short(r.ID), Time: r.Time, Paths: r.Paths}
+		if r.MountPath != "" {
+			snap.Tags = []string{restic.MountTagKey + "=" + r.MountPath}
+		}
+		for _, p := range r.Paths {
+			s := snap
+			s.Paths = []string{p}
+			out = append(out, pathSnapshot{Path: p, Snapshot: s})
+		}
+	}
+	return out
+}
+
 // lockPolicy decides which restic locks this step may remove: restic's own
 // stale ones, and those of this cluster's Stow pods the operator says no
 // longer run.

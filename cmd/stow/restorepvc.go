@@ -27,8 +27,9 @@ restored. Otherwise, with --restore-paths, the latest snapshot of the source
 host (--source-hostname, else --hostname, else host-0) holding each path.
 Otherwise, with --source-hostname, the latest snapshot of every path of that
 host (Stash's meaning of a rule with only a sourceHost).
-Otherwise the latest snapshot of this target: for every path, the newest
-snapshot tagged with the target's identity (its namespace and PVC; any
+Otherwise the latest snapshot of this target: the snapshots the operator
+resolved from the target's Snapshot records (STOW_RESOLVED_SNAPSHOTS), else,
+for every path, the newest snapshot tagged with the target's identity (its namespace and PVC; any
 invoker), whatever the host; snapshots without that identity (taken by Stash,
 by hand, or by another PVC) are never chosen. Finding nothing to restore is a
 failure. --include/--exclude filter files; paths and patterns with ".." are
@@ -136,8 +137,10 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 		}
 		filter := identity.TargetFilter(id.Namespace, id.TargetKind, id.TargetName)
 		what = fmt.Sprintf("%s %s/%s", id.TargetKind, id.Namespace, id.TargetName)
-		latest, err := latestPerPath(ctx, r, restic.SnapshotFilter{Tags: []string{filter}})
-		if err != nil {
+		latest := o.job.resolvedSnapshots()
+		if len(latest) > 0 {
+			logger.Printf("restoring the snapshots the operator found in the target's Snapshot records (no listing of the repository)")
+		} else if latest, err = latestPerPath(ctx, r, restic.SnapshotFilter{Tags: []string{filter}}); err != nil {
 			return fail(err)
 		}
 		if len(latest) == 0 {

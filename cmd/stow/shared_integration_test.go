@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -108,6 +109,27 @@ func TestIntegrationSharedRepositoryJobSteps(t *testing.T) {
 	restoreEnv := env(a, "RestoreSession", "restore-data")
 	step(t, restoreEnv, "restore-pvc", "--hostname=host-0", "--mount-path="+target, "--source-hostname=", "--snapshots=", "--restore-paths=")
 	testenv.RequireSameTree(t, mounts[a], target)
+
+	// The operator resolved the snapshot from the target's Snapshot
+	// records: the runner restores it without listing the repository.
+	var bSnap restic.Snapshot
+	for _, s := range snaps {
+		if id, _ := identity.FromTags(s.Tags); id.Namespace == b.ns && id.TargetName == b.pvc {
+			bSnap = s
+		}
+	}
+	resolvedEnv := env(b, "RestoreSession", "restore-data2")
+	raw, err := json.Marshal([]jobenv.ResolvedSnapshot{{ID: bSnap.ID, Time: bSnap.Time, Paths: bSnap.Paths, MountPath: bSnap.MountPath()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolvedEnv[jobenv.Resolved] = string(raw)
+	resolvedTarget := filepath.Join(dir, "restore2", "stow-data")
+	run := runStow(t, resolvedEnv, append(append([]string{"restore-pvc", "--hostname=host-0", "--mount-path=" + resolvedTarget}, repoFlags...), "--termination-log="+termLog)...)
+	if run.code != 0 || strings.Contains(run.stderr, "running restic snapshots") {
+		t.Fatalf("restore of a resolved snapshot (must not list snapshots): %s", run)
+	}
+	testenv.RequireSameTree(t, mounts[b], resolvedTarget)
 
 	// A PVC that has no snapshot: a clear failure, nothing restored.
 	res := runStow(t, env(config{"team-a", "x", "empty"}, "RestoreSession", "r2"), append(append([]string{"restore-pvc", "--mount-path=" + filepath.Join(dir, "none")}, repoFlags...), "--termination-log="+termLog)...)

@@ -11,6 +11,7 @@
 package jobenv
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -34,7 +35,20 @@ const (
 	// LockDeadline (RFC 3339) is when the runner stops waiting for a lock
 	// held by someone else and fails with the holder's name.
 	LockDeadline = "STOW_LOCK_DEADLINE"
+	// Resolved (JSON) lists the snapshots a restore without rules restores,
+	// as the operator found them in the target's Snapshot records, so the
+	// runner need not list the repository to find them.
+	Resolved = "STOW_RESOLVED_SNAPSHOTS"
 )
+
+// ResolvedSnapshot is a snapshot the operator chose for a restore: what the
+// runner needs to restore it without asking restic first.
+type ResolvedSnapshot struct {
+	ID        string    `json:"id"`
+	Time      time.Time `json:"time"`
+	Paths     []string  `json:"paths"`
+	MountPath string    `json:"mountPath,omitempty"`
+}
 
 // Contract is what the operator tells a Job through these variables.
 type Contract struct {
@@ -42,6 +56,7 @@ type Contract struct {
 	OperatorURL    string
 	LockHostPrefix string
 	LockDeadline   time.Time
+	Resolved       []ResolvedSnapshot
 }
 
 // Env renders c as container environment variables.
@@ -58,12 +73,16 @@ func (c Contract) Env() []corev1.EnvVar {
 	if !c.LockDeadline.IsZero() {
 		env = append(env, corev1.EnvVar{Name: LockDeadline, Value: c.LockDeadline.UTC().Format(time.RFC3339)})
 	}
+	if len(c.Resolved) > 0 {
+		raw, _ := json.Marshal(c.Resolved) // plain strings and times: cannot fail
+		env = append(env, corev1.EnvVar{Name: Resolved, Value: string(raw)})
+	}
 	return env
 }
 
 // Names lists the variables of the contract.
 func Names() []string {
-	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline}
+	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline, Resolved}
 }
 
 // Read returns the contract from the environment; ok is false when the
@@ -90,6 +109,11 @@ func Read(getenv func(string) string) (c Contract, ok bool, err error) {
 			return c, true, fmt.Errorf("%s=%q is not an RFC 3339 time", LockDeadline, v)
 		}
 		c.LockDeadline = t
+	}
+	if v := getenv(Resolved); v != "" {
+		if err := json.Unmarshal([]byte(v), &c.Resolved); err != nil {
+			return c, true, fmt.Errorf("%s is not a JSON list of snapshots: %v", Resolved, err)
+		}
 	}
 	return c, true, nil
 }

@@ -51,8 +51,15 @@ func BackupSession(bcName string, ts int64) string {
 	return fit(bcName, 253-len(suffix)) + suffix
 }
 
-// TriggerServiceAccount is the ServiceAccount (and Role, RoleBinding) of a trigger CronJob.
+// TriggerServiceAccount is the ServiceAccount (and Role, RoleBinding) of the
+// trigger CronJob of one configuration, for a configuration that needs an
+// identity of its own (serviceAccountAnnotations).
 func TriggerServiceAccount(bcName string) string { return CronJob(bcName) }
+
+// NamespaceTrigger is the ServiceAccount (and Role, RoleBinding) that the
+// trigger CronJobs of a namespace share. No configuration's own trigger
+// identity can have this name: those are "stow-trigger-<name>".
+const NamespaceTrigger = "stow-trigger"
 
 // PushgatewayJob is the Pushgateway job label of an invoker: <lower(kind)>-<ns>-<name>.
 func PushgatewayJob(kind, namespace, name string) string {

@@ -26,7 +26,7 @@ const lockDeadlineMargin = 30 * time.Second
 
 // lockDeadline is when a Job of a session created at created with timeOut
 // (nil: none) stops waiting for locks.
-func lockDeadline(created metav1.Time, timeOut *metav1.Duration, opts Options) time.Time {
+func lockDeadline(created metav1.Time, timeOut *v1beta1.Duration, opts Options) time.Time {
 	if timeOut != nil && timeOut.Duration > 0 {
 		margin := min(lockDeadlineMargin, timeOut.Duration/10)
 		return created.Add(timeOut.Duration - margin)

@@ -22,7 +22,7 @@ func TestJobContractCannotBeOverridden(t *testing.T) {
 	bc.Spec.Task.Params = []v1beta1.Param{{Name: VarNamespace, Value: "victim"}, {Name: VarInvokerName, Value: "theirs"}}
 	bc.Spec.RuntimeSettings.Container = &v1beta1.ContainerRuntimeSettings{Env: []corev1.EnvVar{
 		{Name: jobenv.Namespace, Value: "victim"}, {Name: jobenv.LockHostPrefix, Value: ""}, {Name: jobenv.OperatorURL, Value: "http://evil"}}}
-	timeOut := metav1.Duration{Duration: 10 * time.Minute}
+	timeOut := v1beta1.Duration{Duration: 10 * time.Minute}
 	bc.Spec.TimeOut = &timeOut
 	s := session()
 	s.CreationTimestamp = metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
@@ -71,14 +71,14 @@ func TestJobContractCannotBeOverridden(t *testing.T) {
 func TestLockDeadline(t *testing.T) {
 	created := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	for _, tc := range []struct {
-		timeOut *metav1.Duration
+		timeOut *v1beta1.Duration
 		o       Options
 		want    time.Duration
 	}{
 		{nil, Options{}, DefaultLockWait},
 		{nil, Options{DefaultLockWait: time.Hour}, time.Hour},
-		{&metav1.Duration{Duration: 2 * time.Hour}, Options{}, 2*time.Hour - 30*time.Second},
-		{&metav1.Duration{Duration: 60 * time.Second}, Options{}, 54 * time.Second},
+		{&v1beta1.Duration{Duration: 2 * time.Hour}, Options{}, 2*time.Hour - 30*time.Second},
+		{&v1beta1.Duration{Duration: 60 * time.Second}, Options{}, 54 * time.Second},
 	} {
 		if got := lockDeadline(created, tc.timeOut, tc.o).Sub(created.Time); got != tc.want {
 			t.Errorf("lockDeadline(%v, %+v) = +%s, want +%s", tc.timeOut, tc.o, got, tc.want)

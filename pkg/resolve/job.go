@@ -54,7 +54,7 @@ type jobInput struct {
 	repo            *v1beta1.Repository
 	rt              v1beta1.RuntimeSettings
 	tmp             v1beta1.EmptyDirSettings
-	timeOut         *metav1.Duration
+	timeOut         *v1beta1.Duration
 	targetMount     string
 	restore         bool
 	preHook         *v1beta1.Handler
@@ -115,7 +115,7 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 // target.volumeClaimTemplates it also returns the PVCs of every ordinal
 // (${POD_ORDINAL} substituted), which the caller creates before the Jobs;
 // otherwise it returns one Job for target.ref and no PVCs.
-func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, opts Options) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot, opts Options) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 	if rs == nil {
 		return nil, nil, fmt.Errorf("restore job: a RestoreSession is required")
 	}
@@ -187,6 +187,9 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		}
 		if h := d.Spec.Hooks; h != nil {
 			in.preHook, in.postHook = h.PreRestore, h.PostRestore
+		}
+		if len(claims) == 0 && !ruleSelects(rule) {
+			in.contract.Resolved = resolved
 		}
 		if len(claims) > 0 {
 			in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}

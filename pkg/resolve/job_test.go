@@ -15,6 +15,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/builtin"
+	"github.com/stowhq/stow/pkg/jobenv"
 )
 
 const image = "example.org/stow:test"
@@ -158,7 +159,7 @@ func TestBuiltinVariablesAreProvided(t *testing.T) {
 	}
 
 	job := mustBackupJob(t, backupConfig(), s3Repo())
-	jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	if err != nil {
 		t.Fatalf("RestoreJobs: %v", err)
 	}
@@ -408,7 +409,7 @@ func TestSecurityDefaultsAndOverrides(t *testing.T) {
 	}
 
 	bc := backupConfig()
-	bc.Spec.TimeOut = &metav1.Duration{Duration: 90 * time.Minute}
+	bc.Spec.TimeOut = &v1beta1.Duration{Duration: 90 * time.Minute}
 	bc.Spec.RuntimeSettings = v1beta1.RuntimeSettings{
 		Pod: &v1beta1.PodRuntimeSettings{
 			SecurityContext:              &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0))},
@@ -578,7 +579,7 @@ func TestRestoreJobs(t *testing.T) {
 	rs := restoreSession()
 	rs.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/data"}}
 	rs.Spec.Target.Rules = []v1beta1.Rule{{SourceHost: "src", Snapshots: []string{"latest"}}}
-	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	if err != nil || len(jobs) != 1 || len(pvcs) != 0 {
 		t.Fatalf("RestoreJobs = %d jobs, %d pvcs, %v", len(jobs), len(pvcs), err)
 	}
@@ -602,7 +603,7 @@ func TestRestoreJobs(t *testing.T) {
 	}
 
 	rs.Spec.Target.Rules = []v1beta1.Rule{{TargetHosts: []string{"elsewhere"}}}
-	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts); err == nil || !strings.Contains(err.Error(), `no rule matches host "host-0"`) {
+	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts); err == nil || !strings.Contains(err.Error(), `no rule matches host "host-0"`) {
 		t.Errorf("unmatched rule: err = %v", err)
 	}
 }
@@ -619,7 +620,7 @@ func TestRestoreJobsVolumeClaimTemplates(t *testing.T) {
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 		},
 	}}
-	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	if err != nil || len(jobs) != 2 || len(pvcs) != 2 {
 		t.Fatalf("RestoreJobs = %d jobs, %d pvcs, %v", len(jobs), len(pvcs), err)
 	}
@@ -644,5 +645,40 @@ func TestRestoreJobsVolumeClaimTemplates(t *testing.T) {
 		if got := arg(t, j.Spec.Template.Spec.InitContainers[0], "--target-name"); got != wantPVC {
 			t.Errorf("job %s --target-name = %q", j.Name, got)
 		}
+	}
+}
+
+// TestRestoreJobsResolvedSnapshots: the snapshots the operator found in the
+// target's records reach the runner only when no rule chooses what to restore.
+func TestRestoreJobsResolvedSnapshots(t *testing.T) {
+	tasks, fns := builtins()
+	resolved := []jobenv.ResolvedSnapshot{{ID: strings.Repeat("a", 64), Paths: []string{"/stow-data"}, MountPath: "/stow-data"}}
+	envOf := func(rs *v1beta1.RestoreSession) string {
+		t.Helper()
+		jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, resolved, opts)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("RestoreJobs = %d jobs, %v", len(jobs), err)
+		}
+		for _, c := range allContainers(jobs[0]) {
+			for _, e := range c.Env {
+				if e.Name == jobenv.Resolved {
+					return e.Value
+				}
+			}
+		}
+		return ""
+	}
+	rs := restoreSession()
+	rs.Spec.Target.Rules = nil
+	if v := envOf(rs); !strings.Contains(v, resolved[0].ID) || !strings.Contains(v, `"paths":["/stow-data"]`) {
+		t.Errorf("no rules: %s = %q, want the resolved snapshot", jobenv.Resolved, v)
+	}
+	rs.Spec.Target.Rules = []v1beta1.Rule{{Include: []string{"/db"}}}
+	if v := envOf(rs); v == "" {
+		t.Errorf("a rule that only filters files: resolved snapshots dropped")
+	}
+	rs.Spec.Target.Rules = []v1beta1.Rule{{Paths: []string{"/stow-data"}}}
+	if v := envOf(rs); v != "" {
+		t.Errorf("a rule naming paths: %s = %q, want none (the rule decides)", jobenv.Resolved, v)
 	}
 }

@@ -42,7 +42,7 @@ func MaintenanceJob(repo *v1beta1.Repository, tasks []string, runID string, crea
 	if m != nil && m.Check != nil {
 		vars["MAINTAIN_READ_DATA_SUBSET"] = m.Check.ReadDataSubset
 	}
-	timeOut := &metav1.Duration{Duration: MaintenanceTimeOut}
+	timeOut := &v1beta1.Duration{Duration: MaintenanceTimeOut}
 	rt := v1beta1.RuntimeSettings{}
 	if m != nil && m.Resources != nil {
 		rt.Container = &v1beta1.ContainerRuntimeSettings{Resources: *m.Resources.DeepCopy()}

@@ -67,7 +67,7 @@ func TestPlainJobsAreRestricted(t *testing.T) {
 	tasks, fns := builtins()
 	ro := opts
 	ro.NamespaceEnforcesRestricted = func(ns string) bool { return ns == "demo" }
-	jobs, _, err := RestoreJobs(restoreSession(), s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, ro)
+	jobs, _, err := RestoreJobs(restoreSession(), s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, ro)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestPlainJobsAreRestricted(t *testing.T) {
 	}
 	// Elsewhere a restore runs as root to restore ownership, with only the
 	// capabilities that needs (PodSecurity baseline).
-	jobs, _, _ = RestoreJobs(restoreSession(), s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, opts)
+	jobs, _, _ = RestoreJobs(restoreSession(), s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	p = jobs[0].Spec.Template.Spec
 	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != 0 || p.SecurityContext.RunAsNonRoot != nil {
 		t.Errorf("restore pod security = %+v", p.SecurityContext)

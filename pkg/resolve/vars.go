@@ -244,8 +244,7 @@ func RestoreVars(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, rule *v1b
 	v[VarSourceHostname] = ""
 	v[VarRestoreSnapshots] = ""
 	if rule != nil {
-		selects := len(rule.Snapshots) > 0 || len(rule.Paths) > 0 || rule.SourceHost != ""
-		if selects {
+		if ruleSelects(rule) {
 			v[VarSourceHostname] = v[VarHostname]
 			if rule.SourceHost != "" {
 				v[VarSourceHostname] = rule.SourceHost
@@ -257,6 +256,12 @@ func RestoreVars(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, rule *v1b
 		v[VarExcludePatterns] = strings.Join(rule.Exclude, ",")
 	}
 	return v
+}
+
+// ruleSelects reports whether rule names what to restore (snapshots, paths
+// or a source host); without one, a restore takes the target's own latest.
+func ruleSelects(rule *v1beta1.Rule) bool {
+	return rule != nil && (len(rule.Snapshots) > 0 || len(rule.Paths) > 0 || rule.SourceHost != "")
 }
 
 func setTargetRef(v map[string]string, r v1beta1.TargetRef, invokerNS string) {

@@ -33,10 +33,16 @@ type BackupConfigurationSpec struct {
 	// Schedule is a 5-field cron expression, a macro such as @daily, or one of
 	// @hourly-random, @daily-random, @weekly-random: a stable time derived from
 	// namespace/name, so that many configurations do not all start at once.
+	// The schema checks the form (five fields or a macro); the operator
+	// checks the values and reports them in the Invalid phase.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@(hourly|daily|weekly)-random|@every ([0-9]+(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+|[0-9A-Za-z*/,?-]+([ \t]+[0-9A-Za-z*/,?-]+){4})$`
 	Schedule string `json:"schedule"`
 	// TimeZone is an IANA zone name for the schedule (CronJob spec.timeZone);
 	// empty means the kube-controller-manager's zone, usually UTC.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_+./-]*$`
 	// +optional
 	TimeZone *string `json:"timeZone,omitempty"`
 	// +kubebuilder:default=Restic
@@ -59,7 +65,7 @@ type BackupConfigurationSpec struct {
 	// TimeOut is the deadline of one session (a Go duration such as 2h); the
 	// Job is stopped when it passes.
 	// +optional
-	TimeOut *metav1.Duration `json:"timeOut,omitempty"`
+	TimeOut *Duration `json:"timeOut,omitempty"`
 	// +optional
 	RetryConfig *RetryConfig `json:"retryConfig,omitempty"`
 	// +optional

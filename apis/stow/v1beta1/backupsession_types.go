@@ -30,8 +30,10 @@ type BackupSession struct {
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable"
 type BackupSessionSpec struct {
 	Invoker BackupInvokerRef `json:"invoker"`
-	// RetryLeft is how many more sessions may be created if this one fails.
+	// RetryLeft is how many more sessions may be created if this one fails;
+	// never more than the configuration's retryConfig.maxRetry.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
 	// +optional
 	RetryLeft int32 `json:"retryLeft,omitempty"`
 }

@@ -61,6 +61,7 @@ type TaskRef struct {
 }
 
 // ConditionStatus is True, False or Unknown.
+// +kubebuilder:validation:Enum=True;False;Unknown
 type ConditionStatus string
 
 const (
@@ -190,13 +191,16 @@ type EmptyDirSettings struct {
 
 // RetryConfig retries a failed session by creating a new one.
 type RetryConfig struct {
+	// MaxRetry is how many retry sessions a failed session may lead to.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
 	// +optional
 	MaxRetry int32 `json:"maxRetry,omitempty"`
-	// Delay before the retry session is created; empty retries at once.
+	// Delay before the retry session is created; at least 30s (MinRetryDelay),
+	// which is also the delay when it is empty.
 	// +optional
-	Delay metav1.Duration `json:"delay,omitempty"`
+	Delay Duration `json:"delay,omitempty"`
 }
 
 // HookExecutionPolicy decides whether a post hook runs.
@@ -227,6 +231,7 @@ type Handler struct {
 }
 
 // HTTPGetAction is an HTTP GET hook.
+// +kubebuilder:validation:XValidation:rule="type(self.port) == string ? self.port.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') : (self.port >= 1 && self.port <= 65535)",message="must be a number between 1 and 65535 or a port name",fieldPath=".port"
 type HTTPGetAction struct {
 	// +optional
 	Host string `json:"host,omitempty"`

@@ -95,5 +95,6 @@ func (bc *BackupConfiguration) MaxRetry() int32 {
 	if bc.Spec.RetryConfig == nil {
 		return 0
 	}
-	return bc.Spec.RetryConfig.MaxRetry
+	// Clamped also here: an object admitted by an older CRD may hold more.
+	return max(0, min(bc.Spec.RetryConfig.MaxRetry, MaxRetryLimit))
 }

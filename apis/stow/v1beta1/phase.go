@@ -6,6 +6,9 @@ package v1beta1
 
 // ComputeBackupInvokerPhase derives a BackupConfiguration's phase from its conditions.
 func ComputeBackupInvokerPhase(conds []Condition) BackupInvokerPhase {
+	if c := GetCondition(conds, ValidationPassed); c != nil && c.Status == ConditionFalse && c.Reason == ResourceUnreadable {
+		return BackupInvokerInvalid
+	}
 	if !IsConditionTrue(conds, RepositoryFound) || !IsConditionTrue(conds, BackendSecretFound) {
 		return BackupInvokerNotReady
 	}

@@ -72,6 +72,7 @@ type MaintenanceSchedule struct {
 	// @hourly-random, @daily-random, @weekly-random (a stable time derived
 	// from the Repository and the task). Empty: the task's default.
 	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(|@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@(hourly|daily|weekly)-random|@every ([0-9]+(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+|[0-9A-Za-z*/,?-]+([ \t]+[0-9A-Za-z*/,?-]+){4})$`
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
 	// Suspend stops the scheduled runs; requests still run.

@@ -49,7 +49,7 @@ type RestoreSessionSpec struct {
 	// +optional
 	Hooks *RestoreHooks `json:"hooks,omitempty"`
 	// +optional
-	TimeOut *metav1.Duration `json:"timeOut,omitempty"`
+	TimeOut *Duration `json:"timeOut,omitempty"`
 }
 
 // RestoreTarget is the PVC (or new PVCs) to restore into.

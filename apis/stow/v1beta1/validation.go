@@ -19,6 +19,9 @@ import (
 
 // ValidateRepository checks a Repository spec.
 func ValidateRepository(r *Repository) field.ErrorList {
+	if errs := decodeErrors(r); len(errs) > 0 {
+		return errs
+	}
 	var errs field.ErrorList
 	p := field.NewPath("spec", "backend")
 	b := r.Spec.Backend
@@ -101,9 +104,16 @@ func backendsSet(b Backend) []string {
 
 // ValidateBackupConfiguration checks a BackupConfiguration spec.
 func ValidateBackupConfiguration(bc *BackupConfiguration) field.ErrorList {
-	var errs field.ErrorList
+	if DecodeError(bc) != "" {
+		return decodeErrors(bc)
+	}
 	spec := field.NewPath("spec")
 	s := bc.Spec
+	durations := []durationField{{spec.Child("timeOut"), s.TimeOut}}
+	if s.RetryConfig != nil {
+		durations = append(durations, durationField{spec.Child("retryConfig", "delay"), &s.RetryConfig.Delay})
+	}
+	errs := decodeErrors(bc, durations...)
 	errs = append(errs, validateSchedule(bc.Namespace, bc.Name, s.Schedule, s.TimeZone, spec)...)
 	if s.Driver != "" && s.Driver != ResticDriver {
 		errs = append(errs, field.NotSupported(spec.Child("driver"), s.Driver, []string{string(ResticDriver)}))
@@ -142,15 +152,12 @@ func ValidateBackupConfiguration(bc *BackupConfiguration) field.ErrorList {
 	if s.BackupHistoryLimit != nil && *s.BackupHistoryLimit < 0 {
 		errs = append(errs, field.Invalid(spec.Child("backupHistoryLimit"), *s.BackupHistoryLimit, "must be >= 0"))
 	}
-	if s.TimeOut != nil && s.TimeOut.Duration <= 0 {
+	if s.TimeOut != nil && s.TimeOut.Err() == nil && s.TimeOut.Duration <= 0 {
 		errs = append(errs, field.Invalid(spec.Child("timeOut"), s.TimeOut.Duration.String(), "must be positive"))
 	}
 	if rc := s.RetryConfig; rc != nil {
-		if rc.MaxRetry < 0 {
-			errs = append(errs, field.Invalid(spec.Child("retryConfig", "maxRetry"), rc.MaxRetry, "must be >= 0"))
-		}
-		if rc.Delay.Duration < 0 {
-			errs = append(errs, field.Invalid(spec.Child("retryConfig", "delay"), rc.Delay.Duration.String(), "must not be negative"))
+		if rc.MaxRetry < 0 || rc.MaxRetry > MaxRetryLimit {
+			errs = append(errs, field.Invalid(spec.Child("retryConfig", "maxRetry"), rc.MaxRetry, fmt.Sprintf("must be between 0 and %d", MaxRetryLimit)))
 		}
 	}
 	return errs
@@ -202,9 +209,12 @@ func validateMounts(mounts []corev1.VolumeMount, p *field.Path) field.ErrorList 
 
 // ValidateRestoreSession checks a RestoreSession spec (after DefaultRestoreSession).
 func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
-	var errs field.ErrorList
+	if DecodeError(rs) != "" {
+		return decodeErrors(rs)
+	}
 	spec := field.NewPath("spec")
 	s := rs.Spec
+	errs := decodeErrors(rs, durationField{spec.Child("timeOut"), s.TimeOut})
 	if s.Driver != "" && s.Driver != ResticDriver {
 		errs = append(errs, field.NotSupported(spec.Child("driver"), s.Driver, []string{string(ResticDriver)}))
 	}
@@ -252,7 +262,7 @@ func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
 	if emptyHostRules > 1 {
 		errs = append(errs, field.Forbidden(tp.Child("rules"), "at most one rule may have empty targetHosts"))
 	}
-	if s.TimeOut != nil && s.TimeOut.Duration <= 0 {
+	if s.TimeOut != nil && s.TimeOut.Err() == nil && s.TimeOut.Duration <= 0 {
 		errs = append(errs, field.Invalid(spec.Child("timeOut"), s.TimeOut.Duration.String(), "must be positive"))
 	}
 	return errs

@@ -54,7 +54,7 @@ func TestValidateBackupConfiguration(t *testing.T) {
 		}, "mountPath"},
 		{"missing retention name", func(b *BackupConfiguration) { b.Spec.RetentionPolicy.Name = "" }, "spec.retentionPolicy.name"},
 		{"negative history", func(b *BackupConfiguration) { v := int32(-1); b.Spec.BackupHistoryLimit = &v }, "backupHistoryLimit"},
-		{"zero timeout", func(b *BackupConfiguration) { b.Spec.TimeOut = &metav1.Duration{} }, "spec.timeOut"},
+		{"zero timeout", func(b *BackupConfiguration) { b.Spec.TimeOut = &Duration{} }, "spec.timeOut"},
 		{"unknown driver", func(b *BackupConfiguration) { b.Spec.Driver = "VolumeSnapshotter" }, "spec.driver"},
 	}
 	for _, tc := range cases {

@@ -29,8 +29,10 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/internal/lookup"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/metrics"
+	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
 )
 
@@ -46,6 +48,13 @@ const (
 )
 
 // Controller reconciles BackupConfigurations.
+//
+// What it caches is what Stow owns: its CronJobs, ServiceAccounts, Roles and
+// RoleBindings come from owned, an informer factory selected by the label
+// app.kubernetes.io/managed-by=stow.dev. What it only checks (the storage
+// Secret's key, the target PVC, a Namespace's labels) it reads on demand
+// through lookup Readers, so 10,000 Helm release Secrets or unrelated PVCs
+// cost the operator no memory (docs/performance.md, "Memory").
 type Controller struct {
 	kube     kubernetes.Interface
 	stow     versioned.Interface
@@ -61,41 +70,92 @@ type Controller struct {
 	fns        stowlisters.FunctionLister
 	guard      *podguard.Guard
 	restores   stowlisters.RestoreSessionLister
-	secrets    corelisters.SecretLister
-	pvcs       corelisters.PersistentVolumeClaimLister
-	namespaces corelisters.NamespaceLister
 	sas        corelisters.ServiceAccountLister
 	cronJobs   batchlisters.CronJobLister
 	roles      rbaclisters.RoleLister
 	bindings   rbaclisters.RoleBindingLister
 
-	kubeInformers informers.SharedInformerFactory
+	// secrets is read on demand (get only: the operator may not list or
+	// watch Secrets) and remembered for secretTTL; a failing Secret check
+	// is looked at again after secretRetry's delay. pvcs and namespaces are
+	// read on demand and remembered until a metadata-only watch (WithWatches)
+	// reports a change of that object.
+	secrets     *lookup.Reader[secretState]
+	pvcs        *lookup.Reader[pvcState]
+	namespaces  *lookup.Reader[map[string]string]
+	secretRetry workqueue.TypedRateLimiter[string]
+	pvcWatch    cache.ListerWatcherWithContext
+	nsWatch     cache.ListerWatcherWithContext
+
+	owned         informers.SharedInformerFactory
 	stowInformers externalversions.SharedInformerFactory
 	synced        []cache.InformerSynced
 	queue         workqueue.TypedRateLimitingInterface[string]
 }
 
-// NewController wires the informers and event handlers. Start the factories
-// (Run does too) and call Run.
-func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
+// secretState is what the controller keeps of a storage Secret: never its values.
+type secretState struct{ hasPassword bool }
+
+// pvcState is what the controller keeps of a target PVC.
+type pvcState struct{ deleting bool }
+
+// How long a Secret check is remembered, and how soon (growing to how
+// late) a configuration whose Secret check failed is checked again: no
+// event tells the operator that a Secret appeared, since it does not watch
+// Secrets.
+const (
+	secretTTL          = 5 * time.Second
+	secretRecheckFirst = 5 * time.Second
+	secretRecheckMax   = 5 * time.Minute
+)
+
+// NewController wires the informers and event handlers. owned must be
+// filtered to Stow's objects (label app.kubernetes.io/managed-by=stow.dev).
+// Start the factories (Run does too) and call Run.
+func NewController(kube kubernetes.Interface, stow versioned.Interface, owned informers.SharedInformerFactory,
 	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, opts resolve.Options) *Controller {
 	s := stowInformers.Stow().V1beta1()
 	bcInf, repoInf, taskInf, rsInf := s.BackupConfigurations(), s.Repositories(), s.Tasks(), s.RestoreSessions()
-	core := kubeInformers.Core().V1()
-	secInf, pvcInf, nsInf, saInf := core.Secrets(), core.PersistentVolumeClaims(), core.Namespaces(), core.ServiceAccounts()
-	cjInf := kubeInformers.Batch().V1().CronJobs()
-	roleInf, rbInf := kubeInformers.Rbac().V1().Roles(), kubeInformers.Rbac().V1().RoleBindings()
+	saInf := owned.Core().V1().ServiceAccounts()
+	cjInf := owned.Batch().V1().CronJobs()
+	roleInf, rbInf := owned.Rbac().V1().Roles(), owned.Rbac().V1().RoleBindings()
 
 	c := &Controller{
 		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now, pusher: metrics.Nop{},
 		bcInformer: bcInf.Informer(),
 		bcs:        bcInf.Lister(), repos: repoInf.Lister(), tasks: taskInf.Lister(), fns: s.Functions().Lister(), restores: rsInf.Lister(),
-		secrets: secInf.Lister(), pvcs: pvcInf.Lister(), namespaces: nsInf.Lister(), sas: saInf.Lister(),
-		cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(),
-		kubeInformers: kubeInformers, stowInformers: stowInformers,
+		sas: saInf.Lister(), cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(),
+		owned: owned, stowInformers: stowInformers,
+		secretRetry: workqueue.NewTypedItemExponentialFailureRateLimiter[string](secretRecheckFirst, secretRecheckMax),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "backupconfiguration"}),
 	}
+	c.secrets = lookup.NewTTL("secrets", secretTTL, func(ctx context.Context, ns, name string) (secretState, error) {
+		sec, err := kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return secretState{}, err
+		}
+		return secretState{hasPassword: len(sec.Data["RESTIC_PASSWORD"]) > 0 || sec.StringData["RESTIC_PASSWORD"] != ""}, nil
+	})
+	c.pvcs = lookup.NewWatched("persistentvolumeclaims", func(ctx context.Context, ns, name string) (pvcState, error) {
+		claim, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return pvcState{}, err
+		}
+		return pvcState{deleting: claim.DeletionTimestamp != nil}, nil
+	})
+	c.namespaces = lookup.NewWatched("namespaces", func(ctx context.Context, _, name string) (map[string]string, error) {
+		n, err := kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return n.Labels, nil
+	})
+	c.pvcs.OnChange(func(ns, name string) { c.enqueueIndexed(IndexByPVC, ns+"/"+name) })
+	c.pvcs.OnRestart(c.enqueueAll)
+	c.namespaces.OnChange(func(_, name string) { c.enqueueNamespace(name) })
+	c.namespaces.OnRestart(c.enqueueAll)
+
 	if err := c.bcInformer.AddIndexers(cache.Indexers{
 		IndexByRepository: indexByRepository, IndexByPVC: indexByPVC, IndexByTask: indexByTask,
 	}); err != nil {
@@ -112,9 +172,6 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 		{repoInf.Informer(), c.onRepository},
 		{taskInf.Informer(), c.onTask},
 		{rsInf.Informer(), c.onRestoreSession},
-		{secInf.Informer(), c.onSecret},
-		{pvcInf.Informer(), c.onPVC},
-		{nsInf.Informer(), c.onNamespace},
 		{saInf.Informer(), c.onOwned},
 		{cjInf.Informer(), c.onOwned},
 		{roleInf.Informer(), c.onOwned},
@@ -129,11 +186,27 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 	return c
 }
 
+// WithWatches makes PVC and Namespace changes re-queue the configurations
+// they concern: pvcs and namespaces list and watch those kinds in all
+// namespaces (metadata only is enough; nothing of them is stored). Without
+// it, every check reads, and a PVC or Namespace change is seen at the next
+// resync.
+func (c *Controller) WithWatches(pvcs, namespaces cache.ListerWatcherWithContext) *Controller {
+	c.pvcWatch, c.nsWatch = pvcs, namespaces
+	return c
+}
+
 // Run starts the informer factories (idempotent), waits for the caches and
 // processes the queue with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	c.kubeInformers.Start(ctx.Done())
+	c.owned.Start(ctx.Done())
 	c.stowInformers.Start(ctx.Done())
+	if c.pvcWatch != nil {
+		go c.pvcs.Run(ctx, c.pvcWatch)
+	}
+	if c.nsWatch != nil {
+		go c.namespaces.Run(ctx, c.nsWatch)
+	}
 	return internal.Run(ctx, "backupconfiguration", c.queue, c.synced, workers, c.sync)
 }
 
@@ -182,41 +255,19 @@ func (c *Controller) onTask(obj any) {
 	}
 }
 
-func (c *Controller) onPVC(obj any) {
-	if key, ok := internal.KeyOf(obj); ok {
-		c.enqueueIndexed(IndexByPVC, key)
+// enqueueNamespace re-queues the configurations of a namespace, whose
+// labels may decide a Repository usagePolicy.
+func (c *Controller) enqueueNamespace(namespace string) {
+	bcs, _ := c.bcs.BackupConfigurations(namespace).List(labels.Everything())
+	for _, bc := range bcs {
+		c.queue.Add(bc.Namespace + "/" + bc.Name)
 	}
 }
 
-// onSecret re-queues the users of every Repository whose storage Secret has
-// this name: the Secret may live in the Repository's namespace or, for a
-// cross-namespace Repository, in the configuration's (the Job reads it there).
-func (c *Controller) onSecret(obj any) {
-	m, ok := internal.MetaOf(obj)
-	if !ok {
-		return
-	}
-	repos, _ := c.repos.List(labels.Everything())
-	for _, r := range repos {
-		if r.Spec.Backend.StorageSecretName != m.GetName() {
-			continue
-		}
-		for _, bc := range c.byIndex(IndexByRepository, r.Namespace+"/"+r.Name) {
-			if r.Namespace == m.GetNamespace() || bc.Namespace == m.GetNamespace() {
-				c.queue.Add(bc.Namespace + "/" + bc.Name)
-			}
-		}
-	}
-}
-
-// onNamespace re-queues the configurations of a namespace whose labels may
-// decide a Repository usagePolicy.
-func (c *Controller) onNamespace(obj any) {
-	m, ok := internal.MetaOf(obj)
-	if !ok {
-		return
-	}
-	bcs, _ := c.bcs.BackupConfigurations(m.GetName()).List(labels.Everything())
+// enqueueAll re-queues every configuration: a watch restarted and may have
+// missed events.
+func (c *Controller) enqueueAll() {
+	bcs, _ := c.bcs.List(labels.Everything())
 	for _, bc := range bcs {
 		c.queue.Add(bc.Namespace + "/" + bc.Name)
 	}
@@ -237,7 +288,10 @@ func (c *Controller) onRestoreSession(obj any) {
 }
 
 // onOwned re-queues the configuration controlling a CronJob, ServiceAccount,
-// Role or RoleBinding, so that a deleted or edited object is restored.
+// Role or RoleBinding, so that a deleted or edited object is restored. The
+// namespace's shared trigger identity has no controller: a change of it
+// re-queues one configuration that uses it, whose reconcile restores it for
+// all.
 func (c *Controller) onOwned(obj any) {
 	m, ok := internal.MetaOf(obj)
 	if !ok {
@@ -245,6 +299,12 @@ func (c *Controller) onOwned(obj any) {
 	}
 	if ref := metav1.GetControllerOf(m); ref != nil && ref.Kind == v1beta1.KindBackupConfiguration && ref.APIVersion == v1beta1.SchemeGroupVersion.String() {
 		c.queue.Add(m.GetNamespace() + "/" + ref.Name)
+		return
+	}
+	if m.GetName() == names.NamespaceTrigger {
+		if bc := c.sharedTriggerUser(m.GetNamespace(), ""); bc != nil {
+			c.queue.Add(bc.Namespace + "/" + bc.Name)
+		}
 	}
 }
 

@@ -29,6 +29,9 @@ import (
 
 const ns = "demo"
 
+// ownedSelector is the operator's selector of Stow's objects (cmd/stow-operator).
+var ownedSelector = v1beta1.LabelManagedBy + "=" + v1beta1.ManagedByStow
+
 type fixture struct {
 	t    *testing.T
 	kube *k8sfake.Clientset
@@ -41,7 +44,9 @@ type fixture struct {
 
 func newFixture(t *testing.T, kubeObjs, stowObjs []runtime.Object) *fixture {
 	f := &fixture{t: t, kube: k8sfake.NewClientset(kubeObjs...), stow: stowfake.NewSimpleClientset(stowObjs...), rec: record.NewFakeRecorder(100)}
-	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
+	f.kinf = informers.NewSharedInformerFactoryWithOptions(f.kube, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+		lo.LabelSelector = ownedSelector
+	}))
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
 	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.rec, resolve.Options{Image: "stow:test", ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}})
 	f.c.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
@@ -67,13 +72,10 @@ func (f *fixture) refresh() {
 	replace(s.Tasks().Informer(), items(tasks.Items))
 	rss, _ := f.stow.StowV1beta1().RestoreSessions("").List(ctx, opts)
 	replace(s.RestoreSessions().Informer(), items(rss.Items))
+	// Only Stow's objects reach the caches (the factory's label selector);
+	// Secrets, PVCs and Namespaces are read on demand.
+	opts = metav1.ListOptions{LabelSelector: ownedSelector}
 	core := f.kinf.Core().V1()
-	secrets, _ := f.kube.CoreV1().Secrets("").List(ctx, opts)
-	replace(core.Secrets().Informer(), items(secrets.Items))
-	pvcs, _ := f.kube.CoreV1().PersistentVolumeClaims("").List(ctx, opts)
-	replace(core.PersistentVolumeClaims().Informer(), items(pvcs.Items))
-	nss, _ := f.kube.CoreV1().Namespaces().List(ctx, opts)
-	replace(core.Namespaces().Informer(), items(nss.Items))
 	sas, _ := f.kube.CoreV1().ServiceAccounts("").List(ctx, opts)
 	replace(core.ServiceAccounts().Informer(), items(sas.Items))
 	cjs, _ := f.kube.BatchV1().CronJobs("").List(ctx, opts)
@@ -82,6 +84,8 @@ func (f *fixture) refresh() {
 	replace(f.kinf.Rbac().V1().Roles().Informer(), items(roles.Items))
 	rbs, _ := f.kube.RbacV1().RoleBindings("").List(ctx, opts)
 	replace(f.kinf.Rbac().V1().RoleBindings().Informer(), items(rbs.Items))
+	// A test changes Secrets between syncs without waiting out the TTL.
+	f.c.secrets.Forget("", "")
 }
 
 func items[T any](list []T) []any {
@@ -236,34 +240,19 @@ func TestReadyConfigurationGetsCronJobAndLeastPrivilegeRBAC(t *testing.T) {
 		strings.Join(pod.Containers[0].Args, " ") != "create-backupsession --namespace=demo --invoker-name=nightly" {
 		t.Errorf("trigger container = %+v", pod.Containers)
 	}
-	if pod.ServiceAccountName != names.TriggerServiceAccount("nightly") || pod.RestartPolicy != corev1.RestartPolicyNever || len(pod.ImagePullSecrets) != 1 {
+	if pod.ServiceAccountName != names.NamespaceTrigger || pod.RestartPolicy != corev1.RestartPolicyNever || len(pod.ImagePullSecrets) != 1 {
 		t.Errorf("trigger pod = sa %q restart %q pull %v", pod.ServiceAccountName, pod.RestartPolicy, pod.ImagePullSecrets)
 	}
 	if ref := metav1.GetControllerOf(cj); ref == nil || ref.UID != bc.UID || ref.Kind != v1beta1.KindBackupConfiguration {
 		t.Errorf("cronjob owner = %+v", cj.OwnerReferences)
 	}
 
-	ctx := context.Background()
-	saName := names.TriggerServiceAccount("nightly")
-	sa, err := f.kube.CoreV1().ServiceAccounts(ns).Get(ctx, saName, metav1.GetOptions{})
-	if err != nil || metav1.GetControllerOf(sa) == nil {
-		t.Fatalf("serviceaccount: %v %+v", err, sa)
-	}
-	role, err := f.kube.RbacV1().Roles(ns).Get(ctx, saName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("role: %v", err)
-	}
-	wantRules := []rbacv1.PolicyRule{
-		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupconfigurations"}, ResourceNames: []string{"nightly"}, Verbs: []string{"get"}},
+	// The namespace's shared trigger identity: no owner (it serves every
+	// configuration of the namespace), Stow's label, the two rules.
+	checkTriggerRBAC(t, f, names.NamespaceTrigger, []rbacv1.PolicyRule{
+		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupconfigurations"}, Verbs: []string{"get"}},
 		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupsessions"}, Verbs: []string{"create"}},
-	}
-	if !equalRules(role.Rules, wantRules) {
-		t.Errorf("role rules = %+v, want exactly %+v", role.Rules, wantRules)
-	}
-	rb, err := f.kube.RbacV1().RoleBindings(ns).Get(ctx, saName, metav1.GetOptions{})
-	if err != nil || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != saName || len(rb.Subjects) != 1 || rb.Subjects[0].Name != saName || rb.Subjects[0].Namespace != ns {
-		t.Errorf("rolebinding = %+v, %v", rb, err)
-	}
+	}, "")
 
 	ev := strings.Join(f.events(), "\n")
 	if !strings.Contains(ev, "Normal CronJobCreated") || !strings.Contains(ev, "Normal Ready") {
@@ -277,6 +266,97 @@ func TestReadyConfigurationGetsCronJobAndLeastPrivilegeRBAC(t *testing.T) {
 	}
 	if ev := f.events(); len(ev) > 0 {
 		t.Errorf("idempotent sync emitted %v", ev)
+	}
+}
+
+// checkTriggerRBAC checks the trigger ServiceAccount, Role and RoleBinding
+// named name: the Role's rules, and the controller (a UID, or none).
+func checkTriggerRBAC(t *testing.T, f *fixture, name string, rules []rbacv1.PolicyRule, owner types.UID) {
+	t.Helper()
+	ctx := context.Background()
+	ownedBy := func(kind string, o metav1.Object) {
+		t.Helper()
+		ref := metav1.GetControllerOf(o)
+		switch {
+		case owner == "" && ref != nil:
+			t.Errorf("%s %s has a controller %+v; want none", kind, name, ref)
+		case owner != "" && (ref == nil || ref.UID != owner):
+			t.Errorf("%s %s controller = %+v; want %s", kind, name, ref, owner)
+		}
+		if o.GetLabels()[v1beta1.LabelManagedBy] != v1beta1.ManagedByStow {
+			t.Errorf("%s %s lacks the managed-by label the operator's cache selects: %v", kind, name, o.GetLabels())
+		}
+	}
+	sa, err := f.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("serviceaccount: %v", err)
+	}
+	ownedBy("serviceaccount", sa)
+	role, err := f.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("role: %v", err)
+	}
+	ownedBy("role", role)
+	if !equalRules(role.Rules, rules) {
+		t.Errorf("role rules = %+v, want exactly %+v", role.Rules, rules)
+	}
+	rb, err := f.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != ns {
+		t.Fatalf("rolebinding = %+v, %v", rb, err)
+	}
+	ownedBy("rolebinding", rb)
+}
+
+// A configuration with serviceAccountAnnotations keeps a trigger identity of
+// its own: annotations of one configuration must not land on the shared one.
+func TestAnnotatedServiceAccountIsPerConfiguration(t *testing.T) {
+	bc := backupConfig("nightly")
+	bc.Spec.RuntimeSettings.Pod = &v1beta1.PodRuntimeSettings{ServiceAccountAnnotations: map[string]string{"example.com/role": "x"}}
+	f := newFixture(t, healthyKube(), []runtime.Object{bc, backupConfig("other"), repository(ns), task()})
+	f.mustSync("nightly")
+	name := names.TriggerServiceAccount("nightly")
+	if sa := f.cronJob("nightly").Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; sa != name {
+		t.Errorf("trigger pod ServiceAccount = %q, want %q", sa, name)
+	}
+	checkTriggerRBAC(t, f, name, []rbacv1.PolicyRule{
+		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupconfigurations"}, ResourceNames: []string{"nightly"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupsessions"}, Verbs: []string{"create"}},
+	}, bc.UID)
+	sa, _ := f.kube.CoreV1().ServiceAccounts(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if sa.Annotations["example.com/role"] != "x" {
+		t.Errorf("annotations = %v", sa.Annotations)
+	}
+	if _, err := f.kube.CoreV1().ServiceAccounts(ns).Get(context.Background(), names.NamespaceTrigger, metav1.GetOptions{}); err == nil {
+		t.Errorf("the shared identity was created for a configuration that does not use it")
+	}
+
+	// Dropping the annotations moves it to the shared identity and removes its own.
+	cur := f.bc("nightly")
+	cur.Spec.RuntimeSettings.Pod = nil
+	_, _ = f.stow.StowV1beta1().BackupConfigurations(ns).Update(context.Background(), cur, metav1.UpdateOptions{})
+	f.mustSync("nightly")
+	if sa := f.cronJob("nightly").Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; sa != names.NamespaceTrigger {
+		t.Errorf("trigger pod ServiceAccount = %q after dropping the annotations", sa)
+	}
+	if _, err := f.kube.CoreV1().ServiceAccounts(ns).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
+		t.Errorf("the configuration's own ServiceAccount was kept")
+	}
+}
+
+// Many configurations of a namespace share three trigger objects: the
+// second configuration's first sync writes no RBAC at all.
+func TestSharedTriggerIsWrittenOncePerNamespace(t *testing.T) {
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("a"), backupConfig("b"), repository(ns), task()})
+	f.mustSync("a")
+	f.mustSync("b")
+	for _, w := range f.writes() {
+		if strings.Contains(w, "serviceaccounts") || strings.Contains(w, "roles") || strings.Contains(w, "rolebindings") {
+			t.Errorf("second configuration wrote %s", w)
+		}
+	}
+	sas, _ := f.kube.CoreV1().ServiceAccounts(ns).List(context.Background(), metav1.ListOptions{})
+	if len(sas.Items) != 1 {
+		t.Errorf("%d ServiceAccounts for two configurations, want 1", len(sas.Items))
 	}
 }
 
@@ -448,7 +528,7 @@ func TestDriftIsRepaired(t *testing.T) {
 	cj.Spec.Schedule = "0 0 1 1 *"
 	cj.Spec.Suspend = ptr.To(true)
 	_, _ = f.kube.BatchV1().CronJobs(ns).Update(ctx, cj, metav1.UpdateOptions{})
-	name := names.TriggerServiceAccount("bc")
+	name := names.NamespaceTrigger
 	role, _ := f.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
 	role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}})
 	_, _ = f.kube.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{})
@@ -492,7 +572,7 @@ func TestUserServiceAccountReplacesStowRBAC(t *testing.T) {
 	if sa := f.cronJob("bc").Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; sa != "mine" {
 		t.Errorf("serviceAccountName = %q", sa)
 	}
-	name := names.TriggerServiceAccount("bc")
+	name := names.NamespaceTrigger
 	if _, err := f.kube.CoreV1().ServiceAccounts(ns).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
 		t.Errorf("Stow's ServiceAccount was kept although the user brings one")
 	}
@@ -502,18 +582,27 @@ func TestUserServiceAccountReplacesStowRBAC(t *testing.T) {
 }
 
 func TestDeletionCleansUp(t *testing.T) {
-	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), backupConfig("other"), repository(ns), task()})
 	deleted := &groupRecorder{}
 	f.c.WithMetrics(deleted)
 	f.mustSync("bc")
+	f.mustSync("other")
 	ctx := context.Background()
-	bc := f.bc("bc")
-	now := metav1.Now()
-	bc.DeletionTimestamp = &now
-	_, _ = f.stow.StowV1beta1().BackupConfigurations(ns).Update(ctx, bc, metav1.UpdateOptions{})
-
-	f.mustSync("bc")
-	name := names.TriggerServiceAccount("bc")
+	del := func(name string) {
+		bc := f.bc(name)
+		now := metav1.Now()
+		bc.DeletionTimestamp = &now
+		_, _ = f.stow.StowV1beta1().BackupConfigurations(ns).Update(ctx, bc, metav1.UpdateOptions{})
+		f.mustSync(name)
+	}
+	// The shared trigger identity stays while another configuration uses it.
+	del("other")
+	name := names.NamespaceTrigger
+	if _, err := f.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Errorf("shared serviceaccount deleted while bc still uses it: %v", err)
+	}
+	deleted.groups = nil
+	del("bc")
 	if f.cronJob("bc") != nil {
 		t.Error("cronjob not deleted")
 	}
@@ -579,15 +668,19 @@ func TestEventHandlersEnqueueUsers(t *testing.T) {
 		want string
 	}{
 		{"repository", func() { f.c.onRepository(repository(ns)) }, ns + "/bc"},
-		{"pvc", func() { f.c.onPVC(pvc()) }, ns + "/bc"},
+		{"pvc", func() {
+			f.c.pvcs.Notify(ns, "data")
+		}, ns + "/bc"},
 		{"task", func() { f.c.onTask(task()) }, ns + "/bc"},
-		{"secret", func() { f.c.onSecret(secret(ns, nil)) }, ns + "/bc"},
 		{"restore", func() {
 			f.c.onRestoreSession(&v1beta1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{PausedBackups: []string{"bc"}}})
 		}, ns + "/bc"},
 		{"owned cronjob", func() {
 			f.c.onOwned(&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: ns, OwnerReferences: []metav1.OwnerReference{ownerRef(backupConfig("bc"))}}})
 		}, ns + "/bc"},
+		{"shared trigger role", func() {
+			f.c.onOwned(&rbacv1.Role{ObjectMeta: sharedMeta(ns)})
+		}, "any"}, // one configuration of the namespace that uses it
 	}
 	for _, tt := range tests {
 		tt.fire()
@@ -602,7 +695,7 @@ func TestEventHandlersEnqueueUsers(t *testing.T) {
 		k, _ := f.c.queue.Get()
 		f.c.queue.Done(k)
 		f.c.queue.Forget(k)
-		if k != tt.want {
+		if k != tt.want && (tt.want != "any" || !strings.HasPrefix(k, ns+"/")) {
 			t.Errorf("%s: enqueued %q, want %q", tt.name, k, tt.want)
 		}
 	}

@@ -49,18 +49,16 @@ func objectMeta(bc *v1beta1.BackupConfiguration, name string) metav1.ObjectMeta 
 	}
 }
 
-// serviceAccountName is the trigger pod's ServiceAccount: the user's, or Stow's.
+// serviceAccountName is the trigger pod's ServiceAccount: the user's, the
+// namespace's shared one, or bc's own (trigger.go).
 func serviceAccountName(bc *v1beta1.BackupConfiguration) string {
-	if p := bc.Spec.RuntimeSettings.Pod; p != nil && p.ServiceAccountName != "" {
-		return p.ServiceAccountName
+	switch triggerIdentityOf(bc) {
+	case identityUser:
+		return bc.Spec.RuntimeSettings.Pod.ServiceAccountName
+	case identityNamespace:
+		return names.NamespaceTrigger
 	}
 	return names.TriggerServiceAccount(bc.Name)
-}
-
-// usesOwnServiceAccount reports whether Stow creates the trigger's RBAC.
-func usesOwnServiceAccount(bc *v1beta1.BackupConfiguration) bool {
-	p := bc.Spec.RuntimeSettings.Pod
-	return p == nil || p.ServiceAccountName == ""
 }
 
 func desiredServiceAccount(bc *v1beta1.BackupConfiguration) *corev1.ServiceAccount {

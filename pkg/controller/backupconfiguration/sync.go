@@ -9,6 +9,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +38,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	cached, err := c.bcs.BackupConfigurations(ns).Get(name)
 	if apierrors.IsNotFound(err) {
+		c.secretRetry.Forget(key)
 		return nil // owned objects are garbage-collected through owner references
 	}
 	if err != nil {
@@ -65,6 +67,10 @@ func (c *Controller) finalize(ctx context.Context, bc *v1beta1.BackupConfigurati
 		c.event(bc, corev1.EventTypeWarning, internal.ReasonCleanupFailed, err.Error())
 		return err
 	}
+	if err := c.releaseSharedTrigger(ctx, bc); err != nil {
+		c.event(bc, corev1.EventTypeWarning, internal.ReasonCleanupFailed, err.Error())
+		return err
+	}
 	// A Pushgateway that is down must not keep the object forever: warn and go on.
 	if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindBackupConfiguration, bc.Namespace, bc.Name); err != nil {
 		c.event(bc, corev1.EventTypeWarning, "MetricsCleanupFailed", "could not delete the Pushgateway group: "+err.Error())
@@ -77,31 +83,31 @@ func (c *Controller) finalize(ctx context.Context, bc *v1beta1.BackupConfigurati
 }
 
 // deleteOwned deletes the CronJob (when withCronJob) and the trigger RBAC
-// objects, but only those bc controls.
+// objects of bc's own identity, but only those bc controls. It looks in the
+// caches of Stow's objects, so a configuration without them costs no request;
+// what a lagging cache misses, the garbage collector removes through the
+// owner references.
 func (c *Controller) deleteOwned(ctx context.Context, bc *v1beta1.BackupConfiguration, withCronJob bool) error {
 	name := names.TriggerServiceAccount(bc.Name)
 	ns := bc.Namespace
 	bg := metav1.DeletePropagationBackground
 	type deleter struct {
 		kind string
+		name string
 		get  func() (metav1.Object, error)
 		del  func() error
 	}
 	ds := []deleter{
-		{"serviceaccount", func() (metav1.Object, error) {
-			return c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
-		},
+		{"serviceaccount", name, func() (metav1.Object, error) { return c.sas.ServiceAccounts(ns).Get(name) },
 			func() error { return c.kube.CoreV1().ServiceAccounts(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
-		{"role", func() (metav1.Object, error) { return c.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{}) },
+		{"role", name, func() (metav1.Object, error) { return c.roles.Roles(ns).Get(name) },
 			func() error { return c.kube.RbacV1().Roles(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
-		{"rolebinding", func() (metav1.Object, error) {
-			return c.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
-		},
+		{"rolebinding", name, func() (metav1.Object, error) { return c.bindings.RoleBindings(ns).Get(name) },
 			func() error { return c.kube.RbacV1().RoleBindings(ns).Delete(ctx, name, metav1.DeleteOptions{}) }},
 	}
 	if withCronJob {
 		cj := names.CronJob(bc.Name)
-		ds = append([]deleter{{"cronjob", func() (metav1.Object, error) { return c.kube.BatchV1().CronJobs(ns).Get(ctx, cj, metav1.GetOptions{}) },
+		ds = append([]deleter{{"cronjob", cj, func() (metav1.Object, error) { return c.cronJobs.CronJobs(ns).Get(cj) },
 			func() error {
 				return c.kube.BatchV1().CronJobs(ns).Delete(ctx, cj, metav1.DeleteOptions{PropagationPolicy: &bg})
 			}}}, ds...)
@@ -112,13 +118,13 @@ func (c *Controller) deleteOwned(ctx context.Context, bc *v1beta1.BackupConfigur
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("get %s %s/%s: %v", d.kind, ns, name, err)
+			return fmt.Errorf("get %s %s/%s: %v", d.kind, ns, d.name, err)
 		}
 		if !internal.IsControlledBy(obj, bc.UID) {
 			continue
 		}
 		if err := d.del(); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete %s %s/%s: %v", d.kind, ns, obj.GetName(), err)
+			return fmt.Errorf("delete %s %s/%s: %v", d.kind, ns, d.name, err)
 		}
 	}
 	return nil
@@ -206,7 +212,25 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 	if err := c.writeStatus(ctx, bc, checks, schedule); err != nil {
 		return err
 	}
+	c.recheckSecret(bc, checks)
 	return ensureErr
+}
+
+// recheckSecret looks at a configuration whose storage Secret check failed
+// again after a delay (5 s, doubling up to 5 min): the operator does not
+// watch Secrets, so no event tells it that one appeared or was fixed. A
+// Secret that is deleted or loses its key after a passed check is seen at
+// the next resync (--resync-period), and by the backup Job, which fails
+// naming it.
+func (c *Controller) recheckSecret(bc *v1beta1.BackupConfiguration, checks []check) {
+	key := bc.Namespace + "/" + bc.Name
+	for _, ch := range checks {
+		if ch.cond.Type == v1beta1.BackendSecretFound && ch.cond.Reason == v1beta1.BackendSecretNotAvailable {
+			c.queue.AddAfter(key, c.secretRetry.When(key))
+			return
+		}
+	}
+	c.secretRetry.Forget(key)
 }
 
 // releaseDeletedTarget deletes the finished backup Jobs (and so their pods)
@@ -221,8 +245,8 @@ func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.Backu
 	if t == nil || t.Ref.Name == "" || (t.Ref.Namespace != "" && t.Ref.Namespace != bc.Namespace) {
 		return nil
 	}
-	claim, err := c.pvcs.PersistentVolumeClaims(bc.Namespace).Get(t.Ref.Name)
-	if err != nil || claim.DeletionTimestamp == nil {
+	claim, err := c.pvcs.Get(ctx, bc.Namespace, t.Ref.Name)
+	if err != nil || !claim.deleting {
 		return nil
 	}
 	sel := labels.SelectorFromSet(labels.Set{
@@ -274,8 +298,8 @@ func (c *Controller) taskAndPodSettings(ctx context.Context, d *v1beta1.BackupCo
 		}
 	}
 	nsLabels := func() map[string]string {
-		if n, err := c.namespaces.Get(d.Namespace); err == nil {
-			return n.Labels
+		if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
+			return l
 		}
 		return nil
 	}
@@ -333,8 +357,8 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 	if repo != nil {
 		var nsLabels map[string]string
 		if repo.Namespace != d.Namespace {
-			if n, err := c.namespaces.Get(d.Namespace); err == nil {
-				nsLabels = n.Labels
+			if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
+				nsLabels = l
 			}
 		}
 		if err := v1beta1.ValidateUsage(repo, d.Namespace, nsLabels); err != nil {
@@ -349,7 +373,9 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 	}
 
 	// Validation (spec and usagePolicy).
-	if len(invalid) > 0 {
+	if msg := v1beta1.DecodeError(d); msg != "" {
+		checks = append(checks, check{cond: cond(v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceUnreadable, msg), reason: internal.ReasonInvalidSpec})
+	} else if len(invalid) > 0 {
 		checks = append(checks, check{cond: cond(v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, strings.Join(invalid, "; ")), reason: internal.ReasonInvalidSpec})
 	} else {
 		checks = append(checks, check{cond: cond(v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the spec is valid"), ok: true})
@@ -360,11 +386,11 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 		checks = append(checks, check{cond: cond(v1beta1.BackendSecretFound, v1beta1.ConditionUnknown, v1beta1.UnableToCheckBackendSecretAvailability,
 			fmt.Sprintf("repository %s is not available", repoKey)), reason: internal.ReasonBackendSecretNotFound})
 	} else {
-		msg := c.checkSecret(repo.Namespace, repo.Spec.Backend.StorageSecretName)
+		msg := c.checkSecret(ctx, repo.Namespace, repo.Spec.Backend.StorageSecretName)
 		if msg == "" && repo.Namespace != d.Namespace {
 			// The Job reads credentials with envFrom, which only works in its
 			// own namespace: a cross-namespace Repository needs a copy here.
-			if m := c.checkSecret(d.Namespace, repo.Spec.Backend.StorageSecretName); m != "" {
+			if m := c.checkSecret(ctx, d.Namespace, repo.Spec.Backend.StorageSecretName); m != "" {
 				msg = m + " (the backup Job reads the storage Secret of a cross-namespace Repository from its own namespace)"
 			}
 		}
@@ -377,30 +403,30 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 	}
 
 	// Target PVC.
-	checks = append(checks, c.checkTarget(d))
+	checks = append(checks, c.checkTarget(ctx, d))
 	return checks
 }
 
 // checkSecret returns "" when Secret ns/name exists with RESTIC_PASSWORD,
 // else the cause. It never looks at or reports the values.
-func (c *Controller) checkSecret(ns, name string) string {
+func (c *Controller) checkSecret(ctx context.Context, ns, name string) string {
 	if name == "" {
 		return "the repository has no spec.backend.storageSecretName"
 	}
-	s, err := c.secrets.Secrets(ns).Get(name)
+	s, err := c.secrets.Get(ctx, ns, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Sprintf("secret %s/%s not found", ns, name)
 	case err != nil:
 		return fmt.Sprintf("secret %s/%s: %v", ns, name, err)
 	}
-	if len(s.Data["RESTIC_PASSWORD"]) == 0 && s.StringData["RESTIC_PASSWORD"] == "" {
+	if !s.hasPassword {
 		return fmt.Sprintf("secret %s/%s has no RESTIC_PASSWORD key", ns, name)
 	}
 	return ""
 }
 
-func (c *Controller) checkTarget(d *v1beta1.BackupConfiguration) check {
+func (c *Controller) checkTarget(ctx context.Context, d *v1beta1.BackupConfiguration) check {
 	fail := func(st v1beta1.ConditionStatus, reason, msg string) check {
 		return check{cond: cond(v1beta1.BackupTargetFound, st, reason, msg), reason: internal.ReasonTargetNotFound}
 	}
@@ -413,19 +439,22 @@ func (c *Controller) checkTarget(d *v1beta1.BackupConfiguration) check {
 			fmt.Sprintf("target PersistentVolumeClaim %s/%s is in another namespace; it must be in %s", t.Ref.Namespace, t.Ref.Name, d.Namespace))
 	}
 	key := d.Namespace + "/" + t.Ref.Name
-	pvc, err := c.pvcs.PersistentVolumeClaims(d.Namespace).Get(t.Ref.Name)
+	pvc, err := c.pvcs.Get(ctx, d.Namespace, t.Ref.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return fail(v1beta1.ConditionFalse, v1beta1.TargetNotAvailable, fmt.Sprintf("PersistentVolumeClaim %s not found", key))
 	case err != nil:
 		return fail(v1beta1.ConditionUnknown, v1beta1.UnableToCheckTargetAvailability, fmt.Sprintf("PersistentVolumeClaim %s: %v", key, err))
-	case pvc.DeletionTimestamp != nil:
+	case pvc.deleting:
 		return fail(v1beta1.ConditionFalse, v1beta1.TargetNotAvailable, fmt.Sprintf("PersistentVolumeClaim %s is being deleted", key))
 	}
 	return check{cond: cond(v1beta1.BackupTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, fmt.Sprintf("PersistentVolumeClaim %s found", key)), ok: true}
 }
 
 func scheduleInvalid(d *v1beta1.BackupConfiguration) bool {
+	if v1beta1.DecodeError(d) != "" {
+		return true // a stand-in has no schedule: keep the CronJob, suspended
+	}
 	for _, e := range v1beta1.ValidateBackupConfiguration(d) {
 		if e.Field == "spec.schedule" || e.Field == "spec.timeZone" {
 			return true
@@ -507,11 +536,25 @@ func (c *Controller) writeStatus(ctx context.Context, bc *v1beta1.BackupConfigur
 	return nil
 }
 
-// ensureRBAC creates or updates the trigger's ServiceAccount, Role and
-// RoleBinding, or removes them when the user brings a ServiceAccount.
+// ensureRBAC gives the trigger its identity: none when the user brings a
+// ServiceAccount, the namespace's shared one (names.NamespaceTrigger) in
+// general, or one of bc's own when bc asks for ServiceAccount annotations
+// (trigger.go). Objects of an identity bc no longer uses are removed.
 func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfiguration) error {
-	if !usesOwnServiceAccount(d) {
+	switch triggerIdentityOf(d) {
+	case identityUser:
+		if err := c.releaseSharedTrigger(ctx, bc); err != nil {
+			return err
+		}
 		return c.deleteOwned(ctx, bc, false)
+	case identityNamespace:
+		if err := c.ensureSharedTrigger(ctx, bc.Namespace); err != nil {
+			return err
+		}
+		return c.deleteOwned(ctx, bc, false)
+	}
+	if err := c.releaseSharedTrigger(ctx, bc); err != nil {
+		return err
 	}
 	ns := bc.Namespace
 	if err := c.ensureServiceAccount(ctx, bc, desiredServiceAccount(d)); err != nil {
@@ -554,20 +597,26 @@ func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfig
 	if !internal.IsControlledBy(curRB, bc.UID) {
 		return fmt.Errorf("rolebinding %s/%s exists and is not owned by backupconfiguration %s", ns, rb.Name, bc.Name)
 	}
-	if curRB.RoleRef != rb.RoleRef {
+	return c.syncRoleBinding(ctx, curRB, rb)
+}
+
+// syncRoleBinding makes cur (controlled by Stow) match want.
+func (c *Controller) syncRoleBinding(ctx context.Context, cur, want *rbacv1.RoleBinding) error {
+	ns := want.Namespace
+	if cur.RoleRef != want.RoleRef {
 		// roleRef is immutable: replace the binding.
-		if err := c.kube.RbacV1().RoleBindings(ns).Delete(ctx, rb.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("replace rolebinding %s/%s: %v", ns, rb.Name, err)
+		if err := c.kube.RbacV1().RoleBindings(ns).Delete(ctx, want.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("replace rolebinding %s/%s: %v", ns, want.Name, err)
 		}
-		if _, err := c.kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("replace rolebinding %s/%s: %v", ns, rb.Name, err)
+		if _, err := c.kube.RbacV1().RoleBindings(ns).Create(ctx, want, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("replace rolebinding %s/%s: %v", ns, want.Name, err)
 		}
-	} else if !equality.Semantic.DeepEqual(curRB.Subjects, rb.Subjects) || !hasLabels(curRB.Labels, rb.Labels) {
-		upd := curRB.DeepCopy()
-		upd.Subjects = rb.Subjects
-		upd.Labels = mergeLabels(upd.Labels, rb.Labels)
+	} else if !equality.Semantic.DeepEqual(cur.Subjects, want.Subjects) || !hasLabels(cur.Labels, want.Labels) {
+		upd := cur.DeepCopy()
+		upd.Subjects = want.Subjects
+		upd.Labels = mergeLabels(upd.Labels, want.Labels)
 		if _, err := c.kube.RbacV1().RoleBindings(ns).Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update rolebinding %s/%s: %v", ns, rb.Name, err)
+			return fmt.Errorf("update rolebinding %s/%s: %v", ns, want.Name, err)
 		}
 	}
 	return nil

@@ -200,29 +200,30 @@ func (c *Controller) updateConfiguration(ctx context.Context, bc *v1beta1.Backup
 }
 
 // maybeRetry creates the retry of a Failed session (§4.10): nextRetry is set
-// first, and the new session is created once it has passed.
+// first, and the new session is created once it has passed. Retries are
+// bounded by the configuration, not by the session alone: a session's
+// retryLeft counts only up to retryConfig.maxRetry (a hand-written
+// retryLeft: 1000000 gets no more), and retries are at least
+// v1beta1.MinRetryDelay apart, so no object can make Stow create Jobs in a
+// loop.
 func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, now time.Time) error {
 	st := cur.Status
-	if st.Phase != v1beta1.BackupSessionFailed || cur.Spec.RetryLeft <= 0 || (st.Retried != nil && *st.Retried) {
+	left := bc.RetriesLeft(cur)
+	if st.Phase != v1beta1.BackupSessionFailed || left <= 0 || (st.Retried != nil && *st.Retried) {
 		return nil
 	}
 	s := cur.DeepCopy()
 	key := s.Namespace + "/" + s.Name
 	if s.Status.NextRetry == nil {
-		var delay time.Duration
-		if bc.Spec.RetryConfig != nil {
-			delay = bc.Spec.RetryConfig.Delay.Duration
-		}
+		delay := bc.RetryDelay()
 		t := metav1.NewTime(now.Add(delay))
 		s.Status.NextRetry = &t
-		if delay > 0 {
-			c.recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Retrying in %s (%d retries left)", delay, s.Spec.RetryLeft)
-			if err := c.updateStatus(ctx, cur, s); err != nil {
-				return err
-			}
-			c.requeueAfter(key, delay)
-			return nil
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Retrying in %s (%d retries left)", delay, left)
+		if err := c.updateStatus(ctx, cur, s); err != nil {
+			return err
 		}
+		c.requeueAfter(key, delay)
+		return nil
 	}
 	if wait := s.Status.NextRetry.Sub(now); wait > 0 {
 		c.requeueAfter(key, wait)
@@ -243,7 +244,7 @@ func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession,
 			},
 			Spec: v1beta1.BackupSessionSpec{
 				Invoker:   v1beta1.BackupInvokerRef{APIGroup: v1beta1.SchemeGroupVersion.Group, Kind: v1beta1.KindBackupConfiguration, Name: bc.Name},
-				RetryLeft: s.Spec.RetryLeft - 1,
+				RetryLeft: left - 1,
 			},
 		}
 		if _, err := c.stow.StowV1beta1().BackupSessions(s.Namespace).Create(ctx, next, metav1.CreateOptions{}); err != nil {

@@ -36,6 +36,7 @@ const (
 	EventSkipped             = "BackupSessionSkipped"
 	EventRetry               = "BackupSessionRetry"
 	EventMetricsFailed       = "MetricsPushFailed"
+	EventInvalid             = "InvalidBackupSession"
 )
 
 // sync reconciles one BackupSession from observed state; it is idempotent.
@@ -54,6 +55,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	s := cur.DeepCopy()
 	now := c.clock.Now()
 	logger := klog.FromContext(ctx).WithValues("backupsession", key)
+	if msg := v1beta1.DecodeError(cur); msg != "" {
+		return c.failUnreadable(ctx, cur, s, msg, now)
+	}
 
 	bcCached, err := c.bcs.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
 	if apierrors.IsNotFound(err) {
@@ -177,8 +181,29 @@ func duration(s *v1beta1.BackupSession, now time.Time) string {
 	return now.Sub(s.CreationTimestamp.Time).Round(time.Second).String()
 }
 
+// failUnreadable ends a session the operator cannot decode (a stand-in, see
+// pkg/lenient): it never runs, it fails with the cause naming the field, and
+// no retry follows. Its Job, if one was started, is stopped.
+func (c *Controller) failUnreadable(ctx context.Context, cur, s *v1beta1.BackupSession, msg string, now time.Time) error {
+	if s.Status.Phase == v1beta1.BackupSessionFailed && s.Status.Reason == msg {
+		return nil
+	}
+	if err := executor.StopJob(ctx, c.kube, s.Namespace, names.BackupJob(s.Name)); err != nil {
+		return err
+	}
+	c.setCond(s, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
+	s.Status.Phase = v1beta1.BackupSessionFailed
+	s.Status.Reason = msg
+	s.Status.SessionDuration = duration(s, now)
+	c.recorder.Event(s, corev1.EventTypeWarning, EventInvalid, msg)
+	return c.updateStatus(ctx, cur, s)
+}
+
 // skipReason returns why a session that has not started must be Skipped, or "".
 func (c *Controller) skipReason(s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration) string {
+	if msg := v1beta1.DecodeError(bc); msg != "" {
+		return fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s is invalid: %s", bc.Namespace, bc.Name, msg)
+	}
 	if rs := c.pausingRestore(bc); rs != "" {
 		return fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s is paused by restore %s.", bc.Namespace, bc.Name, rs)
 	}
@@ -244,6 +269,10 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	}
 	if repo == nil {
 		fail(fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name))
+		return nil
+	}
+	if msg := v1beta1.DecodeError(repo); msg != "" {
+		fail(fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, msg))
 		return nil
 	}
 	if holder := c.targetHolder(s, bc); holder != "" {

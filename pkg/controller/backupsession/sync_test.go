@@ -383,7 +383,7 @@ func TestWatchdog(t *testing.T) {
 }
 
 func TestDeadline(t *testing.T) {
-	bc := readyBC("bc", "data", func(bc *v1beta1.BackupConfiguration) { bc.Spec.TimeOut = &metav1.Duration{Duration: time.Hour} })
+	bc := readyBC("bc", "data", func(bc *v1beta1.BackupConfiguration) { bc.Spec.TimeOut = &v1beta1.Duration{Duration: time.Hour} })
 	f := newFixture(t, bc, repository("repo"), newSession("bc-1", "bc", t0, ""))
 	f.sync("bc-1")
 	f.setPod("bc-1", corev1.PodRunning, t0, nil)
@@ -472,7 +472,7 @@ func TestHistoryCleanup(t *testing.T) {
 
 func TestRetryWithDelay(t *testing.T) {
 	bc := readyBC("bc", "data", func(bc *v1beta1.BackupConfiguration) {
-		bc.Spec.RetryConfig = &v1beta1.RetryConfig{MaxRetry: 2, Delay: metav1.Duration{Duration: 10 * time.Minute}}
+		bc.Spec.RetryConfig = &v1beta1.RetryConfig{MaxRetry: 2, Delay: v1beta1.Duration{Duration: 10 * time.Minute}}
 	})
 	failed := newSession("bc-1", "bc", t0.Add(-time.Hour), v1beta1.BackupSessionFailed)
 	failed.Spec.RetryLeft = 2

@@ -19,6 +19,9 @@ func TaskAndFunctions(tasks stowlisters.TaskLister, fns stowlisters.FunctionList
 	if err != nil {
 		return nil, nil, fmt.Errorf("read Task %q: %v", taskName, err)
 	}
+	if msg := v1beta1.DecodeError(task); msg != "" {
+		return nil, nil, fmt.Errorf("Task %q is invalid: %s", taskName, msg)
+	}
 	out := map[string]*v1beta1.Function{}
 	for _, step := range task.Spec.Steps {
 		fn, err := fns.Get(step.Name)
@@ -27,6 +30,9 @@ func TaskAndFunctions(tasks stowlisters.TaskLister, fns stowlisters.FunctionList
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("read Function %q: %v", step.Name, err)
+		}
+		if msg := v1beta1.DecodeError(fn); msg != "" {
+			return nil, nil, fmt.Errorf("Function %q used by Task %q is invalid: %s", step.Name, taskName, msg)
 		}
 		out[step.Name] = fn
 	}

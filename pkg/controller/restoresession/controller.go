@@ -28,13 +28,16 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/metrics"
 )
 
 // JobsBuilder builds the restore Jobs (one per ordinal) and the PVCs to
-// create first; the operator wires it to resolve.RestoreJobs.
+// create first; the operator wires it to resolve.RestoreJobs. resolved are
+// the snapshots a restore without selecting rules restores, found in the
+// target's Snapshot records (nil: the runner finds them).
 type JobsBuilder func(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task,
-	fns map[string]*v1beta1.Function) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error)
+	fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error)
 
 // Config tunes the controller.
 type Config struct {

@@ -25,6 +25,7 @@ import (
 	"github.com/stowhq/stow/pkg/builtin"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/metrics"
 )
@@ -120,7 +121,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
 	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 0)
 	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.recorder, f.pusher, gate, Config{
-		BuildJobs: func(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+		BuildJobs: func(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, _ []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 			f.built++
 			f.lastBuilt = rs.DeepCopy()
 			if task == nil || len(fns) != len(task.Spec.Steps) {

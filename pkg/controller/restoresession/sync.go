@@ -159,6 +159,9 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 	if errs := v1beta1.ValidateRestoreSession(work); len(errs) > 0 {
 		return errs.ToAggregate().Error()
 	}
+	if repo != nil && v1beta1.DecodeError(repo) != "" {
+		return fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, v1beta1.DecodeError(repo))
+	}
 	var nsLabels map[string]string
 	read := false
 	labelsOf := func() map[string]string {
@@ -302,7 +305,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
 		c.recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
 	}
-	jobs, pvcs, err := c.build(work, repo)
+	jobs, pvcs, err := c.build(ctx, work, repo)
 	if err != nil {
 		fail(err.Error())
 		return nil
@@ -362,12 +365,17 @@ func isPermanent(err error) bool {
 }
 
 // build resolves the Task into the restore Jobs and PVCs.
-func (c *Controller) build(work *v1beta1.RestoreSession, repo *v1beta1.Repository) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, work.Spec.Task.Name)
 	if err != nil {
 		return nil, nil, err
 	}
-	jobs, pvcs, err := c.cfg.BuildJobs(work, repo, task, fns)
+	resolved, err := c.resolvedSnapshots(ctx, work, repo)
+	if err != nil {
+		// The runner finds the snapshots itself; only a listing is lost.
+		resolved = nil
+	}
+	jobs, pvcs, err := c.cfg.BuildJobs(work, repo, task, fns, resolved)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot build the restore Jobs: %v", err)
 	}

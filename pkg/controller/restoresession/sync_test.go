@@ -194,7 +194,7 @@ func TestRestoreWatchdog(t *testing.T) {
 
 func TestRestoreDeadline(t *testing.T) {
 	f := newFixture(t, repository("repo"), secret(), pvc("data"),
-		newRestore("rs", func(rs *v1beta1.RestoreSession) { rs.Spec.TimeOut = &metav1.Duration{Duration: 20 * time.Minute} }))
+		newRestore("rs", func(rs *v1beta1.RestoreSession) { rs.Spec.TimeOut = &v1beta1.Duration{Duration: 20 * time.Minute} }))
 	f.syncRestore("rs", 2)
 	f.setPod(names.RestoreJob("rs", 0), corev1.PodRunning, t0, nil)
 	f.clock.Step(20 * time.Minute)

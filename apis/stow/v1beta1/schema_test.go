@@ -1,0 +1,228 @@
+package v1beta1
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+)
+
+// The limits kube-apiserver uses (k8s.io/apiserver/pkg/apis/cel).
+const (
+	celPerCallLimit = 1000000
+	celCostBudget   = 10000000
+)
+
+// crdValidator validates objects with the OpenAPI schema and the CEL rules
+// of one generated CRD, as kube-apiserver does on create.
+type crdValidator struct {
+	schema validation.SchemaValidator
+	ss     *structuralschema.Structural
+	cel    *cel.Validator
+}
+
+func loadCRD(t *testing.T, plural string) *crdValidator {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("../../../deploy/crds", "stow.dev_"+plural+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var in apiextensions.CustomResourceValidation
+	if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(crd.Spec.Versions[0].Schema, &in, nil); err != nil {
+		t.Fatal(err)
+	}
+	sv, _, err := validation.NewSchemaValidator(in.OpenAPIV3Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := structuralschema.NewStructural(in.OpenAPIV3Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &crdValidator{schema: sv, ss: ss, cel: cel.NewValidator(ss, true, celPerCallLimit)}
+}
+
+func (v *crdValidator) validate(obj map[string]interface{}) field.ErrorList {
+	errs := validation.ValidateCustomResource(nil, obj, v.schema)
+	if v.cel != nil {
+		celErrs, _ := v.cel.Validate(context.Background(), nil, v.ss, obj, nil, celCostBudget)
+		errs = append(errs, celErrs...)
+	}
+	return errs
+}
+
+// obj parses a JSON document the way kube-apiserver does (integers as
+// int64, other numbers as float64).
+func obj(t *testing.T, doc string) map[string]interface{} {
+	t.Helper()
+	m, ok := decodeJSON(t, []byte(doc)).(map[string]interface{})
+	if !ok {
+		t.Fatalf("%s: not an object", doc)
+	}
+	return m
+}
+
+func decodeJSON(t *testing.T, b []byte) interface{} {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v interface{}
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return numbers(v)
+}
+
+func numbers(v interface{}) interface{} {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]interface{}:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []interface{}:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	}
+	return v
+}
+
+// set returns a copy of base with the value at the dotted path replaced.
+func set(t *testing.T, base string, path string, value interface{}) map[string]interface{} {
+	t.Helper()
+	m := obj(t, base)
+	cur := m
+	parts := strings.Split(path, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := cur[p].(map[string]interface{})
+		if !ok {
+			next = map[string]interface{}{}
+			cur[p] = next
+		}
+		cur = next
+	}
+	cur[parts[len(parts)-1]] = value
+	return m
+}
+
+// Malformed is testdata/malformed.json, shared with the e2e test
+// TestSchemaRejectsMalformedFieldsOnAPIServer.
+type Malformed struct {
+	Bases map[string]json.RawMessage `json:"bases"`
+	Cases []struct {
+		Plural string            `json:"plural"`
+		Path   string            `json:"path"`
+		Values []json.RawMessage `json:"values"`
+	} `json:"cases"`
+}
+
+func loadMalformed(t *testing.T) Malformed {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/malformed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Malformed
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func base(t *testing.T, m Malformed, plural string) string {
+	t.Helper()
+	b, ok := m.Bases[plural]
+	if !ok {
+		t.Fatalf("no base for %s", plural)
+	}
+	return string(b)
+}
+
+func TestSchemaRejectsMalformedFields(t *testing.T) {
+	m := loadMalformed(t)
+	validators := map[string]*crdValidator{}
+	n := 0
+	for _, c := range m.Cases {
+		v := validators[c.Plural]
+		if v == nil {
+			v = loadCRD(t, c.Plural)
+			validators[c.Plural] = v
+			if errs := v.validate(obj(t, base(t, m, c.Plural))); len(errs) > 0 {
+				t.Fatalf("valid %s rejected: %v", c.Plural, errs)
+			}
+		}
+		for _, raw := range c.Values {
+			value := decodeJSON(t, raw)
+			n++
+			errs := v.validate(set(t, base(t, m, c.Plural), c.Path, value))
+			if len(errs) == 0 {
+				t.Errorf("%s %s=%s: admitted", c.Plural, c.Path, raw)
+				continue
+			}
+			if msg := errs.ToAggregate().Error(); !strings.Contains(msg, c.Path) {
+				t.Errorf("%s %s=%s: rejection does not name the field: %s", c.Plural, c.Path, raw, msg)
+			}
+		}
+	}
+	if n < 60 {
+		t.Fatalf("only %d cases", n)
+	}
+}
+
+// TestSchemaAdmitsWhatTheOperatorReads guards against a pattern stricter
+// than the operator: valid spellings stay admitted.
+func TestSchemaAdmitsWhatTheOperatorReads(t *testing.T) {
+	bc, rs, repo := loadCRD(t, "backupconfigurations"), loadCRD(t, "restoresessions"), loadCRD(t, "repositories")
+	m := loadMalformed(t)
+	docBC, docRS, docRepo := base(t, m, "backupconfigurations"), base(t, m, "restoresessions"), base(t, m, "repositories")
+	for _, d := range []string{"0", "0s", "90s", "1.5h", "1h30m", ".5m", "300ms", "10us", "10µs"} {
+		if errs := bc.validate(set(t, docBC, "spec.timeOut", d)); len(errs) > 0 {
+			t.Errorf("timeOut %q: %v", d, errs)
+		}
+		if errs := rs.validate(set(t, docRS, "spec.timeOut", d)); len(errs) > 0 {
+			t.Errorf("restore timeOut %q: %v", d, errs)
+		}
+	}
+	for _, s := range []string{"0 2 * * *", "*/15 * * * *", "0 0 1 JAN MON-FRI", "@daily", "@daily-random", "@weekly-random", "@hourly-random", "@every 1h30m", "0 2 ? * *"} {
+		if errs := bc.validate(set(t, docBC, "spec.schedule", s)); len(errs) > 0 {
+			t.Errorf("schedule %q: %v", s, errs)
+		}
+		if _, err := ParseSchedule(ResolveSchedule("n", "a", s)); err != nil {
+			t.Errorf("schedule %q admitted but refused by the operator: %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "@weekly-random", "0 3 * * 0"} {
+		if errs := repo.validate(set(t, docRepo, "spec.maintenance.prune.schedule", s)); len(errs) > 0 {
+			t.Errorf("maintenance schedule %q: %v", s, errs)
+		}
+	}
+	for _, p := range []interface{}{int64(8080), "http"} {
+		if errs := bc.validate(set(t, docBC, "spec.hooks.preBackup.httpGet.port", p)); len(errs) > 0 {
+			t.Errorf("port %v: %v", p, errs)
+		}
+	}
+	if errs := bc.validate(set(t, docBC, "spec.timeZone", "America/Argentina/Buenos_Aires")); len(errs) > 0 {
+		t.Errorf("timeZone: %v", errs)
+	}
+}
