@@ -139,13 +139,16 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 			if after != before {
 				t.Fatalf("restored data differs from the backup\nbefore:\n%s\nafter:\n%s", before, after)
 			}
-			repo, err := e.stow.StowV1beta1().Repositories(ns).Get(c, "repo", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if repo.Status.SnapshotCount < 1 || repo.Status.Integrity == nil || !*repo.Status.Integrity || repo.Status.LastBackupTime == nil {
-				t.Fatalf("repository status not updated: %+v", repo.Status)
-			}
+			// Sessions no longer check or measure the repository: its first
+			// check and refresh run right after its first backup.
+			waitFor(t, "repository checked and measured after its first backup", 3*time.Minute, func(c context.Context) (bool, error) {
+				repo, err := e.stow.StowV1beta1().Repositories(ns).Get(c, "repo", metav1.GetOptions{})
+				if err != nil {
+					return false, err
+				}
+				st := repo.Status
+				return st.SnapshotCount >= 1 && st.Integrity != nil && *st.Integrity && st.LastBackupTime != nil && st.TotalSize != "", nil
+			})
 		})
 	}
 }

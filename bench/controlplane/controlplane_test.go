@@ -47,8 +47,8 @@ func TestLoadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.sessions != 50 || c.configs != 1000 || c.concurrent != 200 || len(c.parts) != 3 || c.out != "bench/results.json" {
-				t.Fatalf("defaults = %+v, want the issue's 50 sessions, 1000 configs, 200 concurrent, all parts", c)
+			if c.sessions != 50 || c.configs != 5000 || c.concurrent != 200 || c.clutter != 10000 || len(c.parts) != 5 || c.out != "bench/results.json" {
+				t.Fatalf("defaults = %+v, want the issues' 50 sessions, 5000 configs, 200 concurrent, 10000 clutter objects, all parts", c)
 			}
 		})
 	}
@@ -159,5 +159,22 @@ func TestParallel(t *testing.T) {
 	})
 	if err != os.ErrInvalid || ran.Load() != 100 {
 		t.Fatalf("parallel = %v after %d calls; want the error after all 100", err, ran.Load())
+	}
+}
+
+func TestParseQueueState(t *testing.T) {
+	metrics := `# HELP workqueue_depth Current depth of workqueue.
+workqueue_depth{name="backupconfiguration"} 3
+workqueue_depth{name="backupsession"} 7
+stow_reconcile_duration_seconds_bucket{controller="backupconfiguration",le="0.005"} 10
+stow_reconcile_duration_seconds_count{controller="backupconfiguration"} 5000
+stow_reconcile_duration_seconds_count{controller="repository"} 2
+`
+	st, err := parseQueueState([]byte(metrics))
+	if err != nil || st.reconciles != 5000 || st.depth != 3 {
+		t.Fatalf("parseQueueState = %+v, %v; want 5000 reconciles, depth 3", st, err)
+	}
+	if _, err := parseQueueState([]byte("up 1\n")); err == nil {
+		t.Fatal("no error without the metrics")
 	}
 }

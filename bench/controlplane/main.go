@@ -4,18 +4,26 @@
 //   - session overhead: BENCH_CP_SESSIONS (50) BackupSessions run one after
 //     another; BackupSession created -> Job created, and Job finished ->
 //     session terminal, p50/p99;
-//   - scale: BENCH_CP_CONFIGS (1000) BackupConfigurations -> as many CronJobs,
+//   - scale: BENCH_CP_CONFIGS (5000) BackupConfigurations -> as many CronJobs,
 //     time to converge and the operator's RSS (sampled from /proc);
 //   - BENCH_CP_CONCURRENT (200) BackupSessions at once, each with its own
-//     Repository and PVC (Stow serializes per Repository and per target).
+//     Repository and PVC (Stow serializes per Repository and per target);
+//   - restart: after the first scale run converged, the operator's pod is
+//     deleted; how many of the configurations and the objects Stow made for
+//     them the new operator rewrites (goal 0), and how long until it has
+//     reconciled them all;
+//   - clutter: the operator's RSS settled after a restart, without and with
+//     BENCH_CP_CLUTTER (10000) unrelated Secrets of 100 KiB, PVCs and
+//     CronJobs in the cluster (clutter.go), and its peak while they are made.
 //
 // Scale and concurrency are repeated BENCH_CP_RUNS (3) times, each in a
 // fresh namespace; the session overhead is already 50 samples.
 //
 // It creates namespaces stow-bench-*, deletes them afterwards (BENCH_CP_KEEP=1
 // keeps them), and refuses to run unless BENCH_CLUSTER=1. Other knobs:
-// BENCH_CP_PARTS (sessions,scale,concurrent), BENCH_STORAGE_CLASS,
-// BENCH_OPERATOR_PID, BENCH_OUT (bench/results.json), BENCH_LABEL.
+// BENCH_CP_PARTS (sessions,scale,restart,clutter,concurrent),
+// BENCH_STORAGE_CLASS, BENCH_OPERATOR_PID, BENCH_OUT (bench/results.json),
+// BENCH_LABEL, BENCH_CP_KEEP_CLUTTER=1 (keep the clutter for the next run).
 package main
 
 import (
@@ -52,12 +60,15 @@ import (
 )
 
 type config struct {
-	kubeconfig, storageClass, out, label string
-	sessions, configs, concurrent, runs  int
-	parts                                []string
-	operatorPID                          int
-	keep                                 bool
+	kubeconfig, storageClass, out, label         string
+	sessions, configs, concurrent, runs, clutter int
+	parts                                        []string
+	operatorPID                                  int
+	keep, keepClutter                            bool
 }
+
+// allParts are the parts in the order they run.
+var allParts = []string{"sessions", "scale", "restart", "clutter", "concurrent"}
 
 // loadConfig reads the environment; without BENCH_CLUSTER=1 it refuses, so
 // `go run ./bench/...` or a stray `make bench` never loads a cluster.
@@ -74,22 +85,22 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	c := &config{
 		kubeconfig: getenv("KUBECONFIG"), storageClass: getenv("BENCH_STORAGE_CLASS"),
 		out: get("BENCH_OUT", "bench/results.json"), label: getenv("BENCH_LABEL"),
-		parts: strings.Split(get("BENCH_CP_PARTS", "sessions,scale,concurrent"), ","),
-		keep:  getenv("BENCH_CP_KEEP") == "1",
+		parts: strings.Split(get("BENCH_CP_PARTS", strings.Join(allParts, ",")), ","),
+		keep:  getenv("BENCH_CP_KEEP") == "1", keepClutter: getenv("BENCH_CP_KEEP_CLUTTER") == "1",
 	}
 	if c.kubeconfig == "" {
 		return nil, errors.New("KUBECONFIG is not set")
 	}
 	for _, p := range c.parts {
-		if !slices.Contains([]string{"sessions", "scale", "concurrent"}, p) {
-			return nil, fmt.Errorf("BENCH_CP_PARTS: unknown part %q (sessions, scale, concurrent)", p)
+		if !slices.Contains(allParts, p) {
+			return nil, fmt.Errorf("BENCH_CP_PARTS: unknown part %q (%s)", p, strings.Join(allParts, ", "))
 		}
 	}
 	for _, n := range []struct {
 		env string
 		def int
 		dst *int
-	}{{"BENCH_CP_SESSIONS", 50, &c.sessions}, {"BENCH_CP_CONFIGS", 1000, &c.configs}, {"BENCH_CP_CONCURRENT", 200, &c.concurrent}, {"BENCH_CP_RUNS", 3, &c.runs}, {"BENCH_OPERATOR_PID", 0, &c.operatorPID}} {
+	}{{"BENCH_CP_SESSIONS", 50, &c.sessions}, {"BENCH_CP_CONFIGS", 5000, &c.configs}, {"BENCH_CP_CONCURRENT", 200, &c.concurrent}, {"BENCH_CP_RUNS", 3, &c.runs}, {"BENCH_OPERATOR_PID", 0, &c.operatorPID}, {"BENCH_CP_CLUTTER", 10000, &c.clutter}} {
 		v, err := strconv.Atoi(get(n.env, strconv.Itoa(n.def)))
 		if err != nil || v < 0 {
 			return nil, fmt.Errorf("%s=%q: want a number >= 0", n.env, getenv(n.env))
@@ -162,6 +173,12 @@ func run(ctx context.Context, c *config) error {
 			for r := 0; r < c.runs && err == nil; r++ {
 				err = h.concurrentSessions(ctx)
 			}
+		case "restart":
+			if !slices.Contains(c.parts, "scale") {
+				err = errors.New("the restart part runs inside the scale part: add scale to BENCH_CP_PARTS")
+			}
+		case "clutter":
+			err = h.clutter(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %v", p, err)
@@ -183,7 +200,7 @@ func run(ctx context.Context, c *config) error {
 // measure (BENCH_CP_PARTS), so the parts can be run, and repeated, apart.
 func mergeParts(old, cur *results.ControlPlane, parts []string) *results.ControlPlane {
 	out := *cur
-	if !slices.Equal(parts, []string{"sessions", "scale", "concurrent"}) {
+	if !slices.Equal(parts, allParts) {
 		out.Notes = append(out.Notes, fmt.Sprintf("parts %s measured at %s (BENCH_CP_PARTS)", strings.Join(parts, ", "), cur.Started.UTC().Format("15:04 UTC")))
 	}
 	if old == nil {
@@ -199,7 +216,13 @@ func mergeParts(old, cur *results.ControlPlane, parts []string) *results.Control
 	if !slices.Contains(parts, "concurrent") {
 		out.Concurrent, out.ConcurrentJobsS, out.ConcurrentDoneS, out.ConcurrentFailed = old.Concurrent, old.ConcurrentJobsS, old.ConcurrentDoneS, old.ConcurrentFailed
 	}
-	if !slices.Equal(parts, []string{"sessions", "scale", "concurrent"}) {
+	if !slices.Contains(parts, "restart") {
+		out.RestartConfigs, out.RestartObjects, out.RestartRewritten, out.RestartSettleS = old.RestartConfigs, old.RestartObjects, old.RestartRewritten, old.RestartSettleS
+	}
+	if !slices.Contains(parts, "clutter") {
+		out.ClutterObjects, out.ClutterBaseMiB, out.ClutterMiB, out.ClutterPeakMiB = old.ClutterObjects, old.ClutterBaseMiB, old.ClutterMiB, old.ClutterPeakMiB
+	}
+	if !slices.Equal(parts, allParts) {
 		for _, n := range old.Notes {
 			if !slices.Contains(out.Notes, n) {
 				out.Notes = append(out.Notes, n)
@@ -546,7 +569,87 @@ func (h *harness) scale(ctx context.Context, run int) error {
 	}
 	logf("scale run %d: %d/%d CronJobs, last after %.1fs; %d Ready, last after %.1fs; operator RSS %.0f MiB peak",
 		run+1, seen, n, last.Sub(start).Seconds(), ready, lastReady.Sub(start).Seconds(), rss)
+	if err == nil && run == 0 && slices.Contains(h.cfg.parts, "restart") {
+		err = h.restartNoWrites(ctx, ns, n)
+	}
 	return err
+}
+
+// restartNoWrites restarts the operator over n converged configurations of
+// ns and counts the objects it rewrote: the configurations and everything
+// Stow made for them (CronJobs, trigger ServiceAccounts, Roles,
+// RoleBindings), compared by resourceVersion before and after.
+func (h *harness) restartNoWrites(ctx context.Context, ns string, n int) error {
+	before, err := h.versions(ctx, ns)
+	if err != nil {
+		return err
+	}
+	_, elapsed, err := h.restartOperator(ctx, n)
+	if err != nil {
+		return err
+	}
+	after, err := h.versions(ctx, ns)
+	if err != nil {
+		return err
+	}
+	rewritten := 0
+	for k, v := range before {
+		if after[k] != v {
+			rewritten++
+		}
+	}
+	h.cp.RestartConfigs, h.cp.RestartObjects, h.cp.RestartRewritten, h.cp.RestartSettleS = n, len(before), rewritten, elapsed.Seconds()
+	logf("restart: %d of %d objects rewritten; the new operator reconciled all %d configurations %.1fs after the old pod's deletion", rewritten, len(before), n, elapsed.Seconds())
+	return nil
+}
+
+// versions maps kind/name to the resourceVersion of every BackupConfiguration,
+// CronJob, ServiceAccount, Role and RoleBinding of ns.
+func (h *harness) versions(ctx context.Context, ns string) (map[string]string, error) {
+	out := map[string]string{}
+	add := func(kind string, items []metav1.Object) {
+		for _, o := range items {
+			out[kind+"/"+o.GetName()] = o.GetResourceVersion()
+		}
+	}
+	bcs, err := h.stow.StowV1beta1().BackupConfigurations(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("backupconfiguration", objects(bcs.Items))
+	cjs, err := h.kube.BatchV1().CronJobs(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("cronjob", objects(cjs.Items))
+	sas, err := h.kube.CoreV1().ServiceAccounts(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("serviceaccount", objects(sas.Items))
+	roles, err := h.kube.RbacV1().Roles(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("role", objects(roles.Items))
+	rbs, err := h.kube.RbacV1().RoleBindings(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	add("rolebinding", objects(rbs.Items))
+	return out, nil
+}
+
+// objects returns pointers to items as metav1.Objects.
+func objects[T any, P interface {
+	*T
+	metav1.Object
+}](items []T) []metav1.Object {
+	out := make([]metav1.Object, len(items))
+	for i := range items {
+		out[i] = P(&items[i])
+	}
+	return out
 }
 
 // concurrentSessions starts many sessions at once, each on its own

@@ -128,9 +128,17 @@ func run(ctx context.Context, o options) error {
 	if err := stowscheme.AddToScheme(scheme.Scheme); err != nil {
 		return fmt.Errorf("register Stow types for events: %w", err)
 	}
+	// Events go through a client of their own: its rate limit is not the
+	// reconciles' (two Events of each of 5,000 new configurations would
+	// otherwise wait in line with their CronJobs). Events are best effort:
+	// the broadcaster drops what it cannot send in time.
+	events, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build Events client: %w", err)
+	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartStructuredLogging(3)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "stow-operator"})
 

@@ -58,9 +58,12 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", 10*time.Minute, "How often informers resync, re-examining every object.")
 	// client-go's own default (5 QPS) makes 1,000 BackupConfigurations take
 	// minutes to converge; the API server's priority and fairness protects
-	// it from a client that asks for more.
-	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 100, "Sustained requests per second to the API server (client-side limit).")
-	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 200, "Requests allowed in a burst above --kube-api-qps.")
+	// it from a client that asks for more. A new configuration costs two
+	// writes of Stow objects (finalizer, status) and one of a Kubernetes
+	// object (its CronJob): at 100 QPS, 5,000 of them could not converge in
+	// under 100 s. Each client (Stow's, Kubernetes', Events') has its own limit.
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 200, "Sustained requests per second to the API server, per client (Stow objects, Kubernetes objects, Events; client-side limit).")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 400, "Requests allowed in a burst above --kube-api-qps.")
 	fs.StringVar(&o.ClusterID, "cluster-id", "", "Identity of this cluster, from which the hostname prefix of Stow's Job pods is derived (restic records hostnames in its locks; a lock of this cluster's Stow pods is removed once the pod no longer runs). Default: the UID of namespace kube-system. Two clusters sharing a bucket must differ.")
 	fs.DurationVar(&o.LockWait, "lock-wait", 35*time.Minute, "How long a Job of a session without timeOut waits for a restic lock held by someone else before it fails naming the holder (with timeOut: until shortly before the deadline). restic considers a lock older than 30 minutes stale.")
 	fs.StringVar(&o.PodSettings, "pod-settings", "admission", "How the operator treats objects asking for pod settings beyond a restricted pod (root, privileged, hostPath, serviceAccountName, ...; docs/security.md): admission runs them only when the admission policy stow.dev-pod-settings checked who wrote them; trust runs them unchecked (only admins write Stow objects); refuse never runs them.")

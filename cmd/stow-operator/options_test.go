@@ -25,8 +25,8 @@ func TestDefaultsScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Workers != 8 || o.KubeAPIQPS != 100 || o.KubeAPIBurst != 200 {
-		t.Errorf("workers, qps, burst = %d, %g, %d; want 8, 100, 200", o.Workers, o.KubeAPIQPS, o.KubeAPIBurst)
+	if o.Workers != 8 || o.KubeAPIQPS != 200 || o.KubeAPIBurst != 400 {
+		t.Errorf("workers, qps, burst = %d, %g, %d; want 8, 200, 400", o.Workers, o.KubeAPIQPS, o.KubeAPIBurst)
 	}
 }
 

@@ -10,8 +10,10 @@ import (
 const (
 	GoalRatio         = 0.95 // stow throughput / bare restic throughput
 	GoalCreatedToJobS = 1.0  // BackupSession created -> Job created, p99
-	GoalConvergeS     = 60.0 // 1,000 BackupConfigurations -> 1,000 CronJobs
-	GoalOperatorMiB   = 150.0
+	GoalConvergeS     = 60.0 // BENCH_CP_CONFIGS (issue 14: 5,000) BackupConfigurations -> as many CronJobs
+	GoalOperatorMiB   = 200.0
+	GoalClutterMiB    = 100.0 // operator RSS with 10,000 unrelated Secrets, PVCs and CronJobs
+	GoalClutterGrowth = 10.0  // percent over the RSS without them
 )
 
 // Ops compared between stow and restic.
@@ -218,6 +220,17 @@ func (c *ControlPlane) markdown(b *strings.Builder) {
 		}
 		w("| operator RSS: idle before, peak during (%s) | %.0f MiB, %s MiB | < %.0f MiB | %s |\n",
 			runsOf(rss.N), c.OperatorIdleMiB, medRange(rss, 0), GoalOperatorMiB, yesNo(rss.N > 0 && rss.Max < GoalOperatorMiB))
+	}
+	if c.RestartObjects > 0 {
+		w("| operator restart over %d converged configurations: objects rewritten (of the configurations, CronJobs and trigger RBAC) / old pod deleted -> new operator reconciled all | %d of %d / %.1f s | 0 rewritten | %s |\n",
+			c.RestartConfigs, c.RestartRewritten, c.RestartObjects, c.RestartSettleS, yesNo(c.RestartRewritten == 0))
+	}
+	if c.ClutterObjects > 0 {
+		growth := 100 * (c.ClutterMiB - c.ClutterBaseMiB) / c.ClutterBaseMiB
+		w("| operator RSS settled after a restart: without / with %d unrelated Secrets (100 KiB), PVCs and CronJobs | %.1f MiB / %.1f MiB (%+.0f%%) | < %.0f MiB, within %.0f%% | %s |\n",
+			c.ClutterObjects, c.ClutterBaseMiB, c.ClutterMiB, growth, GoalClutterMiB, GoalClutterGrowth,
+			yesNo(c.ClutterMiB < GoalClutterMiB && growth <= GoalClutterGrowth))
+		w("| operator RSS peak while those %d x 3 objects were created | %.1f MiB | - | - |\n", c.ClutterObjects, c.ClutterPeakMiB)
 	}
 	if c.Concurrent > 0 {
 		jobs, done := Summarize(c.ConcurrentJobsS), Summarize(c.ConcurrentDoneS)

@@ -105,6 +105,16 @@ type ControlPlane struct {
 	ConcurrentJobsS  []float64 `json:"concurrentAllJobsS"` // all sessions have a Job
 	ConcurrentDoneS  []float64 `json:"concurrentAllDoneS"` // all sessions terminal
 	ConcurrentFailed int       `json:"concurrentFailed"`   // over all runs
+	// Restart over the first scale run's configurations.
+	RestartConfigs   int     `json:"restartConfigs,omitempty"`
+	RestartObjects   int     `json:"restartObjects,omitempty"` // configurations and Stow's objects of their namespace
+	RestartRewritten int     `json:"restartRewritten"`         // of those, changed by the restarted operator
+	RestartSettleS   float64 `json:"restartSettleS,omitempty"` // old pod deleted -> new operator reconciled all, queue empty
+	// Memory against unrelated objects: RSS settled after a restart.
+	ClutterObjects int     `json:"clutterObjects,omitempty"` // of each: Secrets (100 KiB), PVCs, CronJobs
+	ClutterBaseMiB float64 `json:"clutterBaseMiB,omitempty"` // without them
+	ClutterMiB     float64 `json:"clutterMiB,omitempty"`     // with them
+	ClutterPeakMiB float64 `json:"clutterPeakMiB,omitempty"` // while they were created
 }
 
 // Load reads path; a missing file is an empty File.

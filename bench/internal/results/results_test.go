@@ -105,6 +105,8 @@ func TestMarkdown(t *testing.T) {
 	f.ControlPlane = &ControlPlane{
 		Sessions: 3, CreatedToJobS: []float64{0.2, 0.3, 1.5}, JobDoneToPhaseS: []float64{0.1, 0.1, 0.2},
 		Configs: 1000, ConvergeS: []float64{42, 40, 61}, CronJobsSeen: 1000, OperatorRSSMiB: []float64{90, 80, 85}, OperatorIdleMiB: 30,
+		RestartConfigs: 1000, RestartObjects: 2003, RestartRewritten: 0, RestartSettleS: 4.25,
+		ClutterObjects: 10000, ClutterBaseMiB: 40, ClutterMiB: 45, ClutterPeakMiB: 50,
 	}
 	md := f.Markdown()
 	for _, want := range []string{
@@ -119,7 +121,10 @@ func TestMarkdown(t *testing.T) {
 		"p50 0.300 s, p99 1.500 s | p99 < 1 s | **no** |",
 		// One run over the goal fails it, whatever the median.
 		"| 1000 BackupConfigurations -> 1000 CronJobs (3 runs) | 42.0 (40.0-61.0) s (fewest seen 1000) | < 60 s | **no** |",
-		"| 30 MiB, 85 (80-90) MiB | < 150 MiB | yes |",
+		"| 30 MiB, 85 (80-90) MiB | < 200 MiB | yes |",
+		"| 0 of 2003 / 4.2 s | 0 rewritten | yes |",
+		// 12.5% growth fails the 10% goal although under 100 MiB.
+		"| 40.0 MiB / 45.0 MiB (+12%) | < 100 MiB, within 10% | **no** |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q\n%s", want, md)

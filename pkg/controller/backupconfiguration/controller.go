@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -171,6 +172,10 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		{c.bcInformer, c.enqueue},
 		{repoInf.Informer(), c.onRepository},
 		{taskInf.Informer(), c.onTask},
+		// A Function's pod settings or allowed namespaces decide whether
+		// the configurations whose Tasks use it may run; Functions change
+		// rarely, so all are re-examined.
+		{s.Functions().Informer(), func(any) { c.enqueueAll() }},
 		{rsInf.Informer(), c.onRestoreSession},
 		{saInf.Informer(), c.onOwned},
 		{cjInf.Informer(), c.onOwned},
@@ -178,7 +183,18 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		{rbInf.Informer(), c.onOwned},
 	}
 	for _, h := range handlers {
-		if _, err := h.inf.AddEventHandler(internal.Handler(h.fn)); err != nil {
+		handler := internal.Handler(h.fn)
+		if h.inf == repoInf.Informer() {
+			// A Repository's status (references, maintenance, size) changes
+			// often and means nothing to its configurations; with 5,000 of
+			// them each status write would re-queue all 5,000.
+			handler.UpdateFunc = func(old, cur any) {
+				if repositorySpecChanged(old, cur) {
+					c.onRepository(cur)
+				}
+			}
+		}
+		if _, err := h.inf.AddEventHandler(handler); err != nil {
 			utilruntime.HandleError(fmt.Errorf("backupconfiguration controller: add event handler: %v", err))
 		}
 		c.synced = append(c.synced, h.inf.HasSynced)
@@ -241,6 +257,18 @@ func (c *Controller) byIndex(index, value string) []*v1beta1.BackupConfiguration
 		}
 	}
 	return out
+}
+
+// repositorySpecChanged reports whether what a configuration's checks read
+// of a Repository (spec, deletion, labels) may have changed.
+func repositorySpecChanged(old, cur any) bool {
+	o, ok1 := old.(*v1beta1.Repository)
+	n, ok2 := cur.(*v1beta1.Repository)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Generation != n.Generation || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
+		!equality.Semantic.DeepEqual(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Spec, n.Spec)
 }
 
 func (c *Controller) onRepository(obj any) {

@@ -701,6 +701,26 @@ func TestEventHandlersEnqueueUsers(t *testing.T) {
 	}
 }
 
+func TestRepositoryStatusDoesNotRequeue(t *testing.T) {
+	old := repository(ns)
+	status := old.DeepCopy()
+	status.Status.References = []v1beta1.InvokerReference{{Kind: v1beta1.KindBackupConfiguration, Namespace: ns, Name: "bc"}}
+	if repositorySpecChanged(old, status) {
+		t.Error("a status change of a Repository counts as a change for its configurations")
+	}
+	spec := old.DeepCopy()
+	spec.Spec.Backend.StorageSecretName = "other"
+	if !repositorySpecChanged(old, spec) {
+		t.Error("a spec change of a Repository is not seen")
+	}
+	gone := old.DeepCopy()
+	now := metav1.Now()
+	gone.DeletionTimestamp = &now
+	if !repositorySpecChanged(old, gone) {
+		t.Error("a Repository's deletion is not seen")
+	}
+}
+
 // A finished backup pod still "uses" its PVC for the pvc-protection
 // finalizer: when the target PVC is being deleted, the finished backup Jobs
 // are deleted so the PVC can go; a running Job and other Jobs are kept.

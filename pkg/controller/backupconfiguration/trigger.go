@@ -33,7 +33,7 @@ import (
 //     other configurations of its namespace (specs, which name Secrets but
 //     hold no secret values); anyone who may run pods in the namespace could
 //     already use every per-configuration trigger ServiceAccount there.
-//     docs/security.md has the full argument;
+//     docs/performance.md ("Trigger identity") has the full argument;
 //   - identityOwn: bc's own ServiceAccount, Role (get on bc alone) and
 //     RoleBinding names.TriggerServiceAccount(bc), owned by bc, as before:
 //     for a configuration that sets serviceAccountAnnotations, since

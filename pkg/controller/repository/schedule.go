@@ -22,6 +22,10 @@ var defaultSchedules = map[string]string{
 	v1beta1.MaintenanceRefresh: v1beta1.ScheduleDailyRandom,
 }
 
+// firstAfterBackup are the tasks that run once right after a repository's
+// first backup (prune has nothing to free yet).
+var firstAfterBackup = map[string]bool{v1beta1.MaintenanceCheck: true, v1beta1.MaintenanceRefresh: true}
+
 // taskSchedule returns the resolved cron expression of a task of repo, and
 // whether scheduled runs are suspended. Unlock has no schedule.
 func taskSchedule(repo *v1beta1.Repository, task string) (string, bool) {
@@ -129,6 +133,12 @@ func due(repo *v1beta1.Repository, now time.Time) plan {
 			from = r.LastTime.Time
 		}
 		at := sched.Next(from)
+		if r == nil && repo.Status.FirstBackupTime != nil && firstAfterBackup[task] {
+			// A new repository is checked and measured right after its
+			// first backup, then on schedule: its status does not stay
+			// empty until the first scheduled run, days later.
+			at = repo.Status.FirstBackupTime.Time
+		}
 		if at.After(now) {
 			p.next[task] = at
 			continue

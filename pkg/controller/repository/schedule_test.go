@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +68,18 @@ func TestMaintenanceDue(t *testing.T) {
 	}
 	if p := due(d, created.Add(8*24*time.Hour)); len(p.tasks) != 3 {
 		t.Errorf("after 8 days with defaults, due = %v; want check, prune and refresh", p.tasks)
+	}
+	// After the first backup, check and refresh run once (prune waits for
+	// its schedule); a suspended task does not.
+	first := repoAt(created)
+	backedUp := metav1.NewTime(created.Add(10 * time.Minute))
+	first.Status.FirstBackupTime = &backedUp
+	if p := due(first, created.Add(11*time.Minute)); strings.Join(p.tasks, ",") != "check,refresh" || !p.dueAt.Equal(backedUp.Time) {
+		t.Errorf("right after the first backup, due = %v at %v; want check and refresh at the backup", p.tasks, p.dueAt)
+	}
+	first.Spec.Maintenance = &v1beta1.RepositoryMaintenance{Refresh: &v1beta1.MaintenanceSchedule{Suspend: true}}
+	if p := due(first, created.Add(11*time.Minute)); strings.Join(p.tasks, ",") != "check" {
+		t.Errorf("with refresh suspended, due = %v; want check", p.tasks)
 	}
 	bad := repoAt(created)
 	bad.Spec.Maintenance = &v1beta1.RepositoryMaintenance{Prune: &v1beta1.MaintenanceSchedule{Schedule: "61 * * * *"}}
