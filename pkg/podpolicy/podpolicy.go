@@ -261,8 +261,13 @@ func test(v any, t Test) bool {
 		l, ok := v.([]any)
 		return ok && len(l) > 0
 	case Positive:
-		n, ok := v.(float64)
-		return ok && n > 0
+		switch n := v.(type) {
+		case float64:
+			return n > 0
+		case int64:
+			return n > 0
+		}
+		return false
 	case Unconfined:
 		s, ok := v.(string)
 		return ok && s == "Unconfined"

@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/builtin"
 )
 
 func fields(asks []Ask) []string {
@@ -131,5 +132,20 @@ func TestCEL(t *testing.T) {
 	}
 	if seen != len(cases) {
 		t.Errorf("checked %d of %d cases", seen, len(cases))
+	}
+}
+
+// The built-in catalog asks for nothing: it is usable from every namespace
+// and needs no admission check.
+func TestBuiltinsAskNothing(t *testing.T) {
+	for _, f := range builtin.Functions("img") {
+		if asks, err := Asks(Functions, f); err != nil || len(asks) > 0 {
+			t.Errorf("built-in Function %s asks %v (%v)", f.Name, fields(asks), err)
+		}
+	}
+	for _, task := range builtin.Tasks() {
+		if asks, err := Asks(Tasks, task); err != nil || len(asks) > 0 {
+			t.Errorf("built-in Task %s asks %v (%v)", task.Name, fields(asks), err)
+		}
 	}
 }

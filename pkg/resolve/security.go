@@ -93,6 +93,9 @@ func harden(pod *corev1.PodSpec, restore, userPodSC bool) {
 	}
 }
 
+// Harden is harden for pods Stow builds elsewhere (the trigger CronJob).
+func Harden(pod *corev1.PodSpec, restore, userPodSC bool) { harden(pod, restore, userPodSC) }
+
 func hasCap(caps []corev1.Capability, c corev1.Capability) bool {
 	for _, x := range caps {
 		if x == c || x == "CAP_"+c {

@@ -81,8 +81,10 @@ type BackupConfigurationSpec struct {
 // BackupTarget is the PVC to back up and how.
 type BackupTarget struct {
 	Ref TargetRef `json:"ref"`
-	// Paths inside the Job pod to back up; each is its own snapshot.
-	// Defaults to the mount path.
+	// Paths inside the target volume to back up; each is its own snapshot.
+	// Defaults to the mount path. A path may not contain a comma (the Job
+	// receives them comma-joined: one value must not hide two paths).
+	// +kubebuilder:validation:items:Pattern=`^/[^,]*$`
 	// +optional
 	Paths []string `json:"paths,omitempty"`
 	// Exclude holds restic --exclude patterns; a pattern may not contain a comma.

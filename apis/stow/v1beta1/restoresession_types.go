@@ -91,6 +91,7 @@ type Rule struct {
 	SourceHost string `json:"sourceHost,omitempty"`
 	// +optional
 	Snapshots []string `json:"snapshots,omitempty"`
+	// +kubebuilder:validation:items:Pattern=`^/[^,]*$`
 	// +optional
 	Paths []string `json:"paths,omitempty"`
 	// +optional

@@ -140,6 +140,9 @@ func desiredCronJob(bc, d *v1beta1.BackupConfiguration, schedule string, suspend
 		}
 	}
 	resolve.ApplyPodSettings(&pod, &podMeta, d.Spec.RuntimeSettings.Pod, opts)
+	// A root container (the Stash recipe for unreadable files) must not
+	// meet the default runAsNonRoot here either: the trigger would never start.
+	resolve.Harden(&pod, false, d.Spec.RuntimeSettings.Pod != nil && d.Spec.RuntimeSettings.Pod.SecurityContext != nil)
 
 	cj := &batchv1.CronJob{
 		ObjectMeta: objectMeta(bc, names.CronJob(bc.Name)),

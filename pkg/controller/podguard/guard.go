@@ -175,7 +175,7 @@ func (g *Guard) read(ctx context.Context) (time.Time, string) {
 	if err != nil {
 		return time.Time{}, fmt.Sprintf("cannot read the admission policy binding %s: %v", podpolicy.PolicyName, err)
 	}
-	if b.Spec.PolicyName != podpolicy.PolicyName || b.Spec.MatchResources != nil || b.Spec.ParamRef != nil || !hasDeny(b.Spec.ValidationActions) {
+	if b.Spec.PolicyName != podpolicy.PolicyName || narrows(b.Spec.MatchResources) || b.Spec.ParamRef != nil || !hasDeny(b.Spec.ValidationActions) {
 		return time.Time{}, fmt.Sprintf("the admission policy binding %s does not deny for every object", podpolicy.PolicyName)
 	}
 	since := b.CreationTimestamp.Time
@@ -191,6 +191,18 @@ func (g *Guard) read(ctx context.Context) (time.Time, string) {
 		}
 	}
 	return since, ""
+}
+
+// narrows tells whether a binding's matchResources leaves out some objects
+// the policy matches (the API server may fill in empty selectors).
+func narrows(m *admissionv1.MatchResources) bool {
+	if m == nil {
+		return false
+	}
+	empty := func(s *metav1.LabelSelector) bool {
+		return s == nil || len(s.MatchLabels)+len(s.MatchExpressions) == 0
+	}
+	return len(m.ResourceRules) > 0 || len(m.ExcludeResourceRules) > 0 || !empty(m.NamespaceSelector) || !empty(m.ObjectSelector)
 }
 
 func hasDeny(actions []admissionv1.ValidationAction) bool {
