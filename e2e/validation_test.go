@@ -20,6 +20,7 @@ import (
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -172,10 +173,13 @@ func loosenCRD(t *testing.T, ext apiextensions.Interface, crdName string, path [
 func createWhenAdmitted(t *testing.T, ns, plural string, doc []byte) {
 	t.Helper()
 	var last error
-	waitFor(t, plural+" admitted by the loosened CRD", time.Minute, func(c context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx(t), time.Second, time.Minute, true, func(c context.Context) (bool, error) {
 		last = createRaw(c, ns, plural, doc, false)
 		return last == nil, nil
 	})
+	if err != nil {
+		t.Fatalf("%s not admitted by the loosened CRD: %v (last: %v)", plural, err, last)
+	}
 }
 
 // TestUnreadableObjectsDoNotStopOthers: with the CRDs loosened for a moment
@@ -205,13 +209,9 @@ func TestUnreadableObjectsDoNotStopOthers(t *testing.T) {
 		"metadata":{"name":"bad-retryleft"},"spec":{"invoker":{"kind":"BackupConfiguration","name":"bc"},"retryLeft":99999999999}}`))
 	createWhenAdmitted(t, ns, "restoresessions", []byte(`{"apiVersion":"stow.dev/v1beta1","kind":"RestoreSession",
 		"metadata":{"name":"bad-timeout"},"spec":{"repository":{"name":"repo"},"target":{"ref":{"name":"data"}},"timeOut":"1 hour"}}`))
-	bad := backupConfig(ns, "bad-delay", "data", "0 0 1 1 *", 1)
-	bad.Spec.RetryConfig = &v1beta1.RetryConfig{MaxRetry: 1}
-	doc, err := json.Marshal(bad)
-	if err != nil {
-		t.Fatal(err)
-	}
-	createWhenAdmitted(t, ns, "backupconfigurations", setPath(t, doc, "spec.retryConfig.delay", json.RawMessage(`"soon"`)))
+	createWhenAdmitted(t, ns, "backupconfigurations", []byte(`{"apiVersion":"stow.dev/v1beta1","kind":"BackupConfiguration",
+		"metadata":{"name":"bad-delay"},"spec":{"schedule":"0 0 1 1 *","repository":{"name":"repo"},"target":{"ref":{"name":"data"}},
+		"retentionPolicy":{"name":"keep","keepLast":1,"prune":true},"retryConfig":{"maxRetry":1,"delay":"soon"}}}`))
 	restoreBS()
 	restoreRS()
 	restoreBC()
