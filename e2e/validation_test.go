@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/lenient"
 )
 
 // createRaw sends doc as is (no Go type in between, so any value reaches
@@ -232,7 +233,21 @@ func TestUnreadableObjectsDoNotStopOthers(t *testing.T) {
 	}
 
 	// Each bad object fails alone, naming its field.
-	bs := waitSessionFinal(t, ns, "bad-retryleft", 2*time.Minute)
+	// The plain clientset cannot decode it (that is the point): read it
+	// as the operator does.
+	lc, err := lenient.NewClientset(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs *v1beta1.BackupSession
+	waitFor(t, "bad-retryleft final", 2*time.Minute, func(c context.Context) (bool, error) {
+		got, err := lc.StowV1beta1().BackupSessions(ns).Get(c, "bad-retryleft", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		bs = got
+		return got.Status.Phase.IsFinal(), nil
+	})
 	if bs.Status.Phase != v1beta1.BackupSessionFailed || !strings.Contains(bs.Status.Reason, "spec.retryLeft") {
 		t.Errorf("bad-retryleft: %s %q; want Failed naming spec.retryLeft", bs.Status.Phase, bs.Status.Reason)
 	}
