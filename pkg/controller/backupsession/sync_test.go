@@ -3,6 +3,7 @@ package backupsession
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -528,21 +529,37 @@ func TestStaleCacheDoesNotRecreateJob(t *testing.T) {
 }
 
 // TestRepositoryCountMovesByTheSession: a session that does not list the
-// repository moves its snapshot count by what it added and forgot.
+// repository moves its snapshot count by the records it created and
+// deleted, once, however often it is handled.
 func TestRepositoryCountMovesByTheSession(t *testing.T) {
 	repo := repository("repo")
 	repo.Status.SnapshotCount = 7
-	f := newFixture(t, repo)
+	old := &v1beta1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: oldSnap, Namespace: ns}}
+	bc := readyBC("bc", "data")
+	f := newFixture(t, repo, bc, old)
+	s := newSession("bc-1", "bc", t0, "")
 	m := merged{Result: jobresult.Result{
 		Snapshots: []v1beta1.SnapshotStats{{Name: snapID, Path: "/a"}, {Name: snapID, Path: "/b"}}, // one snapshot of two paths
-		Retention: &jobresult.RetentionResult{SnapshotsKept: 2, SnapshotsRemoved: 2, RemovedIDs: []string{"x", "y"}},
+		Retention: &jobresult.RetentionResult{SnapshotsKept: 2, SnapshotsRemoved: 2, RemovedIDs: []string{oldSnap, "never-recorded"}},
 	}}
-	if err := f.c.updateRepository(context.Background(), repo, m, t0); err != nil {
-		t.Fatal(err)
+	for round := 1; round <= 2; round++ {
+		created, deleted, err := f.c.recordSnapshots(context.Background(), s, bc, m, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, _ := f.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
+		if err := f.c.updateRepository(context.Background(), cur, m, created-deleted, t0); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := f.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
+		// 7, plus the new snapshot, minus the one forgotten snapshot that had a record.
+		if got.Status.SnapshotCount != 7 || got.Status.SnapshotsRemovedOnLastCleanup != 2 {
+			t.Fatalf("round %d: snapshotCount %d removed %d; want 7 and 2", round, got.Status.SnapshotCount, got.Status.SnapshotsRemovedOnLastCleanup)
+		}
 	}
-	got, _ := f.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
-	if got.Status.SnapshotCount != 6 || got.Status.SnapshotsRemovedOnLastCleanup != 2 {
-		t.Fatalf("snapshotCount %d removed %d; want 7+1-2 = 6 and 2", got.Status.SnapshotCount, got.Status.SnapshotsRemovedOnLastCleanup)
+	rec, err := f.stow.StowV1beta1().Snapshots(ns).Get(context.Background(), snapID[:16], metav1.GetOptions{})
+	if err != nil || strings.Join(rec.Spec.Paths, ",") != "/a,/b" {
+		t.Fatalf("record of a snapshot of two paths: %+v %v", rec, err)
 	}
 }
 

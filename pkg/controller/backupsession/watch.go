@@ -187,7 +187,8 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	if m.StaleLocksRemoved > 0 {
 		c.recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
 	}
-	if err := c.recordSnapshots(ctx, s, bc, m, now); err != nil {
+	created, deleted, err := c.recordSnapshots(ctx, s, bc, m, now)
+	if err != nil {
 		return err
 	}
 	if rt := m.Retention; rt != nil && rt.Error == "" {
@@ -203,7 +204,7 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 		}
 	}
 	if stats.Phase == v1beta1.HostSucceeded && repo != nil {
-		return c.updateRepository(ctx, repo, m, now)
+		return c.updateRepository(ctx, repo, m, created-deleted, now)
 	}
 	return nil
 }
@@ -225,20 +226,8 @@ func upsertStats(t *v1beta1.BackupTargetStatus, h v1beta1.HostBackupStats) {
 	t.Stats = append(t.Stats, h)
 }
 
-// newSnapshots counts the distinct snapshots a session reported (one
-// entry per path).
-func newSnapshots(stats []v1beta1.SnapshotStats) int64 {
-	ids := map[string]bool{}
-	for _, s := range stats {
-		if s.Name != "" {
-			ids[s.Name] = true
-		}
-	}
-	return int64(len(ids))
-}
-
 // updateRepository records what the backup learnt of the repository.
-func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Repository, m merged, now time.Time) error {
+func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Repository, m merged, delta int64, now time.Time) error {
 	client := c.stow.StowV1beta1().Repositories(repo.Namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := client.Get(ctx, repo.Name, metav1.GetOptions{})
@@ -254,19 +243,18 @@ func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Reposit
 		if m.TotalSize != "" {
 			st.TotalSize = m.TotalSize
 		}
-		removed := int64(0)
 		if m.Retention != nil && m.Retention.Error == "" {
 			st.SnapshotsRemovedOnLastCleanup = m.Retention.SnapshotsRemoved
-			removed = m.Retention.SnapshotsRemoved
 		}
 		if m.RepositorySnapshots != nil {
 			st.SnapshotCount = *m.RepositorySnapshots
 		} else {
 			// The session no longer lists the repository: the count moves
-			// by what it added and forgot, and the repository's refresh
-			// (right after its first backup, then daily) sets it to what
-			// restic lists, other writers' snapshots included.
-			st.SnapshotCount = max(0, st.SnapshotCount+newSnapshots(m.Snapshots)-removed)
+			// by the Snapshot records it created and deleted (once per
+			// snapshot, however often the session is handled), and the
+			// repository's refresh (right after its first backup, then
+			// daily) sets it to what restic lists, other writers included.
+			st.SnapshotCount = max(0, st.SnapshotCount+delta)
 		}
 		t := metav1.NewTime(now)
 		st.LastBackupTime = &t
