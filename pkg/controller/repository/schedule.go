@@ -133,7 +133,7 @@ func due(repo *v1beta1.Repository, now time.Time) plan {
 			from = r.LastTime.Time
 		}
 		at := sched.Next(from)
-		if r == nil && repo.Status.FirstBackupTime != nil && firstAfterBackup[task] {
+		if (r == nil || r.LastTime == nil) && repo.Status.FirstBackupTime != nil && firstAfterBackup[task] {
 			// A new repository is checked and measured right after its
 			// first backup, then on schedule: its status does not stay
 			// empty until the first scheduled run, days later.

@@ -77,6 +77,12 @@ func TestMaintenanceDue(t *testing.T) {
 	if p := due(first, created.Add(11*time.Minute)); strings.Join(p.tasks, ",") != "check,refresh" || !p.dueAt.Equal(backedUp.Time) {
 		t.Errorf("right after the first backup, due = %v at %v; want check and refresh at the backup", p.tasks, p.dueAt)
 	}
+	// The controller records next times before anything ran: still never ran.
+	next := metav1.NewTime(created.Add(48 * time.Hour))
+	first.Status.Maintenance = &v1beta1.MaintenanceStatus{Check: &v1beta1.MaintenanceRun{NextTime: &next}, Refresh: &v1beta1.MaintenanceRun{NextTime: &next}}
+	if p := due(first, created.Add(11*time.Minute)); strings.Join(p.tasks, ",") != "check,refresh" {
+		t.Errorf("with next times recorded, due = %v; want check and refresh", p.tasks)
+	}
 	first.Spec.Maintenance = &v1beta1.RepositoryMaintenance{Refresh: &v1beta1.MaintenanceSchedule{Suspend: true}}
 	if p := due(first, created.Add(11*time.Minute)); strings.Join(p.tasks, ",") != "check" {
 		t.Errorf("with refresh suspended, due = %v; want check", p.tasks)
