@@ -28,6 +28,13 @@ func Permission(c Class) string {
 	return fmt.Sprintf("%s %s.%s/%s", PermissionVerb, PermissionResource, PermissionGroup, c)
 }
 
+// inNamespace renders an authorizer check in the request's namespace, or in
+// every namespace for a cluster-scoped object (Tasks, Functions), whose
+// request has no namespace at all: CEL fails on the missing key.
+func inNamespace(resource, check string) string {
+	return fmt.Sprintf("(has(request.namespace) && request.namespace != '' ? %s.namespace(request.namespace)%s : %s%s)", resource, check, resource, check)
+}
+
 // Policy returns the ValidatingAdmissionPolicy and binding that refuse an
 // object with an ask unless the requesting user may create pods in its
 // namespace (in every namespace, for Tasks and Functions) or holds the Stow
@@ -36,13 +43,13 @@ func Permission(c Class) string {
 func Policy() (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding) {
 	vars := []admissionv1.Variable{{
 		Name:       "may_create_pods",
-		Expression: "authorizer.group('').resource('pods').namespace(request.namespace).check('create').allowed()",
+		Expression: inNamespace("authorizer.group('').resource('pods')", ".check('create').allowed()"),
 	}}
 	for _, c := range Classes {
 		vars = append(vars, admissionv1.Variable{
 			Name: variable(c),
-			Expression: fmt.Sprintf("variables.may_create_pods || authorizer.group('%s').resource('%s').namespace(request.namespace).name('%s').check('%s').allowed()",
-				PermissionGroup, PermissionResource, c, PermissionVerb),
+			Expression: "variables.may_create_pods || " + inNamespace(fmt.Sprintf("authorizer.group('%s').resource('%s')", PermissionGroup, PermissionResource),
+				fmt.Sprintf(".name('%s').check('%s').allowed()", c, PermissionVerb)),
 		})
 	}
 	var validations []admissionv1.Validation
