@@ -170,6 +170,17 @@ func TestLockOfAnotherWriterSurvivesBackup(t *testing.T) {
 	if s := triggerBackup(t, ns, "bc", 3*time.Minute); s.Status.Phase != v1beta1.BackupSessionSucceeded {
 		t.Fatalf("first backup: %s (%s)", s.Status.Phase, s.Status.Reason)
 	}
+	// The check and refresh that follow a repository's first backup are
+	// done before the outside writer comes (they would wait for its lock
+	// too, ahead of the session this test watches).
+	waitFor(t, "the first check and refresh", 3*time.Minute, func(c context.Context) (bool, error) {
+		r, err := e.stow.StowV1beta1().Repositories(ns).Get(c, "repo", metav1.GetOptions{})
+		if err != nil || r.Status.Maintenance == nil || r.Status.Maintenance.Job != "" {
+			return false, err
+		}
+		m := r.Status.Maintenance
+		return m.Check != nil && m.Check.LastTime != nil && m.Refresh != nil && m.Refresh.LastTime != nil, nil
+	})
 
 	// A person's restic on the host: a backup reading stdin holds its lock
 	// until stdin closes.
