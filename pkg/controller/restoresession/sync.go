@@ -58,9 +58,26 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return c.cleanup(ctx, cur)
 	}
 	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) {
-		if cur, err = c.addFinalizer(ctx, cur); err != nil {
+		updated, err := c.addFinalizer(ctx, cur)
+		switch {
+		case apierrors.IsInvalid(err) && !cur.Status.Phase.IsFinal():
+			// The stored spec no longer passes the schema (written under a
+			// looser CRD), so no write of the object itself succeeds: the
+			// session ends Invalid with the API server's words, and being
+			// final it needs no finalizer.
+			rs := cur.DeepCopy()
+			msg := "the stored RestoreSession does not pass the current schema: " + err.Error()
+			c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.clock.Now())
+			rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
+			rs.Status.Reason = msg
+			c.recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+			return c.updateStatus(ctx, cur, rs)
+		case apierrors.IsInvalid(err):
+			return nil
+		case err != nil:
 			return err
 		}
+		cur = updated
 	}
 	rs := cur.DeepCopy()
 	st := &rs.Status
