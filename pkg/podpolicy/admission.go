@@ -34,14 +34,19 @@ func Permission(c Class) string {
 // permission for the ask's class. Updates are checked like creates: whoever
 // writes an object that asks must be entitled to the ask.
 func Policy() (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding) {
+	// request.namespace is absent (not "") for cluster-scoped Tasks and
+	// Functions; the empty namespace asks about every namespace.
 	vars := []admissionv1.Variable{{
+		Name:       "namespace",
+		Expression: "has(request.namespace) ? request.namespace : ''",
+	}, {
 		Name:       "may_create_pods",
-		Expression: "authorizer.group('').resource('pods').namespace(request.namespace).check('create').allowed()",
+		Expression: "authorizer.group('').resource('pods').namespace(variables.namespace).check('create').allowed()",
 	}}
 	for _, c := range Classes {
 		vars = append(vars, admissionv1.Variable{
 			Name: variable(c),
-			Expression: fmt.Sprintf("variables.may_create_pods || authorizer.group('%s').resource('%s').namespace(request.namespace).name('%s').check('%s').allowed()",
+			Expression: fmt.Sprintf("variables.may_create_pods || authorizer.group('%s').resource('%s').namespace(variables.namespace).name('%s').check('%s').allowed()",
 				PermissionGroup, PermissionResource, c, PermissionVerb),
 		})
 	}

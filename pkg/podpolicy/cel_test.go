@@ -122,3 +122,35 @@ func ints(v any) any {
 	}
 	return v
 }
+
+// request.namespace is absent for cluster-scoped objects (Tasks,
+// Functions): the policy's namespace variable must still evaluate.
+func TestPolicyNamespaceVariable(t *testing.T) {
+	p, _ := Policy()
+	if p.Spec.Variables[0].Name != "namespace" {
+		t.Fatalf("first variable is %s", p.Spec.Variables[0].Name)
+	}
+	env, err := cel.NewEnv(cel.Variable("request", cel.DynType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ast, iss := env.Compile(p.Spec.Variables[0].Expression)
+	if iss.Err() != nil {
+		t.Fatal(iss.Err())
+	}
+	prg, _ := env.Program(ast)
+	for req, want := range map[*map[string]any]string{
+		{"operation": "CREATE"}:                     "",
+		{"operation": "CREATE", "namespace": "team"}: "team",
+	} {
+		out, _, err := prg.Eval(map[string]any{"request": *req})
+		if err != nil || out.Value() != want {
+			t.Errorf("namespace of %v = %v (%v), want %q", *req, out, err, want)
+		}
+	}
+	for _, v := range p.Spec.Variables[1:] {
+		if strings.Contains(v.Expression, "request.namespace") {
+			t.Errorf("variable %s reads request.namespace directly", v.Name)
+		}
+	}
+}
