@@ -140,7 +140,7 @@ func TestPolicyNamespaceVariable(t *testing.T) {
 	}
 	prg, _ := env.Program(ast)
 	for req, want := range map[*map[string]any]string{
-		{"operation": "CREATE"}:                     "",
+		{"operation": "CREATE"}:                      "",
 		{"operation": "CREATE", "namespace": "team"}: "team",
 	} {
 		out, _, err := prg.Eval(map[string]any{"request": *req})
