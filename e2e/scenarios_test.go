@@ -184,10 +184,11 @@ func TestMetricsShowSession(t *testing.T) {
 		"stash_backup_session_success":     1,
 		"stash_backup_target_success":      1,
 		"stash_backup_host_backup_success": 1,
-		"stash_repository_integrity":       1,
+		// From the check that runs right after the repository's first backup.
+		"stash_repository_integrity": 1,
 	}
 	var last string
-	waitFor(t, "session metrics on the operator's /metrics", time.Minute, func(c context.Context) (bool, error) {
+	waitFor(t, "session metrics on the operator's /metrics", 3*time.Minute, func(c context.Context) (bool, error) {
 		raw, err := e.kube.CoreV1().Services(e.operatorNS).ProxyGet("http", "stow-operator", "pushgateway", "/metrics", nil).DoRaw(c)
 		if err != nil {
 			last = err.Error()

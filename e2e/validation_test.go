@@ -200,7 +200,7 @@ func TestUnreadableObjectsDoNotStopOthers(t *testing.T) {
 
 	restoreBS := loosenCRD(t, ext, "backupsessions.stow.dev", []string{"spec", "retryLeft"}, apiextensionsv1.JSONSchemaProps{Type: "integer"})
 	restoreRS := loosenCRD(t, ext, "restoresessions.stow.dev", []string{"spec", "timeOut"}, apiextensionsv1.JSONSchemaProps{Type: "string"})
-	restoreBC := loosenCRD(t, ext, "backupconfigurations.stow.dev", []string{"spec", "retryConfig", "properties", "delay"}, apiextensionsv1.JSONSchemaProps{Type: "string"})
+	restoreBC := loosenCRD(t, ext, "backupconfigurations.stow.dev", []string{"spec", "retryConfig", "delay"}, apiextensionsv1.JSONSchemaProps{Type: "string"})
 	createWhenAdmitted(t, ns, "backupsessions", []byte(`{"apiVersion":"stow.dev/v1beta1","kind":"BackupSession",
 		"metadata":{"name":"bad-retryleft"},"spec":{"invoker":{"kind":"BackupConfiguration","name":"bc"},"retryLeft":99999999999}}`))
 	createWhenAdmitted(t, ns, "restoresessions", []byte(`{"apiVersion":"stow.dev/v1beta1","kind":"RestoreSession",

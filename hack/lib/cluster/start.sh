@@ -5,8 +5,10 @@
 start_proc() { # NAME CMD...
   local n=$1; shift
   mkdir -p "$LOGS" "$PIDS"
-  # setsid: own session, so the caller's process group (a CI step, a terminal) can end without killing it
-  setsid "$@" >"$LOGS/$n.log" 2>&1 </dev/null 9>&- &
+  # setsid: own session, so the caller's process group (a CI step, a terminal) can end without killing it.
+  # Inherited descriptors above 2 are closed: `flock /tmp/stow-cluster.lock hack/e2e.sh` holds the lock on
+  # fd 3, and a daemon that inherited it would hold the lock for as long as the cluster runs.
+  setsid "$@" >"$LOGS/$n.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   echo $! >"$PIDS/$n.pid"
   log "started $n (pid $!, log $LOGS/$n.log)"
 }

@@ -241,7 +241,16 @@ func readyBC(name, pvc string, mutate ...func(*v1beta1.BackupConfiguration)) *v1
 	return bc
 }
 
+// repository is a Repository a backup already went to (backups share it);
+// newRepository one that may not exist in the backend yet.
 func repository(name string) *v1beta1.Repository {
+	r := newRepository(name)
+	first := metav1.NewTime(t0.Add(-24 * time.Hour))
+	r.Status.FirstBackupTime = &first
+	return r
+}
+
+func newRepository(name string) *v1beta1.Repository {
 	return &v1beta1.Repository{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{StorageSecretName: "creds",

@@ -302,8 +302,16 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	jobName := names.BackupJob(s.Name)
 	jobKey := s.Namespace + "/" + jobName
 	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
+	// Backups share a repository once it exists. Until a backup through
+	// this Repository succeeded, the backup may have to create it, and two
+	// concurrent `restic init` of one location leave a key that does not
+	// open the config the other wrote: the first backup runs alone.
+	mode := executor.Shared
+	if repo.Status.FirstBackupTime == nil {
+		mode = executor.Exclusive
+	}
 	lock := executor.Request{Location: restic.LocationKey(repo.Spec.Backend, repo.Namespace, repo.Name), Job: jobKey,
-		Mode: executor.Shared, Since: s.CreationTimestamp.Time, Wake: executor.Wake(c.queue, s.Namespace, s.Name)}
+		Mode: mode, Since: s.CreationTimestamp.Time, Wake: executor.Wake(c.queue, s.Namespace, s.Name)}
 	if refusal := c.gate.Acquire(lock); refusal != nil {
 		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, refusal.Reason, refusal.Message, now)
 		r.After(c.cfg.WaitRequeue)

@@ -526,3 +526,42 @@ func TestStaleCacheDoesNotRecreateJob(t *testing.T) {
 		t.Fatalf("jobs = %d (%v); want 1", len(jobs.Items), err)
 	}
 }
+
+// TestRepositoryCountMovesByTheSession: a session that does not list the
+// repository moves its snapshot count by what it added and forgot.
+func TestRepositoryCountMovesByTheSession(t *testing.T) {
+	repo := repository("repo")
+	repo.Status.SnapshotCount = 7
+	f := newFixture(t, repo)
+	m := merged{Result: jobresult.Result{
+		Snapshots: []v1beta1.SnapshotStats{{Name: snapID, Path: "/a"}, {Name: snapID, Path: "/b"}}, // one snapshot of two paths
+		Retention: &jobresult.RetentionResult{SnapshotsKept: 2, SnapshotsRemoved: 2, RemovedIDs: []string{"x", "y"}},
+	}}
+	if err := f.c.updateRepository(context.Background(), repo, m, t0); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
+	if got.Status.SnapshotCount != 6 || got.Status.SnapshotsRemovedOnLastCleanup != 2 {
+		t.Fatalf("snapshotCount %d removed %d; want 7+1-2 = 6 and 2", got.Status.SnapshotCount, got.Status.SnapshotsRemovedOnLastCleanup)
+	}
+}
+
+// TestFirstBackupRunsAlone: until a backup through the Repository
+// succeeded, a backup may create the repository, so it holds the location
+// alone; two concurrent creations would leave a key that opens nothing.
+func TestFirstBackupRunsAlone(t *testing.T) {
+	bc2 := readyBC("bc2", "data2")
+	f := newFixture(t, readyBC("bc", "data"), bc2, newRepository("repo"),
+		newSession("bc-1", "bc", t0, ""), newSession("bc2-1", "bc2", t0.Add(time.Second), ""))
+	f.sync("bc-1")
+	j := f.job(names.BackupJob("bc-1"))
+	if j == nil || j.Annotations[executor.AnnotationLockMode] != string(executor.Exclusive) {
+		t.Fatalf("first backup Job: %+v", j)
+	}
+	f.resync()
+	f.sync("bc2-1")
+	s := f.session("bc2-1")
+	if c := cond(t, s.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue); c.Reason != executor.RepositoryInUse || f.job(names.BackupJob("bc2-1")) != nil {
+		t.Fatalf("second backup while the first may create the repository: %+v", c)
+	}
+}

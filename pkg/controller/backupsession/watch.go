@@ -225,6 +225,18 @@ func upsertStats(t *v1beta1.BackupTargetStatus, h v1beta1.HostBackupStats) {
 	t.Stats = append(t.Stats, h)
 }
 
+// newSnapshots counts the distinct snapshots a session reported (one
+// entry per path).
+func newSnapshots(stats []v1beta1.SnapshotStats) int64 {
+	ids := map[string]bool{}
+	for _, s := range stats {
+		if s.Name != "" {
+			ids[s.Name] = true
+		}
+	}
+	return int64(len(ids))
+}
+
 // updateRepository records what the backup learnt of the repository.
 func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Repository, m merged, now time.Time) error {
 	client := c.stow.StowV1beta1().Repositories(repo.Namespace)
@@ -242,11 +254,19 @@ func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Reposit
 		if m.TotalSize != "" {
 			st.TotalSize = m.TotalSize
 		}
-		if m.RepositorySnapshots != nil {
-			st.SnapshotCount = *m.RepositorySnapshots
-		}
+		removed := int64(0)
 		if m.Retention != nil && m.Retention.Error == "" {
 			st.SnapshotsRemovedOnLastCleanup = m.Retention.SnapshotsRemoved
+			removed = m.Retention.SnapshotsRemoved
+		}
+		if m.RepositorySnapshots != nil {
+			st.SnapshotCount = *m.RepositorySnapshots
+		} else {
+			// The session no longer lists the repository: the count moves
+			// by what it added and forgot, and the repository's refresh
+			// (right after its first backup, then daily) sets it to what
+			// restic lists, other writers' snapshots included.
+			st.SnapshotCount = max(0, st.SnapshotCount+newSnapshots(m.Snapshots)-removed)
 		}
 		t := metav1.NewTime(now)
 		st.LastBackupTime = &t
