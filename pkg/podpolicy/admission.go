@@ -37,16 +37,16 @@ func Policy() (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAd
 	// request.namespace is absent (not "") for cluster-scoped Tasks and
 	// Functions; the empty namespace asks about every namespace.
 	vars := []admissionv1.Variable{{
-		Name:       "namespace",
+		Name:       "requestNamespace",
 		Expression: "has(request.namespace) ? request.namespace : ''",
 	}, {
 		Name:       "may_create_pods",
-		Expression: "authorizer.group('').resource('pods').namespace(variables.namespace).check('create').allowed()",
+		Expression: "authorizer.group('').resource('pods').namespace(variables.requestNamespace).check('create').allowed()",
 	}}
 	for _, c := range Classes {
 		vars = append(vars, admissionv1.Variable{
 			Name: variable(c),
-			Expression: fmt.Sprintf("variables.may_create_pods || authorizer.group('%s').resource('%s').namespace(variables.namespace).name('%s').check('%s').allowed()",
+			Expression: fmt.Sprintf("variables.may_create_pods || authorizer.group('%s').resource('%s').namespace(variables.requestNamespace).name('%s').check('%s').allowed()",
 				PermissionGroup, PermissionResource, c, PermissionVerb),
 		})
 	}

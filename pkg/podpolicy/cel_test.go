@@ -127,7 +127,7 @@ func ints(v any) any {
 // Functions): the policy's namespace variable must still evaluate.
 func TestPolicyNamespaceVariable(t *testing.T) {
 	p, _ := Policy()
-	if p.Spec.Variables[0].Name != "namespace" {
+	if p.Spec.Variables[0].Name != "requestNamespace" {
 		t.Fatalf("first variable is %s", p.Spec.Variables[0].Name)
 	}
 	env, err := cel.NewEnv(cel.Variable("request", cel.DynType))
