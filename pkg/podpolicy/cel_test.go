@@ -122,3 +122,36 @@ func ints(v any) any {
 	}
 	return v
 }
+
+// request.namespace is absent for cluster-scoped objects (Tasks,
+// Functions): the policy's namespace variable must still evaluate.
+func TestPolicyNamespaceVariable(t *testing.T) {
+	p, _ := Policy()
+	// Cluster-scoped Tasks and Functions come without request.namespace:
+	// every variable that reads it guards the read, and the guard holds on
+	// both kinds of request.
+	guard := "has(request.namespace) && request.namespace != ''"
+	for _, v := range p.Spec.Variables {
+		if strings.Contains(v.Expression, "request.namespace") && !strings.Contains(v.Expression, guard) {
+			t.Errorf("variable %s reads request.namespace without %s", v.Name, guard)
+		}
+	}
+	env, err := cel.NewEnv(cel.Variable("request", cel.DynType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ast, iss := env.Compile(guard + " ? request.namespace : '*'")
+	if iss.Err() != nil {
+		t.Fatal(iss.Err())
+	}
+	prg, _ := env.Program(ast)
+	for req, want := range map[*map[string]any]string{
+		{"operation": "CREATE"}:                      "*",
+		{"operation": "CREATE", "namespace": "team"}: "team",
+	} {
+		out, _, err := prg.Eval(map[string]any{"request": *req})
+		if err != nil || out.Value() != want {
+			t.Errorf("namespace of %v = %v (%v), want %q", *req, out, err, want)
+		}
+	}
+}
