@@ -201,7 +201,11 @@ func TestMetricsShowSession(t *testing.T) {
 		}
 		missing := []string{}
 		for name, v := range want {
-			if !hasSample(families[name], map[string]string{"namespace": ns, "invoker_name": "metered"}, v) {
+			labels := map[string]string{"namespace": ns, "invoker_name": "metered"}
+			if name == "stash_repository_integrity" { // pushed by the Repository's maintenance Job
+				labels = map[string]string{"namespace": ns, "name": "repo"}
+			}
+			if !hasSample(families[name], labels, v) {
 				missing = append(missing, name)
 			}
 		}

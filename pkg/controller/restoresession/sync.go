@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -71,7 +72,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
 			rs.Status.Reason = msg
 			c.recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
-			return c.updateStatus(ctx, cur, rs)
+			if err := c.updateStatus(ctx, cur, rs); apierrors.IsInvalid(err) {
+				// Not even its status can be written (the schema's CEL
+				// rules are checked on status writes too): the Event and
+				// this log line are all that can name it; retrying would
+				// only spin.
+				klog.FromContext(ctx).Info("RestoreSession cannot be written under the current schema; fix or delete it", "restoresession", key, "err", err)
+				return nil
+			} else if err != nil {
+				return err
+			}
+			return nil
 		case apierrors.IsInvalid(err):
 			return nil
 		case err != nil:
