@@ -272,7 +272,7 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 	// label. What it merely checks (a Secret's key, a PVC, a Namespace) is
 	// read on demand (pkg/controller/internal/lookup), so its memory does
 	// not grow with the rest of the cluster.
-	ropts.NamespaceEnforcesRestricted = newPodSecurityLookup(kube, podSecurityTTL).enforcesRestricted
+	ropts.NamespaceEnforcesRestricted = podguard.NamespaceEnforcesRestricted(kube, podguard.PodSecurityTTL)
 	stowOwned := informers.NewSharedInformerFactoryWithOptions(kube, o.ResyncPeriod,
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = labels.Set{v1beta1.LabelManagedBy: v1beta1.ManagedByStow}.String()
