@@ -95,13 +95,16 @@ type Rule struct {
 // Field is the Path as users write it, without the [] markers.
 func (r Rule) Field() string { return strings.ReplaceAll(r.Path, "[]", "[*]") }
 
-// podSC are the pod securityContext fields that ask, relative to it.
-var podSC = []struct {
+// scField is a securityContext field that asks, relative to the context.
+type scField struct {
 	path  string
 	test  Test
 	class Class
 	what  string
-}{
+}
+
+// podSC are the pod securityContext fields that ask.
+var podSC = []scField{
 	{"runAsUser", Present, Identity, "a user id of its own choice (0 is root)"},
 	{"runAsGroup", Present, Identity, "a group id of its own choice"},
 	{"fsGroup", Present, Identity, "a group that owns the volumes"},
@@ -114,12 +117,7 @@ var podSC = []struct {
 }
 
 // containerSC are the container securityContext fields that ask.
-var containerSC = []struct {
-	path  string
-	test  Test
-	class Class
-	what  string
-}{
+var containerSC = []scField{
 	{"runAsUser", Present, Identity, "a user id of its own choice (0 is root)"},
 	{"runAsGroup", Present, Identity, "a group id of its own choice"},
 	{"runAsNonRoot", False, Identity, "permission to run as root"},
