@@ -152,6 +152,10 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 			}
 			pvc.Namespace = rs.Namespace
 			pvc.ResourceVersion, pvc.UID = "", ""
+			if pvc.Annotations == nil {
+				pvc.Annotations = map[string]string{}
+			}
+			pvc.Annotations[v1beta1.AnnotationRestoredBy] = string(rs.UID)
 			if pvc.Name == "" {
 				return nil, nil, fmt.Errorf("restoresession %q: volumeClaimTemplate %d has no name", rs.Name, i)
 			}
