@@ -26,7 +26,6 @@ func (f *fixture) mountTarget() {
 	}
 }
 
-
 func placementObjects(mutate ...func(*corev1.Node)) (*corev1.PersistentVolumeClaim, *corev1.Pod, *corev1.Node) {
 	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: ns},
 		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}}
