@@ -348,8 +348,7 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	// user's PVC, so a backup would modify its source. Files the non-root
 	// user cannot read fail the backup with their names; set runAsUser (or
 	// fsGroup for a local backend volume) in runtimeSettings.
-	restricted := opts.NamespaceEnforcesRestricted != nil && opts.NamespaceEnforcesRestricted(in.namespace)
-	pod.SecurityContext = defaultPodSecurity(in.restore, restricted)
+	pod.SecurityContext = defaultPodSecurity()
 	podMeta := metav1.ObjectMeta{Labels: copyMap(in.labels)}
 	applyPodSettings(&pod, &podMeta, in.rt.Pod, opts)
 	harden(&pod, in.restore, in.rt.Pod != nil && in.rt.Pod.SecurityContext != nil)

@@ -26,6 +26,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
+	"github.com/stowhq/stow/pkg/resolve"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -384,6 +385,9 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	msg := fmt.Sprintf("Job %s created", jobs[0].Name)
 	if n > 1 {
 		msg = fmt.Sprintf("%d Jobs, created one at a time (one restic operation per repository); first: %s", n, jobs[0].Name)
+	}
+	if !resolve.RestoresOwners(&jobs[0].Spec.Template.Spec) {
+		msg += "; it runs as a non-root user, so restored files belong to that user (modes and contents are restored; owners only by a restore that runs as root: runtimeSettings.pod.securityContext.runAsUser 0, see docs/security.md)"
 	}
 	c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredRestoreExecutor, msg, now)
 	return nil
