@@ -132,7 +132,10 @@ node2_ready() {
 # node2_up: start (or restart after node2-stop) the second node and wait until it is Ready.
 node2_up() {
   kc get --raw /readyz >/dev/null 2>&1 || die "the cluster is not up (run 'up' first)"
-  if pid_alive kubelet-2 && pid_alive containerd-2 && node2_ready; then log "node $NODE2_NAME already up"; return 0; fi
+  if pid_alive kubelet-2 && pid_alive containerd-2 && node2_ready; then
+    kc uncordon "$NODE2_NAME" >/dev/null
+    log "node $NODE2_NAME already up"; return 0
+  fi
   log "node $NODE2_NAME: bridge $NODE2_BRIDGE ($NODE2_GATEWAY_IP, pods $NODE2_POD_CIDR), state under $N2"
   node2_pki
   node2_configs
@@ -149,6 +152,7 @@ node2_up() {
     --root-dir="$N2/kubelet" --v="${KUBELET_V:-1}"
   waitfor "kubelet of $NODE2_NAME healthz" 240 curl -sf "http://127.0.0.1:$NODE2_HEALTHZ_PORT/healthz" || start_failed kubelet-2
   waitfor "node $NODE2_NAME Ready" 480 node2_ready || start_failed kubelet-2
+  kc uncordon "$NODE2_NAME" >/dev/null
   restart_provisioner
 }
 
