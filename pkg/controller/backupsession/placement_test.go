@@ -1,8 +1,10 @@
 package backupsession
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -93,5 +95,48 @@ func TestRWOTargetOnCordonedNodeFails(t *testing.T) {
 	}
 	if strings.Contains(f.session("other-1").Status.Targets[0].Conditions[0].Message, "node") {
 		t.Fatalf("unrelated session pinned: %+v", f.session("other-1").Status)
+	}
+}
+
+// The node of a running backup pod is lost: the session fails once the node
+// has been NotReady for the grace period, naming the node, and its Job is
+// stopped; before that it looks again when the grace period ends.
+func TestLostNodeFailsTheSession(t *testing.T) {
+	f := newFixture(t, readyBC("bc", "data"), repository("repo"), newSession("bc-1", "bc", t0, ""),
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+			{Type: corev1.NodeReady, Status: corev1.ConditionUnknown, Reason: "NodeStatusUnknown", LastTransitionTime: metav1.NewTime(t0.Add(30 * time.Second))}}}})
+	f.sync("bc-1")
+	jobName := names.BackupJob("bc-1")
+	f.clock.SetTime(t0.Add(time.Minute))
+	f.setPod("bc-1", corev1.PodRunning, t0, []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
+		corev1.ContainerStatus{Name: "pvc-backup-0", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})
+	pod, _ := f.kube.CoreV1().Pods(ns).Get(context.Background(), jobName+"-abcde", metav1.GetOptions{})
+	pod.Spec.NodeName = "node-b"
+	if _, err := f.kube.CoreV1().Pods(ns).Update(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.resync()
+
+	f.sync("bc-1")
+	if s := f.session("bc-1"); s.Status.Phase != v1beta1.BackupSessionRunning {
+		t.Fatalf("failed within the grace period: %+v", s.Status)
+	}
+	if d := f.requeued[ns+"/bc-1"]; d != 30*time.Second {
+		t.Fatalf("requeued after %s, want 30s (the end of the grace period)", d)
+	}
+
+	f.clock.SetTime(t0.Add(2 * time.Minute))
+	f.sync("bc-1")
+	s := f.session("bc-1")
+	if s.Status.Phase != v1beta1.BackupSessionFailed {
+		t.Fatalf("phase = %s, want Failed; status %+v", s.Status.Phase, s.Status)
+	}
+	c := cond(t, s.Status.Targets[0].Conditions, v1beta1.BackupDisrupted, v1beta1.ConditionTrue)
+	if c.Reason != "NodeLost" {
+		t.Fatalf("reason %s, want NodeLost", c.Reason)
+	}
+	contains(t, "reason", s.Status.Reason, "node node-b of pod "+jobName+"-abcde is NotReady")
+	if j := f.job(jobName); j != nil && j.DeletionTimestamp == nil {
+		t.Fatal("the Job on the lost node was not stopped")
 	}
 }

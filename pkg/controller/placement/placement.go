@@ -23,10 +23,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
@@ -291,4 +293,73 @@ func pinTo(spec *corev1.PodSpec, node string) {
 	for i := range terms {
 		terms[i].MatchFields = append(terms[i].MatchFields, req)
 	}
+}
+
+// ReasonNodeLost is the condition reason of a session whose Job pod's node
+// stopped being Ready for longer than the grace period.
+const ReasonNodeLost = "NodeLost"
+
+// DefaultNodeLostGrace is how long a Job pod's node may be NotReady (after
+// the node controller noticed: --node-monitor-grace-period, 50s by
+// default) before the session fails: a kubelet restart or a short network
+// break must not fail a long backup, a dead node must not hold the
+// Repository until the pod is evicted (300s more by default) or forever.
+const DefaultNodeLostGrace = time.Minute
+
+// NodeLost looks at the running pods of the Job jobUID among pods: when
+// the node of one has not been Ready for grace, it returns a message that
+// names the node and the pod; when it has not been Ready for less, the
+// time after which to look again. It reads the node only for a pod that is
+// not Ready (the node controller marks the pods of a NotReady node so).
+func NodeLost(ctx context.Context, kube kubernetes.Interface, jobUID types.UID, pods []*corev1.Pod, now time.Time, grace time.Duration) (msg string, recheck time.Duration, err error) {
+	for _, p := range pods {
+		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed ||
+			!controlledBy(p, jobUID) || podReady(p) {
+			continue
+		}
+		node, err := kube.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("node %s of pod %s was deleted while the pod ran", p.Spec.NodeName, p.Name), 0, nil
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("read node %s: %w", p.Spec.NodeName, err)
+		}
+		ready := readyCondition(node)
+		if ready == nil || ready.Status == corev1.ConditionTrue {
+			continue
+		}
+		since := ready.LastTransitionTime.Time
+		if left := since.Add(grace).Sub(now); left > 0 {
+			recheck = minPositive(recheck, left)
+			continue
+		}
+		why := string(ready.Status)
+		if ready.Reason != "" {
+			why += ", " + ready.Reason
+		}
+		return fmt.Sprintf("node %s of pod %s is NotReady (Ready=%s) since %s (more than %s): the node is lost, the Job was stopped",
+			node.Name, p.Name, why, since.UTC().Format(time.RFC3339), grace), 0, nil
+	}
+	return "", recheck, nil
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 || b < a {
+		return b
+	}
+	return a
+}
+
+func controlledBy(p *corev1.Pod, uid types.UID) bool {
+	ref := metav1.GetControllerOf(p)
+	return ref != nil && ref.UID == uid
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
