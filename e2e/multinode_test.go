@@ -4,6 +4,9 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -116,7 +120,8 @@ func TestMultiNodeRWOBackupRunsOnTheAppNode(t *testing.T) {
 	app := localVolumeOn(t, ns, "data", class, node)
 	// Data written next to the app (the volume's node affinity puts the
 	// writer on the same node).
-	want := runFixture(t, ns, "data", "write", "/data", "19", "20")
+	runFixture(t, ns, "data", "write", "/data", "19", "20")
+	want := runFixture(t, ns, "data", "manifest", "/data")
 	createBC(t, backupConfig(ns, "bc", "data", "0 0 1 1 *", 3))
 	waitBCReady(t, ns, "bc")
 
@@ -142,5 +147,94 @@ func TestMultiNodeRWOBackupRunsOnTheAppNode(t *testing.T) {
 	}
 	if got := runFixture(t, ns, "data", "manifest", "/data"); got != want {
 		t.Fatalf("the backup changed the data on %s", node)
+	}
+}
+
+// localClusterNode2 returns the local cluster's script and second node, or
+// skips: losing a node on purpose needs the local cluster.
+func localClusterNode2(t *testing.T, node string) string {
+	t.Helper()
+	script, err := filepath.Abs("../hack/local-cluster.sh")
+	if err != nil || os.Getenv("STOW_E2E_EXTERNAL") == "1" || node != getenv("NODE2_NAME", "stow-node-b") {
+		t.Skipf("losing a node needs the local cluster's second node (hack/local-cluster.sh node2-stop); got node %s", node)
+	}
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("no %s: %v", script, err)
+	}
+	return script
+}
+
+func localCluster(t *testing.T, script string, args ...string) {
+	t.Helper()
+	out, err := exec.Command("bash", append([]string{script}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", script, args, err, out)
+	}
+	t.Logf("local-cluster.sh %v:\n%s", args, out)
+}
+
+// A node lost in the middle of a backup (its kubelet, runtime and pod
+// processes killed, as in a crash): the session fails within a bounded time
+// with a reason that names the node, and after the node returns the next
+// backup succeeds (the dead pod's restic lock is removed as stale once the
+// pod is gone) and restic check passes.
+func TestMultiNodeLostNodeFailsSessionAndRecovers(t *testing.T) {
+	node, class := otherNode(t)
+	script := localClusterNode2(t, node)
+	t.Parallel()
+	e2eExclusive(t) // pods of other tests may run on the node
+	ns := namespace(t)
+	createRepository(t, ns, "s3")
+	b, secret := backend(t, ns, "s3")
+	localVolumeOn(t, ns, "data", class, node)
+	runFixture(t, ns, "data", "big", "/data", "300")
+	createBC(t, backupConfig(ns, "bc", "data", "0 0 1 1 *", 10))
+	waitBCReady(t, ns, "bc")
+	t.Cleanup(func() {
+		// Whatever happened, leave the node running for the next test.
+		_ = exec.Command("bash", script, "node2-up").Run()
+	})
+
+	name := startSession(t, ns, "bc")
+	pod := waitStepRunning(t, ns, name, "pvc-backup-0")
+	if pod.Spec.NodeName != node {
+		t.Fatalf("backup pod on %s, want %s", pod.Spec.NodeName, node)
+	}
+	waitFor(t, "the backup's restic lock", 2*time.Minute, func(context.Context) (bool, error) {
+		out, err := hostRestic(t, b, secret, "list", "locks", "--no-lock").Output()
+		return err == nil && len(strings.TrimSpace(string(out))) > 0, nil
+	})
+	lost := time.Now()
+	localCluster(t, script, "node2-stop")
+
+	// Bound: the node controller's grace period (50 s) + Stow's (60 s) + a resync.
+	s := waitSessionFinal(t, ns, name, 5*time.Minute)
+	took := time.Since(lost)
+	if s.Status.Phase != v1beta1.BackupSessionFailed {
+		t.Fatalf("session on the lost node ended %s: %s", s.Status.Phase, s.Status.Reason)
+	}
+	c := v1beta1.GetCondition(s.Status.Targets[0].Conditions, v1beta1.BackupDisrupted)
+	if c == nil || c.Reason != "NodeLost" || !strings.Contains(c.Message, "node "+node) {
+		t.Fatalf("BackupDisrupted = %+v, want reason NodeLost naming node %s", c, node)
+	}
+	if took > 3*time.Minute {
+		t.Errorf("the session failed %s after the node was lost; want <= 3m", took.Round(time.Second))
+	}
+	t.Logf("lost node: session %s after %s: %s", s.Status.Phase, took.Round(time.Second), s.Status.Reason)
+
+	localCluster(t, script, "node2-up")
+	// The dead pod goes once its node confirms it; until then its lock is
+	// not provably stale.
+	waitFor(t, "the lost backup pod gone", 3*time.Minute, func(c context.Context) (bool, error) {
+		_, err := e.kube.CoreV1().Pods(ns).Get(c, pod.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	next := triggerBackup(t, ns, "bc", 5*time.Minute)
+	if next.Status.Phase != v1beta1.BackupSessionSucceeded {
+		t.Fatalf("the backup after the node returned ended %s: %s", next.Status.Phase, next.Status.Reason)
+	}
+	repo := requestMaintenance(t, ns, v1beta1.MaintenanceCheck)
+	if r := runOf(repo, v1beta1.MaintenanceCheck); r == nil || r.Succeeded == nil || !*r.Succeeded || repo.Status.Integrity == nil || !*repo.Status.Integrity {
+		t.Fatalf("restic check after the recovery: %+v, integrity %v", r, repo.Status.Integrity)
 	}
 }
