@@ -24,7 +24,7 @@ import (
 
 // twoNodesHint says how to get a second node; tests that need one skip with it.
 const twoNodesHint = "needs two schedulable, Ready nodes: on the local cluster run " +
-	"`STOW_CLUSTER_NODES=2 hack/e2e.sh` (or `hack/local-cluster.sh node2-up`); with kind, hack/kind/two-nodes.yaml"
+	"`STOW_CLUSTER_NODES=2 hack/e2e.sh` (or `hack/local-cluster.sh node2-up`); with kind, `KIND_NODES=2 hack/kind.sh`"
 
 // otherNode returns a Ready, schedulable node that does not run the
 // operator (so a Job pod that lands there followed its volume, not the
@@ -53,7 +53,11 @@ func otherNode(t *testing.T) (node, class string) {
 		for _, cd := range n.Status.Conditions {
 			ready = ready || (cd.Type == corev1.NodeReady && cd.Status == corev1.ConditionTrue)
 		}
-		if !ready || n.Spec.Unschedulable {
+		tainted := false
+		for _, tn := range n.Spec.Taints {
+			tainted = tainted || tn.Effect == corev1.TaintEffectNoSchedule || tn.Effect == corev1.TaintEffectNoExecute
+		}
+		if !ready || n.Spec.Unschedulable || tainted { // e.g. kind's control-plane node
 			continue
 		}
 		usable = append(usable, n.Name)
