@@ -55,16 +55,10 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 	executor.ExplainNoPod(ctx, c.kube, job, &obs)
 	// A Job pod whose node is lost never reports: fail instead of waiting
 	// for the pod's eviction (or forever).
-	if obs.State == executor.Running || obs.State == executor.Pending {
-		lost, again, err := placement.NodeLost(ctx, c.kube, job.UID, pods, now, placement.DefaultNodeLostGrace)
-		if err != nil {
-			return err
-		}
-		if lost != "" {
-			obs = executor.Observation{State: executor.Deleted, Reason: placement.ReasonNodeLost, Message: lost}
-		} else if again > 0 {
-			r.After(again)
-		}
+	if again, err := placement.ObserveNode(ctx, c.kube, job, pods, now, &obs); err != nil {
+		return err
+	} else if again > 0 {
+		r.After(again)
 	}
 	switch obs.State {
 	case executor.Running:
