@@ -56,7 +56,7 @@ func Create(ctx context.Context, cs versioned.Interface, namespace, name string,
 	bs := BackupSession(bc, now)
 	created, err := cs.StowV1beta1().BackupSessions(namespace).Create(ctx, bs, metav1.CreateOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("creating BackupSession %s/%s: %v", namespace, bs.Name, err)
+		return nil, fmt.Errorf("creating BackupSession %s/%s: %w", namespace, bs.Name, err)
 	}
 	return created, nil
 }
