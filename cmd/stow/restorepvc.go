@@ -89,8 +89,14 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	if source == "" {
 		source = res.Host
 	}
-	if err := o.job.repositoryApart(o.mountPath); err != nil {
-		return fail(err)
+	mounts := append([]string{o.mountPath}, o.job.extraMounts()...)
+	for _, m := range mounts {
+		if err := o.job.repositoryApart(m); err != nil {
+			return fail(err)
+		}
+		if err := checkWritable(m); err != nil {
+			return fail(err)
+		}
 	}
 	r, closeRepo, err := o.job.openRepository()
 	if err != nil {
@@ -98,7 +104,7 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	}
 	defer closeRepo()
 	base := restic.RestoreOptions{
-		Host: source, MountPath: o.mountPath, Includes: includes, Excludes: excludes, ExtraArgs: extra,
+		Host: source, MountPath: o.mountPath, ExtraMounts: mounts[1:], Includes: includes, Excludes: excludes, ExtraArgs: extra,
 	}
 	var plan []restic.RestoreOptions
 	what := "host " + source
@@ -152,7 +158,7 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 			plan = append(plan, p)
 		}
 	}
-	logger.Printf("restoring %d snapshot selection(s) of %s into %s", len(plan), what, o.mountPath)
+	logger.Printf("restoring %d snapshot selection(s) of %s into %s", len(plan), what, strings.Join(mounts, ", "))
 	policy, deadline := o.job.lockPolicy(), o.job.lockDeadline()
 	for _, p := range plan {
 		var done []restic.RestoredPath

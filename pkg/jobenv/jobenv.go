@@ -13,6 +13,7 @@ package jobenv
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +40,10 @@ const (
 	// as the operator found them in the target's Snapshot records, so the
 	// runner need not list the repository to find them.
 	Resolved = "STOW_RESOLVED_SNAPSHOTS"
+	// ExtraMounts (comma-separated) are the mount paths of a restore's
+	// further new PVCs (volumeClaimTemplates after the first): a snapshot
+	// path is restored into the mount path it was backed up at or lies under.
+	ExtraMounts = "STOW_EXTRA_TARGET_MOUNTS"
 )
 
 // ResolvedSnapshot is a snapshot the operator chose for a restore: what the
@@ -57,6 +62,7 @@ type Contract struct {
 	LockHostPrefix string
 	LockDeadline   time.Time
 	Resolved       []ResolvedSnapshot
+	ExtraMounts    []string
 }
 
 // Env renders c as container environment variables.
@@ -77,12 +83,15 @@ func (c Contract) Env() []corev1.EnvVar {
 		raw, _ := json.Marshal(c.Resolved) // plain strings and times: cannot fail
 		env = append(env, corev1.EnvVar{Name: Resolved, Value: string(raw)})
 	}
+	if len(c.ExtraMounts) > 0 {
+		env = append(env, corev1.EnvVar{Name: ExtraMounts, Value: strings.Join(c.ExtraMounts, ",")})
+	}
 	return env
 }
 
 // Names lists the variables of the contract.
 func Names() []string {
-	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline, Resolved}
+	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline, Resolved, ExtraMounts}
 }
 
 // Read returns the contract from the environment; ok is false when the
@@ -113,6 +122,14 @@ func Read(getenv func(string) string) (c Contract, ok bool, err error) {
 	if v := getenv(Resolved); v != "" {
 		if err := json.Unmarshal([]byte(v), &c.Resolved); err != nil {
 			return c, true, fmt.Errorf("%s is not a JSON list of snapshots: %v", Resolved, err)
+		}
+	}
+	if v := getenv(ExtraMounts); v != "" {
+		for _, m := range strings.Split(v, ",") {
+			if !strings.HasPrefix(m, "/") {
+				return c, true, fmt.Errorf("%s: %q is not an absolute path", ExtraMounts, m)
+			}
+			c.ExtraMounts = append(c.ExtraMounts, m)
 		}
 	}
 	return c, true, nil

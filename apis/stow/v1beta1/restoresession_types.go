@@ -65,6 +65,7 @@ type RestoreTarget struct {
 	// +optional
 	Rules []Rule `json:"rules,omitempty"`
 	// Alias is the restoring host's identity (default host-0).
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Alias string `json:"alias,omitempty"`
 	// Args are extra arguments for restic restore.
@@ -84,14 +85,21 @@ type RestoreTarget struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.snapshots) && size(self.snapshots) > 0 && has(self.paths) && size(self.paths) > 0)",message="a rule may set snapshots or paths, not both"
 type Rule struct {
 	// TargetHosts this rule applies to; empty matches every host.
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	TargetHosts []string `json:"targetHosts,omitempty"`
 	// SourceHost whose snapshots are restored (default: the restoring host).
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	SourceHost string `json:"sourceHost,omitempty"`
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Snapshots []string `json:"snapshots,omitempty"`
 	// +kubebuilder:validation:items:Pattern=`^/[^,]*$`
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Paths []string `json:"paths,omitempty"`
 	// +optional
