@@ -93,6 +93,10 @@ func TestHelmLint(t *testing.T) {
 	}
 }
 
+// kubeVersion is the cluster version templates render for (a helm built
+// with go install assumes 1.20, below the chart's kubeVersion).
+const kubeVersion = "1.34.0"
+
 type object = map[string]any
 
 func objects(t *testing.T, docs string) map[string]object {
@@ -141,7 +145,7 @@ func del(o object, path ...string) {
 // renders deploy/'s objects, in the release namespace, and the CRDs as they
 // are; the monitoring toggles render deploy/monitoring's.
 func TestChartRendersTheDeployBundle(t *testing.T) {
-	rendered := objects(t, helm(t, "template", "stow", chartDir, "--namespace", "stow-system", "--include-crds",
+	rendered := objects(t, helm(t, "template", "stow", chartDir, "--kube-version", kubeVersion, "--namespace", "stow-system", "--include-crds",
 		"--set", "metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true"))
 	want := deployObjects(t, "rbac.yaml", "admission-policy.yaml", "deployment.yaml", "service.yaml",
 		"monitoring/servicemonitor.yaml", "monitoring/prometheusrule.yaml")
@@ -185,7 +189,7 @@ func TestChartRendersTheDeployBundle(t *testing.T) {
 }
 
 func TestChartValues(t *testing.T) {
-	r := objects(t, helm(t, "template", "stow", chartDir, "--namespace", "backup",
+	r := objects(t, helm(t, "template", "stow", chartDir, "--kube-version", kubeVersion, "--namespace", "backup",
 		"--set", "image.repository=registry.example/stow,image.tag=v9.9.9,leaderElection.enabled=false,replicas=1,admissionPolicy.enabled=false",
 		"--set", "extraArgs={--max-concurrent-jobs=3,-v=2}",
 		"--set", "resources.limits.memory=1Gi"))
