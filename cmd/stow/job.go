@@ -114,6 +114,14 @@ func (j *jobFlags) resolvedSnapshots() []pathSnapshot {
 	return out
 }
 
+// asOf is the RestoreSession's restoreAsOf (zero: the latest snapshots).
+func (j *jobFlags) asOf() time.Time {
+	if !j.hasContract {
+		return time.Time{}
+	}
+	return j.contract.AsOf
+}
+
 // extraMounts are the mount paths of a restore's further new PVCs, restored
 // in the same run as the one at --mount-path.
 func (j *jobFlags) extraMounts() []string {
@@ -316,6 +324,9 @@ func readOutput(path string) (jobresult.Result, error) {
 			return jobresult.Result{}, fmt.Errorf("no result from the previous step at %s", path)
 		}
 		return jobresult.Result{}, err
+	}
+	if r, ok := jobresult.FromStashOutput(b); ok {
+		return r, nil
 	}
 	var r jobresult.Result
 	if err := json.Unmarshal(b, &r); err != nil {

@@ -44,6 +44,9 @@ const (
 	// further new PVCs (volumeClaimTemplates after the first): a snapshot
 	// path is restored into the mount path it was backed up at or lies under.
 	ExtraMounts = "STOW_EXTRA_TARGET_MOUNTS"
+	// AsOf (RFC 3339) replaces "latest" by "newest taken at or before AsOf"
+	// in a restore's snapshot choice (RestoreSession spec.restoreAsOf).
+	AsOf = "STOW_RESTORE_AS_OF"
 )
 
 // ResolvedSnapshot is a snapshot the operator chose for a restore: what the
@@ -63,6 +66,7 @@ type Contract struct {
 	LockDeadline   time.Time
 	Resolved       []ResolvedSnapshot
 	ExtraMounts    []string
+	AsOf           time.Time
 }
 
 // Env renders c as container environment variables.
@@ -83,6 +87,9 @@ func (c Contract) Env() []corev1.EnvVar {
 		raw, _ := json.Marshal(c.Resolved) // plain strings and times: cannot fail
 		env = append(env, corev1.EnvVar{Name: Resolved, Value: string(raw)})
 	}
+	if !c.AsOf.IsZero() {
+		env = append(env, corev1.EnvVar{Name: AsOf, Value: c.AsOf.UTC().Format(time.RFC3339Nano)})
+	}
 	if len(c.ExtraMounts) > 0 {
 		env = append(env, corev1.EnvVar{Name: ExtraMounts, Value: strings.Join(c.ExtraMounts, ",")})
 	}
@@ -91,7 +98,7 @@ func (c Contract) Env() []corev1.EnvVar {
 
 // Names lists the variables of the contract.
 func Names() []string {
-	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline, Resolved, ExtraMounts}
+	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline, Resolved, ExtraMounts, AsOf}
 }
 
 // Read returns the contract from the environment; ok is false when the
@@ -123,6 +130,13 @@ func Read(getenv func(string) string) (c Contract, ok bool, err error) {
 		if err := json.Unmarshal([]byte(v), &c.Resolved); err != nil {
 			return c, true, fmt.Errorf("%s is not a JSON list of snapshots: %v", Resolved, err)
 		}
+	}
+	if v := getenv(AsOf); v != "" {
+		t, perr := time.Parse(time.RFC3339, v)
+		if perr != nil {
+			return c, true, fmt.Errorf("%s=%q is not an RFC 3339 time", AsOf, v)
+		}
+		c.AsOf = t
 	}
 	if v := getenv(ExtraMounts); v != "" {
 		for _, m := range strings.Split(v, ",") {

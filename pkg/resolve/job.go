@@ -232,6 +232,9 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		if len(claims) == 0 && !ruleSelects(rule) {
 			in.contract.Resolved = resolved
 		}
+		if d.Spec.RestoreAsOf != nil {
+			in.contract.AsOf = d.Spec.RestoreAsOf.Time
+		}
 		var mounts []string
 		var err error
 		if len(claims) > 0 {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
@@ -239,6 +240,9 @@ type RestoreOptions struct {
 	// it was backed up at or lies under (RestoreMount).
 	ExtraMounts []string
 	ExtraArgs   []string
+	// AsOf, when set, makes "latest" the newest snapshot taken at or
+	// before it.
+	AsOf time.Time
 	// Resolved, when set, is the snapshot to restore, already looked up:
 	// Snapshot, Host and Tags are then not used to find one.
 	Resolved *Snapshot
@@ -249,6 +253,7 @@ type RestoredPath struct {
 	SnapshotID string
 	Path       string // path in the snapshot
 	Target     string // directory it was restored into
+	Files      int64  // files restored (restic's summary), -1 when unknown
 }
 
 // Restore restores one snapshot relative to the mount path, never to "/".
@@ -301,10 +306,15 @@ func (r *Restic) Restore(ctx context.Context, o RestoreOptions) ([]RestoredPath,
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return done, fmt.Errorf("creating restore target %s: %v", target, err)
 		}
-		if _, err := r.Run(ctx, args...); err != nil {
+		out, err := r.Run(ctx, args...)
+		if err != nil {
 			return done, err
 		}
-		done = append(done, RestoredPath{SnapshotID: snap.ID, Path: p, Target: target})
+		files, ok := restoredFiles(out)
+		if !ok {
+			files = -1
+		}
+		done = append(done, RestoredPath{SnapshotID: snap.ID, Path: p, Target: target, Files: files})
 	}
 	return done, nil
 }
@@ -323,12 +333,19 @@ func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot,
 	} else {
 		f.IDs = []string{id}
 	}
+	latest := f.Latest
+	if latest && !o.AsOf.IsZero() {
+		f.Latest = false // restic cannot filter by time: list and choose
+	}
 	snaps, err := r.Snapshots(ctx, f)
 	if err != nil {
 		return nil, err
 	}
+	if latest && !o.AsOf.IsZero() {
+		snaps = TakenBy(snaps, o.AsOf)
+	}
 	if len(snaps) == 0 {
-		if !f.Latest {
+		if !latest {
 			return nil, fmt.Errorf("no snapshot found with id %s", id)
 		}
 		msg := "no snapshot found"
@@ -341,10 +358,24 @@ func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot,
 		if o.Path != "" {
 			msg += " and path " + o.Path
 		}
+		if !o.AsOf.IsZero() {
+			msg += " taken at or before " + o.AsOf.UTC().Format(time.RFC3339)
+		}
 		return nil, errors.New(msg)
 	}
 	s := snaps[len(snaps)-1]
 	return &s, nil
+}
+
+// TakenBy keeps the snapshots taken at or before t, in their order.
+func TakenBy(snaps []Snapshot, t time.Time) []Snapshot {
+	var out []Snapshot
+	for _, s := range snaps {
+		if !s.Time.After(t) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // RestoreMount picks the volume that snapshot path p (backed up at mount

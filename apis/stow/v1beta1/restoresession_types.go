@@ -50,6 +50,12 @@ type RestoreSessionSpec struct {
 	Hooks *RestoreHooks `json:"hooks,omitempty"`
 	// +optional
 	TimeOut *Duration `json:"timeOut,omitempty"`
+	// RestoreAsOf restores, wherever the latest snapshot would be chosen
+	// (no rules, rule paths, a sourceHost, snapshots: ["latest"]), the newest
+	// snapshot taken at or before this time instead, as VolSync's
+	// restoreAsOf does. Snapshot ids named in a rule cannot be combined with it.
+	// +optional
+	RestoreAsOf *metav1.Time `json:"restoreAsOf,omitempty"`
 }
 
 // RestoreTarget is the PVC (or new PVCs) to restore into.

@@ -17,6 +17,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
@@ -325,6 +326,16 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	}
 	executor.Prepare(job, jobName, s.Namespace, executor.OwnerRef(v1beta1.KindBackupSession, s.Name, s.UID),
 		v1beta1.ComponentBackup, executor.AnnotationBackupSession, s.Name, repoKey, lock)
+	// A ReadWriteOnce target in use is mounted on its user's node only.
+	pin, err := placement.Apply(ctx, c.kube, s.Namespace, &job.Spec.Template)
+	if err != nil {
+		c.gate.Release(jobKey)
+		if placement.IsRefusal(err) {
+			fail(fmt.Sprintf("cannot place the backup Job: %v", err))
+			return nil
+		}
+		return err
+	}
 	created, err := c.createJob(ctx, job, s)
 	if err != nil {
 		c.gate.Release(jobKey)
@@ -341,9 +352,9 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	// Check, prune and the size refresh run on the Repository's maintenance schedule.
 	t.PostBackupActions = []string{v1beta1.ApplyRetentionPolicy, v1beta1.SendRepositoryMetrics}
 	setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredBackupExecutor,
-		fmt.Sprintf("Job %s created", jobName), now)
+		fmt.Sprintf("Job %s created%s", jobName, pin.Suffix()), now)
 	if created { // a sync on a stale cache finds the Job it made before: no second event
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s%s", jobName, pin.Suffix())
 	}
 	// The watchdog must look again even if no pod ever appears.
 	r.After(c.cfg.PendingTimeout)

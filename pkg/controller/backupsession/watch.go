@@ -15,6 +15,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -52,6 +53,13 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 	}
 	obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
 	executor.ExplainNoPod(ctx, c.kube, job, &obs)
+	// A Job pod whose node is lost never reports: fail instead of waiting
+	// for the pod's eviction (or forever).
+	if again, err := placement.ObserveNode(ctx, c.kube, job, pods, now, &obs); err != nil {
+		return err
+	} else if again > 0 {
+		r.After(again)
+	}
 	switch obs.State {
 	case executor.Running:
 	case executor.Pending:
@@ -85,7 +93,7 @@ type merged struct {
 func merge(results []jobresult.Result) merged {
 	var m merged
 	for _, r := range results {
-		if r.Step == v1beta1.FunctionUpdateStatus {
+		if r.Step == v1beta1.FunctionUpdateStatus && !r.StashOutput {
 			if r.Error != "" && m.statusErr == "" {
 				m.statusErr = r.Error
 			}

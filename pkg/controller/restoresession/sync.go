@@ -23,6 +23,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
@@ -428,7 +429,7 @@ func permanentClaimError(name string, err error) (string, bool) {
 }
 
 func isPermanent(err error) bool {
-	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
+	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || placement.IsRefusal(err)
 }
 
 // build resolves the Task into the restore Jobs and PVCs.
@@ -467,7 +468,13 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 	}
 	executor.Prepare(job, jobName, rs.Namespace, executor.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
 		v1beta1.ComponentRestore, executor.AnnotationRestoreSession, rs.Name, repoKey, lock)
-	_, err := c.kube.BatchV1().Jobs(rs.Namespace).Create(ctx, job, metav1.CreateOptions{})
+	// A ReadWriteOnce target in use is mounted on its user's node only.
+	pin, err := placement.Apply(ctx, c.kube, rs.Namespace, &job.Spec.Template)
+	if placement.IsRefusal(err) {
+		err = &placement.Refusal{Message: "cannot place the restore Job: " + err.Error()}
+	} else if err == nil {
+		_, err = c.kube.BatchV1().Jobs(rs.Namespace).Create(ctx, job, metav1.CreateOptions{})
+	}
 	if apierrors.IsAlreadyExists(err) {
 		existing, gerr := c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
 		switch {
@@ -486,7 +493,7 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 	}
 	v1beta1.RemoveCondition(&rs.Status.Conditions, executor.ExecutorWaiting)
 	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
-	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
+	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s%s", jobName, pin.Suffix())
 	r.After(c.cfg.PendingTimeout)
 	return true, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -107,6 +108,13 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 		}
 		obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
 		executor.ExplainNoPod(ctx, c.kube, job, &obs)
+		// A Job pod whose node is lost never reports: fail instead of waiting
+		// for the pod's eviction (or forever).
+		if again, err := placement.ObserveNode(ctx, c.kube, job, pods, now, &obs); err != nil {
+			return err
+		} else if again > 0 {
+			r.After(again)
+		}
 		switch obs.State {
 		case executor.Running:
 			return nil
@@ -132,7 +140,7 @@ func (c *Controller) applyResult(rs *v1beta1.RestoreSession, host string, obs ex
 	h := v1beta1.HostRestoreStats{Hostname: host, Phase: v1beta1.HostSucceeded}
 	reported := false
 	for _, res := range obs.Results {
-		if res.Step != v1beta1.FunctionUpdateStatus {
+		if res.Step != v1beta1.FunctionUpdateStatus || res.StashOutput {
 			reported = true
 		}
 		if res.Duration != "" {
