@@ -21,14 +21,16 @@ const DefaultLockWait = 35 * time.Minute
 
 // lockDeadlineMargin is kept between the lock deadline and the session's
 // deadline, so that the runner reports the lock holder before the operator
-// stops the Job for the session's timeOut.
+// stops the Job for the session's timeOut. A short timeOut keeps a quarter
+// of itself: the step's exit, the kubelet's report and the operator's
+// observation took more than a tenth (10 s of 100 s) on a loaded node.
 const lockDeadlineMargin = 30 * time.Second
 
 // lockDeadline is when a Job of a session created at created with timeOut
 // (nil: none) stops waiting for locks.
 func lockDeadline(created metav1.Time, timeOut *v1beta1.Duration, opts Options) time.Time {
 	if timeOut != nil && timeOut.Duration > 0 {
-		margin := min(lockDeadlineMargin, timeOut.Duration/10)
+		margin := min(lockDeadlineMargin, timeOut.Duration/4)
 		return created.Add(timeOut.Duration - margin)
 	}
 	wait := opts.DefaultLockWait

@@ -78,7 +78,8 @@ func TestLockDeadline(t *testing.T) {
 		{nil, Options{}, DefaultLockWait},
 		{nil, Options{DefaultLockWait: time.Hour}, time.Hour},
 		{&v1beta1.Duration{Duration: 2 * time.Hour}, Options{}, 2*time.Hour - 30*time.Second},
-		{&v1beta1.Duration{Duration: 60 * time.Second}, Options{}, 54 * time.Second},
+		{&v1beta1.Duration{Duration: 60 * time.Second}, Options{}, 45 * time.Second},
+		{&v1beta1.Duration{Duration: 100 * time.Second}, Options{}, 75 * time.Second},
 	} {
 		if got := lockDeadline(created, tc.timeOut, tc.o).Sub(created.Time); got != tc.want {
 			t.Errorf("lockDeadline(%v, %+v) = +%s, want +%s", tc.timeOut, tc.o, got, tc.want)
