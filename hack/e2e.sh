@@ -15,8 +15,9 @@ mkdir -p "$OUT"
 # shellcheck source=hack/lib/deploy.sh
 . "$ROOT/hack/lib/deploy.sh"
 
-step "tools (restic, minio)"
+step "tools (restic, minio, helm)"
 bash hack/tools.sh
+bash hack/tools.sh helm # TestHelmChartOnTheCluster renders the chart
 
 MINIO_PID=""
 DOWN=${STOW_E2E_DOWN:-auto}
