@@ -104,9 +104,8 @@ func TestRetryChainBoundedByMaxRetryWithDelayFloor(t *testing.T) {
 // Over --max-concurrent-jobs a session waits visibly: Pending with
 // ExecutorWaiting=True, reason TooManyJobs, no Job, and it is asked again.
 func TestTooManyJobsShownAsWaiting(t *testing.T) {
-	f := newFixture(t, readyBC("a", "data-a"), readyBC("b", "data-b"), repository("repo"),
+	f := newFixtureMaxJobs(t, 1, readyBC("a", "data-a"), readyBC("b", "data-b"), repository("repo"),
 		newSession("a-1", "a", t0, ""), newSession("b-1", "b", t0.Add(time.Second), ""))
-	f.c.gate = executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 1)
 	f.sync("a-1")
 	if s := f.session("a-1"); s.Status.Phase != v1beta1.BackupSessionRunning {
 		t.Fatalf("a-1 phase = %s, want Running", s.Status.Phase)

@@ -84,6 +84,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	t.Helper()
+	return newFixtureMaxJobs(t, 0, objs...)
+}
+
+// newFixtureMaxJobs is newFixture with the gate's --max-concurrent-jobs.
+func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixture {
+	t.Helper()
 	var kubeObjs, stowObjs []runtime.Object
 	for _, o := range objs {
 		switch o.(type) {
@@ -117,7 +123,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	})
 	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
-	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 0)
+	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, maxJobs)
 	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.recorder, f.pusher, gate, Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
 			f.built++

@@ -17,10 +17,10 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
-	"github.com/stowhq/stow/pkg/restic"
 )
 
 // Event reasons (for humans; Stash's spellings where Stash had one).
@@ -300,8 +300,6 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		return nil
 	}
 	jobName := names.BackupJob(s.Name)
-	jobKey := s.Namespace + "/" + jobName
-	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
 	// Backups share a repository once it exists. Until a backup through
 	// this Repository succeeded, the backup may have to create it, and two
 	// concurrent `restic init` of one location leave a key that does not
@@ -310,29 +308,25 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if repo.Status.FirstBackupTime == nil {
 		mode = executor.Exclusive
 	}
-	lock := executor.Request{Location: restic.LocationKey(repo.Spec.Backend, repo.Namespace, repo.Name), Job: jobKey,
-		Mode: mode, Since: s.CreationTimestamp.Time, Wake: executor.Wake(c.queue, s.Namespace, s.Name)}
-	if refusal := c.gate.Acquire(lock); refusal != nil {
-		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, refusal.Reason, refusal.Message, now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
-	}
-	job, err := c.cfg.BuildJob(bc, s, repo, task, fns)
+	started, err := c.run.Start(ctx, jobrun.Start{Owner: s, Name: jobName, Repository: repo, Mode: mode,
+		Build: func() (*batchv1.Job, error) {
+			job, err := c.cfg.BuildJob(bc, s, repo, task, fns)
+			if err != nil {
+				return nil, fmt.Errorf("cannot build the backup Job: %v", err)
+			}
+			return job, nil
+		}})
 	if err != nil {
-		c.gate.Release(jobKey)
-		fail(fmt.Sprintf("cannot build the backup Job: %v", err))
-		return nil
-	}
-	executor.Prepare(job, jobName, s.Namespace, executor.OwnerRef(v1beta1.KindBackupSession, s.Name, s.UID),
-		v1beta1.ComponentBackup, executor.AnnotationBackupSession, s.Name, repoKey, lock)
-	created, err := c.createJob(ctx, job, s)
-	if err != nil {
-		c.gate.Release(jobKey)
-		if apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
-			fail(err.Error())
-			return nil
-		}
 		return err
+	}
+	switch started.Outcome {
+	case jobrun.Waiting:
+		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
+		r.After(started.Requeue)
+		return nil
+	case jobrun.BuildFailed, jobrun.CreateFailed:
+		fail(started.Err.Error())
+		return nil
 	}
 	v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
 	one := int32(1)
@@ -342,30 +336,11 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	t.PostBackupActions = []string{v1beta1.ApplyRetentionPolicy, v1beta1.SendRepositoryMetrics}
 	setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredBackupExecutor,
 		fmt.Sprintf("Job %s created", jobName), now)
-	if created { // a sync on a stale cache finds the Job it made before: no second event
+	if started.Outcome == jobrun.Created { // a sync on a stale cache finds the Job it made before: no second event
 		c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
 	}
-	// The watchdog must look again even if no pod ever appears.
-	r.After(c.cfg.PendingTimeout)
+	r.After(started.Requeue)
 	return nil
-}
-
-// createJob creates job; an existing Job controlled by the session (from a
-// sync whose status write was lost, or that ran on a stale cache) counts as
-// created, with created false.
-func (c *Controller) createJob(ctx context.Context, job *batchv1.Job, s *v1beta1.BackupSession) (created bool, err error) {
-	_, err = c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
-	if !apierrors.IsAlreadyExists(err) {
-		return err == nil, err
-	}
-	existing, gerr := c.kube.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
-	if gerr != nil {
-		return false, gerr
-	}
-	if internal.IsControlledBy(existing, s.UID) {
-		return false, nil
-	}
-	return false, apierrors.NewAlreadyExists(batchv1.Resource("jobs"), fmt.Sprintf("%s (a Job of that name exists and does not belong to BackupSession %s)", job.Name, s.Name))
 }
 
 // targetHolder serializes sessions of different BackupConfigurations that

@@ -7,14 +7,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
-	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -24,45 +21,16 @@ import (
 // Repository status, or into BackupDisrupted when the Job cannot report.
 func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
 	t := &s.Status.Targets[0]
-	jobName := names.BackupJob(s.Name)
-	job, err := c.jobs.Jobs(s.Namespace).Get(jobName)
-	if err == nil {
-		// The informer knows the Job now: the gate's expectation is met.
-		c.gate.Observed(s.Namespace + "/" + jobName)
-	}
-	if apierrors.IsNotFound(err) {
-		// The cache may lag behind a Job created a moment ago: ask the API
-		// before declaring it gone.
-		job, err = c.kube.BatchV1().Jobs(s.Namespace).Get(ctx, jobName, metav1.GetOptions{})
-	}
-	// Once the Job is final or gone it no longer holds the Repository,
-	// even if the informer never saw it.
-	release := func() { c.gate.Release(s.Namespace + "/" + jobName) }
-	if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, s.UID)) {
-		release()
-		c.disrupt(s, t, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
-		return nil
-	}
+	obs, err := c.run.Watch(ctx, s, names.BackupJob(s.Name), now)
 	if err != nil {
 		return err
 	}
-	pods, err := c.pods.Pods(s.Namespace).List(labels.Everything())
-	if err != nil {
-		return err
-	}
-	obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
-	executor.ExplainNoPod(ctx, c.kube, job, &obs)
 	switch obs.State {
-	case executor.Running:
 	case executor.Pending:
 		r.After(obs.RecheckAfter)
 	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
-		if err := executor.StopJob(ctx, c.kube, s.Namespace, jobName); err != nil {
-			return err
-		}
 		c.disrupt(s, t, obs.Reason, obs.Message, now)
 	case executor.Succeeded, executor.Failed:
-		release()
 		return c.applyResults(ctx, s, bc, repo, obs, now)
 	}
 	return nil
