@@ -14,8 +14,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -27,6 +25,7 @@ import (
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/metrics"
@@ -60,7 +59,7 @@ type Controller struct {
 	stow     versioned.Interface
 	recorder record.EventRecorder
 	pusher   metrics.SessionPusher
-	gate     *executor.Gate
+	run      *jobrun.Runner
 	cfg      Config
 	clock    clock.Clock
 
@@ -70,8 +69,6 @@ type Controller struct {
 	repos    stowlisters.RepositoryLister
 	tasks    stowlisters.TaskLister
 	fns      stowlisters.FunctionLister
-	jobs     batchlisters.JobLister
-	pods     corelisters.PodLister
 
 	synced       []cache.InformerSynced
 	queue        workqueue.TypedRateLimitingInterface[string]
@@ -97,19 +94,20 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 	}
 	si := stowInformers.Stow().V1beta1()
 	c := &Controller{
-		kube: kube, stow: stow, recorder: recorder, pusher: pusher, gate: gate, cfg: cfg, clock: cfg.Clock,
+		kube: kube, stow: stow, recorder: recorder, pusher: pusher, cfg: cfg, clock: cfg.Clock,
 		restores: si.RestoreSessions().Lister(),
 		sessions: si.BackupSessions().Lister(),
 		bcs:      si.BackupConfigurations().Lister(),
 		repos:    si.Repositories().Lister(),
 		tasks:    si.Tasks().Lister(),
 		fns:      si.Functions().Lister(),
-		jobs:     kubeInformers.Batch().V1().Jobs().Lister(),
-		pods:     kubeInformers.Core().V1().Pods().Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "restoresession"}),
 	}
 	c.requeueAfter = c.queue.AddAfter
+	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: executor.AnnotationRestoreSession},
+		jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}, kube, gate,
+		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), c.queue)
 	rsInf := si.RestoreSessions().Informer()
 	_, _ = rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,

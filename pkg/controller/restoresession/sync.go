@@ -22,10 +22,10 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
-	"github.com/stowhq/stow/pkg/restic"
 )
 
 // Event reasons.
@@ -373,7 +373,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	n := int32(len(jobs))
 	created, err := c.createJob(ctx, rs, repo, jobs[0], 0, int(n), now, r)
 	if err != nil || !created {
-		if err != nil && isPermanent(err) {
+		if err != nil && jobrun.Permanent(err) {
 			fail(err.Error())
 			return nil
 		}
@@ -386,10 +386,6 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	}
 	c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredRestoreExecutor, msg, now)
 	return nil
-}
-
-func isPermanent(err error) bool {
-	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
 }
 
 // build resolves the Task into the restore Jobs and PVCs.
@@ -414,41 +410,26 @@ func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, re
 }
 
 // createJob creates the Job of one ordinal when the Repository is free. It
-// reports false (and a waiting condition) when it must wait.
+// reports false (and a waiting condition) when it must wait, and a
+// permanent error (jobrun.Permanent) when the Job cannot be made.
 func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time, r *executor.Requeue) (bool, error) {
 	jobName := names.RestoreJob(rs.Name, ordinal)
-	jobKey := rs.Namespace + "/" + jobName
-	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
-	lock := executor.Request{Location: restic.LocationKey(repo.Spec.Backend, repo.Namespace, repo.Name), Job: jobKey,
-		Mode: executor.Shared, Since: rs.CreationTimestamp.Time, Wake: executor.Wake(c.queue, rs.Namespace, rs.Name)}
-	if refusal := c.gate.Acquire(lock); refusal != nil {
-		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, refusal.Reason, refusal.Message, now)
-		r.After(c.cfg.WaitRequeue)
-		return false, nil
-	}
-	executor.Prepare(job, jobName, rs.Namespace, executor.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
-		v1beta1.ComponentRestore, executor.AnnotationRestoreSession, rs.Name, repoKey, lock)
-	_, err := c.kube.BatchV1().Jobs(rs.Namespace).Create(ctx, job, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		existing, gerr := c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
-		switch {
-		case gerr != nil:
-			err = gerr
-		case internal.IsControlledBy(existing, rs.UID):
-			err = nil
-		default:
-			err = fmt.Errorf("a Job named %s exists and does not belong to RestoreSession %s", jobName, rs.Name)
-			err = apierrors.NewAlreadyExists(batchv1.Resource("jobs"), err.Error())
-		}
-	}
-	if err != nil {
-		c.gate.Release(jobKey)
+	started, err := c.run.Start(ctx, jobrun.Start{Owner: rs, Name: jobName, Repository: repo, Mode: executor.Shared,
+		Build: func() (*batchv1.Job, error) { return job, nil }})
+	switch {
+	case err != nil:
 		return false, err
+	case started.Outcome == jobrun.Waiting:
+		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
+		r.After(started.Requeue)
+		return false, nil
+	case !started.Running():
+		return false, started.Err
 	}
 	v1beta1.RemoveCondition(&rs.Status.Conditions, executor.ExecutorWaiting)
 	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
 	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
-	r.After(c.cfg.PendingTimeout)
+	r.After(started.Requeue)
 	return true, nil
 }
 

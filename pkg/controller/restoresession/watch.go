@@ -6,13 +6,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
-	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -75,7 +73,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 				return nil
 			}
 			if _, err := c.createJob(ctx, rs, repo, jobs[i], i, n, now, r); err != nil {
-				if isPermanent(err) {
+				if jobrun.Permanent(err) {
 					c.disrupt(rs, v1beta1.ExecutorTerminatedBeforeCompletion, err.Error(), now)
 					return nil
 				}
@@ -83,30 +81,10 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			}
 			return nil
 		}
-		job, err := c.jobs.Jobs(rs.Namespace).Get(jobName)
-		if err == nil {
-			c.gate.Observed(rs.Namespace + "/" + jobName)
-		}
-		if apierrors.IsNotFound(err) {
-			job, err = c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
-		}
-		// Once the Job is gone or its pod has ended it no longer holds the
-		// Repository, even before the Job controller marks it finished.
-		release := func() { c.gate.Release(rs.Namespace + "/" + jobName) }
-		if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, rs.UID)) {
-			release()
-			c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
-			return nil
-		}
+		obs, err := c.run.Watch(ctx, rs, jobName, now)
 		if err != nil {
 			return err
 		}
-		pods, err := c.pods.Pods(rs.Namespace).List(labels.Everything())
-		if err != nil {
-			return err
-		}
-		obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
-		executor.ExplainNoPod(ctx, c.kube, job, &obs)
 		switch obs.State {
 		case executor.Running:
 			return nil
@@ -114,13 +92,9 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			r.After(obs.RecheckAfter)
 			return nil
 		case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
-			if err := executor.StopJob(ctx, c.kube, rs.Namespace, jobName); err != nil {
-				return err
-			}
 			c.disrupt(rs, obs.Reason, obs.Message, now)
 			return nil
 		}
-		release()
 		c.applyResult(rs, host, obs)
 		// Loop on: the next ordinal may start now.
 	}
