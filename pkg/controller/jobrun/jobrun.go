@@ -39,6 +39,10 @@ type Kind struct {
 	// Annotation names the owner on the Jobs and their pods; the event
 	// handlers map a Job or pod back to its owner with it.
 	Annotation string
+	// ReleaseStopped: the owner forgets a Job it stopped (a maintenance run
+	// ends with it), so the location is released at once rather than when
+	// the Job's pods are gone.
+	ReleaseStopped bool
 }
 
 // Config holds the times a Runner works with.
@@ -205,7 +209,8 @@ func (r *Runner) create(ctx context.Context, job *batchv1.Job, owner metav1.Obje
 //   - a Job that is gone, or that is not the owner's, ends as Deleted (with
 //     the ExecutorDeleted reason) and is released;
 //   - PendingTooLong, CannotStart and Deleted stop the Job, in the
-//     foreground: it holds the location until its pods are gone;
+//     foreground: it holds the location until its pods are gone (unless
+//     Kind.ReleaseStopped);
 //   - Succeeded and Failed release the location, even before the Job
 //     controller marks the Job finished: restic no longer runs.
 //
@@ -240,6 +245,9 @@ func (r *Runner) Watch(ctx context.Context, owner metav1.Object, name string, no
 	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 		if err := executor.StopJob(ctx, r.kube, ns, name); err != nil {
 			return executor.Observation{}, err
+		}
+		if r.kind.ReleaseStopped {
+			r.gate.Release(jobKey)
 		}
 	case executor.Succeeded, executor.Failed:
 		r.gate.Release(jobKey)

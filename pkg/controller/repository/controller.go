@@ -23,8 +23,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -34,6 +32,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/resolve"
@@ -50,11 +49,10 @@ type Controller struct {
 	repos    stowlisters.RepositoryLister
 	bcs      stowlisters.BackupConfigurationLister
 	restores stowlisters.RestoreSessionLister
-	// maint, jobs and pods are set by WithMaintenance.
+	// maint and run are set by WithMaintenance.
 	maint *Maintenance
+	run   *jobrun.Runner
 	guard *podguard.Guard
-	jobs  batchlisters.JobLister
-	pods  corelisters.PodLister
 
 	kubeInformers informers.SharedInformerFactory
 	stowInformers externalversions.SharedInformerFactory
@@ -102,15 +100,11 @@ func (c *Controller) WithGuard(g *podguard.Guard) *Controller {
 // WithMaintenance makes the controller run maintenance Jobs. owned must be
 // the informer factory filtered to Stow's objects (its Jobs and pods).
 func (c *Controller) WithMaintenance(m Maintenance, owned informers.SharedInformerFactory) *Controller {
-	if m.PendingTimeout <= 0 {
-		m.PendingTimeout = 5 * time.Minute
-	}
-	if m.WaitRequeue <= 0 {
-		m.WaitRequeue = 5 * time.Second
-	}
 	c.maint = &m
 	jobInf, podInf := owned.Batch().V1().Jobs(), owned.Core().V1().Pods()
-	c.jobs, c.pods = jobInf.Lister(), podInf.Lister()
+	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRepository, Component: v1beta1.ComponentMaintenance, Annotation: AnnotationMaintenance,
+		ReleaseStopped: true}, jobrun.Config{PendingTimeout: m.PendingTimeout, WaitRequeue: m.WaitRequeue},
+		c.kube, m.Gate, jobInf.Lister(), podInf.Lister(), c.queue)
 	onOwned := func(obj any) {
 		if key, ok := internal.KeyFromAnnotation(obj, AnnotationMaintenance); ok {
 			c.queue.Add(key)
