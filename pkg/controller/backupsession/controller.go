@@ -10,7 +10,6 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -80,12 +79,8 @@ type Controller struct {
 func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
 	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
 	gate *executor.Gate, cfg Config) *Controller {
-	if cfg.PendingTimeout <= 0 {
-		cfg.PendingTimeout = 5 * time.Minute
-	}
-	if cfg.WaitRequeue <= 0 {
-		cfg.WaitRequeue = 5 * time.Second
-	}
+	jc := jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}.WithDefaults()
+	cfg.PendingTimeout, cfg.WaitRequeue = jc.PendingTimeout, jc.WaitRequeue
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -101,50 +96,19 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 		tasks:    si.Tasks().Lister(),
 		fns:      si.Functions().Lister(),
 		restores: si.RestoreSessions().Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "backupsession"}),
+		queue:    internal.NewQueue("backupsession"),
 	}
 	c.requeueAfter = c.queue.AddAfter
 	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: executor.AnnotationBackupSession},
-		jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}, kube, gate,
+		jc, kube, gate,
 		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), c.queue)
-	sessInf := si.BackupSessions().Informer()
-	_, _ = sessInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n interface{}) { c.enqueue(n) },
-	})
 	// A restore that ends resumes paused configurations; sessions waiting on
 	// it are re-examined by their periodic requeue.
-	jobInf := kubeInformers.Batch().V1().Jobs().Informer()
-	podInf := kubeInformers.Core().V1().Pods().Informer()
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueOwner,
-		UpdateFunc: func(_, n interface{}) { c.enqueueOwner(n) },
-		DeleteFunc: c.enqueueOwner,
-	}
-	_, _ = jobInf.AddEventHandler(h)
-	_, _ = podInf.AddEventHandler(h)
-	c.synced = []cache.InformerSynced{sessInf.HasSynced, jobInf.HasSynced, podInf.HasSynced,
-		si.BackupConfigurations().Informer().HasSynced, si.Repositories().Informer().HasSynced,
-		si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced, si.RestoreSessions().Informer().HasSynced}
+	c.synced = append([]cache.InformerSynced{internal.WatchSessions(c.queue, si.BackupSessions().Informer())},
+		internal.WatchOwnedJobs(c.queue, kubeInformers, executor.AnnotationBackupSession)...)
+	c.synced = append(c.synced, si.BackupConfigurations().Informer().HasSynced, si.Repositories().Informer().HasSynced,
+		si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced, si.RestoreSessions().Informer().HasSynced)
 	return c
-}
-
-func (c *Controller) enqueue(obj interface{}) {
-	key, err := cache.MetaNamespaceKeyFunc(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
-	}
-	c.queue.Add(key)
-}
-
-// enqueueOwner maps a Job or pod back to its BackupSession via the session
-// annotation Stow puts on both.
-func (c *Controller) enqueueOwner(obj interface{}) {
-	if key, ok := internal.KeyFromAnnotation(obj, executor.AnnotationBackupSession); ok {
-		c.queue.Add(key)
-	}
 }
 
 // Run starts workers and blocks until ctx is done; the queue is shut down on return.

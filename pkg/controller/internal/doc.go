@@ -2,7 +2,7 @@
 // they run their workqueues, finalizers, owner checks and status writes the
 // same way:
 //
-//   - KeyOf / Enqueue*: namespace/name keys from informer objects, including
+//   - KeyOf, KeyFromAnnotation: namespace/name keys from informer objects, including
 //     cache.DeletedFinalStateUnknown tombstones.
 //   - RunWorkers: the sample-controller worker loop over a typed
 //     rate-limited queue, calling an idempotent sync(ctx, key) error.

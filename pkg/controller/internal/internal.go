@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
@@ -78,6 +79,56 @@ func Run(ctx context.Context, name string, queue workqueue.TypedRateLimitingInte
 	RunWorkers(ctx, name, queue, workers, sync)
 	logger.Info("Stopping controller")
 	return nil
+}
+
+// NewQueue is the rate-limited work queue of the controller name.
+func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
+
+// WatchSessions makes queue receive the key of every session that sessions
+// adds or changes. Deleted sessions need no sync: their Jobs go with them
+// (owner reference).
+func WatchSessions(queue workqueue.TypedInterface[string], sessions cache.SharedIndexInformer) cache.InformerSynced {
+	enqueue := func(obj any) {
+		key, err := cache.MetaNamespaceKeyFunc(obj)
+		if err != nil {
+			utilruntime.HandleError(err)
+			return
+		}
+		queue.Add(key)
+	}
+	if _, err := sessions.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, n any) { enqueue(n) },
+	}); err != nil {
+		utilruntime.HandleError(fmt.Errorf("add event handler: %v", err))
+	}
+	return sessions.HasSynced
+}
+
+// WatchOwnedJobs makes queue receive the key of the owner named by
+// annotation on a Stow Job or pod that is added, changed or deleted. owned
+// must be the informer factory filtered to Stow's objects.
+func WatchOwnedJobs(queue workqueue.TypedInterface[string], owned informers.SharedInformerFactory, annotation string) []cache.InformerSynced {
+	enqueue := func(obj any) {
+		if key, ok := KeyFromAnnotation(obj, annotation); ok {
+			queue.Add(key)
+		}
+	}
+	var synced []cache.InformerSynced
+	for _, inf := range []cache.SharedIndexInformer{owned.Batch().V1().Jobs().Informer(), owned.Core().V1().Pods().Informer()} {
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    enqueue,
+			UpdateFunc: func(_, n any) { enqueue(n) },
+			DeleteFunc: enqueue,
+		}); err != nil {
+			utilruntime.HandleError(fmt.Errorf("add event handler: %v", err))
+		}
+		synced = append(synced, inf.HasSynced)
+	}
+	return synced
 }
 
 // KeyFromAnnotation maps a Job or Pod (or its tombstone) to the

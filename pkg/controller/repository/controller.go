@@ -105,17 +105,7 @@ func (c *Controller) WithMaintenance(m Maintenance, owned informers.SharedInform
 	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRepository, Component: v1beta1.ComponentMaintenance, Annotation: AnnotationMaintenance,
 		ReleaseStopped: true}, jobrun.Config{PendingTimeout: m.PendingTimeout, WaitRequeue: m.WaitRequeue},
 		c.kube, m.Gate, jobInf.Lister(), podInf.Lister(), c.queue)
-	onOwned := func(obj any) {
-		if key, ok := internal.KeyFromAnnotation(obj, AnnotationMaintenance); ok {
-			c.queue.Add(key)
-		}
-	}
-	for _, inf := range []cache.SharedIndexInformer{jobInf.Informer(), podInf.Informer()} {
-		if _, err := inf.AddEventHandler(internal.Handler(onOwned)); err != nil {
-			utilruntime.HandleError(fmt.Errorf("repository controller: add event handler: %v", err))
-		}
-		c.synced = append(c.synced, inf.HasSynced)
-	}
+	c.synced = append(c.synced, internal.WatchOwnedJobs(c.queue, owned, AnnotationMaintenance)...)
 	return c
 }
 

@@ -11,7 +11,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -80,12 +79,8 @@ type Controller struct {
 func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
 	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
 	gate *executor.Gate, cfg Config) *Controller {
-	if cfg.PendingTimeout <= 0 {
-		cfg.PendingTimeout = 5 * time.Minute
-	}
-	if cfg.WaitRequeue <= 0 {
-		cfg.WaitRequeue = 5 * time.Second
-	}
+	jc := jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}.WithDefaults()
+	cfg.PendingTimeout, cfg.WaitRequeue = jc.PendingTimeout, jc.WaitRequeue
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -101,46 +96,17 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 		repos:    si.Repositories().Lister(),
 		tasks:    si.Tasks().Lister(),
 		fns:      si.Functions().Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "restoresession"}),
+		queue:    internal.NewQueue("restoresession"),
 	}
 	c.requeueAfter = c.queue.AddAfter
 	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: executor.AnnotationRestoreSession},
-		jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}, kube, gate,
+		jc, kube, gate,
 		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), c.queue)
-	rsInf := si.RestoreSessions().Informer()
-	_, _ = rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n interface{}) { c.enqueue(n) },
-	})
-	jobInf := kubeInformers.Batch().V1().Jobs().Informer()
-	podInf := kubeInformers.Core().V1().Pods().Informer()
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueOwner,
-		UpdateFunc: func(_, n interface{}) { c.enqueueOwner(n) },
-		DeleteFunc: c.enqueueOwner,
-	}
-	_, _ = jobInf.AddEventHandler(h)
-	_, _ = podInf.AddEventHandler(h)
-	c.synced = []cache.InformerSynced{rsInf.HasSynced, jobInf.HasSynced, podInf.HasSynced,
-		si.BackupSessions().Informer().HasSynced, si.BackupConfigurations().Informer().HasSynced,
-		si.Repositories().Informer().HasSynced, si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced}
+	c.synced = append([]cache.InformerSynced{internal.WatchSessions(c.queue, si.RestoreSessions().Informer())},
+		internal.WatchOwnedJobs(c.queue, kubeInformers, executor.AnnotationRestoreSession)...)
+	c.synced = append(c.synced, si.BackupSessions().Informer().HasSynced, si.BackupConfigurations().Informer().HasSynced,
+		si.Repositories().Informer().HasSynced, si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced)
 	return c
-}
-
-func (c *Controller) enqueue(obj interface{}) {
-	key, err := cache.MetaNamespaceKeyFunc(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
-	}
-	c.queue.Add(key)
-}
-
-func (c *Controller) enqueueOwner(obj interface{}) {
-	if key, ok := internal.KeyFromAnnotation(obj, executor.AnnotationRestoreSession); ok {
-		c.queue.Add(key)
-	}
 }
 
 // Run starts workers and blocks until ctx is done; the queue is shut down on return.
