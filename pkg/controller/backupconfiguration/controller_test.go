@@ -101,7 +101,11 @@ func (f *fixture) sync(name string) error {
 	f.refresh()
 	f.kube.ClearActions()
 	f.stow.ClearActions()
-	return f.c.sync(context.Background(), ns+"/"+name)
+	after, err := f.c.sync(context.Background(), ns+"/"+name)
+	if err == nil && after > 0 {
+		f.c.queue.AddAfter(ns+"/"+name, after) // as the work loop does
+	}
+	return err
 }
 
 func (f *fixture) mustSync(name string) {

@@ -69,8 +69,6 @@ type Controller struct {
 
 	synced []cache.InformerSynced
 	queue  workqueue.TypedRateLimitingInterface[string]
-	// requeueAfter schedules a time-based transition; tests replace it.
-	requeueAfter func(key string, d time.Duration)
 }
 
 // NewController builds the controller. kubeInformers should be filtered to
@@ -98,7 +96,6 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 		restores: si.RestoreSessions().Lister(),
 		queue:    internal.NewQueue("backupsession"),
 	}
-	c.requeueAfter = c.queue.AddAfter
 	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: executor.AnnotationBackupSession},
 		jc, kube, gate,
 		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), c.queue)

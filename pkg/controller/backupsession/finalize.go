@@ -206,11 +206,11 @@ func (c *Controller) updateConfiguration(ctx context.Context, bc *v1beta1.Backup
 // retryLeft: 1000000 gets no more), and retries are at least
 // v1beta1.MinRetryDelay apart, so no object can make Stow create Jobs in a
 // loop.
-func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, now time.Time) error {
+func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, now time.Time) (requeueAfter time.Duration, err error) {
 	st := cur.Status
 	left := bc.RetriesLeft(cur)
 	if st.Phase != v1beta1.BackupSessionFailed || left <= 0 || (st.Retried != nil && *st.Retried) {
-		return nil
+		return 0, nil
 	}
 	s := cur.DeepCopy()
 	key := s.Namespace + "/" + s.Name
@@ -220,18 +220,16 @@ func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession,
 		s.Status.NextRetry = &t
 		c.recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Retrying in %s (%d retries left)", delay, left)
 		if err := c.updateStatus(ctx, cur, s); err != nil {
-			return err
+			return 0, err
 		}
-		c.requeueAfter(key, delay)
-		return nil
+		return delay, nil
 	}
 	if wait := s.Status.NextRetry.Sub(now); wait > 0 {
-		c.requeueAfter(key, wait)
-		return nil
+		return wait, nil
 	}
 	exists, err := c.retryExists(ctx, s)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !exists {
 		next := &v1beta1.BackupSession{
@@ -248,13 +246,13 @@ func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession,
 			},
 		}
 		if _, err := c.stow.StowV1beta1().BackupSessions(s.Namespace).Create(ctx, next, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create retry of BackupSession %s: %w", key, err)
+			return 0, fmt.Errorf("create retry of BackupSession %s: %w", key, err)
 		}
 		c.recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Created retry session %s (%d retries left)", next.Name, next.Spec.RetryLeft)
 	}
 	t := true
 	s.Status.Retried = &t
-	return c.updateStatus(ctx, cur, s)
+	return 0, c.updateStatus(ctx, cur, s)
 }
 
 // retryExists tells whether a retry of s was already created (a previous

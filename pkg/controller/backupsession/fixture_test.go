@@ -137,7 +137,6 @@ func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixtu
 		},
 		Clock: f.clock,
 	})
-	f.c.requeueAfter = func(key string, d time.Duration) { f.requeued[key] = d }
 	f.resync()
 	return f
 }
@@ -151,10 +150,20 @@ func (f *fixture) resync() {
 // sync runs one reconcile of the session and refreshes the listers.
 func (f *fixture) sync(name string) {
 	f.t.Helper()
-	if err := f.c.sync(context.Background(), ns+"/"+name); err != nil {
+	if err := f.syncErr(name); err != nil {
 		f.t.Fatalf("sync %s: %v", name, err)
 	}
 	f.resync()
+}
+
+// syncErr runs one reconcile and records the requeue delay it asked for,
+// as the work loop would AddAfter it.
+func (f *fixture) syncErr(name string) error {
+	after, err := f.c.sync(context.Background(), ns+"/"+name)
+	if err == nil && after > 0 {
+		f.requeued[ns+"/"+name] = after
+	}
+	return err
 }
 
 func (f *fixture) session(name string) *v1beta1.BackupSession {

@@ -40,41 +40,41 @@ const (
 )
 
 // sync reconciles one BackupSession from observed state; it is idempotent.
-func (c *Controller) sync(ctx context.Context, key string) error {
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return nil
+		return 0, nil
 	}
 	cur, err := c.sessions.BackupSessions(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil // its Job goes with it (owner reference)
+		return 0, nil // its Job goes with it (owner reference)
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s := cur.DeepCopy()
 	now := c.clock.Now()
 	logger := klog.FromContext(ctx).WithValues("backupsession", key)
 	if msg := v1beta1.DecodeError(cur); msg != "" {
-		return c.failUnreadable(ctx, cur, s, msg, now)
+		return 0, c.failUnreadable(ctx, cur, s, msg, now)
 	}
 
 	bcCached, err := c.bcs.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
 	if apierrors.IsNotFound(err) {
 		if s.Status.Phase.IsFinal() {
-			return nil
+			return 0, nil
 		}
 		if err := executor.StopJob(ctx, c.kube, ns, names.BackupJob(s.Name)); err != nil {
-			return err
+			return 0, err
 		}
 		s.Status.Phase = v1beta1.BackupSessionFailed
 		s.Status.Reason = fmt.Sprintf("BackupConfiguration %s/%s not found", ns, s.Spec.Invoker.Name)
 		s.Status.SessionDuration = duration(s, now)
 		c.recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
-		return c.updateStatus(ctx, cur, s)
+		return 0, c.updateStatus(ctx, cur, s)
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	bc := bcCached.DeepCopy()
 	v1beta1.DefaultBackupConfiguration(bc)
@@ -84,7 +84,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return c.maybeRetry(ctx, cur, bc, now)
 	}
 
-	r := &executor.Requeue{}
+	var after time.Duration
 	st := &s.Status
 	if bc.Spec.TimeOut != nil && st.SessionDeadline == nil {
 		d := metav1.NewTime(s.CreationTimestamp.Add(bc.Spec.TimeOut.Duration))
@@ -92,8 +92,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	initiated := len(st.Targets) > 0 && v1beta1.HasCondition(st.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
 	if initiated && !v1beta1.BackupTargetsCompleted(st.Targets) {
-		if err := c.watch(ctx, s, bc, repo, now, r); err != nil {
-			return err
+		if after, err = c.watch(ctx, s, bc, repo, now); err != nil {
+			return 0, err
 		}
 	}
 	recompute(s)
@@ -105,7 +105,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
 		if initiated {
 			if err := executor.StopJob(ctx, c.kube, ns, names.BackupJob(s.Name)); err != nil {
-				return err
+				return 0, err
 			}
 			msg += "; its Job was stopped"
 		}
@@ -117,30 +117,27 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if why := c.skipReason(s, bc); why != "" {
 			c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup, why, now)
 			completed = true
-		} else if err := c.initiate(ctx, s, bc, repo, now, r); err != nil {
-			return err
+		} else if after, err = c.initiate(ctx, s, bc, repo, now); err != nil {
+			return 0, err
 		}
 		recompute(s)
 		completed = completed || v1beta1.BackupTargetsCompleted(st.Targets)
 	}
 	if completed {
 		if err := c.finalize(ctx, s, bc, repo, now); err != nil {
-			return err
+			return 0, err
 		}
 	} else if st.SessionDeadline != nil {
-		r.After(st.SessionDeadline.Sub(now))
+		after = internal.Sooner(after, st.SessionDeadline.Sub(now))
 	}
 	recompute(s)
 	if st.Phase.IsFinal() {
 		logger.V(2).Info("BackupSession finished", "phase", st.Phase, "reason", st.Reason)
 	}
 	if err := c.updateStatus(ctx, cur, s); err != nil {
-		return err
+		return 0, err
 	}
-	if r.D > 0 {
-		c.requeueAfter(key, r.D)
-	}
-	return nil
+	return after, nil
 }
 
 // recompute derives target and session phases from conditions and stats.
@@ -251,12 +248,12 @@ func targetRef(bc *v1beta1.BackupConfiguration) v1beta1.TargetRef {
 // initiate creates the backup Job when the target and the Repository are
 // free, and records the target as started. A missing Task, Function or
 // Repository fails the target (never a hang).
-func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
+func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	st := &s.Status
 	if bc.Spec.Target == nil {
 		c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup,
 			fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s has no target.", bc.Namespace, bc.Name), now)
-		return nil
+		return 0, nil
 	}
 	if len(st.Targets) == 0 {
 		st.Targets = []v1beta1.BackupTargetStatus{{Ref: targetRef(bc)}}
@@ -269,21 +266,20 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	}
 	if repo == nil {
 		fail(fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name))
-		return nil
+		return 0, nil
 	}
 	if msg := v1beta1.DecodeError(repo); msg != "" {
 		fail(fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, msg))
-		return nil
+		return 0, nil
 	}
 	if holder := c.targetHolder(s, bc); holder != "" {
 		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.TargetInUse, holder, now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
+		return c.cfg.WaitRequeue, nil
 	}
 	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, bc.Spec.Task.Name)
 	if err != nil {
 		fail(err.Error())
-		return nil
+		return 0, nil
 	}
 	nsLabels := func() map[string]string {
 		if n, err := c.kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err == nil {
@@ -293,11 +289,11 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	}
 	if why := executor.TaskUse(s.Namespace, nsLabels, task, fns); why != "" {
 		fail(why)
-		return nil
+		return 0, nil
 	}
 	if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, bc, repo, task, fns)...); why != "" {
 		fail(why)
-		return nil
+		return 0, nil
 	}
 	jobName := names.BackupJob(s.Name)
 	// Backups share a repository once it exists. Until a backup through
@@ -317,16 +313,15 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 			return job, nil
 		}})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch started.Outcome {
 	case jobrun.Waiting:
 		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
-		r.After(started.Requeue)
-		return nil
+		return started.Requeue, nil
 	case jobrun.BuildFailed, jobrun.CreateFailed:
 		fail(started.Err.Error())
-		return nil
+		return 0, nil
 	}
 	v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
 	one := int32(1)
@@ -339,8 +334,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if started.Outcome == jobrun.Created { // a sync on a stale cache finds the Job it made before: no second event
 		c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
 	}
-	r.After(started.Requeue)
-	return nil
+	return started.Requeue, nil
 }
 
 // targetHolder serializes sessions of different BackupConfigurations that

@@ -256,7 +256,7 @@ func TestRepositorySerialization(t *testing.T) {
 	}
 	f.resync()
 	for _, name := range []string{"bc-1", "bc2-1"} {
-		if err := f.c.sync(context.Background(), ns+"/"+name); err != nil {
+		if err := f.syncErr(name); err != nil {
 			t.Fatal(err)
 		}
 	}

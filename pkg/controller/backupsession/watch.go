@@ -19,21 +19,21 @@ import (
 // watch is the watchdog of a started session: it reads the Job and its pod
 // and turns what it sees into target stats, session conditions and
 // Repository status, or into BackupDisrupted when the Job cannot report.
-func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
+func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	t := &s.Status.Targets[0]
 	obs, err := c.run.Watch(ctx, s, names.BackupJob(s.Name), now)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch obs.State {
 	case executor.Pending:
-		r.After(obs.RecheckAfter)
+		return obs.RecheckAfter, nil
 	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 		c.disrupt(s, t, obs.Reason, obs.Message, now)
 	case executor.Succeeded, executor.Failed:
-		return c.applyResults(ctx, s, bc, repo, obs, now)
+		return 0, c.applyResults(ctx, s, bc, repo, obs, now)
 	}
-	return nil
+	return 0, nil
 }
 
 func (c *Controller) disrupt(s *v1beta1.BackupSession, t *v1beta1.BackupTargetStatus, reason, msg string, now time.Time) {

@@ -149,38 +149,38 @@ func (c *Controller) event(r *v1beta1.Repository, typ, reason, msg string) {
 }
 
 // sync reconciles one Repository; it is idempotent.
-func (c *Controller) sync(ctx context.Context, key string) error {
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
-		return nil
+		return 0, nil
 	}
 	cached, err := c.repos.Repositories(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	repo := cached.DeepCopy()
 	client := c.stow.StowV1beta1().Repositories(ns)
 	if repo.DeletionTimestamp != nil {
 		if !internal.RemoveFinalizer(repo, v1beta1.Finalizer) {
-			return nil
+			return 0, nil
 		}
 		if repo.Spec.WipeOut {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,
 				"wipeOut is not implemented yet: the backend data of this repository was left in place")
 		}
 		if _, err := client.Patch(ctx, repo.Name, types.MergePatchType, internal.FinalizerPatch(repo), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("remove finalizer of repository %s: %v", key, err)
+			return 0, fmt.Errorf("remove finalizer of repository %s: %v", key, err)
 		}
-		return nil
+		return 0, nil
 	}
 	if internal.AddFinalizer(repo, v1beta1.Finalizer) {
 		updated, err := client.Patch(ctx, repo.Name, types.MergePatchType, internal.FinalizerPatch(repo), metav1.PatchOptions{})
 		if err != nil {
-			return fmt.Errorf("add finalizer to repository %s: %v", key, err)
+			return 0, fmt.Errorf("add finalizer to repository %s: %v", key, err)
 		}
 		repo = updated
 	}
@@ -206,7 +206,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	var maint outcome
 	if c.maint != nil && valid.Status == v1beta1.ConditionTrue {
 		if maint, err = c.maintain(ctx, repo, now.Time); err != nil {
-			return err
+			return 0, err
 		}
 	}
 
@@ -234,12 +234,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			return err
 		})
 	if err != nil {
-		return fmt.Errorf("update status of repository %s: %v", key, err)
+		return 0, fmt.Errorf("update status of repository %s: %v", key, err)
 	}
-	if maint.requeue > 0 {
-		c.queue.AddAfter(key, maint.requeue)
-	}
-	return nil
+	return maint.requeue, nil
 }
 
 func cond(reason string, st v1beta1.ConditionStatus, msg string) v1beta1.Condition {

@@ -52,7 +52,7 @@ func (f *fixture) sync(ns, name string) {
 		}
 	}
 	f.stow.ClearActions()
-	if err := f.c.sync(ctx, ns+"/"+name); err != nil {
+	if _, err := f.c.sync(ctx, ns+"/"+name); err != nil {
 		f.t.Fatalf("sync: %v", err)
 	}
 }

@@ -69,9 +69,8 @@ type Controller struct {
 	tasks    stowlisters.TaskLister
 	fns      stowlisters.FunctionLister
 
-	synced       []cache.InformerSynced
-	queue        workqueue.TypedRateLimitingInterface[string]
-	requeueAfter func(key string, d time.Duration)
+	synced []cache.InformerSynced
+	queue  workqueue.TypedRateLimitingInterface[string]
 }
 
 // NewController builds the controller; see backupsession.NewController for
@@ -98,7 +97,6 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 		fns:      si.Functions().Lister(),
 		queue:    internal.NewQueue("restoresession"),
 	}
-	c.requeueAfter = c.queue.AddAfter
 	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: executor.AnnotationRestoreSession},
 		jc, kube, gate,
 		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), c.queue)

@@ -43,20 +43,20 @@ const (
 )
 
 // sync reconciles one RestoreSession from observed state; it is idempotent.
-func (c *Controller) sync(ctx context.Context, key string) error {
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return nil
+		return 0, nil
 	}
 	cur, err := c.restores.RestoreSessions(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if cur.DeletionTimestamp != nil {
-		return c.cleanup(ctx, cur)
+		return 0, c.cleanup(ctx, cur)
 	}
 	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) {
 		updated, err := c.addFinalizer(ctx, cur)
@@ -78,15 +78,15 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 				// this log line are all that can name it; retrying would
 				// only spin.
 				klog.FromContext(ctx).Info("RestoreSession cannot be written under the current schema; fix or delete it", "restoresession", key, "err", err)
-				return nil
+				return 0, nil
 			} else if err != nil {
-				return err
+				return 0, err
 			}
-			return nil
+			return 0, nil
 		case apierrors.IsInvalid(err):
-			return nil
+			return 0, nil
 		case err != nil:
-			return err
+			return 0, err
 		}
 		cur = updated
 	}
@@ -95,12 +95,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if st.Phase.IsFinal() {
 		if len(st.PausedBackups) > 0 { // a final write that failed half-way
 			st.PausedBackups = nil
-			return c.updateStatus(ctx, cur, rs)
+			return 0, c.updateStatus(ctx, cur, rs)
 		}
-		return nil
+		return 0, nil
 	}
 	now := c.clock.Now()
-	r := &executor.Requeue{}
+	var after time.Duration
 	work := rs.DeepCopy()
 	v1beta1.DefaultRestoreSession(work)
 
@@ -112,7 +112,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
 			c.recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
 		}
-		return c.updateStatus(ctx, cur, rs)
+		return 0, c.updateStatus(ctx, cur, rs)
 	}
 	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the RestoreSession is valid", now)
 	if work.Spec.TimeOut != nil && st.SessionDeadline == nil {
@@ -122,8 +122,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 	initiated := v1beta1.IsConditionTrue(st.Conditions, v1beta1.RestoreExecutorEnsured)
 	if initiated && !targetDone(st) {
-		if err := c.watch(ctx, rs, work, repo, now, r); err != nil {
-			return err
+		if after, err = c.watch(ctx, rs, work, repo, now); err != nil {
+			return 0, err
 		}
 	}
 	completed := targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
@@ -132,7 +132,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if initiated {
 			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
 				if err := executor.StopJob(ctx, c.kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
-					return err
+					return 0, err
 				}
 			}
 			msg += "; its Jobs were stopped"
@@ -142,24 +142,21 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		completed = true
 	}
 	if !completed && !initiated && !v1beta1.IsConditionFalse(st.Conditions, v1beta1.RestoreExecutorEnsured) {
-		if err := c.initiate(ctx, rs, work, repo, now, r); err != nil {
-			return err
+		if after, err = c.initiate(ctx, rs, work, repo, now); err != nil {
+			return 0, err
 		}
 	}
 	completed = completed || targetDone(st)
 	if completed {
 		c.finalize(ctx, rs, repo, now)
 	} else if st.SessionDeadline != nil {
-		r.After(st.SessionDeadline.Sub(now))
+		after = internal.Sooner(after, st.SessionDeadline.Sub(now))
 	}
 	st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
 	if err := c.updateStatus(ctx, cur, rs); err != nil {
-		return err
+		return 0, err
 	}
-	if r.D > 0 {
-		c.requeueAfter(key, r.D)
-	}
-	return nil
+	return after, nil
 }
 
 func ptrOr(p *int32, def int32) int32 {
@@ -294,24 +291,22 @@ func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) er
 // initiate checks the Repository, its Secret and the target, pauses the
 // target's backups, and creates the PVCs and the first restore Job once the
 // Repository and the target are free.
-func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
+func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	st := &rs.Status
 	ns := rs.Namespace
 	if repo == nil {
 		c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable,
 			fmt.Sprintf("Repository %s/%s not found; the restore waits for it", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
+		return c.cfg.WaitRequeue, nil
 	}
 	c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionTrue, v1beta1.RepositoryAvailable, "the Repository exists", now)
 	secret := repo.Spec.Backend.StorageSecretName
 	if _, err := c.kube.CoreV1().Secrets(repo.Namespace).Get(ctx, secret, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionFalse, v1beta1.BackendSecretNotAvailable,
 			fmt.Sprintf("Secret %s/%s not found; the restore waits for it", repo.Namespace, secret), now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
+		return c.cfg.WaitRequeue, nil
 	} else if err != nil {
-		return fmt.Errorf("read Secret %s/%s: %w", repo.Namespace, secret, err)
+		return 0, fmt.Errorf("read Secret %s/%s: %w", repo.Namespace, secret, err)
 	}
 	c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionTrue, v1beta1.BackendSecretAvailable, "the storage Secret exists", now)
 	t := work.Spec.Target
@@ -319,10 +314,9 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		if _, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionFalse, v1beta1.TargetNotAvailable,
 				fmt.Sprintf("PVC %s/%s not found; the restore waits until it exists", ns, t.Ref.Name), now)
-			r.After(c.cfg.WaitRequeue)
-			return nil
+			return c.cfg.WaitRequeue, nil
 		} else if err != nil {
-			return fmt.Errorf("read PVC %s/%s: %w", ns, t.Ref.Name, err)
+			return 0, fmt.Errorf("read PVC %s/%s: %w", ns, t.Ref.Name, err)
 		}
 		c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, "the target PVC exists", now)
 	} else {
@@ -336,7 +330,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	jobs, pvcs, err := c.build(ctx, work, repo)
 	if err != nil {
 		fail(err.Error())
-		return nil
+		return 0, nil
 	}
 	// Pause the backups of every PVC this restore writes, before anything
 	// is written to it, and wait for a backup already running there.
@@ -352,32 +346,30 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		// Publish the pause first, so no backup of the target starts
 		// between this check and the restore Job.
 		st.PausedBackups = paused
-		r.After(time.Millisecond)
-		return nil
+		return time.Millisecond, nil
 	}
 	if running := c.runningBackup(ns, st.PausedBackups); running != "" {
 		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.WaitingForBackup,
 			fmt.Sprintf("waiting: BackupSession %s is backing up the target; the restore starts when it ends", running), now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
+		return c.cfg.WaitRequeue, nil
 	}
 	for _, p := range pvcs {
 		if _, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
 				fail(fmt.Sprintf("cannot create PVC %s: %v", p.Name, err))
-				return nil
+				return 0, nil
 			}
-			return fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
+			return 0, fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
 		}
 	}
 	n := int32(len(jobs))
-	created, err := c.createJob(ctx, rs, repo, jobs[0], 0, int(n), now, r)
+	created, after, err := c.createJob(ctx, rs, repo, jobs[0], 0, int(n), now)
 	if err != nil || !created {
 		if err != nil && jobrun.Permanent(err) {
 			fail(err.Error())
-			return nil
+			return 0, nil
 		}
-		return err
+		return after, err
 	}
 	st.TotalHosts = &n
 	msg := fmt.Sprintf("Job %s created", jobs[0].Name)
@@ -385,7 +377,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		msg = fmt.Sprintf("%d Jobs, created one at a time (one restic operation per repository); first: %s", n, jobs[0].Name)
 	}
 	c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredRestoreExecutor, msg, now)
-	return nil
+	return after, nil
 }
 
 // build resolves the Task into the restore Jobs and PVCs.
@@ -411,26 +403,25 @@ func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, re
 
 // createJob creates the Job of one ordinal when the Repository is free. It
 // reports false (and a waiting condition) when it must wait, and a
-// permanent error (jobrun.Permanent) when the Job cannot be made.
-func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time, r *executor.Requeue) (bool, error) {
+// permanent error (jobrun.Permanent) when the Job cannot be made; after is
+// when to look again.
+func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time) (created bool, after time.Duration, err error) {
 	jobName := names.RestoreJob(rs.Name, ordinal)
 	started, err := c.run.Start(ctx, jobrun.Start{Owner: rs, Name: jobName, Repository: repo, Mode: executor.Shared,
 		Build: func() (*batchv1.Job, error) { return job, nil }})
 	switch {
 	case err != nil:
-		return false, err
+		return false, 0, err
 	case started.Outcome == jobrun.Waiting:
 		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
-		r.After(started.Requeue)
-		return false, nil
+		return false, started.Requeue, nil
 	case !started.Running():
-		return false, started.Err
+		return false, 0, started.Err
 	}
 	v1beta1.RemoveCondition(&rs.Status.Conditions, executor.ExecutorWaiting)
 	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
 	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
-	r.After(started.Requeue)
-	return true, nil
+	return true, started.Requeue, nil
 }
 
 // backupsOf returns the names of BackupConfigurations in ns whose target is

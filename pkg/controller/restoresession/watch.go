@@ -48,7 +48,7 @@ func statsOf(st *v1beta1.RestoreSessionStatus, host string) *v1beta1.HostRestore
 
 // watch is the watchdog of a started restore. Ordinals run one at a time:
 // the Job of ordinal i is created when ordinal i-1 has reported.
-func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
+func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	st := &rs.Status
 	n := int(ptrOr(st.TotalHosts, 1))
 	for i := 0; i < n; i++ {
@@ -62,7 +62,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			// Not started yet: the previous ordinals have all reported.
 			if repo == nil {
 				c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Repository %s/%s was deleted during the restore", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
-				return nil
+				return 0, nil
 			}
 			jobs, _, err := c.build(ctx, work, repo)
 			if err != nil || i >= len(jobs) {
@@ -70,35 +70,35 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 					err = fmt.Errorf("the Task produced %d Jobs, expected %d", len(jobs), n)
 				}
 				c.disrupt(rs, v1beta1.ExecutorTerminatedBeforeCompletion, err.Error(), now)
-				return nil
+				return 0, nil
 			}
-			if _, err := c.createJob(ctx, rs, repo, jobs[i], i, n, now, r); err != nil {
+			_, after, err := c.createJob(ctx, rs, repo, jobs[i], i, n, now)
+			if err != nil {
 				if jobrun.Permanent(err) {
 					c.disrupt(rs, v1beta1.ExecutorTerminatedBeforeCompletion, err.Error(), now)
-					return nil
+					return 0, nil
 				}
-				return err
+				return 0, err
 			}
-			return nil
+			return after, nil
 		}
 		obs, err := c.run.Watch(ctx, rs, jobName, now)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		switch obs.State {
 		case executor.Running:
-			return nil
+			return 0, nil
 		case executor.Pending:
-			r.After(obs.RecheckAfter)
-			return nil
+			return obs.RecheckAfter, nil
 		case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 			c.disrupt(rs, obs.Reason, obs.Message, now)
-			return nil
+			return 0, nil
 		}
 		c.applyResult(rs, host, obs)
 		// Loop on: the next ordinal may start now.
 	}
-	return nil
+	return 0, nil
 }
 
 // applyResult writes one host's stats from its Job's termination messages.
