@@ -312,3 +312,85 @@ func TestSecurityContainerConfigErrorFailsFast(t *testing.T) {
 		t.Errorf("failing took %s; want within a minute", took.Round(time.Second))
 	}
 }
+
+// TestSecurityRestoreOwners: a restore runs as a non-root user by default
+// (PodSecurity restricted) and says that it does not restore file owners;
+// into a volume it may not write it fails at once with what to do; asked to
+// run as root (the suite's admin may), it restores every owner.
+func TestSecurityRestoreOwners(t *testing.T) {
+	t.Parallel()
+	e2eShared(t)
+	ns := namespace(t)
+	c := context.Background()
+	for _, name := range []string{"data", "plain", "locked"} {
+		pvc(t, ns, name, corev1.ReadWriteMany)
+	}
+	runFixture(t, ns, "data", "write", "/data", "11", "10")
+	runFixture(t, ns, "data", "chown", "/data", "1000")
+	want := runFixture(t, ns, "data", "manifest", "/data")
+	if !strings.Contains(want, " 1000:1000 ") {
+		t.Fatalf("fixture data not owned by 1000:\n%s", want)
+	}
+	runFixture(t, ns, "locked", "rootonly", "/data")
+	// S3: a local repository written by a root backup is root's, and a
+	// non-root restore could not read it.
+	createRepository(t, ns, "s3")
+	// Files of uid 1000 with mode 0600: only root reads them all.
+	bc := backupConfig(ns, "bc", "data", "0 0 1 1 *", 1)
+	bc.Spec.RuntimeSettings.Container = &v1beta1.ContainerRuntimeSettings{SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(0))}}
+	createBC(t, bc)
+	waitBCReady(t, ns, "bc")
+	if s := triggerBackup(t, ns, "bc", 4*time.Minute); s.Status.Phase != v1beta1.BackupSessionSucceeded {
+		t.Fatalf("root backup ended %s: %s %+v", s.Status.Phase, s.Status.Reason, s.Status.Targets)
+	}
+	restore := func(name, claim string, root bool) *v1beta1.RestoreSession {
+		t.Helper()
+		rs := &v1beta1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1beta1.RestoreSessionSpec{
+			Repository: v1beta1.ObjectRef{Name: "repo"},
+			Target: &v1beta1.RestoreTarget{Ref: v1beta1.TargetRef{Name: claim},
+				Rules: []v1beta1.Rule{{Snapshots: []string{"latest"}}}},
+		}}
+		if root {
+			rs.Spec.RuntimeSettings.Pod = &v1beta1.PodRuntimeSettings{SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0))}}
+		}
+		if _, err := e.stow.StowV1beta1().RestoreSessions(ns).Create(c, rs, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return waitRestore(t, ns, name, 4*time.Minute)
+	}
+
+	// Default: non-root, contents and modes restored, owners not, and the
+	// status says so.
+	got := restore("plain", "plain", false)
+	if got.Status.Phase != v1beta1.RestoreSucceeded {
+		t.Fatalf("default restore ended %s: %s", got.Status.Phase, got.Status.Reason)
+	}
+	if cd := v1beta1.GetCondition(got.Status.Conditions, v1beta1.RestoreExecutorEnsured); cd == nil || !strings.Contains(cd.Message, "non-root") || !strings.Contains(cd.Message, "runAsUser 0") {
+		t.Errorf("default restore does not say that owners are not restored: %+v", cd)
+	}
+	plain := runFixture(t, ns, "plain", "manifest", "/data")
+	if plain != strings.ReplaceAll(want, " 1000:1000 ", " 65534:65534 ") {
+		t.Errorf("default restore: want the backed-up contents and modes owned by 65534\nwant (owners aside):\n%s\ngot:\n%s", want, plain)
+	}
+
+	// A volume the non-root user may not write: failed at once, with the fix.
+	got = restore("locked", "locked", false)
+	if got.Status.Phase != v1beta1.RestoreFailed {
+		t.Fatalf("restore into a root-only volume ended %s: %s", got.Status.Phase, got.Status.Reason)
+	}
+	if all := got.Status.Reason + fmt.Sprint(got.Status.Stats); !strings.Contains(all, "cannot write into") || !strings.Contains(all, "runAsUser: 0") {
+		t.Errorf("reason does not say what to do: %q %+v", got.Status.Reason, got.Status.Stats)
+	}
+
+	// Asked to run as root: every owner comes back.
+	got = restore("as-root", "locked", true)
+	if got.Status.Phase != v1beta1.RestoreSucceeded {
+		t.Fatalf("root restore ended %s: %s", got.Status.Phase, got.Status.Reason)
+	}
+	if cd := v1beta1.GetCondition(got.Status.Conditions, v1beta1.RestoreExecutorEnsured); cd == nil || strings.Contains(cd.Message, "non-root") {
+		t.Errorf("root restore status: %+v", cd)
+	}
+	if locked := runFixture(t, ns, "locked", "manifest", "/data"); locked != want {
+		t.Errorf("root restore did not restore owners\nwant:\n%s\ngot:\n%s", want, locked)
+	}
+}

@@ -30,7 +30,7 @@ kube::codegen::gen_client \
 
 echo "Generating CRDs into deploy/crds"
 rm -rf "${ROOT}/deploy/crds"
-go tool controller-gen crd:crdVersions=v1 paths=./apis/... output:crd:artifacts:config=deploy/crds
+go tool controller-gen crd:crdVersions=v1,generateEmbeddedObjectMeta=true paths=./apis/... output:crd:artifacts:config=deploy/crds
 
 echo "Generating built-in Functions and Tasks into deploy/builtin"
 go run ./hack/gen-builtin deploy/builtin

@@ -269,10 +269,9 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 
 	// The operator caches only what Stow owns: Jobs, pods, CronJobs and the
 	// trigger ServiceAccounts, Roles and RoleBindings carry the managed-by
-	// label. What it merely checks (a Secret's key, a PVC, a Namespace) is
+	// label. What it merely checks (a Secret's key, a PVC) is
 	// read on demand (pkg/controller/internal/lookup), so its memory does
 	// not grow with the rest of the cluster.
-	ropts.NamespaceEnforcesRestricted = podguard.NamespaceEnforcesRestricted(kube, podguard.PodSecurityTTL)
 	stowOwned := informers.NewSharedInformerFactoryWithOptions(kube, o.ResyncPeriod,
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = labels.Set{v1beta1.LabelManagedBy: v1beta1.ManagedByStow}.String()

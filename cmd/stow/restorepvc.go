@@ -92,6 +92,9 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	if err := o.job.repositoryApart(o.mountPath); err != nil {
 		return fail(err)
 	}
+	if err := checkWritable(o.mountPath); err != nil {
+		return fail(err)
+	}
 	r, closeRepo, err := o.job.openRepository()
 	if err != nil {
 		return fail(err)

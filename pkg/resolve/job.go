@@ -152,6 +152,10 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 			}
 			pvc.Namespace = rs.Namespace
 			pvc.ResourceVersion, pvc.UID = "", ""
+			if pvc.Annotations == nil {
+				pvc.Annotations = map[string]string{}
+			}
+			pvc.Annotations[v1beta1.AnnotationRestoredBy] = string(rs.UID)
 			if pvc.Name == "" {
 				return nil, nil, fmt.Errorf("restoresession %q: volumeClaimTemplate %d has no name", rs.Name, i)
 			}
@@ -348,8 +352,7 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	// user's PVC, so a backup would modify its source. Files the non-root
 	// user cannot read fail the backup with their names; set runAsUser (or
 	// fsGroup for a local backend volume) in runtimeSettings.
-	restricted := opts.NamespaceEnforcesRestricted != nil && opts.NamespaceEnforcesRestricted(in.namespace)
-	pod.SecurityContext = defaultPodSecurity(in.restore, restricted)
+	pod.SecurityContext = defaultPodSecurity()
 	podMeta := metav1.ObjectMeta{Labels: copyMap(in.labels)}
 	applyPodSettings(&pod, &podMeta, in.rt.Pod, opts)
 	harden(&pod, in.restore, in.rt.Pod != nil && in.rt.Pod.SecurityContext != nil)

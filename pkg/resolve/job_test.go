@@ -588,7 +588,7 @@ func TestRestoreJobs(t *testing.T) {
 	if j.Name != "stow-restore-restore" || j.OwnerReferences[0].Kind != v1beta1.KindRestoreSession {
 		t.Errorf("job %s owner %+v", j.Name, j.OwnerReferences)
 	}
-	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != 0 || ptr.Deref(p.SecurityContext.RunAsGroup, -1) != 0 || ptr.Deref(p.AutomountServiceAccountToken, true) {
+	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != nobody || ptr.Deref(p.SecurityContext.RunAsGroup, -1) != nobody || ptr.Deref(p.AutomountServiceAccountToken, true) {
 		t.Errorf("restore pod security = %+v automount %v", p.SecurityContext, p.AutomountServiceAccountToken)
 	}
 	if names := containerNames(allContainers(j)); strings.Join(names, ",") != "pvc-restore-0,update-status-1" {

@@ -5,23 +5,42 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// PodSecurity labels of a namespace (Kubernetes Pod Security Admission).
-const (
-	LabelPodSecurityEnforce = "pod-security.kubernetes.io/enforce"
-	PodSecurityRestricted   = "restricted"
-)
-
 // defaultPodSecurity is the pod securityContext Stow uses when
-// runtimeSettings.pod.securityContext is not given. Backups read as nobody
-// (65534), so that a compromised or buggy runner cannot write the data it
-// backs up. Restores run as root so that file ownership is restored, except
-// in a namespace that enforces PodSecurity "restricted", where root is not
-// allowed: there they run as nobody too and restored files belong to 65534.
-func defaultPodSecurity(restore, restricted bool) *corev1.PodSecurityContext {
-	if restore && !restricted {
-		return &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0)), RunAsGroup: ptr.To(int64(0))}
-	}
+// runtimeSettings.pod.securityContext is not given: nobody (65534), non-root,
+// for backups and restores alike, so that every Job pod passes PodSecurity
+// "restricted" and a compromised or buggy runner cannot write what it backs
+// up. A non-root restore cannot give files their owners back: restored files
+// belong to 65534 (modes and contents are kept). Owners are restored by a
+// restore that runs as root, which the user asks for with runAsUser: 0 and
+// admission allows only to who may run such a pod (docs/security.md).
+func defaultPodSecurity() *corev1.PodSecurityContext {
 	return &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(nobody), RunAsGroup: ptr.To(nobody)}
+}
+
+// RestoresOwners tells whether every container of a restore pod runs as
+// root, so that restored files get their owners back.
+func RestoresOwners(pod *corev1.PodSpec) bool {
+	root := func(c *corev1.Container) bool {
+		uid := (*int64)(nil)
+		if c.SecurityContext != nil {
+			uid = c.SecurityContext.RunAsUser
+		}
+		if uid == nil && pod.SecurityContext != nil {
+			uid = pod.SecurityContext.RunAsUser
+		}
+		return uid != nil && *uid == 0
+	}
+	for i := range pod.InitContainers {
+		if !root(&pod.InitContainers[i]) {
+			return false
+		}
+	}
+	for i := range pod.Containers {
+		if !root(&pod.Containers[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Capabilities a root container keeps when its securityContext does not

@@ -65,30 +65,45 @@ func TestPlainJobsAreRestricted(t *testing.T) {
 		t.Errorf("backup pod is not restricted: %v", v)
 	}
 	tasks, fns := builtins()
-	ro := opts
-	ro.NamespaceEnforcesRestricted = func(ns string) bool { return ns == "demo" }
-	jobs, _, err := RestoreJobs(restoreSession(), s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, ro)
+	jobs, _, err := RestoreJobs(restoreSession(), s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := jobs[0].Spec.Template.Spec
 	if v := restrictedViolations(p); len(v) > 0 {
-		t.Errorf("restore pod in a restricted namespace is not restricted: %v", v)
+		t.Errorf("restore pod is not restricted: %v", v)
 	}
-	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != nobody {
-		t.Errorf("restore in a restricted namespace runs as %v", p.SecurityContext.RunAsUser)
+	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != nobody || RestoresOwners(&p) {
+		t.Errorf("restore runs as %v (restores owners: %v); want nobody", p.SecurityContext.RunAsUser, RestoresOwners(&p))
 	}
-	// Elsewhere a restore runs as root to restore ownership, with only the
-	// capabilities that needs (PodSecurity baseline).
-	jobs, _, _ = RestoreJobs(restoreSession(), s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
-	p = jobs[0].Spec.Template.Spec
-	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != 0 || p.SecurityContext.RunAsNonRoot != nil {
-		t.Errorf("restore pod security = %+v", p.SecurityContext)
+}
+
+// A restore asked to run as root (to give files their owners back) gets a
+// pod that starts, with only the capabilities restoring owners needs
+// (PodSecurity baseline).
+func TestRootRestoreRestoresOwners(t *testing.T) {
+	tasks, fns := builtins()
+	rs := restoreSession()
+	rs.Spec.RuntimeSettings.Pod = &v1beta1.PodRuntimeSettings{SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0))}}
+	jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := jobs[0].Spec.Template.Spec
+	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != 0 || ptr.Deref(p.SecurityContext.RunAsNonRoot, false) || !RestoresOwners(&p) {
+		t.Errorf("root restore pod security = %+v", p.SecurityContext)
 	}
 	for _, c := range append(p.InitContainers, p.Containers...) {
 		if sc := c.SecurityContext; sc.Capabilities == nil || fmt.Sprint(sc.Capabilities.Add) != "[CHOWN DAC_OVERRIDE FOWNER FSETID]" || ptr.Deref(sc.AllowPrivilegeEscalation, true) {
 			t.Errorf("root restore container %s security = %+v", c.Name, sc)
 		}
+	}
+	// One non-root container (the user's container override) and owners
+	// are not all restored.
+	rs.Spec.RuntimeSettings.Container = &v1beta1.ContainerRuntimeSettings{SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(1000))}}
+	jobs, _, _ = RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
+	if RestoresOwners(&jobs[0].Spec.Template.Spec) {
+		t.Errorf("a uid-1000 restore claims to restore owners")
 	}
 }
 

@@ -30,9 +30,6 @@ type Options struct {
 	// DefaultLockWait bounds the wait for a lock of a session without
 	// timeOut (DefaultLockWait when 0).
 	DefaultLockWait time.Duration
-	// NamespaceEnforcesRestricted tells whether a namespace enforces
-	// PodSecurity "restricted" (restores run as nobody there); nil: none does.
-	NamespaceEnforcesRestricted func(namespace string) bool
 }
 
 // Variable names (stash-spec §3.2). Only the ones Stow computes are listed;

@@ -84,6 +84,11 @@ const (
 	MaintenanceFailed = "MaintenanceFailed"
 )
 
+// AnnotationRestoredBy marks a PVC a RestoreSession created from its
+// volumeClaimTemplates with that RestoreSession's UID: a template whose name
+// is taken by any other PVC is refused, never restored into.
+const AnnotationRestoredBy = "stow.dev/restored-by"
+
 // Annotations on backup and restore Jobs: where and how the Job uses its
 // repository. The operator admits Jobs per backend location by them.
 const (

@@ -142,6 +142,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 					p := tpl.DeepCopy()
 					p.Name = fmt.Sprintf("%s-%d", tpl.Name, i)
 					p.Namespace = rs.Namespace
+					p.Annotations = map[string]string{v1beta1.AnnotationRestoredBy: string(rs.UID)}
 					pvcs = append(pvcs, p)
 				}
 			}

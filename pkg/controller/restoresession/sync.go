@@ -2,6 +2,7 @@ package restoresession
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -26,6 +27,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
+	"github.com/stowhq/stow/pkg/resolve"
 )
 
 // Event reasons.
@@ -354,9 +356,13 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		return c.cfg.WaitRequeue, nil
 	}
 	for _, p := range pvcs {
-		if _, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
-				fail(fmt.Sprintf("cannot create PVC %s: %v", p.Name, err))
+		_, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			err = c.ownClaim(ctx, rs, p.Name)
+		}
+		if err != nil {
+			if msg, ok := permanentClaimError(p.Name, err); ok {
+				fail(msg)
 				return 0, nil
 			}
 			return 0, fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
@@ -376,8 +382,45 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	if n > 1 {
 		msg = fmt.Sprintf("%d Jobs, created one at a time (one restic operation per repository); first: %s", n, jobs[0].Name)
 	}
+	if !resolve.RestoresOwners(&jobs[0].Spec.Template.Spec) {
+		msg += "; it runs as a non-root user, so restored files belong to that user (modes and contents are restored; owners only by a restore that runs as root: runtimeSettings.pod.securityContext.runAsUser 0, see docs/security.md)"
+	}
 	c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredRestoreExecutor, msg, now)
 	return after, nil
+}
+
+// errClaimTaken: a volumeClaimTemplate names a PVC this RestoreSession did
+// not create.
+var errClaimTaken = errors.New("already exists and was not created by this RestoreSession: nothing is restored into it (name another PVC in volumeClaimTemplates, or restore into it with target.ref)")
+
+// ownClaim checks that the existing PVC name is the one this RestoreSession
+// created (a retry after its Job was created, an operator restart), so that
+// restoring into new PVCs never writes into someone else's volume.
+func (c *Controller) ownClaim(ctx context.Context, rs *v1beta1.RestoreSession, name string) error {
+	pvc, err := c.kube.CoreV1().PersistentVolumeClaims(rs.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if pvc.Annotations[v1beta1.AnnotationRestoredBy] != string(rs.UID) {
+		return errClaimTaken
+	}
+	return nil
+}
+
+// permanentClaimError is the session's failure message for a PVC that
+// cannot be created or used, if waiting would not change it.
+func permanentClaimError(name string, err error) (string, bool) {
+	switch {
+	case errors.Is(err, errClaimTaken):
+		return fmt.Sprintf("PVC %s %v", name, err), true
+	case apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
+		return fmt.Sprintf("cannot create PVC %s: %v", name, err), true
+	}
+	return "", false
+}
+
+func isPermanent(err error) bool {
+	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
 }
 
 // build resolves the Task into the restore Jobs and PVCs.

@@ -254,3 +254,37 @@ func TestRestoreDeletion(t *testing.T) {
 		t.Fatalf("deleted groups = %v", f.pusher.deleted)
 	}
 }
+
+// A volumeClaimTemplate whose name is taken by a PVC this RestoreSession did
+// not create fails the restore, and no Job writes into that PVC; its own
+// PVCs, found again after a restart, are used.
+func TestRestoreNewPVCRefusesTakenName(t *testing.T) {
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.UID = "uid-rs"
+		rs.Spec.Target.Ref.Name = ""
+		rs.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "app-data"}}}
+	})
+	f := newFixture(t, repository("repo"), secret(), pvc("app-data-0"), rs)
+	f.syncRestore("rs", 2)
+	got := f.restore("rs")
+	if got.Status.Phase != v1beta1.RestoreFailed {
+		t.Fatalf("phase = %s, want Failed: %+v", got.Status.Phase, got.Status)
+	}
+	contains(t, "reason", got.Status.Reason, "PVC app-data-0 already exists and was not created by this RestoreSession")
+	if f.job(names.RestoreJob("rs", 0)) != nil {
+		t.Fatal("a restore Job was created for someone else's PVC")
+	}
+
+	mine := pvc("mine-0")
+	mine.Annotations = map[string]string{v1beta1.AnnotationRestoredBy: "uid-rs2"}
+	rs2 := newRestore("rs2", func(rs *v1beta1.RestoreSession) {
+		rs.UID = "uid-rs2"
+		rs.Spec.Target.Ref.Name = ""
+		rs.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "mine"}}}
+	})
+	f = newFixture(t, repository("repo"), secret(), mine, rs2)
+	f.syncRestore("rs2", 2)
+	if f.job(names.RestoreJob("rs2", 0)) == nil {
+		t.Fatalf("no Job for the RestoreSession's own PVC: %+v", f.restore("rs2").Status)
+	}
+}
