@@ -17,14 +17,6 @@ import (
 	"github.com/stowhq/stow/pkg/names"
 )
 
-// Labels the resolver adds to Jobs and their pods, so controllers can find a
-// session's Job without listing by owner.
-const (
-	LabelBackupSession  = "stow.dev/backup-session"
-	LabelRestoreSession = "stow.dev/restore-session"
-	LabelPodOrdinal     = "stow.dev/pod-ordinal"
-)
-
 // Hook container names (stash-spec §2.6).
 const (
 	PreTaskHookContainer  = "pre-task-hook"
@@ -80,7 +72,7 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 	for k, v := range labels {
 		labels[k] = names.LabelValue(v) // a PVC name may be longer than a label value
 	}
-	labels[LabelBackupSession] = names.LabelValue(s.Name)
+	labels[v1beta1.LabelBackupSession] = names.LabelValue(s.Name)
 	in := jobInput{
 		name:        names.BackupJob(s.Name),
 		namespace:   s.Namespace,
@@ -143,7 +135,7 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		vars := RestoreVars(d, repo, rule, opts)
 		ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
 		labels := restoreLabels(d)
-		labels[LabelRestoreSession] = names.LabelValue(rs.Name)
+		labels[v1beta1.LabelRestoreSession] = names.LabelValue(rs.Name)
 		var claims []*corev1.PersistentVolumeClaim
 		for i := range t.VolumeClaimTemplates {
 			var pvc corev1.PersistentVolumeClaim
@@ -165,7 +157,7 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 			if t.Ref.Name == "" {
 				vars[VarTargetName] = claims[0].Name
 			}
-			labels[LabelPodOrdinal] = strconv.Itoa(ord)
+			labels[v1beta1.LabelPodOrdinal] = strconv.Itoa(ord)
 			labels[v1beta1.LabelTargetName] = names.LabelValue(vars[VarTargetName])
 		}
 		in := jobInput{

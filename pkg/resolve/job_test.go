@@ -500,7 +500,7 @@ func TestJobMetadata(t *testing.T) {
 	if j.Name != "stow-backup-nfs-backup-1700000000" || j.Namespace != "demo" {
 		t.Errorf("job = %s/%s", j.Namespace, j.Name)
 	}
-	for _, l := range []string{v1beta1.LabelInvokerName, v1beta1.LabelTargetName, v1beta1.LabelComponent, LabelBackupSession} {
+	for _, l := range []string{v1beta1.LabelInvokerName, v1beta1.LabelTargetName, v1beta1.LabelComponent, v1beta1.LabelBackupSession} {
 		if j.Labels[l] == "" || j.Spec.Template.Labels[l] != j.Labels[l] {
 			t.Errorf("label %s: job %q pod %q", l, j.Labels[l], j.Spec.Template.Labels[l])
 		}
@@ -598,7 +598,7 @@ func TestRestoreJobs(t *testing.T) {
 	if arg(t, c, "--source-hostname") != "src" || arg(t, c, "--mount-path") != "/data" || arg(t, c, "--snapshots") != "latest" {
 		t.Errorf("restore args = %q", c.Args)
 	}
-	if j.Labels[v1beta1.LabelComponent] != v1beta1.ComponentRestore || j.Labels[LabelRestoreSession] != "restore" {
+	if j.Labels[v1beta1.LabelComponent] != v1beta1.ComponentRestore || j.Labels[v1beta1.LabelRestoreSession] != "restore" {
 		t.Errorf("labels = %v", j.Labels)
 	}
 

@@ -8,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -72,7 +71,7 @@ func TestRetryChainBoundedByMaxRetryWithDelayFloor(t *testing.T) {
 		f.sync(current)
 		var next *v1beta1.BackupSession
 		for i, o := range f.sessionsOf() {
-			if o.Annotations[executor.AnnotationRetryOf] == current {
+			if o.Annotations[v1beta1.AnnotationRetryOf] == current {
 				next = &f.sessionsOf()[i]
 			}
 		}
@@ -115,9 +114,9 @@ func TestTooManyJobsShownAsWaiting(t *testing.T) {
 	if s.Status.Phase != v1beta1.BackupSessionPending {
 		t.Fatalf("b-1 phase = %s, want Pending", s.Status.Phase)
 	}
-	c := cond(t, s.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue)
-	if c.Reason != executor.TooManyJobs {
-		t.Fatalf("waiting reason = %s, want %s", c.Reason, executor.TooManyJobs)
+	c := cond(t, s.Status.Conditions, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue)
+	if c.Reason != v1beta1.TooManyJobs {
+		t.Fatalf("waiting reason = %s, want %s", c.Reason, v1beta1.TooManyJobs)
 	}
 	contains(t, "waiting message", c.Message, "at most 1")
 	if f.job(names.BackupJob("b-1")) != nil || f.built != 1 {

@@ -96,13 +96,13 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 		restores: si.RestoreSessions().Lister(),
 		queue:    internal.NewQueue("backupsession"),
 	}
-	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: executor.AnnotationBackupSession},
+	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: v1beta1.AnnotationBackupSession},
 		jc, kube, gate,
 		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), c.queue)
 	// A restore that ends resumes paused configurations; sessions waiting on
 	// it are re-examined by their periodic requeue.
 	c.synced = append([]cache.InformerSynced{internal.WatchSessions(c.queue, si.BackupSessions().Informer())},
-		internal.WatchOwnedJobs(c.queue, kubeInformers, executor.AnnotationBackupSession)...)
+		internal.WatchOwnedJobs(c.queue, kubeInformers, v1beta1.AnnotationBackupSession)...)
 	c.synced = append(c.synced, si.BackupConfigurations().Informer().HasSynced, si.Repositories().Informer().HasSynced,
 		si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced, si.RestoreSessions().Informer().HasSynced)
 	return c

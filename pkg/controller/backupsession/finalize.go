@@ -114,8 +114,8 @@ func reasonFor(s *v1beta1.BackupSession) string {
 			return typ + ": " + c.Message
 		}
 	}
-	if v1beta1.IsConditionTrue(st.Conditions, executor.ExecutorWaiting) {
-		return "the session never started: " + v1beta1.GetCondition(st.Conditions, executor.ExecutorWaiting).Message
+	if v1beta1.IsConditionTrue(st.Conditions, v1beta1.ExecutorWaiting) {
+		return "the session never started: " + v1beta1.GetCondition(st.Conditions, v1beta1.ExecutorWaiting).Message
 	}
 	return "the backup did not complete"
 }
@@ -237,7 +237,7 @@ func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession,
 				Name:            names.BackupSession(bc.Name, now.Unix()),
 				Namespace:       s.Namespace,
 				Labels:          sessionLabels(bc),
-				Annotations:     map[string]string{executor.AnnotationRetryOf: s.Name},
+				Annotations:     map[string]string{v1beta1.AnnotationRetryOf: s.Name},
 				OwnerReferences: []metav1.OwnerReference{executor.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
 			},
 			Spec: v1beta1.BackupSessionSpec{
@@ -264,7 +264,7 @@ func (c *Controller) retryExists(ctx context.Context, s *v1beta1.BackupSession) 
 		return false, fmt.Errorf("list BackupSessions: %w", err)
 	}
 	for _, o := range all.Items {
-		if o.Annotations[executor.AnnotationRetryOf] == s.Name {
+		if o.Annotations[v1beta1.AnnotationRetryOf] == s.Name {
 			return true, nil
 		}
 	}

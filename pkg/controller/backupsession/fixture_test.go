@@ -332,6 +332,6 @@ func started(name, bc string, created time.Time) (*v1beta1.BackupSession, *batch
 	}}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: names.BackupJob(name), Namespace: ns, CreationTimestamp: metav1.NewTime(created)}}
 	executor.Prepare(job, job.Name, ns, executor.OwnerRef(v1beta1.KindBackupSession, name, s.UID), v1beta1.ComponentBackup,
-		executor.AnnotationBackupSession, name, ns+"/repo", executor.Request{Location: "s3:test/repo", Mode: executor.Shared})
+		v1beta1.AnnotationBackupSession, name, ns+"/repo", executor.Request{Location: "s3:test/repo", Mode: executor.Shared})
 	return s, job
 }

@@ -261,7 +261,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	t := &st.Targets[0]
 	fail := func(msg string) {
 		setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureBackupExecutor, msg, now)
-		v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 		c.recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
 	}
 	if repo == nil {
@@ -273,7 +273,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		return 0, nil
 	}
 	if holder := c.targetHolder(s, bc); holder != "" {
-		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.TargetInUse, holder, now)
+		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, v1beta1.TargetInUse, holder, now)
 		return c.cfg.WaitRequeue, nil
 	}
 	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, bc.Spec.Task.Name)
@@ -317,13 +317,13 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	}
 	switch started.Outcome {
 	case jobrun.Waiting:
-		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
+		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
 		return started.Requeue, nil
 	case jobrun.BuildFailed, jobrun.CreateFailed:
 		fail(started.Err.Error())
 		return 0, nil
 	}
-	v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+	v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 	one := int32(1)
 	t.TotalHosts = &one
 	t.PreBackupActions = []string{v1beta1.InitializeBackendRepository}

@@ -102,10 +102,10 @@ func (c *Controller) WithGuard(g *podguard.Guard) *Controller {
 func (c *Controller) WithMaintenance(m Maintenance, owned informers.SharedInformerFactory) *Controller {
 	c.maint = &m
 	jobInf, podInf := owned.Batch().V1().Jobs(), owned.Core().V1().Pods()
-	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRepository, Component: v1beta1.ComponentMaintenance, Annotation: AnnotationMaintenance,
+	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRepository, Component: v1beta1.ComponentMaintenance, Annotation: v1beta1.AnnotationMaintenance,
 		ReleaseStopped: true}, jobrun.Config{PendingTimeout: m.PendingTimeout, WaitRequeue: m.WaitRequeue},
 		c.kube, m.Gate, jobInf.Lister(), podInf.Lister(), c.queue)
-	c.synced = append(c.synced, internal.WatchOwnedJobs(c.queue, owned, AnnotationMaintenance)...)
+	c.synced = append(c.synced, internal.WatchOwnedJobs(c.queue, owned, v1beta1.AnnotationMaintenance)...)
 	return c
 }
 

@@ -25,10 +25,6 @@ const (
 	EventMaintenanceFailed    = "MaintenanceFailed"
 )
 
-// AnnotationMaintenance is on maintenance Jobs and their pods: the name of
-// their Repository, so that their events re-queue it.
-const AnnotationMaintenance = "stow.dev/repository-maintenance"
-
 // MaintenanceJobBuilder builds the Job of a maintenance run; the operator
 // wires it to resolve.MaintenanceJob.
 type MaintenanceJobBuilder func(repo *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error)

@@ -97,11 +97,11 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 		fns:      si.Functions().Lister(),
 		queue:    internal.NewQueue("restoresession"),
 	}
-	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: executor.AnnotationRestoreSession},
+	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: v1beta1.AnnotationRestoreSession},
 		jc, kube, gate,
 		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), c.queue)
 	c.synced = append([]cache.InformerSynced{internal.WatchSessions(c.queue, si.RestoreSessions().Informer())},
-		internal.WatchOwnedJobs(c.queue, kubeInformers, executor.AnnotationRestoreSession)...)
+		internal.WatchOwnedJobs(c.queue, kubeInformers, v1beta1.AnnotationRestoreSession)...)
 	c.synced = append(c.synced, si.BackupSessions().Informer().HasSynced, si.BackupConfigurations().Informer().HasSynced,
 		si.Repositories().Informer().HasSynced, si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced)
 	return c

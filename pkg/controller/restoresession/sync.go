@@ -326,7 +326,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	}
 	fail := func(msg string) {
 		c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureRestoreExecutor, msg, now)
-		v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 		c.recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
 	}
 	jobs, pvcs, err := c.build(ctx, work, repo)
@@ -351,7 +351,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		return time.Millisecond, nil
 	}
 	if running := c.runningBackup(ns, st.PausedBackups); running != "" {
-		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.WaitingForBackup,
+		c.setCond(rs, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, v1beta1.WaitingForBackup,
 			fmt.Sprintf("waiting: BackupSession %s is backing up the target; the restore starts when it ends", running), now)
 		return c.cfg.WaitRequeue, nil
 	}
@@ -456,12 +456,12 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 	case err != nil:
 		return false, 0, err
 	case started.Outcome == jobrun.Waiting:
-		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
+		c.setCond(rs, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
 		return false, started.Requeue, nil
 	case !started.Running():
 		return false, 0, started.Err
 	}
-	v1beta1.RemoveCondition(&rs.Status.Conditions, executor.ExecutorWaiting)
+	v1beta1.RemoveCondition(&rs.Status.Conditions, v1beta1.ExecutorWaiting)
 	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
 	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
 	return true, started.Requeue, nil

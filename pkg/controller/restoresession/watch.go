@@ -166,7 +166,7 @@ func (c *Controller) finalize(ctx context.Context, rs *v1beta1.RestoreSession, r
 	}
 	st.SessionDuration = now.Sub(rs.CreationTimestamp.Time).Round(time.Second).String()
 	st.PausedBackups = nil
-	v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+	v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 	st.Reason = reasonFor(st)
 	if st.Phase == v1beta1.RestoreSucceeded {
 		c.recorder.Eventf(rs, corev1.EventTypeNormal, EventSucceeded, "Restore succeeded in %s", st.SessionDuration)
