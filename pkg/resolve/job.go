@@ -17,7 +17,7 @@ import (
 	"github.com/stowhq/stow/pkg/names"
 )
 
-// Hook container names (stash-spec §2.6).
+// Hook container names.
 const (
 	PreTaskHookContainer  = "pre-task-hook"
 	PostTaskHookContainer = "post-task-hook"
@@ -58,7 +58,8 @@ type jobInput struct {
 	lockHost string
 }
 
-// BackupJob builds the Job that runs BackupSession s of bc (stash-spec §2.6, §4.4).
+// BackupJob builds the Job that runs BackupSession s of bc: the Task's
+// steps as containers of one pod, with the target PVC mounted.
 func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, opts Options) (*batchv1.Job, error) {
 	if bc == nil || s == nil {
 		return nil, fmt.Errorf("backup job: a BackupConfiguration and a BackupSession are required")
@@ -103,7 +104,7 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 	return buildJob(in, opts)
 }
 
-// RestoreJobs builds one Job per restore ordinal of rs (stash-spec §5). With
+// RestoreJobs builds one Job per restore ordinal of rs. With
 // target.volumeClaimTemplates it also returns the PVCs of every ordinal
 // (${POD_ORDINAL} substituted), which the caller creates before the Jobs;
 // otherwise it returns one Job for target.ref and no PVCs.
@@ -239,7 +240,7 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	if in.repo.Spec.Backend.StorageSecretName == "" {
 		return nil, fmt.Errorf("repository %q has no storageSecretName", in.repo.Name)
 	}
-	// Operator variables: built-ins overridden by spec.task.params (§3.3).
+	// Operator variables: built-ins overridden by spec.task.params.
 	opVars := make(map[string]string, len(in.vars)+len(in.taskParams))
 	for k, v := range in.vars {
 		opVars[k] = v
@@ -264,7 +265,7 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 		if fn == nil {
 			return nil, fmt.Errorf("function %q not found (step %d of task %q)", step.Name, i, in.task.Name)
 		}
-		// Step inputs: step params < operator variables < ADDON_IMAGE (§3.3).
+		// Step inputs: step params < operator variables < ADDON_IMAGE.
 		inputs := make(map[string]string, len(opVars)+len(step.Params)+1)
 		for _, p := range step.Params {
 			inputs[p.Name] = p.Value

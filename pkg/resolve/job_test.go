@@ -187,7 +187,7 @@ func TestBackupVars(t *testing.T) {
 		VarRepositoryPrefix: "pvc/data", VarRepositoryEndpoint: "http://127.0.0.1:9000", VarRepositoryRegion: "us-east-1",
 		VarRepositoryInsecureTLS: "true", VarRepositorySecretName: "s3-secret", VarRepositorySecretNamespace: "demo", VarMaxConnections: "0",
 		VarTargetKind: "PersistentVolumeClaim", VarTargetName: "nfs-pvc", VarTargetNamespace: "demo",
-		VarTargetMountPath: "/data", VarTargetPaths: "/data", // follows the mount path (Stash gap §10.4)
+		VarTargetMountPath: "/data", VarTargetPaths: "/data", // follows the mount path
 		VarExcludePatterns: `*.tmp,we"ird`, VarDriverArgs: "--one-file-system --tag=x", VarHostname: "nfs",
 		VarEnableCache: "false", VarRetentionKeepLast: "5", VarRetentionPrune: "true", VarRetentionDryRun: "false",
 		VarPushgatewayURL: opts.PushgatewayURL, VarMetricsEnabled: "true",
@@ -233,7 +233,7 @@ func TestRepositoryVars(t *testing.T) {
 	}
 }
 
-// Precedence (§3.3): step params < built-ins < spec.task.params < ADDON_IMAGE.
+// Precedence: step params < built-ins < spec.task.params < ADDON_IMAGE.
 func TestVariablePrecedence(t *testing.T) {
 	task := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: "custom"}, Spec: v1beta1.TaskSpec{Steps: []v1beta1.FunctionRef{{
 		Name: "fn", Params: []v1beta1.Param{{Name: "P", Value: "step"}, {Name: "HOSTNAME", Value: "step"}, {Name: "NAMESPACE", Value: "step"}},

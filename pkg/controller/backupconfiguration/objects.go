@@ -122,7 +122,7 @@ func desiredCronJob(bc, d *v1beta1.BackupConfiguration, schedule string, suspend
 			},
 		}},
 	}
-	// §4.2: resources, env, envFrom and securityContext of the container
+	// Resources, env, envFrom and securityContext of the container
 	// settings, and all pod settings, apply to the trigger pod as well.
 	if cs := d.Spec.RuntimeSettings.Container; cs != nil {
 		c := &pod.Containers[0]

@@ -163,7 +163,7 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 
 	// The CronJob is suspended while the configuration is paused, while a
 	// restore has paused it, and whenever a backup could not succeed
-	// (Stash kept firing sessions for a deleted PVC, gap §10.10).
+	// (Stash kept firing sessions for a deleted PVC).
 	var suspendWhy string
 	switch pausing := c.pausingRestores(bc); {
 	case bc.Spec.Paused:

@@ -199,7 +199,8 @@ func (c *Controller) updateConfiguration(ctx context.Context, bc *v1beta1.Backup
 	})
 }
 
-// maybeRetry creates the retry of a Failed session (§4.10): nextRetry is set
+// maybeRetry creates the retry of a Failed session (spec.retryConfig of its
+// BackupConfiguration): nextRetry is set
 // first, and the new session is created once it has passed. Retries are
 // bounded by the configuration, not by the session alone: a session's
 // retryLeft counts only up to retryConfig.maxRetry (a hand-written
