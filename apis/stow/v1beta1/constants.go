@@ -41,18 +41,17 @@ const (
 
 // Labels Stow puts on the objects it creates; controllers select on them.
 const (
-	LabelComponent        = "app.kubernetes.io/component"
-	LabelManagedBy        = "app.kubernetes.io/managed-by"
-	ManagedByStow         = "stow.dev"
-	ComponentBackup       = "stow-backup"
-	ComponentRestore      = "stow-restore"
-	ComponentMaintenance  = "stow-maintenance"
-	LabelInvokerType      = "stow.dev/invoker-type"
-	LabelInvokerName      = "stow.dev/invoker-name"
-	LabelTargetKind       = "stow.dev/target-kind"
-	LabelTargetName       = "stow.dev/target-name"
-	LabelTargetNamespace  = "stow.dev/target-namespace"
-	LabelDeleteOnComplete = "stow.dev/delete-job-on-completion"
+	LabelComponent       = "app.kubernetes.io/component"
+	LabelManagedBy       = "app.kubernetes.io/managed-by"
+	ManagedByStow        = "stow.dev"
+	ComponentBackup      = "stow-backup"
+	ComponentRestore     = "stow-restore"
+	ComponentMaintenance = "stow-maintenance"
+	LabelInvokerType     = "stow.dev/invoker-type"
+	LabelInvokerName     = "stow.dev/invoker-name"
+	LabelTargetKind      = "stow.dev/target-kind"
+	LabelTargetName      = "stow.dev/target-name"
+	LabelTargetNamespace = "stow.dev/target-namespace"
 	// LabelResticHost is on every backup and restore Job pod: its pod
 	// hostname, which restic records in the locks the pod takes.
 	LabelResticHost = "stow.dev/restic-host"

@@ -98,7 +98,6 @@ func desiredRoleBinding(bc *v1beta1.BackupConfiguration) *rbacv1.RoleBinding {
 // fields the API server defaults.
 func desiredCronJob(bc, d *v1beta1.BackupConfiguration, schedule string, suspend bool, opts resolve.Options) *batchv1.CronJob {
 	jobLabels := objectLabels(bc)
-	jobLabels[v1beta1.LabelDeleteOnComplete] = "true"
 	podMeta := metav1.ObjectMeta{Labels: objectLabels(bc)}
 	pod := corev1.PodSpec{
 		RestartPolicy:      corev1.RestartPolicyNever,

@@ -202,10 +202,6 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 	}
 	checks = append(checks, check{cond: cronCond, ok: cronCond.Status == v1beta1.ConditionTrue, reason: internal.ReasonCronJobFailed})
 
-	// Repository.status.references is written by the Repository controller
-	// alone, from its listers: a thousand configurations of one Repository
-	// would otherwise race on that one object.
-
 	after, err := c.releaseDeletedTarget(ctx, bc)
 	if err != nil && ensureErr == nil {
 		ensureErr = err

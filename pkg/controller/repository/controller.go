@@ -35,7 +35,6 @@ import (
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/podpolicy"
-	"github.com/stowhq/stow/pkg/resolve"
 )
 
 // Controller reconciles Repositories.
@@ -43,7 +42,6 @@ type Controller struct {
 	kube     kubernetes.Interface
 	stow     versioned.Interface
 	recorder record.EventRecorder
-	opts     resolve.Options
 	now      func() time.Time
 
 	repos    stowlisters.RepositoryLister
@@ -54,24 +52,19 @@ type Controller struct {
 	run   *jobrun.Runner
 	guard *podguard.Guard
 
-	kubeInformers informers.SharedInformerFactory
-	stowInformers externalversions.SharedInformerFactory
-	synced        []cache.InformerSynced
-	queue         workqueue.TypedRateLimitingInterface[string]
+	synced []cache.InformerSynced
+	queue  workqueue.TypedRateLimitingInterface[string]
 }
 
-// NewController wires the informers. kubeInformers is accepted for symmetry
-// with the other controllers and started by Run.
-func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
-	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, opts resolve.Options) *Controller {
+// NewController wires the informers; the caller starts stowInformers.
+func NewController(kube kubernetes.Interface, stow versioned.Interface,
+	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder) *Controller {
 	s := stowInformers.Stow().V1beta1()
 	repoInf, bcInf, rsInf := s.Repositories(), s.BackupConfigurations(), s.RestoreSessions()
 	c := &Controller{
-		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now,
+		kube: kube, stow: stow, recorder: recorder, now: time.Now,
 		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(),
-		kubeInformers: kubeInformers, stowInformers: stowInformers,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "repository"}),
+		queue: internal.NewQueue("repository"),
 	}
 	for _, h := range []struct {
 		inf cache.SharedIndexInformer
@@ -109,13 +102,8 @@ func (c *Controller) WithMaintenance(m Maintenance, owned informers.SharedInform
 	return c
 }
 
-// Run starts the informer factories (idempotent), waits for the caches and
-// processes the queue until ctx is done.
+// Run waits for the caches and processes the queue until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if c.kubeInformers != nil {
-		c.kubeInformers.Start(ctx.Done())
-	}
-	c.stowInformers.Start(ctx.Done())
 	return internal.Run(ctx, "repository", c.queue, c.synced, workers, c.sync)
 }
 
@@ -245,6 +233,8 @@ func cond(reason string, st v1beta1.ConditionStatus, msg string) v1beta1.Conditi
 
 // references lists, sorted, the live BackupConfigurations and RestoreSessions
 // (in any namespace) that reference repo.
+// This controller alone writes them, from its listers: a thousand
+// configurations of one Repository would otherwise race on that one object.
 func (c *Controller) references(repo *v1beta1.Repository) []v1beta1.InvokerReference {
 	key := repo.Namespace + "/" + repo.Name
 	var refs []v1beta1.InvokerReference

@@ -42,7 +42,7 @@ func newMaintFixture(t *testing.T, objs ...runtime.Object) *maintFixture {
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
 	opts := resolve.Options{Image: "example.org/stow:test", LockHostPrefix: "stow-0123abcd-", OperatorURL: "http://op"}
 	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), nil, 0)
-	f.c = NewController(kube, f.stow, informers.NewSharedInformerFactory(kube, 0), f.sinf, f.rec, opts).WithMaintenance(Maintenance{
+	f.c = NewController(kube, f.stow, f.sinf, f.rec).WithMaintenance(Maintenance{
 		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
 			return resolve.MaintenanceJob(r, tasks, runID, created, opts)
 		},
