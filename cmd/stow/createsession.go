@@ -73,20 +73,12 @@ func createBackupSession(ctx context.Context, cs versioned.Interface, namespace,
 	if err != nil {
 		return nil, fmt.Errorf("reading BackupConfiguration %s/%s: %v", namespace, bcName, err)
 	}
-	controller := true
 	bs := &v1beta1.BackupSession{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      names.BackupSession(bc.Name, now.Unix()),
-			Namespace: namespace,
-			Labels:    names.SessionLabels(bc),
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion:         v1beta1.SchemeGroupVersion.String(),
-				Kind:               v1beta1.KindBackupConfiguration,
-				Name:               bc.Name,
-				UID:                bc.UID,
-				Controller:         &controller,
-				BlockOwnerDeletion: &controller,
-			}},
+			Name:            names.BackupSession(bc.Name, now.Unix()),
+			Namespace:       namespace,
+			Labels:          names.SessionLabels(bc),
+			OwnerReferences: []metav1.OwnerReference{v1beta1.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
 		},
 		Spec: v1beta1.BackupSessionSpec{
 			Invoker: v1beta1.BackupInvokerRef{

@@ -77,7 +77,7 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 	in := jobInput{
 		name:        names.BackupJob(s.Name),
 		namespace:   s.Namespace,
-		owner:       *metav1.NewControllerRef(s, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindBackupSession)),
+		owner:       v1beta1.OwnerRef(v1beta1.KindBackupSession, s.Name, s.UID),
 		labels:      labels,
 		vars:        BackupVars(d, s, repo, opts),
 		taskParams:  d.Spec.Task.Params,
@@ -164,7 +164,7 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		in := jobInput{
 			name:        names.RestoreJob(rs.Name, ord),
 			namespace:   rs.Namespace,
-			owner:       *metav1.NewControllerRef(rs, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindRestoreSession)),
+			owner:       v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
 			labels:      labels,
 			vars:        vars,
 			taskParams:  d.Spec.Task.Params,

@@ -27,10 +27,6 @@ const (
 	historyLimit            = int32(1)
 )
 
-func ownerRef(bc *v1beta1.BackupConfiguration) metav1.OwnerReference {
-	return *metav1.NewControllerRef(bc, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindBackupConfiguration))
-}
-
 func objectLabels(bc *v1beta1.BackupConfiguration) map[string]string {
 	return map[string]string{
 		v1beta1.LabelComponent:   v1beta1.ComponentBackup,
@@ -45,7 +41,7 @@ func objectMeta(bc *v1beta1.BackupConfiguration, name string) metav1.ObjectMeta 
 		Name:            name,
 		Namespace:       bc.Namespace,
 		Labels:          objectLabels(bc),
-		OwnerReferences: []metav1.OwnerReference{ownerRef(bc)},
+		OwnerReferences: []metav1.OwnerReference{v1beta1.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
 	}
 }
 

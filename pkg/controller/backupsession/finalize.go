@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -239,7 +238,7 @@ func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession,
 				Namespace:       s.Namespace,
 				Labels:          sessionLabels(bc),
 				Annotations:     map[string]string{v1beta1.AnnotationRetryOf: s.Name},
-				OwnerReferences: []metav1.OwnerReference{executor.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
+				OwnerReferences: []metav1.OwnerReference{v1beta1.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
 			},
 			Spec: v1beta1.BackupSessionSpec{
 				Invoker:   v1beta1.BackupInvokerRef{APIGroup: v1beta1.SchemeGroupVersion.Group, Kind: v1beta1.KindBackupConfiguration, Name: bc.Name},

@@ -331,7 +331,7 @@ func started(name, bc string, created time.Time) (*v1beta1.BackupSession, *batch
 		Conditions: []v1beta1.Condition{{Type: v1beta1.BackupExecutorEnsured, Status: v1beta1.ConditionTrue}},
 	}}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: names.BackupJob(name), Namespace: ns, CreationTimestamp: metav1.NewTime(created)}}
-	executor.Prepare(job, job.Name, ns, executor.OwnerRef(v1beta1.KindBackupSession, name, s.UID), v1beta1.ComponentBackup,
+	executor.Prepare(job, job.Name, ns, v1beta1.OwnerRef(v1beta1.KindBackupSession, name, s.UID), v1beta1.ComponentBackup,
 		v1beta1.AnnotationBackupSession, name, ns+"/repo", executor.Request{Location: "s3:test/repo", Mode: executor.Shared})
 	return s, job
 }

@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -44,19 +43,6 @@ func Prepare(job *batchv1.Job, name, namespace string, owner metav1.OwnerReferen
 		}
 		m.Annotations[sessionAnnotation] = sessionName
 		m.Annotations[v1beta1.AnnotationRepository] = repoKey
-	}
-}
-
-// OwnerRef is a controller reference to a Stow object.
-func OwnerRef(kind, name string, uid types.UID) metav1.OwnerReference {
-	t := true
-	return metav1.OwnerReference{
-		APIVersion:         v1beta1.SchemeGroupVersion.String(),
-		Kind:               kind,
-		Name:               name,
-		UID:                uid,
-		Controller:         &t,
-		BlockOwnerDeletion: &t,
 	}
 }
 

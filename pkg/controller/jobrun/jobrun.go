@@ -160,7 +160,7 @@ func (r *Runner) Start(ctx context.Context, st Start) (Started, error) {
 		r.gate.Release(jobKey)
 		return Started{Outcome: BuildFailed, Err: err}, nil
 	}
-	executor.Prepare(job, st.Name, ns, executor.OwnerRef(r.kind.Owner, owner, st.Owner.GetUID()),
+	executor.Prepare(job, st.Name, ns, v1beta1.OwnerRef(r.kind.Owner, owner, st.Owner.GetUID()),
 		r.kind.Component, r.kind.Annotation, owner, executor.RepositoryKey(repo.Namespace, repo.Name), lock)
 	created, err := r.create(ctx, job, st.Owner)
 	if err != nil {
