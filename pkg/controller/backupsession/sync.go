@@ -45,7 +45,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, nil
 	}
-	cur, err := c.sessions.BackupSessions(ns).Get(name)
+	cur, err := c.BackupSessions.BackupSessions(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		return 0, nil // its Job goes with it (owner reference)
 	}
@@ -53,24 +53,24 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	s := cur.DeepCopy()
-	now := c.clock.Now()
+	now := c.Clock.Now()
 	logger := klog.FromContext(ctx).WithValues("backupsession", key)
 	if msg := v1beta1.DecodeError(cur); msg != "" {
 		return 0, c.failUnreadable(ctx, cur, s, msg, now)
 	}
 
-	bcCached, err := c.bcs.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
+	bcCached, err := c.BackupConfigurations.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
 	if apierrors.IsNotFound(err) {
 		if s.Status.Phase.IsFinal() {
 			return 0, nil
 		}
-		if err := executor.StopJob(ctx, c.kube, ns, names.BackupJob(s.Name)); err != nil {
+		if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
 			return 0, err
 		}
 		s.Status.Phase = v1beta1.BackupSessionFailed
 		s.Status.Reason = fmt.Sprintf("BackupConfiguration %s/%s not found", ns, s.Spec.Invoker.Name)
 		s.Status.SessionDuration = duration(s, now)
-		c.recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
+		c.Recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
 		return 0, c.updateStatus(ctx, cur, s)
 	}
 	if err != nil {
@@ -78,7 +78,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	bc := bcCached.DeepCopy()
 	v1beta1.DefaultBackupConfiguration(bc)
-	repo, _ := c.repos.Repositories(bc.Spec.Repository.Namespace).Get(bc.Spec.Repository.Name)
+	repo, _ := c.Repositories.Repositories(bc.Spec.Repository.Namespace).Get(bc.Spec.Repository.Name)
 
 	if s.Status.Phase.IsFinal() {
 		return c.maybeRetry(ctx, cur, bc, now)
@@ -104,13 +104,13 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
 		msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
 		if initiated {
-			if err := executor.StopJob(ctx, c.kube, ns, names.BackupJob(s.Name)); err != nil {
+			if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
 				return 0, err
 			}
 			msg += "; its Job was stopped"
 		}
 		c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.recorder.Event(s, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		c.Recorder.Event(s, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated {
@@ -163,7 +163,7 @@ func (c *Controller) updateStatus(ctx context.Context, orig, s *v1beta1.BackupSe
 	if equality.Semantic.DeepEqual(orig.Status, s.Status) {
 		return nil
 	}
-	client := c.stow.StowV1beta1().BackupSessions(s.Namespace)
+	client := c.Stow.StowV1beta1().BackupSessions(s.Namespace)
 	return internal.UpdateSessionStatus(s, orig.Status.Phase.IsFinal(),
 		func(obj *v1beta1.BackupSession) bool { return obj.Status.Phase.IsFinal() },
 		func(obj *v1beta1.BackupSession) { obj.Status = s.Status },
@@ -185,14 +185,14 @@ func (c *Controller) failUnreadable(ctx context.Context, cur, s *v1beta1.BackupS
 	if s.Status.Phase == v1beta1.BackupSessionFailed && s.Status.Reason == msg {
 		return nil
 	}
-	if err := executor.StopJob(ctx, c.kube, s.Namespace, names.BackupJob(s.Name)); err != nil {
+	if err := executor.StopJob(ctx, c.Kube, s.Namespace, names.BackupJob(s.Name)); err != nil {
 		return err
 	}
 	c.setCond(s, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
 	s.Status.Phase = v1beta1.BackupSessionFailed
 	s.Status.Reason = msg
 	s.Status.SessionDuration = duration(s, now)
-	c.recorder.Event(s, corev1.EventTypeWarning, EventInvalid, msg)
+	c.Recorder.Event(s, corev1.EventTypeWarning, EventInvalid, msg)
 	return c.updateStatus(ctx, cur, s)
 }
 
@@ -211,7 +211,7 @@ func (c *Controller) skipReason(s *v1beta1.BackupSession, bc *v1beta1.BackupConf
 		}
 		return fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s is not ready (%s).", bc.Namespace, bc.Name, phase)
 	}
-	others, _ := c.sessions.BackupSessions(s.Namespace).List(labels.Everything())
+	others, _ := c.BackupSessions.BackupSessions(s.Namespace).List(labels.Everything())
 	for _, o := range others {
 		if o.Name != s.Name && o.Spec.Invoker.Name == bc.Name && o.Status.Phase == v1beta1.BackupSessionRunning {
 			return fmt.Sprintf("Skipped taking new backup. Reason: Previous BackupSession: %s is %q.", o.Name, o.Status.Phase)
@@ -223,7 +223,7 @@ func (c *Controller) skipReason(s *v1beta1.BackupSession, bc *v1beta1.BackupConf
 // pausingRestore names an unfinished RestoreSession that lists bc in
 // status.pausedBackups, or "".
 func (c *Controller) pausingRestore(bc *v1beta1.BackupConfiguration) string {
-	rss, _ := c.restores.RestoreSessions(bc.Namespace).List(labels.Everything())
+	rss, _ := c.RestoreSessions.RestoreSessions(bc.Namespace).List(labels.Everything())
 	for _, rs := range rss {
 		if rs.Status.Phase.IsFinal() || rs.DeletionTimestamp != nil {
 			continue
@@ -262,7 +262,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	fail := func(msg string) {
 		setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureBackupExecutor, msg, now)
 		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
-		c.recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
+		c.Recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
 	}
 	if repo == nil {
 		fail(fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name))
@@ -276,13 +276,13 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, v1beta1.TargetInUse, holder, now)
 		return c.cfg.WaitRequeue, nil
 	}
-	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, bc.Spec.Task.Name)
+	task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, bc.Spec.Task.Name)
 	if err != nil {
 		fail(err.Error())
 		return 0, nil
 	}
 	nsLabels := func() map[string]string {
-		if n, err := c.kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err == nil {
+		if n, err := c.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err == nil {
 			return n.Labels
 		}
 		return nil
@@ -304,7 +304,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if repo.Status.FirstBackupTime == nil {
 		mode = executor.Exclusive
 	}
-	started, err := c.run.Start(ctx, jobrun.Start{Owner: s, Name: jobName, Repository: repo, Mode: mode,
+	started, err := c.Jobs.Start(ctx, jobrun.Start{Owner: s, Name: jobName, Repository: repo, Mode: mode,
 		Build: func() (*batchv1.Job, error) {
 			job, err := c.cfg.BuildJob(bc, s, repo, task, fns)
 			if err != nil {
@@ -332,7 +332,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredBackupExecutor,
 		fmt.Sprintf("Job %s created", jobName), now)
 	if started.Outcome == jobrun.Created { // a sync on a stale cache finds the Job it made before: no second event
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
 	}
 	return started.Requeue, nil
 }
@@ -341,12 +341,12 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 // back up the same PVC: the running one, or else the oldest, goes first.
 func (c *Controller) targetHolder(s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration) string {
 	mine := targetRef(bc)
-	others, _ := c.sessions.BackupSessions(s.Namespace).List(labels.Everything())
+	others, _ := c.BackupSessions.BackupSessions(s.Namespace).List(labels.Everything())
 	for _, o := range others {
 		if o.Name == s.Name || o.Spec.Invoker.Name == bc.Name || o.Status.Phase.IsFinal() {
 			continue
 		}
-		obc, err := c.bcs.BackupConfigurations(o.Namespace).Get(o.Spec.Invoker.Name)
+		obc, err := c.BackupConfigurations.BackupConfigurations(o.Namespace).Get(o.Spec.Invoker.Name)
 		if err != nil || obc.Spec.Target == nil {
 			continue
 		}

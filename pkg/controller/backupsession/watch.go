@@ -21,7 +21,7 @@ import (
 // Repository status, or into BackupDisrupted when the Job cannot report.
 func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	t := &s.Status.Targets[0]
-	obs, err := c.run.Watch(ctx, s, names.BackupJob(s.Name), now)
+	obs, err := c.Jobs.Watch(ctx, s, names.BackupJob(s.Name), now)
 	if err != nil {
 		return 0, err
 	}
@@ -38,7 +38,7 @@ func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 
 func (c *Controller) disrupt(s *v1beta1.BackupSession, t *v1beta1.BackupTargetStatus, reason, msg string, now time.Time) {
 	setTargetCond(t, v1beta1.BackupDisrupted, v1beta1.ConditionTrue, reason, msg, now)
-	c.recorder.Event(s, corev1.EventTypeWarning, EventDisrupted, msg)
+	c.Recorder.Event(s, corev1.EventTypeWarning, EventDisrupted, msg)
 }
 
 // merged is what all steps of one backup Job reported together.
@@ -148,12 +148,12 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	}
 	upsertStats(t, stats)
 	if stats.Phase == v1beta1.HostSucceeded {
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHostBackupSucceeded, "Backup of host %s succeeded (%d snapshots)", host, len(m.Snapshots))
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventHostBackupSucceeded, "Backup of host %s succeeded (%d snapshots)", host, len(m.Snapshots))
 	} else {
-		c.recorder.Eventf(s, corev1.EventTypeWarning, EventHostBackupFailed, "Backup of host %s failed: %s", host, hostErr)
+		c.Recorder.Eventf(s, corev1.EventTypeWarning, EventHostBackupFailed, "Backup of host %s failed: %s", host, hostErr)
 	}
 	if m.StaleLocksRemoved > 0 {
-		c.recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
 	}
 	created, deleted, err := c.recordSnapshots(ctx, s, bc, m, now)
 	if err != nil {
@@ -196,7 +196,7 @@ func upsertStats(t *v1beta1.BackupTargetStatus, h v1beta1.HostBackupStats) {
 
 // updateRepository records what the backup learnt of the repository.
 func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Repository, m merged, delta int64, now time.Time) error {
-	client := c.stow.StowV1beta1().Repositories(repo.Namespace)
+	client := c.Stow.StowV1beta1().Repositories(repo.Namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := client.Get(ctx, repo.Name, metav1.GetOptions{})
 		if err != nil {

@@ -50,7 +50,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, nil
 	}
-	cur, err := c.restores.RestoreSessions(ns).Get(name)
+	cur, err := c.RestoreSessions.RestoreSessions(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		return 0, nil
 	}
@@ -70,10 +70,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			// final it needs no finalizer.
 			rs := cur.DeepCopy()
 			msg := "the stored RestoreSession does not pass the current schema: " + err.Error()
-			c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.clock.Now())
+			c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.Clock.Now())
 			rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
 			rs.Status.Reason = msg
-			c.recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+			c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
 			if err := c.updateStatus(ctx, cur, rs); apierrors.IsInvalid(err) {
 				// Not even its status can be written (the schema's CEL
 				// rules are checked on status writes too): the Event and
@@ -101,18 +101,18 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 		return 0, nil
 	}
-	now := c.clock.Now()
+	now := c.Clock.Now()
 	var after time.Duration
 	work := rs.DeepCopy()
 	v1beta1.DefaultRestoreSession(work)
 
-	repo, _ := c.repos.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
+	repo, _ := c.Repositories.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
 	if msg := c.validate(ctx, work, repo); msg != "" {
 		c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
 		st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
 		st.Reason = msg
 		if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
-			c.recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+			c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
 		}
 		return 0, c.updateStatus(ctx, cur, rs)
 	}
@@ -133,14 +133,14 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
 		if initiated {
 			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
-				if err := executor.StopJob(ctx, c.kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
+				if err := executor.StopJob(ctx, c.Kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
 					return 0, err
 				}
 			}
 			msg += "; its Jobs were stopped"
 		}
 		c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.recorder.Event(rs, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		c.Recorder.Event(rs, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated && !v1beta1.IsConditionFalse(st.Conditions, v1beta1.RestoreExecutorEnsured) {
@@ -193,7 +193,7 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 	read := false
 	labelsOf := func() map[string]string {
 		if !read {
-			if nsObj, err := c.kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
+			if nsObj, err := c.Kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
 				nsLabels = nsObj.Labels
 			}
 			read = true
@@ -212,7 +212,7 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 		}
 	}
 	// A missing Task or Function fails the session when it starts.
-	if task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, work.Spec.Task.Name); err == nil {
+	if task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, work.Spec.Task.Name); err == nil {
 		if why := executor.TaskUse(work.Namespace, labelsOf, task, fns); why != "" {
 			return why
 		}
@@ -231,7 +231,7 @@ func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.Restore
 	if equality.Semantic.DeepEqual(orig.Status, rs.Status) {
 		return nil
 	}
-	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	client := c.Stow.StowV1beta1().RestoreSessions(rs.Namespace)
 	return internal.UpdateSessionStatus(rs, orig.Status.Phase.IsFinal(),
 		func(obj *v1beta1.RestoreSession) bool { return obj.Status.Phase.IsFinal() },
 		func(obj *v1beta1.RestoreSession) { obj.Status = rs.Status },
@@ -244,7 +244,7 @@ func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.Restore
 
 func (c *Controller) addFinalizer(ctx context.Context, rs *v1beta1.RestoreSession) (*v1beta1.RestoreSession, error) {
 	var out *v1beta1.RestoreSession
-	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	client := c.Stow.StowV1beta1().RestoreSessions(rs.Namespace)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		latest, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
 		if err != nil {
@@ -268,10 +268,10 @@ func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) er
 	if !slices.Contains(rs.Finalizers, v1beta1.Finalizer) {
 		return nil
 	}
-	if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRestoreSession, rs.Namespace, rs.Name); err != nil {
+	if err := c.Pusher.DeleteInvokerGroup(ctx, v1beta1.KindRestoreSession, rs.Namespace, rs.Name); err != nil {
 		return fmt.Errorf("delete metrics group of RestoreSession %s/%s: %w", rs.Namespace, rs.Name, err)
 	}
-	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	client := c.Stow.StowV1beta1().RestoreSessions(rs.Namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		latest, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -303,7 +303,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	}
 	c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionTrue, v1beta1.RepositoryAvailable, "the Repository exists", now)
 	secret := repo.Spec.Backend.StorageSecretName
-	if _, err := c.kube.CoreV1().Secrets(repo.Namespace).Get(ctx, secret, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+	if _, err := c.Kube.CoreV1().Secrets(repo.Namespace).Get(ctx, secret, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionFalse, v1beta1.BackendSecretNotAvailable,
 			fmt.Sprintf("Secret %s/%s not found; the restore waits for it", repo.Namespace, secret), now)
 		return c.cfg.WaitRequeue, nil
@@ -313,7 +313,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionTrue, v1beta1.BackendSecretAvailable, "the storage Secret exists", now)
 	t := work.Spec.Target
 	if len(t.VolumeClaimTemplates) == 0 {
-		if _, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionFalse, v1beta1.TargetNotAvailable,
 				fmt.Sprintf("PVC %s/%s not found; the restore waits until it exists", ns, t.Ref.Name), now)
 			return c.cfg.WaitRequeue, nil
@@ -327,7 +327,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	fail := func(msg string) {
 		c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureRestoreExecutor, msg, now)
 		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
-		c.recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
+		c.Recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
 	}
 	jobs, pvcs, err := c.build(ctx, work, repo)
 	if err != nil {
@@ -356,7 +356,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		return c.cfg.WaitRequeue, nil
 	}
 	for _, p := range pvcs {
-		_, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{})
+		_, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			err = c.ownClaim(ctx, rs, p.Name)
 		}
@@ -397,7 +397,7 @@ var errClaimTaken = errors.New("already exists and was not created by this Resto
 // created (a retry after its Job was created, an operator restart), so that
 // restoring into new PVCs never writes into someone else's volume.
 func (c *Controller) ownClaim(ctx context.Context, rs *v1beta1.RestoreSession, name string) error {
-	pvc, err := c.kube.CoreV1().PersistentVolumeClaims(rs.Namespace).Get(ctx, name, metav1.GetOptions{})
+	pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(rs.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -425,7 +425,7 @@ func isPermanent(err error) bool {
 
 // build resolves the Task into the restore Jobs and PVCs.
 func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
-	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, work.Spec.Task.Name)
+	task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, work.Spec.Task.Name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -450,7 +450,7 @@ func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, re
 // when to look again.
 func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time) (created bool, after time.Duration, err error) {
 	jobName := names.RestoreJob(rs.Name, ordinal)
-	started, err := c.run.Start(ctx, jobrun.Start{Owner: rs, Name: jobName, Repository: repo, Mode: executor.Shared,
+	started, err := c.Jobs.Start(ctx, jobrun.Start{Owner: rs, Name: jobName, Repository: repo, Mode: executor.Shared,
 		Build: func() (*batchv1.Job, error) { return job, nil }})
 	switch {
 	case err != nil:
@@ -463,7 +463,7 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 	}
 	v1beta1.RemoveCondition(&rs.Status.Conditions, v1beta1.ExecutorWaiting)
 	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
-	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
+	c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
 	return true, started.Requeue, nil
 }
 
@@ -474,7 +474,7 @@ func (c *Controller) backupsOf(ns string, pvcs map[string]bool, already []string
 	for _, b := range already {
 		set[b] = true
 	}
-	bcs, _ := c.bcs.BackupConfigurations(ns).List(labels.Everything())
+	bcs, _ := c.BackupConfigurations.BackupConfigurations(ns).List(labels.Everything())
 	for _, bc := range bcs {
 		t := bc.Spec.Target
 		if t == nil || (t.Ref.Namespace != "" && t.Ref.Namespace != ns) {
@@ -500,7 +500,7 @@ func (c *Controller) runningBackup(ns string, bcs []string) string {
 	if len(bcs) == 0 {
 		return ""
 	}
-	sessions, _ := c.sessions.BackupSessions(ns).List(labels.Everything())
+	sessions, _ := c.BackupSessions.BackupSessions(ns).List(labels.Everything())
 	for _, s := range sessions {
 		if s.Status.Phase.IsFinal() || !slices.Contains(bcs, s.Spec.Invoker.Name) {
 			continue

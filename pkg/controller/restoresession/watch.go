@@ -82,7 +82,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			}
 			return after, nil
 		}
-		obs, err := c.run.Watch(ctx, rs, jobName, now)
+		obs, err := c.Jobs.Watch(ctx, rs, jobName, now)
 		if err != nil {
 			return 0, err
 		}
@@ -125,16 +125,16 @@ func (c *Controller) applyResult(rs *v1beta1.RestoreSession, host string, obs ex
 	}
 	if h.Error != "" {
 		h.Phase = v1beta1.HostFailed
-		c.recorder.Eventf(rs, corev1.EventTypeWarning, EventHostRestoreFailed, "Restore of host %s failed: %s", host, h.Error)
+		c.Recorder.Eventf(rs, corev1.EventTypeWarning, EventHostRestoreFailed, "Restore of host %s failed: %s", host, h.Error)
 	} else {
-		c.recorder.Eventf(rs, corev1.EventTypeNormal, EventHostRestoreSucceeded, "Restore of host %s succeeded", host)
+		c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventHostRestoreSucceeded, "Restore of host %s succeeded", host)
 	}
 	upsertStats(&rs.Status, h)
 }
 
 func (c *Controller) disrupt(rs *v1beta1.RestoreSession, reason, msg string, now time.Time) {
 	c.setCond(rs, v1beta1.RestoreDisrupted, v1beta1.ConditionTrue, reason, msg, now)
-	c.recorder.Event(rs, corev1.EventTypeWarning, EventDisrupted, msg)
+	c.Recorder.Event(rs, corev1.EventTypeWarning, EventDisrupted, msg)
 }
 
 // finalPhase is the phase rs will have once MetricsPushed=True is recorded.
@@ -154,7 +154,7 @@ func (c *Controller) finalize(ctx context.Context, rs *v1beta1.RestoreSession, r
 		view.Status.Phase = finalPhase(rs)
 		view.Status.SessionDuration = now.Sub(rs.CreationTimestamp.Time).Round(time.Second).String()
 		succeeded := view.Status.Phase == v1beta1.RestoreSucceeded
-		if err := c.pusher.RestoreSessionFinished(ctx, view, repo, succeeded); err != nil {
+		if err := c.Pusher.RestoreSessionFinished(ctx, view, repo, succeeded); err != nil {
 			c.setCond(rs, v1beta1.MetricsPushed, v1beta1.ConditionFalse, v1beta1.FailedToPushMetrics, fmt.Sprintf("pushing restore metrics failed: %v", err), now)
 		} else {
 			c.setCond(rs, v1beta1.MetricsPushed, v1beta1.ConditionTrue, v1beta1.SuccessfullyPushedMetrics, "restore metrics pushed", now)
@@ -169,9 +169,9 @@ func (c *Controller) finalize(ctx context.Context, rs *v1beta1.RestoreSession, r
 	v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 	st.Reason = reasonFor(st)
 	if st.Phase == v1beta1.RestoreSucceeded {
-		c.recorder.Eventf(rs, corev1.EventTypeNormal, EventSucceeded, "Restore succeeded in %s", st.SessionDuration)
+		c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventSucceeded, "Restore succeeded in %s", st.SessionDuration)
 	} else {
-		c.recorder.Eventf(rs, corev1.EventTypeWarning, EventFailed, "Restore ended %s: %s", st.Phase, st.Reason)
+		c.Recorder.Eventf(rs, corev1.EventTypeWarning, EventFailed, "Restore ended %s: %s", st.Phase, st.Reason)
 	}
 }
 
