@@ -3,6 +3,8 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 PKGS  := ./...
+# The version stamped into the binaries (hack/version.sh): VERSION=v0.3.0 make build.
+export VERSION ?= dev
 
 .DEFAULT_GOAL := help
 
@@ -11,9 +13,17 @@ help: ## Show this help.
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_-]+:.*## /{printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build stow-operator and stow into ./bin.
+build: ## Build stow-operator, stow and kubectl-stow into ./bin (VERSION=... stamps a version).
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$$(bash hack/version.sh --ldflags)" -o $(BIN)/ ./cmd/...
+
+.PHONY: image
+image: ## Build the image for this machine into _output/stow-image.tar (PUSH=REF: an amd64+arm64 index pushed to REF instead).
+	@if [ -n "$(PUSH)" ]; then bash hack/build-image.sh --push "$(PUSH)"; else bash hack/build-image.sh; fi
+
+.PHONY: release
+release: ## VERSION=vX.Y.Z REGISTRY=ghcr.io/you: push the amd64+arm64 image, point deploy/ and the chart at it, build the plugin archives (hack/release.sh).
+	bash hack/release.sh
 
 .PHONY: generate
 generate: ## Regenerate deepcopy, client/ and deploy/crds.

@@ -4,7 +4,9 @@
 #   hack/e2e.sh [go test args...]
 # Env: STOW_E2E_DOWN=auto (default) stops the cluster afterwards only if this run started it;
 #      1 always, 0 never;
-#      KUBECONFIG set and STOW_E2E_EXTERNAL=1: use that cluster (e.g. kind) instead.
+#      KUBECONFIG set and STOW_E2E_EXTERNAL=1: use that cluster (e.g. kind) instead;
+#      STOW_CLUSTER_NODES=2: the local cluster gets a second node (docs/multinode.md), so the
+#      TestMultiNode* tests run instead of skipping.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -17,6 +17,11 @@
 #   kubeconfig          print the kubeconfig path     env   print `export KUBECONFIG=...`
 #   gateway-ip          print the host's address on the pod bridge (pods reach host services there)
 #   build               only build / refresh the cached binaries and image tarballs
+#   node2-up            add (or bring back) a second node on this host: own kubelet, containerd, pod
+#                       bridge and subnet (hack/lib/cluster/node2.sh); `up` does it with STOW_CLUSTER_NODES=2
+#   node2-stop          lose the second node: SIGKILL its kubelet, containerd and pod processes (the
+#                       Node object stays and turns NotReady); node2-up brings it back
+#   node2-down          remove the second node (pods, state, bridge, Node object); `down` does it too
 #
 # What runs: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
 # (iptables mode) from k8s.io/kubernetes $K8S_VERSION (default v1.37.2), containerd v2 built from its Go
@@ -32,6 +37,11 @@
 # Storage: StorageClass `standard` (default) is served by a tiny host-side provisioner: any PVC gets a
 # hostPath PV under $STOW_CLUSTER_DIR/pv/pvc-<uid> (mode 0777, so non-root pods can write; fsGroup does
 # not apply to hostPath), deleted again when the PVC is. `pv NAME SIZE` makes static PVs instead.
+#
+# Two nodes: STOW_CLUSTER_NODES=2 `up` starts a second node, stow-node-b (bridge stow1, pods
+# 10.244.1.0/24), sharing the control plane, kube-proxy, DNS and the provisioner. PVs of `standard`
+# live on the first node (node affinity); StorageClass `local-wffc` puts them on the node of their
+# first pod. Cost: docs/testing.md, "Two nodes".
 #
 # Environment: STOW_CLUSTER_DIR (default ~/.cache/stow/cluster/run: pki, data, logs, admin.kubeconfig),
 # STOW_CACHE (default ~/.cache/stow/cluster), K8S_VERSION, CTRD_VERSION, FORCE=1 (rebuild binaries),
@@ -55,6 +65,8 @@ export HACK_DIR
 . "$HACK_DIR/lib/cluster/start.sh"
 # shellcheck source=hack/lib/cluster/stop.sh
 . "$HACK_DIR/lib/cluster/stop.sh"
+# shellcheck source=hack/lib/cluster/node2.sh
+. "$HACK_DIR/lib/cluster/node2.sh"
 
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy provisioner)
 [ "${STOW_CLUSTER_DNS:-1}" = 1 ] && COMPONENTS+=(dns)
@@ -90,6 +102,12 @@ cmd_status() {
     [ -n "$quiet" ] || printf '  %-24s not reachable\n' apiserver
     ok=1
   fi
+  if node2_started && [ -z "$quiet" ]; then
+    for n in containerd-2 kubelet-2; do
+      if pid_alive "$n"; then printf '  %-24s running (pid %s)\n' "$n" "$(cat "$PIDS/$n.pid")"; else printf '  %-24s NOT running\n' "$n"; fi
+    done
+    printf '  %-24s %s\n' "node $NODE2_NAME" "Ready=$(kc get node "$NODE2_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || echo unknown)"
+  fi
   if [ -z "$quiet" ]; then
     if [ $ok = 0 ]; then echo "cluster is UP; KUBECONFIG=$KUBECONFIG_FILE"; else echo "cluster is NOT up"; fi
   fi
@@ -100,7 +118,9 @@ cmd_up() {
   need_root
   lock
   if cmd_status quiet; then
-    log "cluster already up"; cmd_status; return 0
+    log "cluster already up"
+    if [ "${STOW_CLUSTER_NODES:-1}" -ge 2 ]; then node2_up; fi
+    cmd_status; return 0
   fi
   local any=0 n
   for n in "${COMPONENTS[@]}"; do pid_alive "$n" && any=1; done
@@ -120,6 +140,7 @@ cmd_up() {
     log "startup failed; logs in $LOGS. Run '$0 down' to clean up."
     return 1
   fi
+  if [ "${STOW_CLUSTER_NODES:-1}" -ge 2 ]; then node2_up || { log "second node failed; logs in $LOGS"; return 1; }; fi
   log "cluster is up in $(( $(date +%s) - T0 ))s"
   cmd_status
   echo "kubeconfig: $KUBECONFIG_FILE"
@@ -140,6 +161,7 @@ cmd_import_image() {
   for f in "$@"; do
     [ -f "$f" ] || die "no such file: $f"
     ctr_k8s images import --no-unpack=false "$f" || die "import of $f failed"
+    if pid_alive containerd-2; then ctr_node2 images import --no-unpack=false "$f" || die "import of $f on $NODE2_NAME failed"; fi
   done
 }
 
@@ -303,6 +325,9 @@ main() {
     kubeconfig) echo "$KUBECONFIG_FILE" ;;
     gateway-ip) echo "$GATEWAY_IP" ;;
     env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
+    node2-up) need_root; lock; node2_up ;;
+    node2-stop) need_root; lock; node2_kill ;;
+    node2-down) need_root; lock; node2_down ;;
     build) need_root; mkdir -p "$STOW_CACHE"; build_all; log "binaries in $BIN, images in $IMG" ;;
     help | -h | --help) usage ;;
     *) usage >&2; exit 2 ;;

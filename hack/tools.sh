@@ -55,21 +55,38 @@ ensure() {
   log "$name $version built in $((SECONDS - start))s -> $bin"
 }
 
-# ensure_restic: restic $RESTIC_VERSION with the files of hack/restic/_overlay
-# added (the module source is copied, since the Go tool refuses overlays of
-# files in the module cache). $BIN_DIR/restic.stamp records what was built.
+# ensure_restic [OS/ARCH]: restic $RESTIC_VERSION with the files of
+# hack/restic/_overlay added (the module source is copied, since the Go tool
+# refuses overlays of files in the module cache). $BIN_DIR/restic.stamp
+# records what was built. With OS/ARCH other than the host's (the
+# multi-platform image of hack/build-image.sh), it cross-compiles into
+# $BIN_DIR/OS-ARCH/restic.
 RESTIC_OVERLAY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/restic/_overlay
 ensure_restic() {
-  local bin=$BIN_DIR/restic stamp
+  local platform=${1:-} bin=$BIN_DIR/restic stamp goos goarch native=1
+  goos=$("$GO" env GOOS) goarch=$("$GO" env GOARCH)
+  if [[ -n $platform && $platform != "$goos/$goarch" ]]; then
+    goos=${platform%/*} goarch=${platform#*/} native=0
+    bin=$BIN_DIR/$goos-$goarch/restic
+    mkdir -p "$(dirname "$bin")"
+  fi
   stamp="$RESTIC_VERSION $(cat "$RESTIC_OVERLAY"/*.go | sha256sum | cut -c1-16)"
+  if [[ $native == 0 ]]; then stamp="$stamp $goos/$goarch"; fi
   # The stamp alone is not trusted: a cached binary must also answer
   # `stow-locks --help`, or it is rebuilt (a cache restored from elsewhere
-  # once held a plain restic under a matching stamp).
-  if [[ -x $bin && -f $bin.stamp && $(cat "$bin.stamp") == "$stamp" ]] && "$bin" stow-locks --help >/dev/null 2>&1; then
-    log "restic $RESTIC_VERSION (+stow-locks) already in $bin (skip)"
-    return 0
+  # once held a plain restic under a matching stamp). A foreign binary
+  # cannot run here; `go version -m` must then name its platform.
+  if [[ -x $bin && -f $bin.stamp && $(cat "$bin.stamp") == "$stamp" ]]; then
+    if [[ $native == 1 ]] && "$bin" stow-locks --help >/dev/null 2>&1; then
+      log "restic $RESTIC_VERSION (+stow-locks) already in $bin (skip)"
+      return 0
+    fi
+    if [[ $native == 0 ]] && "$GO" version -m "$bin" 2>/dev/null | grep -q "GOARCH=$goarch\b"; then
+      log "restic $RESTIC_VERSION (+stow-locks) for $goos/$goarch already in $bin (skip)"
+      return 0
+    fi
   fi
-  log "building restic $RESTIC_VERSION with Stow's stow-locks command"
+  log "building restic $RESTIC_VERSION for $goos/$goarch with Stow's stow-locks command"
   local start=$SECONDS src work
   src=$(GOFLAGS= "$GO" mod download -json "$RESTIC_MODULE@$RESTIC_VERSION" | awk -F'"' '$2 == "Dir" { print $4 }')
   [[ -d $src ]] || { log "cannot download $RESTIC_MODULE@$RESTIC_VERSION"; return 1; }
@@ -86,8 +103,8 @@ ensure_restic() {
     return 1
   fi
   # CGO off: a static binary that also runs in a distroless Job image.
-  (cd "$work/restic" && GOFLAGS= CGO_ENABLED=0 "$GO" build -trimpath -o "$bin.new" ./cmd/restic)
-  "$bin.new" stow-locks --help >/dev/null
+  (cd "$work/restic" && GOFLAGS= CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch "$GO" build -trimpath -o "$bin.new" ./cmd/restic)
+  if [[ $native == 1 ]]; then "$bin.new" stow-locks --help >/dev/null; fi
   mv "$bin.new" "$bin"
   echo "$stamp" > "$bin.stamp"
   log "restic built in $((SECONDS - start))s -> $bin"
@@ -100,12 +117,17 @@ case $only in
        ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION" ;;
   restic) ensure_restic ;;
   minio) ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION" ;;
-  --print)  # --print NAME: ensure the tool, then print its path (for scripts)
+  --print)  # --print NAME [OS/ARCH]: ensure the tool, then print its path (for scripts)
        case ${2:-} in
-         restic) ensure_restic ;;
-         minio) ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION" ;;
-         *) log "usage: $0 --print restic|minio"; exit 2 ;;
-       esac
-       echo "$BIN_DIR/$2" ;;
-  *) log "usage: $0 [all|restic|minio|--print NAME]"; exit 2 ;;
+         restic) ensure_restic "${3:-}"
+                 if [[ -n ${3:-} && ${3:-} != "$("$GO" env GOOS)/$("$GO" env GOARCH)" ]]; then
+                   echo "$BIN_DIR/${3%/*}-${3#*/}/restic"
+                 else
+                   echo "$BIN_DIR/restic"
+                 fi ;;
+         minio) ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION"
+                echo "$BIN_DIR/minio" ;;
+         *) log "usage: $0 --print restic [OS/ARCH] | --print minio"; exit 2 ;;
+       esac ;;
+  *) log "usage: $0 [all|restic|minio|--print restic [OS/ARCH]|--print minio]"; exit 2 ;;
 esac

@@ -52,6 +52,7 @@ import (
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
+	"github.com/stowhq/stow/pkg/version"
 )
 
 const leaseName = "stow-operator"
@@ -63,6 +64,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "stow-operator backs up and restores PersistentVolumeClaims with restic.\n\nUsage:\n  stow-operator [flags]\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	o.addFlags(fs)
+	showVersion := fs.Bool("version", false, "Print the version and exit.")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
 	fs.AddGoFlagSet(klogFlags)
@@ -72,6 +74,10 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Println(version.String("stow-operator"))
+		os.Exit(0)
 	}
 	if err := o.complete(); err != nil {
 		fmt.Fprintln(os.Stderr, "stow-operator:", err)
@@ -107,6 +113,7 @@ func restConfig(o options) (*rest.Config, error) {
 
 func run(ctx context.Context, o options) error {
 	logger := klog.FromContext(ctx)
+	logger.Info("Starting stow-operator", "version", version.Version, "build", version.String("stow-operator"))
 	cfg, err := restConfig(o)
 	if err != nil {
 		return err
@@ -257,6 +264,7 @@ func runWithLeaderElection(ctx context.Context, o options, kube kubernetes.Inter
 // the four controllers, and returns when ctx is done.
 func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta metadata.Interface, stow versioned.Interface, recorder record.EventRecorder, health *health, pusher metrics.SessionPusher, sessions *sessionListers) error {
 	logger := klog.FromContext(ctx)
+	o.Image = jobImage(ctx, kube, o.Image)
 	if err := ensureBuiltins(ctx, stow, o.Image); err != nil {
 		return err
 	}

@@ -39,13 +39,15 @@ type options struct {
 	lockHostPrefix string
 }
 
-// defaultImage is the image deploy/ installs; hack/build-image.sh builds it.
-const defaultImage = "docker.io/stowhq/stow:dev"
+// defaultImageRepo is where hack/build-image.sh's image is published; with
+// --image unset and no own Pod to read (outside the cluster), the Jobs run
+// its tag of this operator's version (dev by default, as deploy/ installs).
+const defaultImageRepo = "docker.io/stowhq/stow"
 
 func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Path to a kubeconfig file. Empty: the in-cluster config (or $KUBECONFIG).")
 	fs.StringVar(&o.Master, "master", "", "Address of the Kubernetes API server; overrides the server in --kubeconfig.")
-	fs.StringVar(&o.Image, "image", defaultImage, "Image of the in-Job runner (stow and restic) used by the built-in Functions and the trigger CronJobs.")
+	fs.StringVar(&o.Image, "image", "", "Image of the in-Job runner (stow and restic) used by the built-in Functions and the trigger CronJobs. Default: the image of this operator's own container (its Pod $POD_NAME in $POD_NAMESPACE), so installing another image (kustomize images:, Helm image.tag) changes both; outside a Pod "+defaultImageRepo+":<version>.")
 	fs.StringSliceVar(&o.ImagePullSecrets, "image-pull-secrets", nil, "Names of image pull Secrets added to every Job and CronJob pod (comma-separated).")
 	fs.StringVar(&o.PushgatewayURL, "pushgateway-url", "", "An external Pushgateway that Jobs and the operator push to instead of the embedded one. Default: the embedded Pushgateway, which Jobs reach at http://stow-operator.<POD_NAMESPACE>.svc:<port of --pushgateway-listen>.")
 	fs.StringVar(&o.PushgatewayListen, "pushgateway-listen", ":56789", "Address of the embedded Pushgateway. Its /metrics serves pushed metrics and the operator's own (workqueues, reconciles, sessions by phase).")
@@ -108,9 +110,6 @@ func (o *options) complete() error {
 	}
 	if o.PendingTimeout <= 0 {
 		return fmt.Errorf("--pending-timeout must be positive, not %s", o.PendingTimeout)
-	}
-	if o.Image == "" {
-		return fmt.Errorf("--image must not be empty")
 	}
 	return nil
 }

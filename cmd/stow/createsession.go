@@ -6,13 +6,12 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/client/clientset/versioned"
-	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/trigger"
 )
 
 var createBackupSessionCommand = command{
@@ -69,29 +68,5 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 
 // createBackupSession creates the session of bc in namespace for time now.
 func createBackupSession(ctx context.Context, cs versioned.Interface, namespace, bcName string, now time.Time) (*v1beta1.BackupSession, error) {
-	bc, err := cs.StowV1beta1().BackupConfigurations(namespace).Get(ctx, bcName, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("reading BackupConfiguration %s/%s: %v", namespace, bcName, err)
-	}
-	bs := &v1beta1.BackupSession{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            names.BackupSession(bc.Name, now.Unix()),
-			Namespace:       namespace,
-			Labels:          names.SessionLabels(bc),
-			OwnerReferences: []metav1.OwnerReference{v1beta1.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
-		},
-		Spec: v1beta1.BackupSessionSpec{
-			Invoker: v1beta1.BackupInvokerRef{
-				APIGroup: v1beta1.SchemeGroupVersion.Group,
-				Kind:     v1beta1.KindBackupConfiguration,
-				Name:     bc.Name,
-			},
-			RetryLeft: bc.MaxRetry(),
-		},
-	}
-	created, err := cs.StowV1beta1().BackupSessions(namespace).Create(ctx, bs, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("creating BackupSession %s/%s: %v", namespace, bs.Name, err)
-	}
-	return created, nil
+	return trigger.Create(ctx, cs, namespace, bcName, now)
 }

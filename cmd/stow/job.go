@@ -114,6 +114,23 @@ func (j *jobFlags) resolvedSnapshots() []pathSnapshot {
 	return out
 }
 
+// asOf is the RestoreSession's restoreAsOf (zero: the latest snapshots).
+func (j *jobFlags) asOf() time.Time {
+	if !j.hasContract {
+		return time.Time{}
+	}
+	return j.contract.AsOf
+}
+
+// extraMounts are the mount paths of a restore's further new PVCs, restored
+// in the same run as the one at --mount-path.
+func (j *jobFlags) extraMounts() []string {
+	if !j.hasContract {
+		return nil
+	}
+	return j.contract.ExtraMounts
+}
+
 // lockPolicy decides which restic locks this step may remove: restic's own
 // stale ones, and those of this cluster's Stow pods the operator says no
 // longer run.

@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/stowhq/stow/pkg/version"
 )
 
 // command is one stow subcommand.
@@ -63,6 +65,10 @@ func usageError(format string, args ...any) error {
 
 // run executes one stow invocation and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "version") {
+		fmt.Fprintln(stdout, version.String("stow"))
+		return 0
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 && args[0] == "help" {
 			args = []string{args[1], "--help"}
@@ -97,6 +103,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "stow %s: %v\n", cmd.name, err)
 		return 2
 	}
+	if isJobCommand(cmd.name) {
+		// The first line of every Job container's log: which build ran it.
+		logger.Printf("%s: %s", version.String("stow"), cmd.name)
+	}
 	if err := runFn(ctx, fs.Args()); err != nil {
 		fmt.Fprintf(stderr, "stow %s: %s\n", cmd.name, oneLine(err.Error()))
 		var ee *exitError
@@ -112,6 +122,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprint(w, `stow is Stow's Job runner and command-line tool.
 
 Usage: stow <command> [flags]     (stow <command> --help for its flags)
+       stow --version
 
 In-Job commands (run by the operator's Jobs and CronJobs):
 `)

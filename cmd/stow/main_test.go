@@ -198,3 +198,15 @@ func TestRepositoryApartFromTarget(t *testing.T) {
 		t.Errorf("s3: %v", err)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	for _, arg := range []string{"--version", "version"} {
+		var out, errb strings.Builder
+		if code := run(context.Background(), []string{arg}, &out, &errb); code != 0 {
+			t.Fatalf("%s: exit %d, stderr %q", arg, code, errb.String())
+		}
+		if !strings.HasPrefix(out.String(), "stow dev ") {
+			t.Errorf("%s printed %q", arg, out.String())
+		}
+	}
+}

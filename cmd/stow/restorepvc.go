@@ -89,19 +89,23 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	if source == "" {
 		source = res.Host
 	}
-	if err := o.job.repositoryApart(o.mountPath); err != nil {
-		return fail(err)
-	}
-	if err := checkWritable(o.mountPath); err != nil {
-		return fail(err)
+	mounts := append([]string{o.mountPath}, o.job.extraMounts()...)
+	for _, m := range mounts {
+		if err := o.job.repositoryApart(m); err != nil {
+			return fail(err)
+		}
+		if err := checkWritable(m); err != nil {
+			return fail(err)
+		}
 	}
 	r, closeRepo, err := o.job.openRepository()
 	if err != nil {
 		return fail(err)
 	}
 	defer closeRepo()
+	asOf := o.job.asOf()
 	base := restic.RestoreOptions{
-		Host: source, MountPath: o.mountPath, Includes: includes, Excludes: excludes, ExtraArgs: extra,
+		Host: source, MountPath: o.mountPath, ExtraMounts: mounts[1:], Includes: includes, Excludes: excludes, ExtraArgs: extra, AsOf: asOf,
 	}
 	var plan []restic.RestoreOptions
 	what := "host " + source
@@ -121,12 +125,12 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	case o.sourceHost != "":
 		// A rule naming only a sourceHost: Stash's meaning, the latest
 		// snapshot of that host for each of its paths.
-		latest, err := latestPerPath(ctx, r, restic.SnapshotFilter{Host: source})
+		latest, err := latestPerPath(ctx, r, restic.SnapshotFilter{Host: source}, asOf)
 		if err != nil {
 			return fail(err)
 		}
 		if len(latest) == 0 {
-			return fail(errors.New("no snapshot found for host " + source))
+			return fail(errors.New("no snapshot found for host " + source + takenBy(asOf)))
 		}
 		for i := range latest {
 			p := base
@@ -143,11 +147,11 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 		latest := o.job.resolvedSnapshots()
 		if len(latest) > 0 {
 			logger.Printf("restoring the snapshots the operator found in the target's Snapshot records (no listing of the repository)")
-		} else if latest, err = latestPerPath(ctx, r, restic.SnapshotFilter{Tags: []string{filter}}); err != nil {
+		} else if latest, err = latestPerPath(ctx, r, restic.SnapshotFilter{Tags: []string{filter}}, asOf); err != nil {
 			return fail(err)
 		}
 		if len(latest) == 0 {
-			return fail(fmt.Errorf("no snapshot of %s in the repository (snapshots tagged %s); snapshots without Stow's identity, e.g. taken by Stash or of another PVC, are restored only when a rule names them (snapshots, paths or sourceHost)", what, filter))
+			return fail(fmt.Errorf("no snapshot of %s%s in the repository (snapshots tagged %s); snapshots without Stow's identity, e.g. taken by Stash or of another PVC, are restored only when a rule names them (snapshots, paths or sourceHost)", what, takenBy(asOf), filter))
 		}
 		for i := range latest {
 			p := base
@@ -155,7 +159,7 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 			plan = append(plan, p)
 		}
 	}
-	logger.Printf("restoring %d snapshot selection(s) of %s into %s", len(plan), what, o.mountPath)
+	logger.Printf("restoring %d snapshot selection(s) of %s into %s", len(plan), what, strings.Join(mounts, ", "))
 	policy, deadline := o.job.lockPolicy(), o.job.lockDeadline()
 	for _, p := range plan {
 		var done []restic.RestoredPath
@@ -174,8 +178,19 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	if len(res.Snapshots) == 0 {
 		return fail(fmt.Errorf("nothing was restored for %s", what))
 	}
+	if !asOf.IsZero() {
+		logger.Printf("restored as of %s: the newest snapshots taken at or before it", asOf.UTC().Format(time.RFC3339))
+	}
 	res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
 	return o.job.finish(res, true)
+}
+
+// takenBy is " taken at or before <asOf>" for messages, or "" without asOf.
+func takenBy(asOf time.Time) string {
+	if asOf.IsZero() {
+		return ""
+	}
+	return " taken at or before " + asOf.UTC().Format(time.RFC3339)
 }
 
 // pathSnapshot is the snapshot a path is restored from.
@@ -185,11 +200,15 @@ type pathSnapshot struct {
 }
 
 // latestPerPath lists the snapshots f selects, once, and returns for each
-// distinct path the newest snapshot that holds it, ordered by path.
-func latestPerPath(ctx context.Context, r *restic.Restic, f restic.SnapshotFilter) ([]pathSnapshot, error) {
+// distinct path the newest snapshot that holds it (taken at or before asOf,
+// unless zero), ordered by path.
+func latestPerPath(ctx context.Context, r *restic.Restic, f restic.SnapshotFilter, asOf time.Time) ([]pathSnapshot, error) {
 	snaps, err := r.Snapshots(ctx, f)
 	if err != nil {
 		return nil, err
+	}
+	if !asOf.IsZero() {
+		snaps = restic.TakenBy(snaps, asOf)
 	}
 	newest := map[string]restic.Snapshot{}
 	for _, s := range snaps {

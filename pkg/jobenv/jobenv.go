@@ -13,6 +13,7 @@ package jobenv
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +40,13 @@ const (
 	// as the operator found them in the target's Snapshot records, so the
 	// runner need not list the repository to find them.
 	Resolved = "STOW_RESOLVED_SNAPSHOTS"
+	// ExtraMounts (comma-separated) are the mount paths of a restore's
+	// further new PVCs (volumeClaimTemplates after the first): a snapshot
+	// path is restored into the mount path it was backed up at or lies under.
+	ExtraMounts = "STOW_EXTRA_TARGET_MOUNTS"
+	// AsOf (RFC 3339) replaces "latest" by "newest taken at or before AsOf"
+	// in a restore's snapshot choice (RestoreSession spec.restoreAsOf).
+	AsOf = "STOW_RESTORE_AS_OF"
 )
 
 // ResolvedSnapshot is a snapshot the operator chose for a restore: what the
@@ -57,6 +65,8 @@ type Contract struct {
 	LockHostPrefix string
 	LockDeadline   time.Time
 	Resolved       []ResolvedSnapshot
+	ExtraMounts    []string
+	AsOf           time.Time
 }
 
 // Env renders c as container environment variables.
@@ -77,12 +87,18 @@ func (c Contract) Env() []corev1.EnvVar {
 		raw, _ := json.Marshal(c.Resolved) // plain strings and times: cannot fail
 		env = append(env, corev1.EnvVar{Name: Resolved, Value: string(raw)})
 	}
+	if !c.AsOf.IsZero() {
+		env = append(env, corev1.EnvVar{Name: AsOf, Value: c.AsOf.UTC().Format(time.RFC3339Nano)})
+	}
+	if len(c.ExtraMounts) > 0 {
+		env = append(env, corev1.EnvVar{Name: ExtraMounts, Value: strings.Join(c.ExtraMounts, ",")})
+	}
 	return env
 }
 
 // Names lists the variables of the contract.
 func Names() []string {
-	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline, Resolved}
+	return []string{Namespace, InvokerKind, InvokerName, TargetKind, TargetName, OperatorURL, LockHostPrefix, LockDeadline, Resolved, ExtraMounts, AsOf}
 }
 
 // Read returns the contract from the environment; ok is false when the
@@ -113,6 +129,21 @@ func Read(getenv func(string) string) (c Contract, ok bool, err error) {
 	if v := getenv(Resolved); v != "" {
 		if err := json.Unmarshal([]byte(v), &c.Resolved); err != nil {
 			return c, true, fmt.Errorf("%s is not a JSON list of snapshots: %v", Resolved, err)
+		}
+	}
+	if v := getenv(AsOf); v != "" {
+		t, perr := time.Parse(time.RFC3339, v)
+		if perr != nil {
+			return c, true, fmt.Errorf("%s=%q is not an RFC 3339 time", AsOf, v)
+		}
+		c.AsOf = t
+	}
+	if v := getenv(ExtraMounts); v != "" {
+		for _, m := range strings.Split(v, ",") {
+			if !strings.HasPrefix(m, "/") {
+				return c, true, fmt.Errorf("%s: %q is not an absolute path", ExtraMounts, m)
+			}
+			c.ExtraMounts = append(c.ExtraMounts, m)
 		}
 	}
 	return c, true, nil

@@ -33,6 +33,9 @@ type Result struct {
 	Duration string `json:"duration,omitempty"`
 	// Snapshots taken by a backup step.
 	Snapshots []v1beta1.SnapshotStats `json:"snapshots,omitempty"`
+	// SnapshotsOmitted counts snapshots taken but left out of Snapshots
+	// because the result would not fit the termination message.
+	SnapshotsOmitted int `json:"snapshotsOmitted,omitempty"`
 	// RepositoryInitialized is set by the backup step: true when the repository
 	// existed or was initialized, false when that failed.
 	RepositoryInitialized *bool `json:"repositoryInitialized,omitempty"`
@@ -78,27 +81,56 @@ type RetentionResult struct {
 // of the rest for the next one.
 const MaxRemovedIDs = 80
 
-// Encode renders r as compact JSON that fits MaxMessageBytes, shortening the
-// error and then dropping snapshot details if it must: a truncated report is
-// better than none, and the kubelet would cut invalid JSON otherwise.
+// Encode renders r as compact JSON that fits MaxMessageBytes: a truncated
+// report is better than none, and the kubelet would cut invalid JSON, which
+// turns a step that succeeded into one that "reported no result". What goes
+// first is what the operator needs least: the length of free text (error,
+// host, paths), then snapshot statistics, then retention and lock details,
+// and only last whole snapshot entries, counted in SnapshotsOmitted.
 func Encode(r Result) []byte {
 	b, _ := json.Marshal(r)
 	if len(b) <= MaxMessageBytes {
 		return b
 	}
-	if len(r.Error) > 512 {
-		r.Error = truncate(r.Error, 512)
-		if b, _ = json.Marshal(r); len(b) <= MaxMessageBytes {
+	r.Snapshots = append([]v1beta1.SnapshotStats(nil), r.Snapshots...)
+	fits := func() bool {
+		b, _ = json.Marshal(r)
+		return len(b) <= MaxMessageBytes
+	}
+	r.Error, r.Host = truncate(r.Error, 512), truncate(r.Host, 253)
+	for i := range r.Snapshots {
+		r.Snapshots[i].Path = truncate(r.Snapshots[i].Path, 256)
+	}
+	if fits() {
+		return b
+	}
+	for i := len(r.Snapshots) - 1; i >= 0; i-- {
+		r.Snapshots[i] = v1beta1.SnapshotStats{Name: r.Snapshots[i].Name, Path: r.Snapshots[i].Path}
+		if fits() {
 			return b
 		}
+	}
+	if r.Retention != nil && len(r.Retention.RemovedIDs) > 0 {
+		rt := *r.Retention
+		rt.RemovedIDs = nil
+		r.Retention = &rt
+	}
+	if r.Maintenance != nil && len(r.Maintenance.LocksKept) > 0 {
+		mt := *r.Maintenance
+		mt.LocksKept = []string{fmt.Sprintf("%d locks kept (details did not fit)", len(mt.LocksKept))}
+		r.Maintenance = &mt
+	}
+	if fits() {
+		return b
 	}
 	for len(r.Snapshots) > 0 {
 		r.Snapshots = r.Snapshots[:len(r.Snapshots)-1]
-		if b, _ = json.Marshal(r); len(b) <= MaxMessageBytes {
+		r.SnapshotsOmitted++
+		if fits() {
 			return b
 		}
 	}
-	r.Error = truncate(r.Error, 128)
+	r.Error, r.Host = truncate(r.Error, 128), truncate(r.Host, 64)
 	b, _ = json.Marshal(r)
 	return b
 }

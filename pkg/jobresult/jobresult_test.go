@@ -33,6 +33,8 @@ func TestEncodeFitsTerminationMessage(t *testing.T) {
 		"many snapshots":     {Step: "update-status", Snapshots: many},
 		"both":               {Step: "update-status", Snapshots: many, Error: strings.Repeat("x", 10000)},
 		"multibyte boundary": {Step: "s", Error: strings.Repeat("ü", 3000)},
+		"huge host (target.alias)": {Step: "backup-pvc", Host: strings.Repeat("h", 4500),
+			Snapshots: []v1beta1.SnapshotStats{{Name: strings.Repeat("a", 64), Path: "/stow-data", TotalSize: "1 MiB"}}},
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -46,6 +48,16 @@ func TestEncodeFitsTerminationMessage(t *testing.T) {
 			}
 			if r.Error != "" && (out.Error == "" || !utf8.ValidString(out.Error)) {
 				t.Fatalf("error lost or broken: %q", out.Error)
+			}
+			// A success stays a success with every snapshot accounted for.
+			if r.Error == "" && out.Error != "" {
+				t.Fatalf("success turned into error %q", out.Error)
+			}
+			if len(out.Snapshots)+out.SnapshotsOmitted != len(r.Snapshots) {
+				t.Fatalf("%d snapshots reported + %d omitted, want %d", len(out.Snapshots), out.SnapshotsOmitted, len(r.Snapshots))
+			}
+			if len(r.Snapshots) > 0 && len(out.Snapshots) == 0 {
+				t.Fatalf("every snapshot dropped")
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package resolve
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -104,6 +105,42 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 	return buildJob(in, opts)
 }
 
+// claimMounts is where the restore Job mounts each new PVC of
+// t.volumeClaimTemplates, as Stash documents it: at the mountPath of the
+// volumeMount named like the template (without its "-${POD_ORDINAL}" part).
+// A template no volumeMount names goes to the target mount path (the first)
+// or next to it, at <mount path>-<i>. The runner restores each snapshot path
+// into the mount path it was backed up at or lies under.
+func claimMounts(t *v1beta1.RestoreTarget, rsName string) ([]string, error) {
+	byName := map[string]string{}
+	for _, m := range t.VolumeMounts {
+		byName[m.Name] = m.MountPath
+	}
+	first := v1beta1.TargetMountPath(t.VolumeMounts)
+	seen := map[string]int{}
+	out := make([]string, len(t.VolumeClaimTemplates))
+	for i, tpl := range t.VolumeClaimTemplates {
+		base := strings.TrimSuffix(strings.TrimSuffix(tpl.Name, "${POD_ORDINAL}"), "-")
+		mp, ok := byName[tpl.Name]
+		if !ok {
+			mp, ok = byName[base]
+		}
+		switch {
+		case ok:
+		case i == 0:
+			mp = first
+		default:
+			mp = fmt.Sprintf("%s-%d", first, i)
+		}
+		if j, dup := seen[filepath.Clean(mp)]; dup {
+			return nil, fmt.Errorf("restoresession %q: volumeClaimTemplates %d and %d are both mounted at %s; give each its own target.volumeMounts entry, named like the template", rsName, j, i, mp)
+		}
+		seen[filepath.Clean(mp)] = i
+		out[i] = mp
+	}
+	return out, nil
+}
+
 // RestoreJobs builds one Job per restore ordinal of rs. With
 // target.volumeClaimTemplates it also returns the PVCs of every ordinal
 // (${POD_ORDINAL} substituted), which the caller creates before the Jobs;
@@ -188,22 +225,29 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		if len(claims) == 0 && !ruleSelects(rule) {
 			in.contract.Resolved = resolved
 		}
+		if d.Spec.RestoreAsOf != nil {
+			in.contract.AsOf = d.Spec.RestoreAsOf.Time
+		}
+		var mounts []string
+		var err error
 		if len(claims) > 0 {
 			in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}
+			if mounts, err = claimMounts(t, rs.Name); err != nil {
+				return nil, nil, err
+			}
+			in.targetMount, in.contract.ExtraMounts = mounts[0], mounts[1:]
 		}
 		job, err := buildJob(in, opts)
 		if err != nil {
 			return nil, nil, err
 		}
-		// Claims beyond the first one are mounted next to the target volume,
-		// at <mount path>-<i>, so that every template is restorable.
 		for i, c := range claims[min(1, len(claims)):] {
 			volName := fmt.Sprintf("%s-%d", v1beta1.TargetVolumeName, i+1)
 			job.Spec.Template.Spec.Volumes = append(job.Spec.Template.Spec.Volumes, corev1.Volume{
 				Name:         volName,
 				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}},
 			})
-			mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: fmt.Sprintf("%s-%d", in.targetMount, i+1)})
+			mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: mounts[i+1]})
 		}
 		jobs = append(jobs, job)
 		pvcs = append(pvcs, claims...)

@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -680,5 +681,72 @@ func TestRestoreJobsResolvedSnapshots(t *testing.T) {
 	rs.Spec.Target.Rules = []v1beta1.Rule{{Paths: []string{"/stow-data"}}}
 	if v := envOf(rs); v != "" {
 		t.Errorf("a rule naming paths: %s = %q, want none (the rule decides)", jobenv.Resolved, v)
+	}
+}
+
+// Stash's clone-pvc guide (StatefulSet part): each new PVC is mounted at the
+// mountPath of the volumeMount named like its template without the ordinal,
+// the runner learns the further mounts from the contract, and every PVC
+// carries the RestoreSession's UID.
+func TestRestoreIntoNewPVCsLikeStashCloneGuide(t *testing.T) {
+	tasks, fns := builtins()
+	three := int32(3)
+	rs := restoreSession()
+	rs.Spec.Target = &v1beta1.RestoreTarget{
+		Replicas: &three,
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "restore-data-restore-demo", MountPath: "/source/data"},
+			{Name: "restore-config-restore-demo", MountPath: "/source/config"},
+		},
+		VolumeClaimTemplates: []corev1.PersistentVolumeClaim{
+			{ObjectMeta: metav1.ObjectMeta{Name: "restore-data-restore-demo-${POD_ORDINAL}"}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "restore-config-restore-demo-${POD_ORDINAL}"}},
+		},
+		Rules: []v1beta1.Rule{{Paths: []string{"/source/data", "/source/config"}}},
+	}
+	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 3 || len(pvcs) != 6 {
+		t.Fatalf("%d jobs, %d pvcs; want 3 and 6", len(jobs), len(pvcs))
+	}
+	for _, p := range pvcs {
+		if p.Annotations[v1beta1.AnnotationRestoredBy] != string(rs.UID) {
+			t.Errorf("PVC %s annotations %v", p.Name, p.Annotations)
+		}
+	}
+	pod := jobs[1].Spec.Template.Spec
+	claimAt := map[string]string{}
+	for _, c := range allContainers(jobs[1]) {
+		for _, m := range c.VolumeMounts {
+			for _, v := range pod.Volumes {
+				if v.Name == m.Name && v.PersistentVolumeClaim != nil {
+					claimAt[v.PersistentVolumeClaim.ClaimName] = m.MountPath
+				}
+			}
+		}
+		if c.Name == "update-status-1" {
+			continue
+		}
+		found := false
+		for _, e := range c.Env {
+			if e.Name == jobenv.ExtraMounts {
+				found = e.Value == "/source/config"
+			}
+		}
+		if !found {
+			t.Errorf("container %s: %s is not /source/config: %v", c.Name, jobenv.ExtraMounts, c.Env)
+		}
+	}
+	want := map[string]string{"restore-data-restore-demo-1": "/source/data", "restore-config-restore-demo-1": "/source/config"}
+	if fmt.Sprint(claimAt) != fmt.Sprint(want) {
+		t.Errorf("ordinal 1 mounts %v, want %v", claimAt, want)
+	}
+
+	// Two templates at one path: refused, not mounted over each other.
+	rs.Spec.Target.VolumeMounts[1].MountPath = "/source/data"
+	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts); err == nil || !strings.Contains(err.Error(), "both mounted at /source/data") {
+		t.Errorf("two templates at one mount path: %v", err)
 	}
 }

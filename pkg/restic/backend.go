@@ -44,11 +44,27 @@ var swiftKeys = []string{
 	"OS_APPLICATION_CREDENTIAL_SECRET", "OS_STORAGE_URL", "OS_AUTH_TOKEN",
 }
 
+// Workload identity: variables the cloud's pod identity webhook (or the
+// user's runtimeSettings) puts into the Job's environment so that restic
+// gets short-lived credentials from the pod's ServiceAccount instead of
+// static keys (docs/cloud-identity.md). Only the variables of the
+// repository's own provider reach restic.
+var (
+	awsIdentityKeys = []string{
+		"AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME", "AWS_STS_REGIONAL_ENDPOINTS", // IRSA
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", // EKS Pod Identity, ECS
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+	}
+	gcpIdentityKeys   = []string{KeyGoogleCredentialsFile, "GOOGLE_ACCESS_TOKEN"}
+	azureIdentityKeys = []string{"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST", "AZURE_CLIENT_SECRET", "AZURE_ENDPOINT_SUFFIX"}
+)
+
 // secretKeys are values that must never appear in a log line or an error.
 var secretKeys = []string{
 	KeyResticPassword, KeyAWSSecretAccessKey, KeyAWSSessionToken, KeyGoogleServiceAccount,
 	KeyAzureAccountKey, KeyAzureAccountSAS, KeyB2AccountKey, KeyRestServerPassword,
 	"ST_KEY", "OS_PASSWORD", "OS_APPLICATION_CREDENTIAL_SECRET", "OS_AUTH_TOKEN",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "GOOGLE_ACCESS_TOKEN", "AZURE_CLIENT_SECRET",
 }
 
 // Location is where a repository is and how restic reaches it: everything
@@ -113,6 +129,7 @@ func NewLocation(b v1beta1.Backend, secrets map[string]string, fileDir string) (
 		}
 		l.Repository = "s3:" + joinURL(strings.TrimRight(b.S3.Endpoint, "/"), b.S3.Bucket, b.S3.Prefix)
 		copyKeys(KeyAWSAccessKeyID, KeyAWSSecretAccessKey, KeyAWSSessionToken)
+		copyKeys(awsIdentityKeys...)
 		if b.S3.Region != "" {
 			l.Env[KeyAWSDefaultRegion] = b.S3.Region
 		}
@@ -126,6 +143,7 @@ func NewLocation(b v1beta1.Backend, secrets map[string]string, fileDir string) (
 		}
 		l.Repository = "gs:" + b.GCS.Bucket + ":/" + strings.Trim(b.GCS.Prefix, "/")
 		copyKeys(KeyGoogleProjectID)
+		copyKeys(gcpIdentityKeys...) // a Secret's key file below wins
 		if key := secrets[KeyGoogleServiceAccount]; key != "" {
 			f, err := writeSecretFile(fileDir, "gcs-service-account.json", key)
 			if err != nil {
@@ -141,6 +159,7 @@ func NewLocation(b v1beta1.Backend, secrets map[string]string, fileDir string) (
 		}
 		l.Repository = "azure:" + b.Azure.Container + ":/" + strings.Trim(b.Azure.Prefix, "/")
 		copyKeys(KeyAzureAccountName, KeyAzureAccountKey, KeyAzureAccountSAS)
+		copyKeys(azureIdentityKeys...)
 		connections("azure", b.Azure.MaxConnections)
 	case b.Swift != nil:
 		l.Provider = v1beta1.ProviderSwift

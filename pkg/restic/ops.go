@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
@@ -234,7 +235,14 @@ type RestoreOptions struct {
 	// MountPath is where the target volume is mounted now. Files land at
 	// MountPath/<path relative to the mount path at backup time>.
 	MountPath string
-	ExtraArgs []string
+	// ExtraMounts are further volumes restored at once (new PVCs of one
+	// restore): a snapshot path goes to the one of MountPath and ExtraMounts
+	// it was backed up at or lies under (RestoreMount).
+	ExtraMounts []string
+	ExtraArgs   []string
+	// AsOf, when set, makes "latest" the newest snapshot taken at or
+	// before it.
+	AsOf time.Time
 	// Resolved, when set, is the snapshot to restore, already looked up:
 	// Snapshot, Host and Tags are then not used to find one.
 	Resolved *Snapshot
@@ -278,7 +286,8 @@ func (r *Restic) Restore(ctx context.Context, o RestoreOptions) ([]RestoredPath,
 	}
 	var done []RestoredPath
 	for _, p := range paths {
-		target, err := RestoreTarget(snap.MountPath(), p, o.MountPath)
+		mount := RestoreMount(snap.MountPath(), p, o.MountPath, o.ExtraMounts)
+		target, err := RestoreTarget(snap.MountPath(), p, mount)
 		if err != nil {
 			return done, err
 		}
@@ -290,7 +299,7 @@ func (r *Restic) Restore(ctx context.Context, o RestoreOptions) ([]RestoredPath,
 			args = append(args, "--exclude", relativePattern(ex, p))
 		}
 		args = append(args, o.ExtraArgs...)
-		if err := CheckNoSymlink(o.MountPath, target); err != nil {
+		if err := CheckNoSymlink(mount, target); err != nil {
 			return done, err
 		}
 		if err := os.MkdirAll(target, 0o755); err != nil {
@@ -318,12 +327,19 @@ func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot,
 	} else {
 		f.IDs = []string{id}
 	}
+	latest := f.Latest
+	if latest && !o.AsOf.IsZero() {
+		f.Latest = false // restic cannot filter by time: list and choose
+	}
 	snaps, err := r.Snapshots(ctx, f)
 	if err != nil {
 		return nil, err
 	}
+	if latest && !o.AsOf.IsZero() {
+		snaps = TakenBy(snaps, o.AsOf)
+	}
 	if len(snaps) == 0 {
-		if !f.Latest {
+		if !latest {
 			return nil, fmt.Errorf("no snapshot found with id %s", id)
 		}
 		msg := "no snapshot found"
@@ -336,10 +352,51 @@ func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot,
 		if o.Path != "" {
 			msg += " and path " + o.Path
 		}
+		if !o.AsOf.IsZero() {
+			msg += " taken at or before " + o.AsOf.UTC().Format(time.RFC3339)
+		}
 		return nil, errors.New(msg)
 	}
 	s := snaps[len(snaps)-1]
 	return &s, nil
+}
+
+// TakenBy keeps the snapshots taken at or before t, in their order.
+func TakenBy(snaps []Snapshot, t time.Time) []Snapshot {
+	var out []Snapshot
+	for _, s := range snaps {
+		if !s.Time.After(t) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RestoreMount picks the volume that snapshot path p (backed up at mount
+// path backupMount) is restored into: without extra mounts, mount; else the
+// mount path equal to backupMount, else the deepest one p lies under, else
+// mount.
+func RestoreMount(backupMount, p, mount string, extra []string) string {
+	if len(extra) == 0 {
+		return mount
+	}
+	all := append([]string{mount}, extra...)
+	for _, m := range all {
+		if backupMount != "" && filepath.Clean(m) == filepath.Clean(backupMount) {
+			return m
+		}
+	}
+	best := ""
+	for _, m := range all {
+		c := filepath.Clean(m)
+		if (filepath.Clean(p) == c || strings.HasPrefix(filepath.Clean(p), c+"/")) && len(c) > len(best) {
+			best = m
+		}
+	}
+	if best == "" {
+		return mount
+	}
+	return best
 }
 
 // RestoreTarget is the directory that snapshot path p is restored into: the

@@ -222,6 +222,29 @@ func TestRestoreTarget(t *testing.T) {
 	}
 }
 
+func TestRestoreMount(t *testing.T) {
+	extra := []string{"/source/config", "/source/config/deeper"}
+	tests := []struct {
+		name, backupMount, path, want string
+		extra                         []string
+	}{
+		{"one volume", "/source/config", "/source/config", "/source/data", nil},
+		{"backed up at an extra mount", "/source/config", "/source/config", "/source/config", extra},
+		{"backup mount wins over depth", "/source/config", "/source/config/deeper/x", "/source/config", extra},
+		{"untagged (Stash) path under an extra mount", "", "/source/config/deeper/x", "/source/config/deeper", extra},
+		{"untagged, first mount", "", "/source/data/x", "/source/data", extra},
+		{"under none", "", "/elsewhere", "/source/data", extra},
+		{"prefix is not a parent", "", "/source/configs", "/source/data", extra},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RestoreMount(tt.backupMount, tt.path, "/source/data", tt.extra); got != tt.want {
+				t.Errorf("RestoreMount = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestRelativePattern(t *testing.T) {
 	tests := []struct{ pattern, path, want string }{
 		{"/stow-data/dir/f.txt", "/stow-data", "/dir/f.txt"},

@@ -85,6 +85,8 @@ type BackupTarget struct {
 	// Defaults to the mount path. A path may not contain a comma (the Job
 	// receives them comma-joined: one value must not hide two paths).
 	// +kubebuilder:validation:items:Pattern=`^/[^,]*$`
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Paths []string `json:"paths,omitempty"`
 	// Exclude holds restic --exclude patterns; a pattern may not contain a comma.
@@ -94,6 +96,7 @@ type BackupTarget struct {
 	// +optional
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 	// Alias is the restic --host of the snapshots (default host-0).
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Alias string `json:"alias,omitempty"`
 	// Args are extra arguments for restic backup.

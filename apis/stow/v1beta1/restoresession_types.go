@@ -50,6 +50,12 @@ type RestoreSessionSpec struct {
 	Hooks *RestoreHooks `json:"hooks,omitempty"`
 	// +optional
 	TimeOut *Duration `json:"timeOut,omitempty"`
+	// RestoreAsOf restores, wherever the latest snapshot would be chosen
+	// (no rules, rule paths, a sourceHost, snapshots: ["latest"]), the newest
+	// snapshot taken at or before this time instead, as VolSync's
+	// restoreAsOf does. Snapshot ids named in a rule cannot be combined with it.
+	// +optional
+	RestoreAsOf *metav1.Time `json:"restoreAsOf,omitempty"`
 }
 
 // RestoreTarget is the PVC (or new PVCs) to restore into.
@@ -65,6 +71,7 @@ type RestoreTarget struct {
 	// +optional
 	Rules []Rule `json:"rules,omitempty"`
 	// Alias is the restoring host's identity (default host-0).
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Alias string `json:"alias,omitempty"`
 	// Args are extra arguments for restic restore.
@@ -84,14 +91,21 @@ type RestoreTarget struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.snapshots) && size(self.snapshots) > 0 && has(self.paths) && size(self.paths) > 0)",message="a rule may set snapshots or paths, not both"
 type Rule struct {
 	// TargetHosts this rule applies to; empty matches every host.
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	TargetHosts []string `json:"targetHosts,omitempty"`
 	// SourceHost whose snapshots are restored (default: the restoring host).
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	SourceHost string `json:"sourceHost,omitempty"`
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Snapshots []string `json:"snapshots,omitempty"`
 	// +kubebuilder:validation:items:Pattern=`^/[^,]*$`
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Paths []string `json:"paths,omitempty"`
 	// +optional

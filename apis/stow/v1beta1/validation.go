@@ -256,6 +256,8 @@ func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
 		for j, id := range r.Snapshots {
 			if !validSnapshotID(id) {
 				errs = append(errs, field.Invalid(rp.Child("snapshots").Index(j), id, "must be \"latest\" or a hexadecimal snapshot id"))
+			} else if s.RestoreAsOf != nil && id != "latest" {
+				errs = append(errs, field.Forbidden(rp.Child("snapshots").Index(j), "spec.restoreAsOf chooses the snapshot; name \"latest\" or leave restoreAsOf out"))
 			}
 		}
 	}

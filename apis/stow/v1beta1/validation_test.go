@@ -137,6 +137,8 @@ func TestValidateRestoreSession(t *testing.T) {
 			r.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "restored-${POD_ORDINAL}"}}}
 		}, ""},
 		{"missing target", nil, func(r *RestoreSession) { r.Spec.Target = nil }, "spec.target: Required"},
+		{"restoreAsOf with latest", []Rule{{Snapshots: []string{"latest"}}}, func(r *RestoreSession) { r.Spec.RestoreAsOf = &metav1.Time{} }, ""},
+		{"restoreAsOf with a snapshot id", []Rule{{Snapshots: []string{"4bba301e"}}}, func(r *RestoreSession) { r.Spec.RestoreAsOf = &metav1.Time{} }, "spec.restoreAsOf chooses the snapshot"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1624,6 +1624,10 @@ func (in *RestoreSessionSpec) DeepCopyInto(out *RestoreSessionSpec) {
 		*out = new(Duration)
 		**out = **in
 	}
+	if in.RestoreAsOf != nil {
+		in, out := &in.RestoreAsOf, &out.RestoreAsOf
+		*out = (*in).DeepCopy()
+	}
 	return
 }
 

@@ -120,6 +120,13 @@ volumeBindingMode: Immediate
 ---
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
+metadata: {name: local-wffc}
+provisioner: stow.dev/local-hostpath
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
 metadata: {name: manual}
 provisioner: kubernetes.io/no-provisioner
 reclaimPolicy: Retain
@@ -138,5 +145,5 @@ metadata: {name: stow-local-dns}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: stow-local-dns}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: stow-local-dns}]
 EOT
-  log "StorageClasses: standard (default, hostPath dirs under $PVDIR provisioned on demand), manual (static, see 'pv')"
+  log "StorageClasses: standard (default, hostPath dirs under $PVDIR provisioned on demand, on the first node), local-wffc (the same on the node of the first pod), manual (static, see 'pv')"
 }

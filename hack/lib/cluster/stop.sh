@@ -30,6 +30,7 @@ our_shims() { pgrep -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK" || true; 
 
 stop_cluster() {
   local p
+  if node2_started || node2_running; then node2_down; fi
   stop_proc provisioner dns kubelet
   # remove all pod containers and sandboxes so runc processes, shims, netns and veths go away
   if pid_alive containerd && [ -S "$CTRD_SOCK" ]; then

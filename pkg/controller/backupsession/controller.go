@@ -61,7 +61,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 	jobs := jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}.WithDefaults()
 	cfg.PendingTimeout, cfg.WaitRequeue = jobs.PendingTimeout, jobs.WaitRequeue
 	base := session.New(session.Options{Name: "backupsession",
-		Kind:     jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: v1beta1.AnnotationBackupSession},
+		Kind:     jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: v1beta1.AnnotationBackupSession, Placed: true},
 		Sessions: stowInformers.Stow().V1beta1().BackupSessions().Informer(), Jobs: jobs, Clock: cfg.Clock},
 		kube, stow, kubeInformers, stowInformers, recorder, pusher, gate)
 	return &Controller{Base: base, cfg: cfg}

@@ -93,7 +93,7 @@ func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixtu
 	var kubeObjs, stowObjs []runtime.Object
 	for _, o := range objs {
 		switch o.(type) {
-		case *batchv1.Job, *corev1.Pod, *corev1.Secret, *corev1.PersistentVolumeClaim:
+		case *batchv1.Job, *corev1.Pod, *corev1.Secret, *corev1.PersistentVolumeClaim, *corev1.Node:
 			kubeObjs = append(kubeObjs, o)
 		default:
 			stowObjs = append(stowObjs, o)

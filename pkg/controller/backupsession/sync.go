@@ -322,6 +322,9 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	case jobrun.BuildFailed, jobrun.CreateFailed:
 		fail(started.Err.Error())
 		return 0, nil
+	case jobrun.PlaceFailed:
+		fail(fmt.Sprintf("cannot place the backup Job: %v", started.Err))
+		return 0, nil
 	}
 	v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 	one := int32(1)
@@ -330,9 +333,9 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	// Check, prune and the size refresh run on the Repository's maintenance schedule.
 	t.PostBackupActions = []string{v1beta1.ApplyRetentionPolicy, v1beta1.SendRepositoryMetrics}
 	setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredBackupExecutor,
-		fmt.Sprintf("Job %s created", jobName), now)
+		fmt.Sprintf("Job %s created%s", jobName, started.Pin.Suffix()), now)
 	if started.Outcome == jobrun.Created { // a sync on a stale cache finds the Job it made before: no second event
-		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s", jobName)
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s%s", jobName, started.Pin.Suffix())
 	}
 	return started.Requeue, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -21,19 +22,19 @@ import (
 // Repository status, or into BackupDisrupted when the Job cannot report.
 func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	t := &s.Status.Targets[0]
-	obs, err := c.Jobs.Watch(ctx, s, names.BackupJob(s.Name), now)
+	obs, recheck, err := c.Jobs.Watch(ctx, s, names.BackupJob(s.Name), now)
 	if err != nil {
 		return 0, err
 	}
 	switch obs.State {
 	case executor.Pending:
-		return obs.RecheckAfter, nil
+		return internal.Sooner(recheck, obs.RecheckAfter), nil
 	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 		c.disrupt(s, t, obs.Reason, obs.Message, now)
 	case executor.Succeeded, executor.Failed:
 		return 0, c.applyResults(ctx, s, bc, repo, obs, now)
 	}
-	return 0, nil
+	return recheck, nil
 }
 
 func (c *Controller) disrupt(s *v1beta1.BackupSession, t *v1beta1.BackupTargetStatus, reason, msg string, now time.Time) {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/version"
 )
 
 // RepositoryKey is the key of a Repository in the gate and in v1beta1.AnnotationRepository.
@@ -19,7 +20,8 @@ func RepositoryKey(namespace, name string) string { return namespace + "/" + nam
 // Prepare marks a resolved Job as Stow's: the name, namespace and controller
 // owner are forced (the watchdog looks the Job up by them), and the managed-by
 // labels and session annotations are put on the Job and on its pod template so
-// that the operator's label-filtered informers see both. The Job also gets
+// that the operator's label-filtered informers see both, with the operator's
+// version (app.kubernetes.io/version). The Job also gets
 // the location and mode it was admitted with (see Gate).
 func Prepare(job *batchv1.Job, name, namespace string, owner metav1.OwnerReference, component, sessionAnnotation, sessionName, repoKey string, lock Request) {
 	if job.Annotations == nil {
@@ -35,6 +37,9 @@ func Prepare(job *batchv1.Job, name, namespace string, owner metav1.OwnerReferen
 			m.Labels = map[string]string{}
 		}
 		m.Labels[v1beta1.LabelManagedBy] = v1beta1.ManagedByStow
+		// Which operator build made the Job: its image is that build's
+		// --image, so the label says what runs in the pod too.
+		m.Labels[version.LabelKey] = version.Label()
 		if _, ok := m.Labels[v1beta1.LabelComponent]; !ok {
 			m.Labels[v1beta1.LabelComponent] = component
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -39,6 +40,10 @@ type Kind struct {
 	// Annotation names the owner on the Jobs and their pods; the event
 	// handlers map a Job or pod back to its owner with it.
 	Annotation string
+	// Placed: the Jobs mount the user's volumes. A ReadWriteOnce volume in
+	// use pins the Job's pod to its user's node, and a lost node ends the
+	// Job (pkg/controller/placement).
+	Placed bool
 	// ReleaseStopped: the owner forgets a Job it stopped (a maintenance run
 	// ends with it), so the location is released at once rather than when
 	// the Job's pods are gone.
@@ -116,6 +121,9 @@ const (
 	Adopted
 	// BuildFailed: Build returned Err; no Job exists.
 	BuildFailed
+	// PlaceFailed: the Job's pod cannot run where its volumes are (Err is
+	// the *placement.Refusal); no Job exists.
+	PlaceFailed
 	// CreateFailed: the API server refuses the Job for good (Permanent);
 	// Err says why.
 	CreateFailed
@@ -128,6 +136,8 @@ type Started struct {
 	Refusal *executor.Refusal
 	// Err is the cause of BuildFailed and CreateFailed.
 	Err error
+	// Pin is where a Placed Job's pod was pinned, if anywhere.
+	Pin placement.Pin
 	// Requeue is when the owner must be looked at again: WaitRequeue when
 	// Waiting, PendingTimeout once the Job exists (the watchdog must look
 	// even if no pod ever appears).
@@ -162,6 +172,16 @@ func (r *Runner) Start(ctx context.Context, st Start) (Started, error) {
 	}
 	executor.Prepare(job, st.Name, ns, v1beta1.OwnerRef(r.kind.Owner, owner, st.Owner.GetUID()),
 		r.kind.Component, r.kind.Annotation, owner, executor.RepositoryKey(repo.Namespace, repo.Name), lock)
+	var pin placement.Pin
+	if r.kind.Placed {
+		if pin, err = placement.Apply(ctx, r.kube, ns, &job.Spec.Template); err != nil {
+			r.gate.Release(jobKey)
+			if placement.IsRefusal(err) {
+				return Started{Outcome: PlaceFailed, Err: err}, nil
+			}
+			return Started{}, err
+		}
+	}
 	created, err := r.create(ctx, job, st.Owner)
 	if err != nil {
 		r.gate.Release(jobKey)
@@ -170,7 +190,7 @@ func (r *Runner) Start(ctx context.Context, st Start) (Started, error) {
 		}
 		return Started{}, err
 	}
-	out := Started{Outcome: Adopted, Requeue: r.cfg.PendingTimeout}
+	out := Started{Outcome: Adopted, Pin: pin, Requeue: r.cfg.PendingTimeout}
 	if created {
 		out.Outcome = Created
 	}
@@ -178,10 +198,10 @@ func (r *Runner) Start(ctx context.Context, st Start) (Started, error) {
 }
 
 // Permanent tells whether a Job creation error will not go away by trying
-// again: the Job is invalid, forbidden, or its name is taken by a Job that
-// is not the owner's.
+// again: the Job is invalid, forbidden, its name is taken by a Job that is
+// not the owner's, or its pod cannot run where its volumes are.
 func Permanent(err error) bool {
-	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
+	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || placement.IsRefusal(err)
 }
 
 // create creates job; an existing Job controlled by owner counts as
@@ -214,8 +234,11 @@ func (r *Runner) create(ctx context.Context, job *batchv1.Job, owner metav1.Obje
 //   - Succeeded and Failed release the location, even before the Job
 //     controller marks the Job finished: restic no longer runs.
 //
-// Pending asks for a look again after the observation's RecheckAfter.
-func (r *Runner) Watch(ctx context.Context, owner metav1.Object, name string, now time.Time) (executor.Observation, error) {
+// A Placed Job whose pod's node is lost ends as Deleted with the NodeLost
+// reason (and is stopped). Pending asks for a look again after the
+// observation's RecheckAfter; recheck is when to look again otherwise (a
+// node NotReady for less than the grace period; 0: no need).
+func (r *Runner) Watch(ctx context.Context, owner metav1.Object, name string, now time.Time) (obs executor.Observation, recheck time.Duration, err error) {
 	ns := owner.GetNamespace()
 	jobKey := ns + "/" + name
 	job, err := r.jobs.Jobs(ns).Get(name)
@@ -230,21 +253,28 @@ func (r *Runner) Watch(ctx context.Context, owner metav1.Object, name string, no
 	if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, owner.GetUID())) {
 		r.gate.Release(jobKey)
 		return executor.Observation{State: executor.Deleted, Reason: v1beta1.ExecutorDeleted,
-			Message: fmt.Sprintf("Job %s was deleted before it reported a result", name)}, nil
+			Message: fmt.Sprintf("Job %s was deleted before it reported a result", name)}, 0, nil
 	}
 	if err != nil {
-		return executor.Observation{}, err
+		return executor.Observation{}, 0, err
 	}
 	pods, err := r.pods.Pods(ns).List(labels.Everything())
 	if err != nil {
-		return executor.Observation{}, err
+		return executor.Observation{}, 0, err
 	}
-	obs := executor.Observe(job, pods, now, r.cfg.PendingTimeout)
+	obs = executor.Observe(job, pods, now, r.cfg.PendingTimeout)
 	executor.ExplainNoPod(ctx, r.kube, job, &obs)
+	if r.kind.Placed {
+		// A Job pod whose node is lost never reports: fail instead of
+		// waiting for the pod's eviction (or forever).
+		if recheck, err = placement.ObserveNode(ctx, r.kube, job, pods, now, &obs); err != nil {
+			return executor.Observation{}, 0, err
+		}
+	}
 	switch obs.State {
 	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 		if err := executor.StopJob(ctx, r.kube, ns, name); err != nil {
-			return executor.Observation{}, err
+			return executor.Observation{}, 0, err
 		}
 		if r.kind.ReleaseStopped {
 			r.gate.Release(jobKey)
@@ -252,5 +282,5 @@ func (r *Runner) Watch(ctx context.Context, owner metav1.Object, name string, no
 	case executor.Succeeded, executor.Failed:
 		r.gate.Release(jobKey)
 	}
-	return obs, nil
+	return obs, recheck, nil
 }

@@ -141,7 +141,7 @@ func (c *Controller) startMaintenance(ctx context.Context, repo *v1beta1.Reposit
 func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Repository, st *v1beta1.MaintenanceStatus, now time.Time, out *outcome) (done bool, err error) {
 	tasks := strings.Split(st.JobTasks, ",")
 	requests := decodeRequests(st.JobRequests)
-	obs, err := c.run.Watch(ctx, repo, st.Job, now)
+	obs, _, err := c.run.Watch(ctx, repo, st.Job, now)
 	if err != nil {
 		return false, err
 	}

@@ -63,7 +63,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 	jobs := jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}.WithDefaults()
 	cfg.PendingTimeout, cfg.WaitRequeue = jobs.PendingTimeout, jobs.WaitRequeue
 	base := session.New(session.Options{Name: "restoresession",
-		Kind:     jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: v1beta1.AnnotationRestoreSession},
+		Kind:     jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: v1beta1.AnnotationRestoreSession, Placed: true},
 		Sessions: stowInformers.Stow().V1beta1().RestoreSessions().Informer(), Jobs: jobs, Clock: cfg.Clock},
 		kube, stow, kubeInformers, stowInformers, recorder, pusher, gate)
 	return &Controller{Base: base, cfg: cfg}

@@ -89,7 +89,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	var kubeObjs, stowObjs []runtime.Object
 	for _, o := range objs {
 		switch o.(type) {
-		case *batchv1.Job, *corev1.Pod, *corev1.Secret, *corev1.PersistentVolumeClaim:
+		case *batchv1.Job, *corev1.Pod, *corev1.Secret, *corev1.PersistentVolumeClaim, *corev1.Node:
 			kubeObjs = append(kubeObjs, o)
 		default:
 			stowObjs = append(stowObjs, o)

@@ -3,6 +3,7 @@ package restoresession
 import (
 	"context"
 	"sort"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -38,12 +39,17 @@ func (c *Controller) resolvedSnapshots(ctx context.Context, rs *v1beta1.RestoreS
 	if err != nil {
 		return nil, err
 	}
-	return newestPerPath(list.Items, rs.Namespace, t.Ref.Name, repo), nil
+	var asOf time.Time
+	if rs.Spec.RestoreAsOf != nil {
+		asOf = rs.Spec.RestoreAsOf.Time
+	}
+	return newestPerPath(list.Items, rs.Namespace, t.Ref.Name, repo, asOf), nil
 }
 
-// newestPerPath keeps the records of PVC ns/pvc in repo and returns, for
-// each path, the newest one, grouped by snapshot and ordered by id.
-func newestPerPath(records []v1beta1.Snapshot, ns, pvc string, repo *v1beta1.Repository) []jobenv.ResolvedSnapshot {
+// newestPerPath keeps the records of PVC ns/pvc in repo (taken at or before
+// asOf, unless zero) and returns, for each path, the newest one, grouped by
+// snapshot and ordered by id.
+func newestPerPath(records []v1beta1.Snapshot, ns, pvc string, repo *v1beta1.Repository, asOf time.Time) []jobenv.ResolvedSnapshot {
 	newest := map[string]*v1beta1.Snapshot{}
 	for i := range records {
 		s := &records[i]
@@ -56,7 +62,8 @@ func newestPerPath(records []v1beta1.Snapshot, ns, pvc string, repo *v1beta1.Rep
 			targetNS = s.Namespace
 		}
 		if s.DeletionTimestamp != nil || s.Spec.Repository.Name != repo.Name || repoNS != repo.Namespace ||
-			s.Spec.Target.Name != pvc || targetNS != ns || len(s.Spec.ID) != 64 {
+			s.Spec.Target.Name != pvc || targetNS != ns || len(s.Spec.ID) != 64 ||
+			(!asOf.IsZero() && s.Spec.Time.After(asOf)) {
 			continue
 		}
 		for _, p := range s.Spec.Paths {

@@ -31,12 +31,20 @@ func TestNewestPerPath(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "short-id", Namespace: "apps"}, Spec: v1beta1.SnapshotSpec{ID: "abc", Time: at(9),
 			Paths: []string{"/stow-data"}, Repository: v1beta1.ObjectRef{Name: "minio"}, Target: v1beta1.TargetRef{Name: "data"}}},
 	}
-	got := newestPerPath(records, "apps", "data", repo)
+	got := newestPerPath(records, "apps", "data", repo, time.Time{})
 	if len(got) != 2 || got[0].ID != id("b") || strings.Join(got[0].Paths, ",") != "/stow-data" ||
 		got[1].ID != id("c") || strings.Join(got[1].Paths, ",") != "/stow-data/extra" || got[0].MountPath != "/stow-data" {
 		t.Fatalf("newestPerPath = %+v; want b for /stow-data and c for /stow-data/extra", got)
 	}
-	if got := newestPerPath(records, "apps", "nothing", repo); len(got) != 0 {
+	if got := newestPerPath(records, "apps", "nothing", repo, time.Time{}); len(got) != 0 {
 		t.Fatalf("records of no PVC: %+v", got)
+	}
+	// restoreAsOf 10:05: b for both paths (c at 10:07 is later); at 10:04, a.
+	got = newestPerPath(records, "apps", "data", repo, at(5).Time)
+	if len(got) != 1 || got[0].ID != id("b") || strings.Join(got[0].Paths, ",") != "/stow-data,/stow-data/extra" {
+		t.Fatalf("as of 10:05 = %+v; want b for both paths", got)
+	}
+	if got = newestPerPath(records, "apps", "data", repo, at(4).Time); len(got) != 1 || got[0].ID != id("a") {
+		t.Fatalf("as of 10:04 = %+v; want a", got)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
+	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
@@ -458,12 +459,14 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 	case started.Outcome == jobrun.Waiting:
 		c.setCond(rs, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
 		return false, started.Requeue, nil
+	case started.Outcome == jobrun.PlaceFailed:
+		return false, 0, &placement.Refusal{Message: "cannot place the restore Job: " + started.Err.Error()}
 	case !started.Running():
 		return false, 0, started.Err
 	}
 	v1beta1.RemoveCondition(&rs.Status.Conditions, v1beta1.ExecutorWaiting)
 	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
-	c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s", jobName)
+	c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s%s", jobName, started.Pin.Suffix())
 	return true, started.Requeue, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -82,15 +83,15 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			}
 			return after, nil
 		}
-		obs, err := c.Jobs.Watch(ctx, rs, jobName, now)
+		obs, recheck, err := c.Jobs.Watch(ctx, rs, jobName, now)
 		if err != nil {
 			return 0, err
 		}
 		switch obs.State {
 		case executor.Running:
-			return 0, nil
+			return recheck, nil
 		case executor.Pending:
-			return obs.RecheckAfter, nil
+			return internal.Sooner(recheck, obs.RecheckAfter), nil
 		case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
 			c.disrupt(rs, obs.Reason, obs.Message, now)
 			return 0, nil
