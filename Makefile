@@ -40,8 +40,9 @@ lint: ## go vet and a gofmt check.
 	$(GO) vet $(PKGS)
 
 .PHONY: tools
-tools: ## Build the pinned restic and MinIO into ~/.cache/stow/bin.
+tools: ## Build the pinned restic, MinIO and helm into ~/.cache/stow/bin.
 	bash hack/tools.sh
+	bash hack/tools.sh helm
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (no external processes, no cluster).

@@ -3,6 +3,8 @@
 # Go module proxy, into $STOW_TOOLS_BIN (default $HOME/.cache/stow/bin):
 #   restic  v0.19.1 plus Stow's `stow-locks` command (hack/restic/README.md)
 #   minio   pinned pseudo-ver. (S3 server for the integration tests)
+#   helm    v3.22.0 (lints and renders the Helm chart in its test; not in
+#           "all", which hack/e2e.sh runs: `hack/tools.sh helm`, make tools)
 # A tool is rebuilt only when the binary there is missing or was built from a
 # different module version (read back with `go version -m`; for restic, a stamp
 # of the version and the added files), so a warm cache costs nothing. MinIO
@@ -14,6 +16,10 @@ RESTIC_VERSION=v0.19.1
 MINIO_MODULE=github.com/minio/minio
 MINIO_PKG=github.com/minio/minio
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+# helm: lints and renders the chart deploy/helm/stow in its test (hack/gen-helm).
+HELM_MODULE=helm.sh/helm/v3
+HELM_PKG=helm.sh/helm/v3/cmd/helm
+HELM_VERSION=v3.22.0
 
 BIN_DIR=${STOW_TOOLS_BIN:-$HOME/.cache/stow/bin}
 GO=${GO:-go}
@@ -117,6 +123,7 @@ case $only in
        ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION" ;;
   restic) ensure_restic ;;
   minio) ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION" ;;
+  helm) ensure helm "$HELM_PKG" "$HELM_MODULE" "$HELM_VERSION" ;;
   --print)  # --print NAME [OS/ARCH]: ensure the tool, then print its path (for scripts)
        case ${2:-} in
          restic) ensure_restic "${3:-}"
@@ -127,7 +134,9 @@ case $only in
                  fi ;;
          minio) ensure minio "$MINIO_PKG" "$MINIO_MODULE" "$MINIO_VERSION"
                 echo "$BIN_DIR/minio" ;;
-         *) log "usage: $0 --print restic [OS/ARCH] | --print minio"; exit 2 ;;
+         helm) ensure helm "$HELM_PKG" "$HELM_MODULE" "$HELM_VERSION"
+               echo "$BIN_DIR/helm" ;;
+         *) log "usage: $0 --print restic [OS/ARCH] | --print minio|helm"; exit 2 ;;
        esac ;;
-  *) log "usage: $0 [all|restic|minio|--print restic [OS/ARCH]|--print minio]"; exit 2 ;;
+  *) log "usage: $0 [all|restic|minio|helm|--print restic [OS/ARCH]|--print minio|helm]"; exit 2 ;;
 esac

@@ -37,3 +37,6 @@ go run ./hack/gen-builtin deploy/builtin
 
 echo "Generating the admission policy into deploy/admission-policy.yaml"
 go run ./hack/gen-admission deploy/admission-policy.yaml
+
+echo "Generating the Helm chart into deploy/helm/stow (from deploy/)"
+go run ./hack/gen-helm deploy/helm/stow

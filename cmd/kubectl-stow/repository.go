@@ -86,7 +86,7 @@ func waitMaintenance(ctx context.Context, e *env, name, task, value string, time
 		if err != nil {
 			return false, err
 		}
-		last = maintenanceRun(repo.Status.Maintenance, task)
+		last = repo.Status.Maintenance.Run(task)
 		return last != nil && last.Request == value, nil
 	})
 	if err != nil {
@@ -96,22 +96,5 @@ func waitMaintenance(ctx context.Context, e *env, name, task, value string, time
 		return fmt.Errorf("repository/%s %s failed: %s", name, task, last.Message)
 	}
 	fmt.Fprintf(e.out, "repository/%s %s: %s\n", name, task, last.Message)
-	return nil
-}
-
-func maintenanceRun(st *v1beta1.MaintenanceStatus, task string) *v1beta1.MaintenanceRun {
-	if st == nil {
-		return nil
-	}
-	switch task {
-	case v1beta1.MaintenanceUnlock:
-		return st.Unlock
-	case v1beta1.MaintenanceCheck:
-		return st.Check
-	case v1beta1.MaintenancePrune:
-		return st.Prune
-	case v1beta1.MaintenanceRefresh:
-		return st.Refresh
-	}
 	return nil
 }

@@ -16,6 +16,23 @@ import (
 	"github.com/stowhq/stow/pkg/restic"
 )
 
+// hasEntries tells whether directory p holds anything: an empty volume backs
+// up as an empty snapshot, honestly; a full one emptied by excludes does not.
+func hasEntries(p string) bool {
+	d, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(2)
+	for _, n := range names {
+		if n != "lost+found" { // what mkfs leaves in an unused volume
+			return true
+		}
+	}
+	return false
+}
+
 var backupPVCCommand = command{
 	name:  "backup-pvc",
 	short: "back up a PVC's paths (first step of a backup Job)",
@@ -145,6 +162,12 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 		if err != nil {
 			logger.Printf("backup of %s failed: %v", p, err)
 			errs = append(errs, oneLine(err.Error()))
+			continue
+		}
+		if sum.TotalFilesProcessed == 0 && o.excludes != "" && hasEntries(p) {
+			err := fmt.Errorf("the exclude patterns %q left no file of %s to back up (snapshot %s is empty)", splitList(o.excludes), p, short(sum.SnapshotID))
+			logger.Print(err)
+			errs = append(errs, err.Error())
 			continue
 		}
 		st := sum.SnapshotStats(p)

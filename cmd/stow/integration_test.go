@@ -210,6 +210,18 @@ func TestIntegrationJobStepsAgainstMinIO(t *testing.T) {
 		t.Errorf("include with ..: %s", run)
 	}
 
+	// A session that did nothing says so: include patterns that match no
+	// file, and excludes that leave nothing of a full volume, fail.
+	run, res = step(t, env, "restore-pvc", "--restore-paths="+mount, "--mount-path="+filepath.Join(dir, "none"), "--include=/no-such-file")
+	if run.code != 1 || !strings.Contains(res.Error, "matched no file") {
+		t.Errorf("restore whose include matches nothing: %s\n%+v", run, res)
+	}
+	run, res = step(t, env, "backup-pvc", "--hostname=host-0", "--backupsession=nightly-x",
+		"--backup-paths="+mount, "--mount-path="+mount, "--exclude=*", "--args=")
+	if run.code != 1 || !strings.Contains(res.Error, "left no file of "+mount) {
+		t.Errorf("backup whose excludes leave nothing: %s\n%+v", run, res)
+	}
+
 	// A wrong password: a clear failure, nothing initialized.
 	bad := m.Env()
 	bad["RESTIC_PASSWORD"] = "not it"

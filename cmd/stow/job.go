@@ -325,6 +325,9 @@ func readOutput(path string) (jobresult.Result, error) {
 		}
 		return jobresult.Result{}, err
 	}
+	if r, ok := jobresult.FromStashOutput(b); ok {
+		return r, nil
+	}
 	var r jobresult.Result
 	if err := json.Unmarshal(b, &r); err != nil {
 		return jobresult.Result{}, fmt.Errorf("result at %s is not valid: %v", path, err)

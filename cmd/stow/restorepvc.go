@@ -161,6 +161,7 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	}
 	logger.Printf("restoring %d snapshot selection(s) of %s into %s", len(plan), what, strings.Join(mounts, ", "))
 	policy, deadline := o.job.lockPolicy(), o.job.lockDeadline()
+	noFile := true // every restored path known to hold no file
 	for _, p := range plan {
 		var done []restic.RestoredPath
 		err := r.WaitForLock(ctx, "restore", policy, deadline, func(ctx context.Context) (err error) {
@@ -168,7 +169,8 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 			return err
 		})
 		for _, d := range done {
-			logger.Printf("restored %s of snapshot %s into %s", d.Path, short(d.SnapshotID), d.Target)
+			logger.Printf("restored %s of snapshot %s into %s (%d files)", d.Path, short(d.SnapshotID), d.Target, d.Files)
+			noFile = noFile && d.Files == 0
 			res.Snapshots = append(res.Snapshots, v1beta1.SnapshotStats{Name: d.SnapshotID, Path: d.Path})
 		}
 		if err != nil {
@@ -177,6 +179,9 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	}
 	if len(res.Snapshots) == 0 {
 		return fail(fmt.Errorf("nothing was restored for %s", what))
+	}
+	if len(includes)+len(excludes) > 0 && noFile {
+		return fail(fmt.Errorf("the include/exclude patterns (include %q, exclude %q) matched no file of the chosen snapshots: nothing was restored", includes, excludes))
 	}
 	if !asOf.IsZero() {
 		logger.Printf("restored as of %s: the newest snapshots taken at or before it", asOf.UTC().Format(time.RFC3339))

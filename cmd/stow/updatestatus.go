@@ -90,7 +90,7 @@ func (o *updateStatusOptions) run(ctx context.Context) error {
 	if prev.Error != "" {
 		failures = append(failures, prev.Step+": "+prev.Error)
 	}
-	restore := prev.Step == "restore-pvc" || (o.restoreSession != "" && o.backupSession == "")
+	restore := prev.Step == "restore-pvc" || prev.Step == "restore" || (o.restoreSession != "" && o.backupSession == "")
 	if !restore && prev.Error == "" {
 		if err := o.maintainRepository(ctx, &res); err != nil {
 			failures = append(failures, err.Error())

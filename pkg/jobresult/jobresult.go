@@ -56,6 +56,59 @@ type Result struct {
 	Pruned *bool `json:"pruned,omitempty"`
 	// Maintenance is set by a maintenance step that looked at the locks.
 	Maintenance *MaintenanceResult `json:"maintenance,omitempty"`
+	// StashOutput is set by update-status when the previous step's report
+	// came from a Stash-format output.json: a Function written for Stash,
+	// which writes no termination message of its own. The operator then
+	// takes this result as the backup or restore step's report.
+	StashOutput bool `json:"stashOutput,omitempty"`
+}
+
+// stashOutput is the output.json a Function written for Stash leaves for
+// update-status (Stash's restic.BackupOutput and RestoreOutput).
+type stashOutput struct {
+	HostBackupStats []struct {
+		Hostname  string                  `json:"hostname"`
+		Phase     string                  `json:"phase"`
+		Snapshots []v1beta1.SnapshotStats `json:"snapshots"`
+		Duration  string                  `json:"duration"`
+		Error     string                  `json:"error"`
+	} `json:"hostBackupStats"`
+	HostRestoreStats []struct {
+		Hostname string `json:"hostname"`
+		Phase    string `json:"phase"`
+		Duration string `json:"duration"`
+		Error    string `json:"error"`
+	} `json:"hostRestoreStats"`
+}
+
+// FromStashOutput reads b as Stash's output.json; ok is false when b is
+// not one (Stow's own steps write a Result).
+func FromStashOutput(b []byte) (r Result, ok bool) {
+	var o stashOutput
+	if json.Unmarshal(b, &o) != nil || (len(o.HostBackupStats) == 0 && len(o.HostRestoreStats) == 0) {
+		return Result{}, false
+	}
+	failed := func(phase, err string) string {
+		if err == "" && phase == string(v1beta1.HostFailed) {
+			return "the step reported phase Failed"
+		}
+		return err
+	}
+	r.StashOutput = true
+	for _, h := range o.HostBackupStats {
+		r.Step, r.Host, r.Duration = "backup", h.Hostname, h.Duration
+		r.Snapshots = append(r.Snapshots, h.Snapshots...)
+		if e := failed(h.Phase, h.Error); e != "" && r.Error == "" {
+			r.Error = e
+		}
+	}
+	for _, h := range o.HostRestoreStats {
+		r.Step, r.Host, r.Duration = "restore", h.Hostname, h.Duration
+		if e := failed(h.Phase, h.Error); e != "" && r.Error == "" {
+			r.Error = e
+		}
+	}
+	return r, true
 }
 
 // MaintenanceResult is what a maintenance step did with the locks.

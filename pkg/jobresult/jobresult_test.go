@@ -68,3 +68,20 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		t.Fatal("plain text must not decode as a result")
 	}
 }
+
+// A Function written for Stash leaves Stash's output.json: it reads as that
+// step's report, failures included; Stow's own results are not taken for one.
+func TestFromStashOutput(t *testing.T) {
+	backup := `{"hostBackupStats":[{"hostname":"host-0","phase":"Succeeded","duration":"3s","snapshots":[{"name":"4bba301e","path":"/source/data","totalSize":"1 MiB","fileStats":{"totalFiles":3}}]}],"repositoryStats":{"integrity":true}}`
+	r, ok := FromStashOutput([]byte(backup))
+	if !ok || !r.StashOutput || r.Host != "host-0" || r.Error != "" || len(r.Snapshots) != 1 || r.Snapshots[0].Path != "/source/data" || *r.Snapshots[0].FileStats.TotalFiles != 3 {
+		t.Fatalf("backup output = %+v, %v", r, ok)
+	}
+	r, ok = FromStashOutput([]byte(`{"hostRestoreStats":[{"hostname":"host-1","phase":"Failed"}]}`))
+	if !ok || r.Host != "host-1" || r.Error == "" {
+		t.Fatalf("failed restore output = %+v, %v", r, ok)
+	}
+	if _, ok := FromStashOutput(Encode(Result{Step: "backup-pvc", Host: "host-0"})); ok {
+		t.Fatal("Stow's own result taken for Stash's output")
+	}
+}

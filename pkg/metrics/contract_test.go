@@ -83,8 +83,8 @@ func backupResult() jobresult.Result {
 }
 
 const (
-	bcJob      = "backupconfiguration-demo-nfs-pvc-backup"
-	restoreJob = "restoresession-demo-nfs-pvc-restore"
+	bcJob      = "backupconfiguration-demo.nfs-pvc-backup"
+	restoreJob = "restoresession-demo.nfs-pvc-restore"
 )
 
 var (

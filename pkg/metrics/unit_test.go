@@ -128,7 +128,7 @@ func TestPusherRequests(t *testing.T) {
 			t.Errorf("delete answered %d: err=%v, want ok=%v", tc.status, err, tc.ok)
 		}
 	}
-	if last := rec.last(); last != "DELETE /metrics/job/backupconfiguration-demo-x" {
+	if last := rec.last(); last != "DELETE /metrics/job/backupconfiguration-demo.x" {
 		t.Errorf("delete request %q", last)
 	}
 	rec.setStatus(http.StatusBadRequest)

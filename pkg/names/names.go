@@ -61,9 +61,12 @@ func TriggerServiceAccount(bcName string) string { return CronJob(bcName) }
 // identity can have this name: those are "stow-trigger-<name>".
 const NamespaceTrigger = "stow-trigger"
 
-// PushgatewayJob is the Pushgateway job label of an invoker: <lower(kind)>-<ns>-<name>.
+// PushgatewayJob is the Pushgateway job label (the group key) of an
+// invoker: <lower(kind)>-<ns>.<name>. A namespace never contains a dot, so
+// the first dot ends it: ns/x-c and ns-x/c get different groups (with "-"
+// in its place they shared one, and deleting one deleted the other's).
 func PushgatewayJob(kind, namespace, name string) string {
-	return strings.ToLower(kind) + "-" + namespace + "-" + name
+	return strings.ToLower(kind) + "-" + namespace + "." + name
 }
 
 // SessionLabels are the labels of a BackupSession and its Job.

@@ -52,8 +52,11 @@ func TestBackupSessionName(t *testing.T) {
 }
 
 func TestPushgatewayJob(t *testing.T) {
-	if got := PushgatewayJob("BackupConfiguration", "demo", "nfs-pvc-backup"); got != "backupconfiguration-demo-nfs-pvc-backup" {
+	if got := PushgatewayJob("BackupConfiguration", "demo", "nfs-pvc-backup"); got != "backupconfiguration-demo.nfs-pvc-backup" {
 		t.Fatalf("got %q", got)
+	}
+	if a, b := PushgatewayJob("BackupConfiguration", "ns", "x-c"), PushgatewayJob("BackupConfiguration", "ns-x", "c"); a == b {
+		t.Fatalf("ns/x-c and ns-x/c share the group %q", a)
 	}
 }
 

@@ -253,6 +253,7 @@ type RestoredPath struct {
 	SnapshotID string
 	Path       string // path in the snapshot
 	Target     string // directory it was restored into
+	Files      int64  // files restored (restic's summary), -1 when unknown
 }
 
 // Restore restores one snapshot relative to the mount path, never to "/".
@@ -305,10 +306,15 @@ func (r *Restic) Restore(ctx context.Context, o RestoreOptions) ([]RestoredPath,
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return done, fmt.Errorf("creating restore target %s: %v", target, err)
 		}
-		if _, err := r.Run(ctx, args...); err != nil {
+		out, err := r.Run(ctx, args...)
+		if err != nil {
 			return done, err
 		}
-		done = append(done, RestoredPath{SnapshotID: snap.ID, Path: p, Target: target})
+		files, ok := restoredFiles(out)
+		if !ok {
+			files = -1
+		}
+		done = append(done, RestoredPath{SnapshotID: snap.ID, Path: p, Target: target, Files: files})
 	}
 	return done, nil
 }

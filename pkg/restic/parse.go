@@ -107,6 +107,28 @@ func parseBackupOutput(stdout, stderr []byte) (backupOutput, error) {
 	return out, nil
 }
 
+// restoredFiles reads the file count of restic restore --json's summary
+// line (total_files: restored or already there); ok is false when there is
+// no summary (an older restic).
+func restoredFiles(stdout []byte) (n int64, ok bool) {
+	sc := bufio.NewScanner(bytes.NewReader(stdout))
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		var m struct {
+			MessageType string `json:"message_type"`
+			TotalFiles  int64  `json:"total_files"`
+		}
+		if json.Unmarshal(line, &m) == nil && m.MessageType == "summary" {
+			n, ok = m.TotalFiles, true
+		}
+	}
+	return n, ok
+}
+
 // Snapshot is one entry of restic snapshots --json.
 type Snapshot struct {
 	ID       string    `json:"id"`

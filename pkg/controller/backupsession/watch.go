@@ -54,7 +54,7 @@ type merged struct {
 func merge(results []jobresult.Result) merged {
 	var m merged
 	for _, r := range results {
-		if r.Step == v1beta1.FunctionUpdateStatus {
+		if r.Step == v1beta1.FunctionUpdateStatus && !r.StashOutput {
 			if r.Error != "" && m.statusErr == "" {
 				m.statusErr = r.Error
 			}

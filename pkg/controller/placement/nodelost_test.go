@@ -43,9 +43,12 @@ func TestNodeLost(t *testing.T) {
 	}{
 		{name: "ready pod: the node is not read", objs: []runtime.Object{node("b", notReadySince(time.Hour))},
 			pod: pod("b", corev1.ConditionTrue)},
-		{name: "node ready", objs: []runtime.Object{node("b")}, pod: pod("b", corev1.ConditionFalse), reads: 1},
+		{name: "node ready: look again later", objs: []runtime.Object{node("b")}, pod: pod("b", corev1.ConditionFalse), reads: 1,
+			recheck: NodeCheckInterval},
 		{name: "NotReady for less than the grace: look again", objs: []runtime.Object{node("b", notReadySince(20*time.Second))},
 			pod: pod("b", corev1.ConditionFalse), recheck: 40 * time.Second, reads: 1},
+		{name: "NotReady, the grace ends first", objs: []runtime.Object{node("b", notReadySince(50*time.Second))},
+			pod: pod("b", corev1.ConditionFalse), recheck: 10 * time.Second, reads: 1},
 		{name: "NotReady for longer: lost", objs: []runtime.Object{node("b", notReadySince(2*time.Minute))},
 			pod: pod("b", corev1.ConditionFalse), reads: 1,
 			lost: []string{"node b of pod backup-x is NotReady", "Ready=Unknown, NodeStatusUnknown", "2026-03-01T01:58:00Z"}},

@@ -306,11 +306,15 @@ const ReasonNodeLost = "NodeLost"
 // Repository until the pod is evicted (300s more by default) or forever.
 const DefaultNodeLostGrace = time.Minute
 
+// NodeCheckInterval is how often the node of a running, not Ready Job pod
+// is read again (one get per running session per interval).
+const NodeCheckInterval = 30 * time.Second
+
 // NodeLost looks at the running pods of the Job jobUID among pods: when
 // the node of one has not been Ready for grace, it returns a message that
-// names the node and the pod; when it has not been Ready for less, the
-// time after which to look again. It reads the node only for a pod that is
-// not Ready (the node controller marks the pods of a NotReady node so).
+// names the node and the pod; otherwise when to look again (0: no need).
+// It reads the node only for a pod that is not Ready: the node controller
+// marks the pods of a NotReady node so, which is an event for a Ready pod.
 func NodeLost(ctx context.Context, kube kubernetes.Interface, jobUID types.UID, pods []*corev1.Pod, now time.Time, grace time.Duration) (msg string, recheck time.Duration, err error) {
 	for _, p := range pods {
 		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed ||
@@ -326,6 +330,9 @@ func NodeLost(ctx context.Context, kube kubernetes.Interface, jobUID types.UID, 
 		}
 		ready := readyCondition(node)
 		if ready == nil || ready.Status == corev1.ConditionTrue {
+			// A pod that is not Ready (a running step is an init container)
+			// gets no event when its node goes: look again.
+			recheck = minPositive(recheck, NodeCheckInterval)
 			continue
 		}
 		since := ready.LastTransitionTime.Time

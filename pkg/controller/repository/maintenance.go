@@ -68,7 +68,7 @@ func (c *Controller) maintain(ctx context.Context, repo *v1beta1.Repository, now
 			Reason: "InvalidSchedule", Message: strings.Join(p.invalid, "; ")})
 	}
 	for _, task := range v1beta1.MaintenanceTasks {
-		r := run(st, task)
+		r := st.Run(task)
 		at, scheduled := p.next[task]
 		if r == nil && !scheduled {
 			continue
@@ -179,7 +179,7 @@ func (c *Controller) finishRun(repo *v1beta1.Repository, st *v1beta1.Maintenance
 	var failed, ok []string
 	for _, task := range tasks {
 		r := &v1beta1.MaintenanceRun{LastTime: &t, Request: requests[task]}
-		if prev := run(st, task); prev != nil {
+		if prev := st.Run(task); prev != nil {
 			r.NextTime = prev.NextTime
 			if r.Request == "" {
 				r.Request = prev.Request // a scheduled run answers no request

@@ -56,24 +56,6 @@ func taskSchedule(repo *v1beta1.Repository, task string) (string, bool) {
 	return v1beta1.ResolveSchedule(repo.Namespace, repo.Name+"/"+task, spec), suspend
 }
 
-// run returns the recorded run of a task (nil when it never ran).
-func run(st *v1beta1.MaintenanceStatus, task string) *v1beta1.MaintenanceRun {
-	if st == nil {
-		return nil
-	}
-	switch task {
-	case v1beta1.MaintenanceCheck:
-		return st.Check
-	case v1beta1.MaintenancePrune:
-		return st.Prune
-	case v1beta1.MaintenanceRefresh:
-		return st.Refresh
-	case v1beta1.MaintenanceUnlock:
-		return st.Unlock
-	}
-	return nil
-}
-
 // setRun records the run of a task.
 func setRun(st *v1beta1.MaintenanceStatus, task string, r *v1beta1.MaintenanceRun) {
 	switch task {
@@ -110,7 +92,7 @@ func due(repo *v1beta1.Repository, now time.Time) plan {
 	p := plan{requests: map[string]string{}, next: map[string]time.Time{}}
 	st := repo.Status.Maintenance
 	for _, task := range v1beta1.MaintenanceTasks {
-		r := run(st, task)
+		r := st.Run(task)
 		if v := repo.Annotations[v1beta1.MaintenanceRequestAnnotation(task)]; v != "" && (r == nil || r.Request != v) {
 			p.tasks = append(p.tasks, task)
 			p.requests[task] = v

@@ -2,7 +2,9 @@ package restoresession
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -286,5 +288,25 @@ func TestRestoreNewPVCRefusesTakenName(t *testing.T) {
 	f.syncRestore("rs2", 2)
 	if f.job(names.RestoreJob("rs2", 0)) == nil {
 		t.Fatalf("no Job for the RestoreSession's own PVC: %+v", f.restore("rs2").Status)
+	}
+}
+
+// A restore Function written for Stash reports through Stash's output.json,
+// which update-status carries (stashOutput): the restore succeeds. The
+// same Job without that report "reported no result".
+func TestRestoreStashFunctionOutput(t *testing.T) {
+	for _, stash := range []bool{true, false} {
+		f := newFixture(t, repository("repo"), secret(), pvc("data"), newRestore("rs"))
+		f.syncRestore("rs", 2)
+		status := terminated("update-status-1", 0, "Completed", encode(jobresult.Result{Step: v1beta1.FunctionUpdateStatus, Host: "host-0", StashOutput: stash}))
+		f.setPod(names.RestoreJob("rs", 0), corev1.PodSucceeded, t0, nil, terminated("stash-restore-0", 0, "Completed", ""), status)
+		f.sync("rs")
+		got := f.restore("rs")
+		if stash && got.Status.Phase != v1beta1.RestoreSucceeded {
+			t.Errorf("with Stash's output: %s %q %+v", got.Status.Phase, got.Status.Reason, got.Status.Stats)
+		}
+		if !stash && (got.Status.Phase != v1beta1.RestoreFailed || !strings.Contains(fmt.Sprint(got.Status.Stats), "reported no result")) {
+			t.Errorf("without any report: %s %+v", got.Status.Phase, got.Status.Stats)
+		}
 	}
 }

@@ -107,7 +107,7 @@ func (c *Controller) applyResult(rs *v1beta1.RestoreSession, host string, obs ex
 	h := v1beta1.HostRestoreStats{Hostname: host, Phase: v1beta1.HostSucceeded}
 	reported := false
 	for _, res := range obs.Results {
-		if res.Step != v1beta1.FunctionUpdateStatus {
+		if res.Step != v1beta1.FunctionUpdateStatus || res.StashOutput {
 			reported = true
 		}
 		if res.Duration != "" {
