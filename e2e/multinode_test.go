@@ -19,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/resolve"
 )
 
 // twoNodesHint says how to get a second node; tests that need one skip with it.
@@ -137,7 +136,7 @@ func TestMultiNodeRWOBackupRunsOnTheAppNode(t *testing.T) {
 	if !strings.Contains(msg, "on node "+node) || !strings.Contains(msg, "in use by pod "+app) {
 		t.Fatalf("BackupExecutorEnsured message %q does not say the Job was placed on %s for pod %s", msg, node, app)
 	}
-	pods, err := e.kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: resolve.LabelBackupSession + "=" + s.Name})
+	pods, err := e.kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: v1beta1.LabelBackupSession + "=" + s.Name})
 	if err != nil || len(pods.Items) == 0 {
 		t.Fatalf("backup pod of %s not found: %v", s.Name, err)
 	}

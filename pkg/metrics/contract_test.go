@@ -107,7 +107,8 @@ func with(a, b map[string]string) map[string]string {
 	return out
 }
 
-// Label sets of stash-spec §7.3, without the job and instance labels the
+// Label sets of the metric families (Stash's, see families.go), without the
+// job and instance labels the
 // Pushgateway adds.
 const (
 	sessionLabelSet = "driver,invoker_kind,invoker_name,namespace,repository"
@@ -133,7 +134,7 @@ var familyLabelSets = map[string]string{
 }
 
 // checkLabelSets requires every pushed family present to carry exactly its
-// §7.3 label set, and that no stash_appscode_com_* double was pushed.
+// label set above, and that no stash_appscode_com_* double was pushed.
 func checkLabelSets(t *testing.T, mfs map[string]*dto.MetricFamily) {
 	t.Helper()
 	for name, mf := range mfs {

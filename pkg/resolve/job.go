@@ -18,15 +18,7 @@ import (
 	"github.com/stowhq/stow/pkg/names"
 )
 
-// Labels the resolver adds to Jobs and their pods, so controllers can find a
-// session's Job without listing by owner.
-const (
-	LabelBackupSession  = "stow.dev/backup-session"
-	LabelRestoreSession = "stow.dev/restore-session"
-	LabelPodOrdinal     = "stow.dev/pod-ordinal"
-)
-
-// Hook container names (stash-spec §2.6).
+// Hook container names.
 const (
 	PreTaskHookContainer  = "pre-task-hook"
 	PostTaskHookContainer = "post-task-hook"
@@ -67,7 +59,8 @@ type jobInput struct {
 	lockHost string
 }
 
-// BackupJob builds the Job that runs BackupSession s of bc (stash-spec §2.6, §4.4).
+// BackupJob builds the Job that runs BackupSession s of bc: the Task's
+// steps as containers of one pod, with the target PVC mounted.
 func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, opts Options) (*batchv1.Job, error) {
 	if bc == nil || s == nil {
 		return nil, fmt.Errorf("backup job: a BackupConfiguration and a BackupSession are required")
@@ -81,11 +74,11 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 	for k, v := range labels {
 		labels[k] = names.LabelValue(v) // a PVC name may be longer than a label value
 	}
-	labels[LabelBackupSession] = names.LabelValue(s.Name)
+	labels[v1beta1.LabelBackupSession] = names.LabelValue(s.Name)
 	in := jobInput{
 		name:        names.BackupJob(s.Name),
 		namespace:   s.Namespace,
-		owner:       *metav1.NewControllerRef(s, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindBackupSession)),
+		owner:       v1beta1.OwnerRef(v1beta1.KindBackupSession, s.Name, s.UID),
 		labels:      labels,
 		vars:        BackupVars(d, s, repo, opts),
 		taskParams:  d.Spec.Task.Params,
@@ -148,7 +141,7 @@ func claimMounts(t *v1beta1.RestoreTarget, rsName string) ([]string, error) {
 	return out, nil
 }
 
-// RestoreJobs builds one Job per restore ordinal of rs (stash-spec §5). With
+// RestoreJobs builds one Job per restore ordinal of rs. With
 // target.volumeClaimTemplates it also returns the PVCs of every ordinal
 // (${POD_ORDINAL} substituted), which the caller creates before the Jobs;
 // otherwise it returns one Job for target.ref and no PVCs.
@@ -180,7 +173,7 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		vars := RestoreVars(d, repo, rule, opts)
 		ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
 		labels := restoreLabels(d)
-		labels[LabelRestoreSession] = names.LabelValue(rs.Name)
+		labels[v1beta1.LabelRestoreSession] = names.LabelValue(rs.Name)
 		var claims []*corev1.PersistentVolumeClaim
 		for i := range t.VolumeClaimTemplates {
 			var pvc corev1.PersistentVolumeClaim
@@ -202,13 +195,13 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 			if t.Ref.Name == "" {
 				vars[VarTargetName] = claims[0].Name
 			}
-			labels[LabelPodOrdinal] = strconv.Itoa(ord)
+			labels[v1beta1.LabelPodOrdinal] = strconv.Itoa(ord)
 			labels[v1beta1.LabelTargetName] = names.LabelValue(vars[VarTargetName])
 		}
 		in := jobInput{
 			name:        names.RestoreJob(rs.Name, ord),
 			namespace:   rs.Namespace,
-			owner:       *metav1.NewControllerRef(rs, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindRestoreSession)),
+			owner:       v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
 			labels:      labels,
 			vars:        vars,
 			taskParams:  d.Spec.Task.Params,
@@ -291,7 +284,7 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	if in.repo.Spec.Backend.StorageSecretName == "" {
 		return nil, fmt.Errorf("repository %q has no storageSecretName", in.repo.Name)
 	}
-	// Operator variables: built-ins overridden by spec.task.params (§3.3).
+	// Operator variables: built-ins overridden by spec.task.params.
 	opVars := make(map[string]string, len(in.vars)+len(in.taskParams))
 	for k, v := range in.vars {
 		opVars[k] = v
@@ -316,7 +309,7 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 		if fn == nil {
 			return nil, fmt.Errorf("function %q not found (step %d of task %q)", step.Name, i, in.task.Name)
 		}
-		// Step inputs: step params < operator variables < ADDON_IMAGE (§3.3).
+		// Step inputs: step params < operator variables < ADDON_IMAGE.
 		inputs := make(map[string]string, len(opVars)+len(step.Params)+1)
 		for _, p := range step.Params {
 			inputs[p.Name] = p.Value

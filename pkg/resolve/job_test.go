@@ -188,7 +188,7 @@ func TestBackupVars(t *testing.T) {
 		VarRepositoryPrefix: "pvc/data", VarRepositoryEndpoint: "http://127.0.0.1:9000", VarRepositoryRegion: "us-east-1",
 		VarRepositoryInsecureTLS: "true", VarRepositorySecretName: "s3-secret", VarRepositorySecretNamespace: "demo", VarMaxConnections: "0",
 		VarTargetKind: "PersistentVolumeClaim", VarTargetName: "nfs-pvc", VarTargetNamespace: "demo",
-		VarTargetMountPath: "/data", VarTargetPaths: "/data", // follows the mount path (Stash gap §10.4)
+		VarTargetMountPath: "/data", VarTargetPaths: "/data", // follows the mount path
 		VarExcludePatterns: `*.tmp,we"ird`, VarDriverArgs: "--one-file-system --tag=x", VarHostname: "nfs",
 		VarEnableCache: "false", VarRetentionKeepLast: "5", VarRetentionPrune: "true", VarRetentionDryRun: "false",
 		VarPushgatewayURL: opts.PushgatewayURL, VarMetricsEnabled: "true",
@@ -234,7 +234,7 @@ func TestRepositoryVars(t *testing.T) {
 	}
 }
 
-// Precedence (§3.3): step params < built-ins < spec.task.params < ADDON_IMAGE.
+// Precedence: step params < built-ins < spec.task.params < ADDON_IMAGE.
 func TestVariablePrecedence(t *testing.T) {
 	task := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: "custom"}, Spec: v1beta1.TaskSpec{Steps: []v1beta1.FunctionRef{{
 		Name: "fn", Params: []v1beta1.Param{{Name: "P", Value: "step"}, {Name: "HOSTNAME", Value: "step"}, {Name: "NAMESPACE", Value: "step"}},
@@ -501,7 +501,7 @@ func TestJobMetadata(t *testing.T) {
 	if j.Name != "stow-backup-nfs-backup-1700000000" || j.Namespace != "demo" {
 		t.Errorf("job = %s/%s", j.Namespace, j.Name)
 	}
-	for _, l := range []string{v1beta1.LabelInvokerName, v1beta1.LabelTargetName, v1beta1.LabelComponent, LabelBackupSession} {
+	for _, l := range []string{v1beta1.LabelInvokerName, v1beta1.LabelTargetName, v1beta1.LabelComponent, v1beta1.LabelBackupSession} {
 		if j.Labels[l] == "" || j.Spec.Template.Labels[l] != j.Labels[l] {
 			t.Errorf("label %s: job %q pod %q", l, j.Labels[l], j.Spec.Template.Labels[l])
 		}
@@ -599,7 +599,7 @@ func TestRestoreJobs(t *testing.T) {
 	if arg(t, c, "--source-hostname") != "src" || arg(t, c, "--mount-path") != "/data" || arg(t, c, "--snapshots") != "latest" {
 		t.Errorf("restore args = %q", c.Args)
 	}
-	if j.Labels[v1beta1.LabelComponent] != v1beta1.ComponentRestore || j.Labels[LabelRestoreSession] != "restore" {
+	if j.Labels[v1beta1.LabelComponent] != v1beta1.ComponentRestore || j.Labels[v1beta1.LabelRestoreSession] != "restore" {
 		t.Errorf("labels = %v", j.Labels)
 	}
 

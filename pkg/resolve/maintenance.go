@@ -50,7 +50,7 @@ func MaintenanceJob(repo *v1beta1.Repository, tasks []string, runID string, crea
 	in := jobInput{
 		name:      names.MaintenanceJob(repo.Name, runID),
 		namespace: repo.Namespace,
-		owner:     *metav1.NewControllerRef(repo, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindRepository)),
+		owner:     v1beta1.OwnerRef(v1beta1.KindRepository, repo.Name, repo.UID),
 		labels: map[string]string{
 			v1beta1.LabelComponent:   v1beta1.ComponentMaintenance,
 			v1beta1.LabelManagedBy:   v1beta1.ManagedByStow,

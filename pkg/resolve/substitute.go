@@ -1,5 +1,5 @@
 // Package resolve turns a Task and its Functions into the Job that runs a
-// BackupSession or RestoreSession: it computes the variables of stash-spec §3,
+// BackupSession or RestoreSession: it computes the ${VAR} variables (vars.go),
 // substitutes them into the Task and Function templates, and builds the pod.
 package resolve
 

@@ -32,7 +32,8 @@ type Options struct {
 	DefaultLockWait time.Duration
 }
 
-// Variable names (stash-spec §3.2). Only the ones Stow computes are listed;
+// Variable names (the ${VAR} of Task and Function templates, as in Stash).
+// Only the ones Stow computes are listed;
 // Task step params and spec.task.params may add any others.
 const (
 	VarNamespace                 = "NAMESPACE"
@@ -159,9 +160,9 @@ func commonVars(ns, kind, name string, tmp v1beta1.EmptyDirSettings, interim boo
 	return v
 }
 
-// BackupVars returns the variables of stash-spec §3.2 for a backup. It does
-// not include Task step params or spec.task.params: BackupJob layers those
-// with the precedence of §3.3. bc is defaulted on a copy, never modified.
+// BackupVars returns the variables above for a backup. It does not include
+// Task step params or spec.task.params: buildJob layers those (step params <
+// these variables < spec.task.params < ADDON_IMAGE). bc is defaulted on a copy, never modified.
 func BackupVars(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, opts Options) map[string]string {
 	bc = bc.DeepCopy()
 	v1beta1.DefaultBackupConfiguration(bc)
@@ -180,7 +181,8 @@ func BackupVars(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo 
 		setTargetRef(v, t.Ref, bc.Namespace)
 		mount := v1beta1.TargetMountPath(t.VolumeMounts)
 		v[VarTargetMountPath] = mount
-		// Defaulting already made paths follow the mount path (Stash gap §10.4).
+		// Defaulting already made paths follow the mount path (Stash backed up
+		// the default paths whatever the mount path was).
 		v[VarTargetPaths] = strings.Join(t.Paths, ",")
 		if len(t.Paths) == 0 {
 			v[VarTargetPaths] = mount

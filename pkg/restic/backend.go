@@ -13,7 +13,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
 
-// Secret keys read from the storage Secret (stash-spec §2.2). In a Job they
+// Secret keys read from the storage Secret (Stash's names). In a Job they
 // arrive as environment variables through envFrom.
 const (
 	KeyResticPassword        = "RESTIC_PASSWORD"

@@ -20,20 +20,12 @@ import (
 // labelled like every session of the configuration, owned by it, with
 // retryLeft = the configuration's maxRetry.
 func BackupSession(bc *v1beta1.BackupConfiguration, now time.Time) *v1beta1.BackupSession {
-	controller := true
 	return &v1beta1.BackupSession{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      names.BackupSession(bc.Name, now.Unix()),
-			Namespace: bc.Namespace,
-			Labels:    names.SessionLabels(bc),
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion:         v1beta1.SchemeGroupVersion.String(),
-				Kind:               v1beta1.KindBackupConfiguration,
-				Name:               bc.Name,
-				UID:                bc.UID,
-				Controller:         &controller,
-				BlockOwnerDeletion: &controller,
-			}},
+			Name:            names.BackupSession(bc.Name, now.Unix()),
+			Namespace:       bc.Namespace,
+			Labels:          names.SessionLabels(bc),
+			OwnerReferences: []metav1.OwnerReference{v1beta1.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
 		},
 		Spec: v1beta1.BackupSessionSpec{
 			Invoker: v1beta1.BackupInvokerRef{

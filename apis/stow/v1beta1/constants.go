@@ -41,18 +41,17 @@ const (
 
 // Labels Stow puts on the objects it creates; controllers select on them.
 const (
-	LabelComponent        = "app.kubernetes.io/component"
-	LabelManagedBy        = "app.kubernetes.io/managed-by"
-	ManagedByStow         = "stow.dev"
-	ComponentBackup       = "stow-backup"
-	ComponentRestore      = "stow-restore"
-	ComponentMaintenance  = "stow-maintenance"
-	LabelInvokerType      = "stow.dev/invoker-type"
-	LabelInvokerName      = "stow.dev/invoker-name"
-	LabelTargetKind       = "stow.dev/target-kind"
-	LabelTargetName       = "stow.dev/target-name"
-	LabelTargetNamespace  = "stow.dev/target-namespace"
-	LabelDeleteOnComplete = "stow.dev/delete-job-on-completion"
+	LabelComponent       = "app.kubernetes.io/component"
+	LabelManagedBy       = "app.kubernetes.io/managed-by"
+	ManagedByStow        = "stow.dev"
+	ComponentBackup      = "stow-backup"
+	ComponentRestore     = "stow-restore"
+	ComponentMaintenance = "stow-maintenance"
+	LabelInvokerType     = "stow.dev/invoker-type"
+	LabelInvokerName     = "stow.dev/invoker-name"
+	LabelTargetKind      = "stow.dev/target-kind"
+	LabelTargetName      = "stow.dev/target-name"
+	LabelTargetNamespace = "stow.dev/target-namespace"
 	// LabelResticHost is on every backup and restore Job pod: its pod
 	// hostname, which restic records in the locks the pod takes.
 	LabelResticHost = "stow.dev/restic-host"
@@ -88,6 +87,59 @@ const (
 // volumeClaimTemplates with that RestoreSession's UID: a template whose name
 // is taken by any other PVC is refused, never restored into.
 const AnnotationRestoredBy = "stow.dev/restored-by"
+
+// Annotations on the Jobs (and their pods) the operator creates. Session
+// names can be longer than a label value may be, so these are annotations;
+// the operator's event handlers read them to find the object to requeue.
+const (
+	// AnnotationRepository is the <namespace>/<name> of the Job's Repository.
+	AnnotationRepository = "stow.dev/repository"
+	// AnnotationBackupSession names the BackupSession (in the Job's
+	// namespace) a backup Job belongs to.
+	AnnotationBackupSession = "stow.dev/backup-session"
+	// AnnotationRestoreSession names the RestoreSession (in the Job's
+	// namespace) a restore Job belongs to.
+	AnnotationRestoreSession = "stow.dev/restore-session"
+	// AnnotationMaintenance names the Repository (in the Job's namespace) a
+	// maintenance Job belongs to.
+	AnnotationMaintenance = "stow.dev/repository-maintenance"
+)
+
+// AnnotationRetryOf is on a BackupSession that retries a failed one: the
+// name of the failed session.
+const AnnotationRetryOf = "stow.dev/retry-of"
+
+// Labels on backup and restore Jobs and their pods, for people selecting a
+// session's Jobs and pods (kubectl get pods -l ...); the operator finds
+// them by the annotations above.
+const (
+	LabelBackupSession  = "stow.dev/backup-session"
+	LabelRestoreSession = "stow.dev/restore-session"
+	LabelPodOrdinal     = "stow.dev/pod-ordinal"
+)
+
+// ExecutorWaiting is a session condition that is True while the session
+// cannot start its Job because someone else holds the repository or the
+// target; its reason says what it waits for and its message names the
+// holder. It is removed once the Job is created.
+const (
+	ExecutorWaiting = "ExecutorWaiting"
+	// RepositoryInUse: another Job uses the repository's backend location
+	// in a way this one may not share.
+	RepositoryInUse = "RepositoryInUse"
+	// TooManyJobs: --max-concurrent-jobs Stow Jobs run already.
+	TooManyJobs = "TooManyJobs"
+	// TargetInUse: a session of another BackupConfiguration backs up the
+	// same PVC.
+	TargetInUse = "TargetInUse"
+	// WaitingForBackup: a restore waits for a backup of its target to end.
+	WaitingForBackup = "WaitingForBackup"
+)
+
+// ContainerCannotStart is the reason of a session disrupted because a
+// container of its Job's pod waits for something waiting cannot bring
+// (CreateContainerConfigError, an invalid image name, ...).
+const ContainerCannotStart = "ContainerCannotStart"
 
 // Annotations on backup and restore Jobs: where and how the Job uses its
 // repository. The operator admits Jobs per backend location by them.

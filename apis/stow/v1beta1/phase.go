@@ -1,6 +1,6 @@
 package v1beta1
 
-// The phase rules below are Stash's (stash-spec §2.3-§2.5) with two fixes:
+// The phase rules below are Stash's with two fixes:
 // a disrupted executor fails its target, and a restore's success is derived
 // from its hosts so metrics and phase always agree.
 

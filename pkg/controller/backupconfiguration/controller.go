@@ -37,9 +37,6 @@ import (
 	"github.com/stowhq/stow/pkg/resolve"
 )
 
-// ControllerName names the workqueue and the event source.
-const ControllerName = "BackupConfiguration Controller"
-
 // Indexes added to the BackupConfiguration informer, so that a change of a
 // Repository, PVC or Task re-queues only the configurations that use it.
 const (

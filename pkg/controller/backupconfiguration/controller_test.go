@@ -101,7 +101,11 @@ func (f *fixture) sync(name string) error {
 	f.refresh()
 	f.kube.ClearActions()
 	f.stow.ClearActions()
-	return f.c.sync(context.Background(), ns+"/"+name)
+	after, err := f.c.sync(context.Background(), ns+"/"+name)
+	if err == nil && after > 0 {
+		f.c.queue.AddAfter(ns+"/"+name, after) // as the work loop does
+	}
+	return err
 }
 
 func (f *fixture) mustSync(name string) {
@@ -676,7 +680,7 @@ func TestEventHandlersEnqueueUsers(t *testing.T) {
 			f.c.onRestoreSession(&v1beta1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{PausedBackups: []string{"bc"}}})
 		}, ns + "/bc"},
 		{"owned cronjob", func() {
-			f.c.onOwned(&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: ns, OwnerReferences: []metav1.OwnerReference{ownerRef(backupConfig("bc"))}}})
+			f.c.onOwned(&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: ns, OwnerReferences: []metav1.OwnerReference{v1beta1.OwnerRef(v1beta1.KindBackupConfiguration, "bc", backupConfig("bc").UID)}}})
 		}, ns + "/bc"},
 		{"shared trigger role", func() {
 			f.c.onOwned(&rbacv1.Role{ObjectMeta: sharedMeta(ns)})

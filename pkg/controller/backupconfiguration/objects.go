@@ -27,10 +27,6 @@ const (
 	historyLimit            = int32(1)
 )
 
-func ownerRef(bc *v1beta1.BackupConfiguration) metav1.OwnerReference {
-	return *metav1.NewControllerRef(bc, v1beta1.SchemeGroupVersion.WithKind(v1beta1.KindBackupConfiguration))
-}
-
 func objectLabels(bc *v1beta1.BackupConfiguration) map[string]string {
 	return map[string]string{
 		v1beta1.LabelComponent:   v1beta1.ComponentBackup,
@@ -45,7 +41,7 @@ func objectMeta(bc *v1beta1.BackupConfiguration, name string) metav1.ObjectMeta 
 		Name:            name,
 		Namespace:       bc.Namespace,
 		Labels:          objectLabels(bc),
-		OwnerReferences: []metav1.OwnerReference{ownerRef(bc)},
+		OwnerReferences: []metav1.OwnerReference{v1beta1.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
 	}
 }
 
@@ -98,7 +94,6 @@ func desiredRoleBinding(bc *v1beta1.BackupConfiguration) *rbacv1.RoleBinding {
 // fields the API server defaults.
 func desiredCronJob(bc, d *v1beta1.BackupConfiguration, schedule string, suspend bool, opts resolve.Options) *batchv1.CronJob {
 	jobLabels := objectLabels(bc)
-	jobLabels[v1beta1.LabelDeleteOnComplete] = "true"
 	podMeta := metav1.ObjectMeta{Labels: objectLabels(bc)}
 	pod := corev1.PodSpec{
 		RestartPolicy:      corev1.RestartPolicyNever,
@@ -122,7 +117,7 @@ func desiredCronJob(bc, d *v1beta1.BackupConfiguration, schedule string, suspend
 			},
 		}},
 	}
-	// §4.2: resources, env, envFrom and securityContext of the container
+	// Resources, env, envFrom and securityContext of the container
 	// settings, and all pod settings, apply to the trigger pod as well.
 	if cs := d.Spec.RuntimeSettings.Container; cs != nil {
 		c := &pod.Containers[0]

@@ -30,28 +30,28 @@ import (
 
 // sync reconciles one BackupConfiguration; it is idempotent and safe to call
 // for any key at any time.
-func (c *Controller) sync(ctx context.Context, key string) error {
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
-		return nil
+		return 0, nil
 	}
 	cached, err := c.bcs.BackupConfigurations(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.secretRetry.Forget(key)
-		return nil // owned objects are garbage-collected through owner references
+		return 0, nil // owned objects are garbage-collected through owner references
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	bc := cached.DeepCopy()
 	if bc.DeletionTimestamp != nil {
-		return c.finalize(ctx, bc)
+		return 0, c.finalize(ctx, bc)
 	}
 	if internal.AddFinalizer(bc, v1beta1.Finalizer) {
 		updated, err := c.stow.StowV1beta1().BackupConfigurations(ns).Patch(ctx, bc.Name, types.MergePatchType, internal.FinalizerPatch(bc), metav1.PatchOptions{})
 		if err != nil {
-			return fmt.Errorf("add finalizer to backupconfiguration %s: %v", key, err)
+			return 0, fmt.Errorf("add finalizer to backupconfiguration %s: %v", key, err)
 		}
 		bc = updated
 	}
@@ -142,8 +142,9 @@ func cond(typ string, st v1beta1.ConditionStatus, reason, msg string) v1beta1.Co
 }
 
 // reconcile evaluates bc's prerequisites, ensures the CronJob and RBAC, and
-// writes the status.
-func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfiguration) error {
+// writes the status. It returns when to look again (a Secret to recheck, a
+// target to release).
+func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfiguration) (time.Duration, error) {
 	d := bc.DeepCopy()
 	v1beta1.DefaultBackupConfiguration(d)
 	schedule := v1beta1.ResolveSchedule(bc.Namespace, bc.Name, bc.Spec.Schedule)
@@ -162,7 +163,7 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 
 	// The CronJob is suspended while the configuration is paused, while a
 	// restore has paused it, and whenever a backup could not succeed
-	// (Stash kept firing sessions for a deleted PVC, gap §10.10).
+	// (Stash kept firing sessions for a deleted PVC).
 	var suspendWhy string
 	switch pausing := c.pausingRestores(bc); {
 	case bc.Spec.Paused:
@@ -201,19 +202,15 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 	}
 	checks = append(checks, check{cond: cronCond, ok: cronCond.Status == v1beta1.ConditionTrue, reason: internal.ReasonCronJobFailed})
 
-	// Repository.status.references is written by the Repository controller
-	// alone, from its listers: a thousand configurations of one Repository
-	// would otherwise race on that one object.
-
-	if err := c.releaseDeletedTarget(ctx, bc); err != nil && ensureErr == nil {
+	after, err := c.releaseDeletedTarget(ctx, bc)
+	if err != nil && ensureErr == nil {
 		ensureErr = err
 	}
 
 	if err := c.writeStatus(ctx, bc, checks, schedule); err != nil {
-		return err
+		return 0, err
 	}
-	c.recheckSecret(bc, checks)
-	return ensureErr
+	return internal.Sooner(after, c.recheckSecret(bc, checks)), ensureErr
 }
 
 // recheckSecret looks at a configuration whose storage Secret check failed
@@ -222,15 +219,15 @@ func (c *Controller) reconcile(ctx context.Context, bc *v1beta1.BackupConfigurat
 // Secret that is deleted or loses its key after a passed check is seen at
 // the next resync (--resync-period), and by the backup Job, which fails
 // naming it.
-func (c *Controller) recheckSecret(bc *v1beta1.BackupConfiguration, checks []check) {
+func (c *Controller) recheckSecret(bc *v1beta1.BackupConfiguration, checks []check) time.Duration {
 	key := bc.Namespace + "/" + bc.Name
 	for _, ch := range checks {
 		if ch.cond.Type == v1beta1.BackendSecretFound && ch.cond.Reason == v1beta1.BackendSecretNotAvailable {
-			c.queue.AddAfter(key, c.secretRetry.When(key))
-			return
+			return c.secretRetry.When(key)
 		}
 	}
 	c.secretRetry.Forget(key)
+	return 0
 }
 
 // releaseDeletedTarget deletes the finished backup Jobs (and so their pods)
@@ -240,14 +237,14 @@ func (c *Controller) recheckSecret(bc *v1beta1.BackupConfiguration, checks []che
 // (and Jobs whose pod finished a moment before the Job is marked finished)
 // are left to finish and looked at again shortly: nothing else re-queues
 // the configuration when they do.
-func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.BackupConfiguration) error {
+func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.BackupConfiguration) (requeueAfter time.Duration, err error) {
 	t := bc.Spec.Target
 	if t == nil || t.Ref.Name == "" || (t.Ref.Namespace != "" && t.Ref.Namespace != bc.Namespace) {
-		return nil
+		return 0, nil
 	}
 	claim, err := c.pvcs.Get(ctx, bc.Namespace, t.Ref.Name)
 	if err != nil || !claim.deleting {
-		return nil
+		return 0, nil
 	}
 	sel := labels.SelectorFromSet(labels.Set{
 		v1beta1.LabelInvokerType: v1beta1.KindBackupConfiguration,
@@ -256,7 +253,7 @@ func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.Backu
 	})
 	jobs, err := c.kube.BatchV1().Jobs(bc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
-		return fmt.Errorf("list backup jobs of %s/%s: %v", bc.Namespace, bc.Name, err)
+		return 0, fmt.Errorf("list backup jobs of %s/%s: %v", bc.Namespace, bc.Name, err)
 	}
 	bg := metav1.DeletePropagationBackground
 	for _, j := range jobs.Items {
@@ -264,16 +261,16 @@ func (c *Controller) releaseDeletedTarget(ctx context.Context, bc *v1beta1.Backu
 			continue
 		}
 		if !jobFinished(&j) {
-			c.queue.AddAfter(bc.Namespace+"/"+bc.Name, releaseRecheck)
+			requeueAfter = releaseRecheck
 			continue
 		}
 		if err := c.kube.BatchV1().Jobs(bc.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete finished backup job %s/%s: %v", bc.Namespace, j.Name, err)
+			return 0, fmt.Errorf("delete finished backup job %s/%s: %v", bc.Namespace, j.Name, err)
 		}
 		c.event(bc, corev1.EventTypeNormal, "TargetReleased",
 			fmt.Sprintf("deleted finished backup Job %s: its pod kept PersistentVolumeClaim %s from being deleted", j.Name, t.Ref.Name))
 	}
-	return nil
+	return requeueAfter, nil
 }
 
 // releaseRecheck is how soon a deleted target's unfinished Jobs are looked at again.

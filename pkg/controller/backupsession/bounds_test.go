@@ -8,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -72,7 +71,7 @@ func TestRetryChainBoundedByMaxRetryWithDelayFloor(t *testing.T) {
 		f.sync(current)
 		var next *v1beta1.BackupSession
 		for i, o := range f.sessionsOf() {
-			if o.Annotations[executor.AnnotationRetryOf] == current {
+			if o.Annotations[v1beta1.AnnotationRetryOf] == current {
 				next = &f.sessionsOf()[i]
 			}
 		}
@@ -104,9 +103,8 @@ func TestRetryChainBoundedByMaxRetryWithDelayFloor(t *testing.T) {
 // Over --max-concurrent-jobs a session waits visibly: Pending with
 // ExecutorWaiting=True, reason TooManyJobs, no Job, and it is asked again.
 func TestTooManyJobsShownAsWaiting(t *testing.T) {
-	f := newFixture(t, readyBC("a", "data-a"), readyBC("b", "data-b"), repository("repo"),
+	f := newFixtureMaxJobs(t, 1, readyBC("a", "data-a"), readyBC("b", "data-b"), repository("repo"),
 		newSession("a-1", "a", t0, ""), newSession("b-1", "b", t0.Add(time.Second), ""))
-	f.c.gate = executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 1)
 	f.sync("a-1")
 	if s := f.session("a-1"); s.Status.Phase != v1beta1.BackupSessionRunning {
 		t.Fatalf("a-1 phase = %s, want Running", s.Status.Phase)
@@ -116,9 +114,9 @@ func TestTooManyJobsShownAsWaiting(t *testing.T) {
 	if s.Status.Phase != v1beta1.BackupSessionPending {
 		t.Fatalf("b-1 phase = %s, want Pending", s.Status.Phase)
 	}
-	c := cond(t, s.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue)
-	if c.Reason != executor.TooManyJobs {
-		t.Fatalf("waiting reason = %s, want %s", c.Reason, executor.TooManyJobs)
+	c := cond(t, s.Status.Conditions, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue)
+	if c.Reason != v1beta1.TooManyJobs {
+		t.Fatalf("waiting reason = %s, want %s", c.Reason, v1beta1.TooManyJobs)
 	}
 	contains(t, "waiting message", c.Message, "at most 1")
 	if f.job(names.BackupJob("b-1")) != nil || f.built != 1 {

@@ -10,23 +10,18 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/client/clientset/versioned"
 	"github.com/stowhq/stow/client/informers/externalversions"
-	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
-	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/metrics"
 )
 
@@ -54,102 +49,25 @@ type Config struct {
 
 // Controller reconciles BackupSessions.
 type Controller struct {
-	kube     kubernetes.Interface
-	stow     versioned.Interface
-	recorder record.EventRecorder
-	pusher   metrics.SessionPusher
-	gate     *executor.Gate
-	cfg      Config
-	clock    clock.Clock
-
-	sessions stowlisters.BackupSessionLister
-	bcs      stowlisters.BackupConfigurationLister
-	repos    stowlisters.RepositoryLister
-	tasks    stowlisters.TaskLister
-	fns      stowlisters.FunctionLister
-	restores stowlisters.RestoreSessionLister
-	jobs     batchlisters.JobLister
-	pods     corelisters.PodLister
-
-	synced []cache.InformerSynced
-	queue  workqueue.TypedRateLimitingInterface[string]
-	// requeueAfter schedules a time-based transition; tests replace it.
-	requeueAfter func(key string, d time.Duration)
+	*session.Base
+	cfg Config
 }
 
-// NewController builds the controller. kubeInformers should be filtered to
-// Stow's objects (label app.kubernetes.io/managed-by=stow.dev): only Jobs and
-// Pods are read from it. gate must be shared with the RestoreSession controller.
+// NewController builds the controller; see session.New for what
+// kubeInformers and gate must be.
 func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
 	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
 	gate *executor.Gate, cfg Config) *Controller {
-	if cfg.PendingTimeout <= 0 {
-		cfg.PendingTimeout = 5 * time.Minute
-	}
-	if cfg.WaitRequeue <= 0 {
-		cfg.WaitRequeue = 5 * time.Second
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.RealClock{}
-	}
-	if pusher == nil {
-		pusher = metrics.Nop{}
-	}
-	si := stowInformers.Stow().V1beta1()
-	c := &Controller{
-		kube: kube, stow: stow, recorder: recorder, pusher: pusher, gate: gate, cfg: cfg, clock: cfg.Clock,
-		sessions: si.BackupSessions().Lister(),
-		bcs:      si.BackupConfigurations().Lister(),
-		repos:    si.Repositories().Lister(),
-		tasks:    si.Tasks().Lister(),
-		fns:      si.Functions().Lister(),
-		restores: si.RestoreSessions().Lister(),
-		jobs:     kubeInformers.Batch().V1().Jobs().Lister(),
-		pods:     kubeInformers.Core().V1().Pods().Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "backupsession"}),
-	}
-	c.requeueAfter = c.queue.AddAfter
-	sessInf := si.BackupSessions().Informer()
-	_, _ = sessInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n interface{}) { c.enqueue(n) },
-	})
-	// A restore that ends resumes paused configurations; sessions waiting on
-	// it are re-examined by their periodic requeue.
-	jobInf := kubeInformers.Batch().V1().Jobs().Informer()
-	podInf := kubeInformers.Core().V1().Pods().Informer()
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueOwner,
-		UpdateFunc: func(_, n interface{}) { c.enqueueOwner(n) },
-		DeleteFunc: c.enqueueOwner,
-	}
-	_, _ = jobInf.AddEventHandler(h)
-	_, _ = podInf.AddEventHandler(h)
-	c.synced = []cache.InformerSynced{sessInf.HasSynced, jobInf.HasSynced, podInf.HasSynced,
-		si.BackupConfigurations().Informer().HasSynced, si.Repositories().Informer().HasSynced,
-		si.Tasks().Informer().HasSynced, si.Functions().Informer().HasSynced, si.RestoreSessions().Informer().HasSynced}
-	return c
-}
-
-func (c *Controller) enqueue(obj interface{}) {
-	key, err := cache.MetaNamespaceKeyFunc(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
-	}
-	c.queue.Add(key)
-}
-
-// enqueueOwner maps a Job or pod back to its BackupSession via the session
-// annotation Stow puts on both.
-func (c *Controller) enqueueOwner(obj interface{}) {
-	if key, ok := internal.KeyFromAnnotation(obj, executor.AnnotationBackupSession); ok {
-		c.queue.Add(key)
-	}
+	jobs := jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}.WithDefaults()
+	cfg.PendingTimeout, cfg.WaitRequeue = jobs.PendingTimeout, jobs.WaitRequeue
+	base := session.New(session.Options{Name: "backupsession",
+		Kind:     jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: v1beta1.AnnotationBackupSession, Placed: true},
+		Sessions: stowInformers.Stow().V1beta1().BackupSessions().Informer(), Jobs: jobs, Clock: cfg.Clock},
+		kube, stow, kubeInformers, stowInformers, recorder, pusher, gate)
+	return &Controller{Base: base, cfg: cfg}
 }
 
 // Run starts workers and blocks until ctx is done; the queue is shut down on return.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	return internal.Run(ctx, "backupsession", c.queue, c.synced, workers, c.sync)
+	return c.Base.Run(ctx, workers, c.sync)
 }

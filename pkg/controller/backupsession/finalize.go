@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -45,14 +44,14 @@ func (c *Controller) finalize(ctx context.Context, s *v1beta1.BackupSession, bc 
 		view.Status.SessionDuration = duration(s, now)
 		if skipped {
 			// A failed push must not turn a skip into a failure: no condition.
-			if err := c.pusher.BackupSessionSkipped(ctx, bc, repo, view); err != nil {
-				c.recorder.Eventf(s, corev1.EventTypeWarning, EventMetricsFailed, "Pushing the skipped-session metric failed: %v", err)
+			if err := c.Pusher.BackupSessionSkipped(ctx, bc, repo, view); err != nil {
+				c.Recorder.Eventf(s, corev1.EventTypeWarning, EventMetricsFailed, "Pushing the skipped-session metric failed: %v", err)
 			} else {
 				c.setCond(s, v1beta1.MetricsPushed, v1beta1.ConditionTrue, v1beta1.SuccessfullyPushedMetrics, "skipped-session metric pushed", now)
 			}
 		} else {
 			succeeded := view.Status.Phase == v1beta1.BackupSessionSucceeded
-			if err := c.pusher.BackupSessionFinished(ctx, bc, repo, view, succeeded); err != nil {
+			if err := c.Pusher.BackupSessionFinished(ctx, bc, repo, view, succeeded); err != nil {
 				c.setCond(s, v1beta1.MetricsPushed, v1beta1.ConditionFalse, v1beta1.FailedToPushMetrics, fmt.Sprintf("pushing session metrics failed: %v", err), now)
 			} else {
 				c.setCond(s, v1beta1.MetricsPushed, v1beta1.ConditionTrue, v1beta1.SuccessfullyPushedMetrics, "session metrics pushed", now)
@@ -70,11 +69,11 @@ func (c *Controller) finalize(ctx context.Context, s *v1beta1.BackupSession, bc 
 		if err := c.recordSuccess(ctx, bc, now); err != nil {
 			return err
 		}
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventSucceeded, "Backup succeeded in %s", st.SessionDuration)
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventSucceeded, "Backup succeeded in %s", st.SessionDuration)
 	case v1beta1.BackupSessionSkipped:
-		c.recorder.Event(s, corev1.EventTypeNormal, EventSkipped, st.Reason)
+		c.Recorder.Event(s, corev1.EventTypeNormal, EventSkipped, st.Reason)
 	default:
-		c.recorder.Eventf(s, corev1.EventTypeWarning, EventFailed, "Backup failed: %s", st.Reason)
+		c.Recorder.Eventf(s, corev1.EventTypeWarning, EventFailed, "Backup failed: %s", st.Reason)
 	}
 	return nil
 }
@@ -114,8 +113,8 @@ func reasonFor(s *v1beta1.BackupSession) string {
 			return typ + ": " + c.Message
 		}
 	}
-	if v1beta1.IsConditionTrue(st.Conditions, executor.ExecutorWaiting) {
-		return "the session never started: " + v1beta1.GetCondition(st.Conditions, executor.ExecutorWaiting).Message
+	if v1beta1.IsConditionTrue(st.Conditions, v1beta1.ExecutorWaiting) {
+		return "the session never started: " + v1beta1.GetCondition(st.Conditions, v1beta1.ExecutorWaiting).Message
 	}
 	return "the backup did not complete"
 }
@@ -124,7 +123,7 @@ func reasonFor(s *v1beta1.BackupSession) string {
 // configuration, plus the newest completed one, and never deletes a Pending
 // or Running session. current is the phase s is about to reach.
 func (c *Controller) cleanHistory(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, current v1beta1.BackupSessionPhase) error {
-	all, err := c.sessions.BackupSessions(s.Namespace).List(labels.Everything())
+	all, err := c.BackupSessions.BackupSessions(s.Namespace).List(labels.Everything())
 	if err != nil {
 		return err
 	}
@@ -155,7 +154,7 @@ func (c *Controller) cleanHistory(ctx context.Context, s *v1beta1.BackupSession,
 		if i < limit || o.Name == s.Name || !phase(o).IsFinal() || (o.Name == lastCompleted && limit > 0) {
 			continue
 		}
-		err := c.stow.StowV1beta1().BackupSessions(o.Namespace).Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		err := c.Stow.StowV1beta1().BackupSessions(o.Namespace).Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		if err != nil && !apierrors.IsNotFound(err) {
 			failed = append(failed, fmt.Sprintf("%s: %v", o.Name, err))
 		}
@@ -182,7 +181,7 @@ func (c *Controller) recordSuccess(ctx context.Context, bc *v1beta1.BackupConfig
 // it when mutate reports a change. The configuration being gone is not an
 // error: nothing is left to record.
 func (c *Controller) updateConfiguration(ctx context.Context, bc *v1beta1.BackupConfiguration, mutate func(*v1beta1.BackupConfigurationStatus) bool) error {
-	client := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace)
+	client := c.Stow.StowV1beta1().BackupConfigurations(bc.Namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := client.Get(ctx, bc.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -199,18 +198,19 @@ func (c *Controller) updateConfiguration(ctx context.Context, bc *v1beta1.Backup
 	})
 }
 
-// maybeRetry creates the retry of a Failed session (§4.10): nextRetry is set
+// maybeRetry creates the retry of a Failed session (spec.retryConfig of its
+// BackupConfiguration): nextRetry is set
 // first, and the new session is created once it has passed. Retries are
 // bounded by the configuration, not by the session alone: a session's
 // retryLeft counts only up to retryConfig.maxRetry (a hand-written
 // retryLeft: 1000000 gets no more), and retries are at least
 // v1beta1.MinRetryDelay apart, so no object can make Stow create Jobs in a
 // loop.
-func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, now time.Time) error {
+func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, now time.Time) (requeueAfter time.Duration, err error) {
 	st := cur.Status
 	left := bc.RetriesLeft(cur)
 	if st.Phase != v1beta1.BackupSessionFailed || left <= 0 || (st.Retried != nil && *st.Retried) {
-		return nil
+		return 0, nil
 	}
 	s := cur.DeepCopy()
 	key := s.Namespace + "/" + s.Name
@@ -218,20 +218,18 @@ func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession,
 		delay := bc.RetryDelay()
 		t := metav1.NewTime(now.Add(delay))
 		s.Status.NextRetry = &t
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Retrying in %s (%d retries left)", delay, left)
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Retrying in %s (%d retries left)", delay, left)
 		if err := c.updateStatus(ctx, cur, s); err != nil {
-			return err
+			return 0, err
 		}
-		c.requeueAfter(key, delay)
-		return nil
+		return delay, nil
 	}
 	if wait := s.Status.NextRetry.Sub(now); wait > 0 {
-		c.requeueAfter(key, wait)
-		return nil
+		return wait, nil
 	}
 	exists, err := c.retryExists(ctx, s)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !exists {
 		next := &v1beta1.BackupSession{
@@ -239,34 +237,34 @@ func (c *Controller) maybeRetry(ctx context.Context, cur *v1beta1.BackupSession,
 				Name:            names.BackupSession(bc.Name, now.Unix()),
 				Namespace:       s.Namespace,
 				Labels:          sessionLabels(bc),
-				Annotations:     map[string]string{executor.AnnotationRetryOf: s.Name},
-				OwnerReferences: []metav1.OwnerReference{executor.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
+				Annotations:     map[string]string{v1beta1.AnnotationRetryOf: s.Name},
+				OwnerReferences: []metav1.OwnerReference{v1beta1.OwnerRef(v1beta1.KindBackupConfiguration, bc.Name, bc.UID)},
 			},
 			Spec: v1beta1.BackupSessionSpec{
 				Invoker:   v1beta1.BackupInvokerRef{APIGroup: v1beta1.SchemeGroupVersion.Group, Kind: v1beta1.KindBackupConfiguration, Name: bc.Name},
 				RetryLeft: left - 1,
 			},
 		}
-		if _, err := c.stow.StowV1beta1().BackupSessions(s.Namespace).Create(ctx, next, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create retry of BackupSession %s: %w", key, err)
+		if _, err := c.Stow.StowV1beta1().BackupSessions(s.Namespace).Create(ctx, next, metav1.CreateOptions{}); err != nil {
+			return 0, fmt.Errorf("create retry of BackupSession %s: %w", key, err)
 		}
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Created retry session %s (%d retries left)", next.Name, next.Spec.RetryLeft)
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventRetry, "Created retry session %s (%d retries left)", next.Name, next.Spec.RetryLeft)
 	}
 	t := true
 	s.Status.Retried = &t
-	return c.updateStatus(ctx, cur, s)
+	return 0, c.updateStatus(ctx, cur, s)
 }
 
 // retryExists tells whether a retry of s was already created (a previous
 // sync may have lost its status write).
 // The API is asked, not the cache, which may not hold it yet.
 func (c *Controller) retryExists(ctx context.Context, s *v1beta1.BackupSession) (bool, error) {
-	all, err := c.stow.StowV1beta1().BackupSessions(s.Namespace).List(ctx, metav1.ListOptions{})
+	all, err := c.Stow.StowV1beta1().BackupSessions(s.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return false, fmt.Errorf("list BackupSessions: %w", err)
 	}
 	for _, o := range all.Items {
-		if o.Annotations[executor.AnnotationRetryOf] == s.Name {
+		if o.Annotations[v1beta1.AnnotationRetryOf] == s.Name {
 			return true, nil
 		}
 	}

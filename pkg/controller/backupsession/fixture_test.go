@@ -84,6 +84,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	t.Helper()
+	return newFixtureMaxJobs(t, 0, objs...)
+}
+
+// newFixtureMaxJobs is newFixture with the gate's --max-concurrent-jobs.
+func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixture {
+	t.Helper()
 	var kubeObjs, stowObjs []runtime.Object
 	for _, o := range objs {
 		switch o.(type) {
@@ -117,7 +123,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	})
 	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
-	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 0)
+	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, maxJobs)
 	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.recorder, f.pusher, gate, Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
 			f.built++
@@ -131,7 +137,6 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 		},
 		Clock: f.clock,
 	})
-	f.c.requeueAfter = func(key string, d time.Duration) { f.requeued[key] = d }
 	f.resync()
 	return f
 }
@@ -145,10 +150,20 @@ func (f *fixture) resync() {
 // sync runs one reconcile of the session and refreshes the listers.
 func (f *fixture) sync(name string) {
 	f.t.Helper()
-	if err := f.c.sync(context.Background(), ns+"/"+name); err != nil {
+	if err := f.syncErr(name); err != nil {
 		f.t.Fatalf("sync %s: %v", name, err)
 	}
 	f.resync()
+}
+
+// syncErr runs one reconcile and records the requeue delay it asked for,
+// as the work loop would AddAfter it.
+func (f *fixture) syncErr(name string) error {
+	after, err := f.c.sync(context.Background(), ns+"/"+name)
+	if err == nil && after > 0 {
+		f.requeued[ns+"/"+name] = after
+	}
+	return err
 }
 
 func (f *fixture) session(name string) *v1beta1.BackupSession {
@@ -316,7 +331,7 @@ func started(name, bc string, created time.Time) (*v1beta1.BackupSession, *batch
 		Conditions: []v1beta1.Condition{{Type: v1beta1.BackupExecutorEnsured, Status: v1beta1.ConditionTrue}},
 	}}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: names.BackupJob(name), Namespace: ns, CreationTimestamp: metav1.NewTime(created)}}
-	executor.Prepare(job, job.Name, ns, executor.OwnerRef(v1beta1.KindBackupSession, name, s.UID), v1beta1.ComponentBackup,
-		executor.AnnotationBackupSession, name, ns+"/repo", executor.Request{Location: "s3:test/repo", Mode: executor.Shared})
+	executor.Prepare(job, job.Name, ns, v1beta1.OwnerRef(v1beta1.KindBackupSession, name, s.UID), v1beta1.ComponentBackup,
+		v1beta1.AnnotationBackupSession, name, ns+"/repo", executor.Request{Location: "s3:test/repo", Mode: executor.Shared})
 	return s, job
 }

@@ -19,7 +19,7 @@ import (
 // created and deleted: a session handled twice (a lost status write) counts
 // its snapshots once, which keeps the Repository's count honest.
 func (c *Controller) recordSnapshots(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, m merged, now time.Time) (created, deleted int64, err error) {
-	client := c.stow.StowV1beta1().Snapshots(s.Namespace)
+	client := c.Stow.StowV1beta1().Snapshots(s.Namespace)
 	target := targetRef(bc)
 	// A snapshot of several paths is reported once per path: one record
 	// holds them all.

@@ -1,7 +1,6 @@
 package backupsession
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -46,7 +45,7 @@ func TestStaleSyncKeepsFinalStatus(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	if err := f.c.sync(context.Background(), ns+"/bc-1"); err != nil {
+	if err := f.syncErr("bc-1"); err != nil {
 		t.Fatal(err)
 	}
 	got := f.session("bc-1")

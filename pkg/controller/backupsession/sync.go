@@ -17,11 +17,10 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
-	"github.com/stowhq/stow/pkg/controller/placement"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
-	"github.com/stowhq/stow/pkg/restic"
 )
 
 // Event reasons (for humans; Stash's spellings where Stash had one).
@@ -41,51 +40,51 @@ const (
 )
 
 // sync reconciles one BackupSession from observed state; it is idempotent.
-func (c *Controller) sync(ctx context.Context, key string) error {
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return nil
+		return 0, nil
 	}
-	cur, err := c.sessions.BackupSessions(ns).Get(name)
+	cur, err := c.BackupSessions.BackupSessions(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil // its Job goes with it (owner reference)
+		return 0, nil // its Job goes with it (owner reference)
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s := cur.DeepCopy()
-	now := c.clock.Now()
+	now := c.Clock.Now()
 	logger := klog.FromContext(ctx).WithValues("backupsession", key)
 	if msg := v1beta1.DecodeError(cur); msg != "" {
-		return c.failUnreadable(ctx, cur, s, msg, now)
+		return 0, c.failUnreadable(ctx, cur, s, msg, now)
 	}
 
-	bcCached, err := c.bcs.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
+	bcCached, err := c.BackupConfigurations.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
 	if apierrors.IsNotFound(err) {
 		if s.Status.Phase.IsFinal() {
-			return nil
+			return 0, nil
 		}
-		if err := executor.StopJob(ctx, c.kube, ns, names.BackupJob(s.Name)); err != nil {
-			return err
+		if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
+			return 0, err
 		}
 		s.Status.Phase = v1beta1.BackupSessionFailed
 		s.Status.Reason = fmt.Sprintf("BackupConfiguration %s/%s not found", ns, s.Spec.Invoker.Name)
 		s.Status.SessionDuration = duration(s, now)
-		c.recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
-		return c.updateStatus(ctx, cur, s)
+		c.Recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
+		return 0, c.updateStatus(ctx, cur, s)
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	bc := bcCached.DeepCopy()
 	v1beta1.DefaultBackupConfiguration(bc)
-	repo, _ := c.repos.Repositories(bc.Spec.Repository.Namespace).Get(bc.Spec.Repository.Name)
+	repo, _ := c.Repositories.Repositories(bc.Spec.Repository.Namespace).Get(bc.Spec.Repository.Name)
 
 	if s.Status.Phase.IsFinal() {
 		return c.maybeRetry(ctx, cur, bc, now)
 	}
 
-	r := &executor.Requeue{}
+	var after time.Duration
 	st := &s.Status
 	if bc.Spec.TimeOut != nil && st.SessionDeadline == nil {
 		d := metav1.NewTime(s.CreationTimestamp.Add(bc.Spec.TimeOut.Duration))
@@ -93,8 +92,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	initiated := len(st.Targets) > 0 && v1beta1.HasCondition(st.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
 	if initiated && !v1beta1.BackupTargetsCompleted(st.Targets) {
-		if err := c.watch(ctx, s, bc, repo, now, r); err != nil {
-			return err
+		if after, err = c.watch(ctx, s, bc, repo, now); err != nil {
+			return 0, err
 		}
 	}
 	recompute(s)
@@ -105,43 +104,40 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
 		msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
 		if initiated {
-			if err := executor.StopJob(ctx, c.kube, ns, names.BackupJob(s.Name)); err != nil {
-				return err
+			if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
+				return 0, err
 			}
 			msg += "; its Job was stopped"
 		}
 		c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.recorder.Event(s, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		c.Recorder.Event(s, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated {
 		if why := c.skipReason(s, bc); why != "" {
 			c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup, why, now)
 			completed = true
-		} else if err := c.initiate(ctx, s, bc, repo, now, r); err != nil {
-			return err
+		} else if after, err = c.initiate(ctx, s, bc, repo, now); err != nil {
+			return 0, err
 		}
 		recompute(s)
 		completed = completed || v1beta1.BackupTargetsCompleted(st.Targets)
 	}
 	if completed {
 		if err := c.finalize(ctx, s, bc, repo, now); err != nil {
-			return err
+			return 0, err
 		}
 	} else if st.SessionDeadline != nil {
-		r.After(st.SessionDeadline.Sub(now))
+		after = internal.Sooner(after, st.SessionDeadline.Sub(now))
 	}
 	recompute(s)
 	if st.Phase.IsFinal() {
 		logger.V(2).Info("BackupSession finished", "phase", st.Phase, "reason", st.Reason)
 	}
 	if err := c.updateStatus(ctx, cur, s); err != nil {
-		return err
+		return 0, err
 	}
-	if r.D > 0 {
-		c.requeueAfter(key, r.D)
-	}
-	return nil
+	return after, nil
 }
 
 // recompute derives target and session phases from conditions and stats.
@@ -167,7 +163,7 @@ func (c *Controller) updateStatus(ctx context.Context, orig, s *v1beta1.BackupSe
 	if equality.Semantic.DeepEqual(orig.Status, s.Status) {
 		return nil
 	}
-	client := c.stow.StowV1beta1().BackupSessions(s.Namespace)
+	client := c.Stow.StowV1beta1().BackupSessions(s.Namespace)
 	return internal.UpdateSessionStatus(s, orig.Status.Phase.IsFinal(),
 		func(obj *v1beta1.BackupSession) bool { return obj.Status.Phase.IsFinal() },
 		func(obj *v1beta1.BackupSession) { obj.Status = s.Status },
@@ -189,14 +185,14 @@ func (c *Controller) failUnreadable(ctx context.Context, cur, s *v1beta1.BackupS
 	if s.Status.Phase == v1beta1.BackupSessionFailed && s.Status.Reason == msg {
 		return nil
 	}
-	if err := executor.StopJob(ctx, c.kube, s.Namespace, names.BackupJob(s.Name)); err != nil {
+	if err := executor.StopJob(ctx, c.Kube, s.Namespace, names.BackupJob(s.Name)); err != nil {
 		return err
 	}
 	c.setCond(s, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
 	s.Status.Phase = v1beta1.BackupSessionFailed
 	s.Status.Reason = msg
 	s.Status.SessionDuration = duration(s, now)
-	c.recorder.Event(s, corev1.EventTypeWarning, EventInvalid, msg)
+	c.Recorder.Event(s, corev1.EventTypeWarning, EventInvalid, msg)
 	return c.updateStatus(ctx, cur, s)
 }
 
@@ -215,7 +211,7 @@ func (c *Controller) skipReason(s *v1beta1.BackupSession, bc *v1beta1.BackupConf
 		}
 		return fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s is not ready (%s).", bc.Namespace, bc.Name, phase)
 	}
-	others, _ := c.sessions.BackupSessions(s.Namespace).List(labels.Everything())
+	others, _ := c.BackupSessions.BackupSessions(s.Namespace).List(labels.Everything())
 	for _, o := range others {
 		if o.Name != s.Name && o.Spec.Invoker.Name == bc.Name && o.Status.Phase == v1beta1.BackupSessionRunning {
 			return fmt.Sprintf("Skipped taking new backup. Reason: Previous BackupSession: %s is %q.", o.Name, o.Status.Phase)
@@ -227,7 +223,7 @@ func (c *Controller) skipReason(s *v1beta1.BackupSession, bc *v1beta1.BackupConf
 // pausingRestore names an unfinished RestoreSession that lists bc in
 // status.pausedBackups, or "".
 func (c *Controller) pausingRestore(bc *v1beta1.BackupConfiguration) string {
-	rss, _ := c.restores.RestoreSessions(bc.Namespace).List(labels.Everything())
+	rss, _ := c.RestoreSessions.RestoreSessions(bc.Namespace).List(labels.Everything())
 	for _, rs := range rss {
 		if rs.Status.Phase.IsFinal() || rs.DeletionTimestamp != nil {
 			continue
@@ -252,12 +248,12 @@ func targetRef(bc *v1beta1.BackupConfiguration) v1beta1.TargetRef {
 // initiate creates the backup Job when the target and the Repository are
 // free, and records the target as started. A missing Task, Function or
 // Repository fails the target (never a hang).
-func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
+func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	st := &s.Status
 	if bc.Spec.Target == nil {
 		c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup,
 			fmt.Sprintf("Skipped taking backup. Reason: BackupConfiguration %s/%s has no target.", bc.Namespace, bc.Name), now)
-		return nil
+		return 0, nil
 	}
 	if len(st.Targets) == 0 {
 		st.Targets = []v1beta1.BackupTargetStatus{{Ref: targetRef(bc)}}
@@ -265,44 +261,41 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	t := &st.Targets[0]
 	fail := func(msg string) {
 		setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureBackupExecutor, msg, now)
-		v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
-		c.recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
+		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
+		c.Recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
 	}
 	if repo == nil {
 		fail(fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name))
-		return nil
+		return 0, nil
 	}
 	if msg := v1beta1.DecodeError(repo); msg != "" {
 		fail(fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, msg))
-		return nil
+		return 0, nil
 	}
 	if holder := c.targetHolder(s, bc); holder != "" {
-		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.TargetInUse, holder, now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
+		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, v1beta1.TargetInUse, holder, now)
+		return c.cfg.WaitRequeue, nil
 	}
-	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, bc.Spec.Task.Name)
+	task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, bc.Spec.Task.Name)
 	if err != nil {
 		fail(err.Error())
-		return nil
+		return 0, nil
 	}
 	nsLabels := func() map[string]string {
-		if n, err := c.kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err == nil {
+		if n, err := c.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err == nil {
 			return n.Labels
 		}
 		return nil
 	}
 	if why := executor.TaskUse(s.Namespace, nsLabels, task, fns); why != "" {
 		fail(why)
-		return nil
+		return 0, nil
 	}
 	if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, bc, repo, task, fns)...); why != "" {
 		fail(why)
-		return nil
+		return 0, nil
 	}
 	jobName := names.BackupJob(s.Name)
-	jobKey := s.Namespace + "/" + jobName
-	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
 	// Backups share a repository once it exists. Until a backup through
 	// this Repository succeeded, the backup may have to create it, and two
 	// concurrent `restic init` of one location leave a key that does not
@@ -311,84 +304,52 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if repo.Status.FirstBackupTime == nil {
 		mode = executor.Exclusive
 	}
-	lock := executor.Request{Location: restic.LocationKey(repo.Spec.Backend, repo.Namespace, repo.Name), Job: jobKey,
-		Mode: mode, Since: s.CreationTimestamp.Time, Wake: executor.Wake(c.queue, s.Namespace, s.Name)}
-	if refusal := c.gate.Acquire(lock); refusal != nil {
-		c.setCond(s, executor.ExecutorWaiting, v1beta1.ConditionTrue, refusal.Reason, refusal.Message, now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
-	}
-	job, err := c.cfg.BuildJob(bc, s, repo, task, fns)
+	started, err := c.Jobs.Start(ctx, jobrun.Start{Owner: s, Name: jobName, Repository: repo, Mode: mode,
+		Build: func() (*batchv1.Job, error) {
+			job, err := c.cfg.BuildJob(bc, s, repo, task, fns)
+			if err != nil {
+				return nil, fmt.Errorf("cannot build the backup Job: %v", err)
+			}
+			return job, nil
+		}})
 	if err != nil {
-		c.gate.Release(jobKey)
-		fail(fmt.Sprintf("cannot build the backup Job: %v", err))
-		return nil
+		return 0, err
 	}
-	executor.Prepare(job, jobName, s.Namespace, executor.OwnerRef(v1beta1.KindBackupSession, s.Name, s.UID),
-		v1beta1.ComponentBackup, executor.AnnotationBackupSession, s.Name, repoKey, lock)
-	// A ReadWriteOnce target in use is mounted on its user's node only.
-	pin, err := placement.Apply(ctx, c.kube, s.Namespace, &job.Spec.Template)
-	if err != nil {
-		c.gate.Release(jobKey)
-		if placement.IsRefusal(err) {
-			fail(fmt.Sprintf("cannot place the backup Job: %v", err))
-			return nil
-		}
-		return err
+	switch started.Outcome {
+	case jobrun.Waiting:
+		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
+		return started.Requeue, nil
+	case jobrun.BuildFailed, jobrun.CreateFailed:
+		fail(started.Err.Error())
+		return 0, nil
+	case jobrun.PlaceFailed:
+		fail(fmt.Sprintf("cannot place the backup Job: %v", started.Err))
+		return 0, nil
 	}
-	created, err := c.createJob(ctx, job, s)
-	if err != nil {
-		c.gate.Release(jobKey)
-		if apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
-			fail(err.Error())
-			return nil
-		}
-		return err
-	}
-	v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+	v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 	one := int32(1)
 	t.TotalHosts = &one
 	t.PreBackupActions = []string{v1beta1.InitializeBackendRepository}
 	// Check, prune and the size refresh run on the Repository's maintenance schedule.
 	t.PostBackupActions = []string{v1beta1.ApplyRetentionPolicy, v1beta1.SendRepositoryMetrics}
 	setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredBackupExecutor,
-		fmt.Sprintf("Job %s created%s", jobName, pin.Suffix()), now)
-	if created { // a sync on a stale cache finds the Job it made before: no second event
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s%s", jobName, pin.Suffix())
+		fmt.Sprintf("Job %s created%s", jobName, started.Pin.Suffix()), now)
+	if started.Outcome == jobrun.Created { // a sync on a stale cache finds the Job it made before: no second event
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventJobCreated, "Created backup Job %s%s", jobName, started.Pin.Suffix())
 	}
-	// The watchdog must look again even if no pod ever appears.
-	r.After(c.cfg.PendingTimeout)
-	return nil
-}
-
-// createJob creates job; an existing Job controlled by the session (from a
-// sync whose status write was lost, or that ran on a stale cache) counts as
-// created, with created false.
-func (c *Controller) createJob(ctx context.Context, job *batchv1.Job, s *v1beta1.BackupSession) (created bool, err error) {
-	_, err = c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
-	if !apierrors.IsAlreadyExists(err) {
-		return err == nil, err
-	}
-	existing, gerr := c.kube.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
-	if gerr != nil {
-		return false, gerr
-	}
-	if internal.IsControlledBy(existing, s.UID) {
-		return false, nil
-	}
-	return false, apierrors.NewAlreadyExists(batchv1.Resource("jobs"), fmt.Sprintf("%s (a Job of that name exists and does not belong to BackupSession %s)", job.Name, s.Name))
+	return started.Requeue, nil
 }
 
 // targetHolder serializes sessions of different BackupConfigurations that
 // back up the same PVC: the running one, or else the oldest, goes first.
 func (c *Controller) targetHolder(s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration) string {
 	mine := targetRef(bc)
-	others, _ := c.sessions.BackupSessions(s.Namespace).List(labels.Everything())
+	others, _ := c.BackupSessions.BackupSessions(s.Namespace).List(labels.Everything())
 	for _, o := range others {
 		if o.Name == s.Name || o.Spec.Invoker.Name == bc.Name || o.Status.Phase.IsFinal() {
 			continue
 		}
-		obc, err := c.bcs.BackupConfigurations(o.Namespace).Get(o.Spec.Invoker.Name)
+		obc, err := c.BackupConfigurations.BackupConfigurations(o.Namespace).Get(o.Spec.Invoker.Name)
 		if err != nil || obc.Spec.Target == nil {
 			continue
 		}

@@ -49,8 +49,8 @@ func TestBackupSucceeds(t *testing.T) {
 	if job == nil {
 		t.Fatal("backup Job not created")
 	}
-	if !internal.IsControlledBy(job, s.UID) || job.Annotations[executor.AnnotationRepository] != ns+"/repo" ||
-		job.Spec.Template.Annotations[executor.AnnotationBackupSession] != "bc-1" ||
+	if !internal.IsControlledBy(job, s.UID) || job.Annotations[v1beta1.AnnotationRepository] != ns+"/repo" ||
+		job.Spec.Template.Annotations[v1beta1.AnnotationBackupSession] != "bc-1" ||
 		job.Spec.Template.Labels[v1beta1.LabelManagedBy] != v1beta1.ManagedByStow {
 		t.Fatalf("Job not marked as the session's: %+v", job.ObjectMeta)
 	}
@@ -226,8 +226,8 @@ func TestRepositorySerialization(t *testing.T) {
 	holder := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{
 		Name: "stow-maintain-r1", Namespace: "other",
 		Labels: map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
-		Annotations: map[string]string{executor.AnnotationRepository: "other/repo-alias",
-			executor.AnnotationLocation: location, executor.AnnotationLockMode: string(executor.Exclusive)},
+		Annotations: map[string]string{v1beta1.AnnotationRepository: "other/repo-alias",
+			v1beta1.AnnotationLocation: location, v1beta1.AnnotationLockMode: string(executor.Exclusive)},
 	}}
 	second := repository("repo2") // another object on the same bucket and prefix
 	bc2 := readyBC("bc2", "data2", func(bc *v1beta1.BackupConfiguration) { bc.Spec.Repository.Name = "repo2" })
@@ -239,8 +239,8 @@ func TestRepositorySerialization(t *testing.T) {
 		if s.Status.Phase != v1beta1.BackupSessionPending || f.built != 0 {
 			t.Fatalf("%s phase = %s, built %d: want Pending with no Job", name, s.Status.Phase, f.built)
 		}
-		c := cond(t, s.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue)
-		if c.Reason != executor.RepositoryInUse {
+		c := cond(t, s.Status.Conditions, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue)
+		if c.Reason != v1beta1.RepositoryInUse {
 			t.Fatalf("reason = %s", c.Reason)
 		}
 		contains(t, "waiting message", c.Message, "other/stow-maintain-r1")
@@ -256,17 +256,17 @@ func TestRepositorySerialization(t *testing.T) {
 	}
 	f.resync()
 	for _, name := range []string{"bc-1", "bc2-1"} {
-		if err := f.c.sync(context.Background(), ns+"/"+name); err != nil {
+		if err := f.syncErr(name); err != nil {
 			t.Fatal(err)
 		}
 	}
 	f.resync()
 	for _, name := range []string{"bc-1", "bc2-1"} {
-		if s := f.session(name); s.Status.Phase != v1beta1.BackupSessionRunning || v1beta1.HasCondition(s.Status.Conditions, executor.ExecutorWaiting) {
+		if s := f.session(name); s.Status.Phase != v1beta1.BackupSessionRunning || v1beta1.HasCondition(s.Status.Conditions, v1beta1.ExecutorWaiting) {
 			t.Fatalf("%s phase = %s, conditions %+v", name, s.Status.Phase, s.Status.Conditions)
 		}
 		j := f.job(names.BackupJob(name))
-		if j == nil || j.Annotations[executor.AnnotationLocation] != location || j.Annotations[executor.AnnotationLockMode] != string(executor.Shared) {
+		if j == nil || j.Annotations[v1beta1.AnnotationLocation] != location || j.Annotations[v1beta1.AnnotationLockMode] != string(executor.Shared) {
 			t.Fatalf("Job of %s: %+v", name, j)
 		}
 	}
@@ -277,8 +277,8 @@ func TestTargetSerializationAcrossConfigurations(t *testing.T) {
 		newSession("a-1", "a", t0, v1beta1.BackupSessionPending), newSession("b-1", "b", t0.Add(time.Second), ""))
 	f.sync("b-1")
 	s := f.session("b-1")
-	c := cond(t, s.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue)
-	if c.Reason != executor.TargetInUse || s.Status.Phase != v1beta1.BackupSessionPending {
+	c := cond(t, s.Status.Conditions, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue)
+	if c.Reason != v1beta1.TargetInUse || s.Status.Phase != v1beta1.BackupSessionPending {
 		t.Fatalf("b-1: %s %+v", s.Status.Phase, c)
 	}
 	contains(t, "message", c.Message, "BackupSession a-1")
@@ -496,7 +496,7 @@ func TestRetryWithDelay(t *testing.T) {
 	f.sync("bc-1") // idempotent: no second retry
 	retryName := names.BackupSession("bc", f.clock.Now().Unix())
 	next := f.session(retryName)
-	if next.Spec.RetryLeft != 1 || next.Spec.Invoker.Name != "bc" || next.Annotations[executor.AnnotationRetryOf] != "bc-1" ||
+	if next.Spec.RetryLeft != 1 || next.Spec.Invoker.Name != "bc" || next.Annotations[v1beta1.AnnotationRetryOf] != "bc-1" ||
 		next.Labels[v1beta1.LabelInvokerName] != "bc" || metav1.GetControllerOf(next) == nil {
 		t.Fatalf("retry session = %+v", next.ObjectMeta)
 	}
@@ -572,13 +572,13 @@ func TestFirstBackupRunsAlone(t *testing.T) {
 		newSession("bc-1", "bc", t0, ""), newSession("bc2-1", "bc2", t0.Add(time.Second), ""))
 	f.sync("bc-1")
 	j := f.job(names.BackupJob("bc-1"))
-	if j == nil || j.Annotations[executor.AnnotationLockMode] != string(executor.Exclusive) {
+	if j == nil || j.Annotations[v1beta1.AnnotationLockMode] != string(executor.Exclusive) {
 		t.Fatalf("first backup Job: %+v", j)
 	}
 	f.resync()
 	f.sync("bc2-1")
 	s := f.session("bc2-1")
-	if c := cond(t, s.Status.Conditions, executor.ExecutorWaiting, v1beta1.ConditionTrue); c.Reason != executor.RepositoryInUse || f.job(names.BackupJob("bc2-1")) != nil {
+	if c := cond(t, s.Status.Conditions, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue); c.Reason != v1beta1.RepositoryInUse || f.job(names.BackupJob("bc2-1")) != nil {
 		t.Fatalf("second backup while the first may create the repository: %+v", c)
 	}
 }

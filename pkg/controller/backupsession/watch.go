@@ -7,15 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
-	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -23,62 +20,26 @@ import (
 // watch is the watchdog of a started session: it reads the Job and its pod
 // and turns what it sees into target stats, session conditions and
 // Repository status, or into BackupDisrupted when the Job cannot report.
-func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
+func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	t := &s.Status.Targets[0]
-	jobName := names.BackupJob(s.Name)
-	job, err := c.jobs.Jobs(s.Namespace).Get(jobName)
-	if err == nil {
-		// The informer knows the Job now: the gate's expectation is met.
-		c.gate.Observed(s.Namespace + "/" + jobName)
-	}
-	if apierrors.IsNotFound(err) {
-		// The cache may lag behind a Job created a moment ago: ask the API
-		// before declaring it gone.
-		job, err = c.kube.BatchV1().Jobs(s.Namespace).Get(ctx, jobName, metav1.GetOptions{})
-	}
-	// Once the Job is final or gone it no longer holds the Repository,
-	// even if the informer never saw it.
-	release := func() { c.gate.Release(s.Namespace + "/" + jobName) }
-	if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, s.UID)) {
-		release()
-		c.disrupt(s, t, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
-		return nil
-	}
+	obs, recheck, err := c.Jobs.Watch(ctx, s, names.BackupJob(s.Name), now)
 	if err != nil {
-		return err
-	}
-	pods, err := c.pods.Pods(s.Namespace).List(labels.Everything())
-	if err != nil {
-		return err
-	}
-	obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
-	executor.ExplainNoPod(ctx, c.kube, job, &obs)
-	// A Job pod whose node is lost never reports: fail instead of waiting
-	// for the pod's eviction (or forever).
-	if again, err := placement.ObserveNode(ctx, c.kube, job, pods, now, &obs); err != nil {
-		return err
-	} else if again > 0 {
-		r.After(again)
+		return 0, err
 	}
 	switch obs.State {
-	case executor.Running:
 	case executor.Pending:
-		r.After(obs.RecheckAfter)
+		return internal.Sooner(recheck, obs.RecheckAfter), nil
 	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
-		if err := executor.StopJob(ctx, c.kube, s.Namespace, jobName); err != nil {
-			return err
-		}
 		c.disrupt(s, t, obs.Reason, obs.Message, now)
 	case executor.Succeeded, executor.Failed:
-		release()
-		return c.applyResults(ctx, s, bc, repo, obs, now)
+		return 0, c.applyResults(ctx, s, bc, repo, obs, now)
 	}
-	return nil
+	return recheck, nil
 }
 
 func (c *Controller) disrupt(s *v1beta1.BackupSession, t *v1beta1.BackupTargetStatus, reason, msg string, now time.Time) {
 	setTargetCond(t, v1beta1.BackupDisrupted, v1beta1.ConditionTrue, reason, msg, now)
-	c.recorder.Event(s, corev1.EventTypeWarning, EventDisrupted, msg)
+	c.Recorder.Event(s, corev1.EventTypeWarning, EventDisrupted, msg)
 }
 
 // merged is what all steps of one backup Job reported together.
@@ -188,12 +149,12 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	}
 	upsertStats(t, stats)
 	if stats.Phase == v1beta1.HostSucceeded {
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHostBackupSucceeded, "Backup of host %s succeeded (%d snapshots)", host, len(m.Snapshots))
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventHostBackupSucceeded, "Backup of host %s succeeded (%d snapshots)", host, len(m.Snapshots))
 	} else {
-		c.recorder.Eventf(s, corev1.EventTypeWarning, EventHostBackupFailed, "Backup of host %s failed: %s", host, hostErr)
+		c.Recorder.Eventf(s, corev1.EventTypeWarning, EventHostBackupFailed, "Backup of host %s failed: %s", host, hostErr)
 	}
 	if m.StaleLocksRemoved > 0 {
-		c.recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
+		c.Recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
 	}
 	created, deleted, err := c.recordSnapshots(ctx, s, bc, m, now)
 	if err != nil {
@@ -236,7 +197,7 @@ func upsertStats(t *v1beta1.BackupTargetStatus, h v1beta1.HostBackupStats) {
 
 // updateRepository records what the backup learnt of the repository.
 func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Repository, m merged, delta int64, now time.Time) error {
-	client := c.stow.StowV1beta1().Repositories(repo.Namespace)
+	client := c.Stow.StowV1beta1().Repositories(repo.Namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := client.Get(ctx, repo.Name, metav1.GetOptions{})
 		if err != nil {

@@ -26,12 +26,6 @@ const (
 	Exclusive Mode = "exclusive"
 )
 
-// Reasons a Job may not start yet (condition ExecutorWaiting).
-const (
-	RepositoryInUse = "RepositoryInUse"
-	TooManyJobs     = "TooManyJobs"
-)
-
 // expectationTTL bounds how long a Job this process created but has not yet
 // seen in its informer still counts. Past it, the Job was either never
 // created or the cache is broken; the lister is trusted again.
@@ -47,7 +41,7 @@ const waiterTTL = 30 * time.Second
 // follow one set of rules:
 //   - a Shared Job (backup, restore) starts while no Exclusive Job runs on
 //     the location, no Exclusive request waits for it, and no Shared Job
-//     there has reached its exclusive part (see AnnotationExclusiveFrom);
+//     there has reached its exclusive part (see v1beta1.AnnotationExclusiveFrom);
 //   - an Exclusive Job (maintenance) starts when no other Job uses the
 //     location. Waiting exclusive work blocks new shared work, so a stream
 //     of backups cannot starve it;
@@ -176,14 +170,14 @@ func (g *Gate) locationRefusal(req Request, act []activeJob, now time.Time) *Ref
 		if req.Mode == Shared {
 			what = "backups and restores share a repository, but not with work that needs it alone (forget, prune, check)"
 		}
-		return &Refusal{Reason: RepositoryInUse,
+		return &Refusal{Reason: v1beta1.RepositoryInUse,
 			Message: fmt.Sprintf("waiting: repository %s is in use by Job %s; %s", req.Location, holders[0], what)}
 	}
 	if req.Mode == Shared {
 		// Exclusive work already waiting goes first.
 		for key, w := range g.waiters {
 			if key != req.Job && w.location == req.Location && w.mode == Exclusive && now.Sub(w.asked) < waiterTTL {
-				return &Refusal{Reason: RepositoryInUse,
+				return &Refusal{Reason: v1beta1.RepositoryInUse,
 					Message: fmt.Sprintf("waiting: Job %s waits to use repository %s alone (forget, prune or check) and goes first", key, req.Location)}
 			}
 		}
@@ -204,14 +198,14 @@ func (g *Gate) limitRefusal(req Request, act []activeJob, now time.Time) *Refusa
 	// Sessions waiting for a slot that are older than this one go first.
 	ahead := 0
 	for key, w := range g.waiters {
-		if key != req.Job && w.reason == TooManyJobs && now.Sub(w.asked) < waiterTTL && w.since.Before(req.Since) {
+		if key != req.Job && w.reason == v1beta1.TooManyJobs && now.Sub(w.asked) < waiterTTL && w.since.Before(req.Since) {
 			ahead++
 		}
 	}
 	if running+ahead < g.maxJobs {
 		return nil
 	}
-	return &Refusal{Reason: TooManyJobs, Message: fmt.Sprintf(
+	return &Refusal{Reason: v1beta1.TooManyJobs, Message: fmt.Sprintf(
 		"waiting: %d Stow Jobs are running and %d older sessions wait; at most %d run at once (operator flag --max-concurrent-jobs)",
 		running, ahead, g.maxJobs)}
 }
@@ -263,10 +257,10 @@ func (g *Gate) active(now time.Time) []activeJob {
 // JobLock reads the location and mode a Job was created with. A Job made
 // before locations existed counts as exclusive on its Repository object.
 func JobLock(j *batchv1.Job) (location string, mode Mode) {
-	location = j.Annotations[AnnotationLocation]
-	mode = Mode(j.Annotations[AnnotationLockMode])
+	location = j.Annotations[v1beta1.AnnotationLocation]
+	mode = Mode(j.Annotations[v1beta1.AnnotationLockMode])
 	if location == "" {
-		location = "repository:" + j.Annotations[AnnotationRepository]
+		location = "repository:" + j.Annotations[v1beta1.AnnotationRepository]
 	}
 	if mode != Shared {
 		mode = Exclusive
@@ -275,9 +269,9 @@ func JobLock(j *batchv1.Job) (location string, mode Mode) {
 }
 
 // reachedExclusive tells whether a Shared Job's pod has started the
-// container named in AnnotationExclusiveFrom (its retention step).
+// container named in v1beta1.AnnotationExclusiveFrom (its retention step).
 func (g *Gate) reachedExclusive(j *batchv1.Job) bool {
-	name := j.Annotations[AnnotationExclusiveFrom]
+	name := j.Annotations[v1beta1.AnnotationExclusiveFrom]
 	if name == "" || g.pods == nil {
 		return false
 	}

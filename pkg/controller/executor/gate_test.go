@@ -40,7 +40,7 @@ func (f *gateFixture) req(job string, mode Mode) Request {
 func (f *gateFixture) job(name string, mode Mode, finished bool, annotations ...string) {
 	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name,
 		Labels:      map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
-		Annotations: map[string]string{AnnotationLocation: loc, AnnotationLockMode: string(mode)}}}
+		Annotations: map[string]string{v1beta1.AnnotationLocation: loc, v1beta1.AnnotationLockMode: string(mode)}}}
 	for i := 0; i+1 < len(annotations); i += 2 {
 		j.Annotations[annotations[i]] = annotations[i+1]
 	}
@@ -86,15 +86,15 @@ func TestGateSharedAndExclusive(t *testing.T) {
 	mustAcquire(t, f.gate, f.req("backup-a", Shared))
 	mustAcquire(t, f.gate, f.req("restore-b", Shared)) // expectations only: not yet in the informer
 	f.job("backup-a", Shared, false)
-	mustWait(t, f.gate, f.req("prune", Exclusive), RepositoryInUse, "ns/backup-a")
+	mustWait(t, f.gate, f.req("prune", Exclusive), v1beta1.RepositoryInUse, "ns/backup-a")
 	other := f.req("backup-other", Shared)
 	other.Location = "s3:minio:9000/bucket/other"
 	mustAcquire(t, f.gate, other)
 	f.job("backup-a", Shared, true)
 	f.gate.Release("ns/restore-b")
 	mustAcquire(t, f.gate, f.req("prune", Exclusive))
-	mustWait(t, f.gate, f.req("backup-c", Shared), RepositoryInUse, "ns/prune")
-	mustWait(t, f.gate, f.req("check", Exclusive), RepositoryInUse, "ns/prune")
+	mustWait(t, f.gate, f.req("backup-c", Shared), v1beta1.RepositoryInUse, "ns/prune")
+	mustWait(t, f.gate, f.req("check", Exclusive), v1beta1.RepositoryInUse, "ns/prune")
 }
 
 // Exclusive work that waits is not starved by new shared work: it blocks
@@ -107,13 +107,13 @@ func TestGateExclusiveWaiterGoesFirst(t *testing.T) {
 	woken := 0
 	prune := f.req("prune", Exclusive)
 	prune.Wake = func() { woken++ }
-	mustWait(t, f.gate, prune, RepositoryInUse, "ns/backup-a")
-	mustWait(t, f.gate, f.req("backup-b", Shared), RepositoryInUse, "ns/prune")
+	mustWait(t, f.gate, prune, v1beta1.RepositoryInUse, "ns/backup-a")
+	mustWait(t, f.gate, f.req("backup-b", Shared), v1beta1.RepositoryInUse, "ns/prune")
 	f.gate.Release("ns/backup-a")
 	if woken != 1 {
 		t.Fatalf("the waiting exclusive request was woken %d times", woken)
 	}
-	mustWait(t, f.gate, f.req("backup-b", Shared), RepositoryInUse, "ns/prune")
+	mustWait(t, f.gate, f.req("backup-b", Shared), v1beta1.RepositoryInUse, "ns/prune")
 	mustAcquire(t, f.gate, prune)
 	f.job("prune", Exclusive, true)
 	f.gate.Release("ns/prune")
@@ -122,7 +122,7 @@ func TestGateExclusiveWaiterGoesFirst(t *testing.T) {
 	// A waiter that stopped asking (its session was deleted) blocks no one.
 	g := newGateFixture(0)
 	mustAcquire(t, g.gate, g.req("backup-a", Shared))
-	mustWait(t, g.gate, g.req("gone", Exclusive), RepositoryInUse, "ns/backup-a")
+	mustWait(t, g.gate, g.req("gone", Exclusive), v1beta1.RepositoryInUse, "ns/backup-a")
 	g.clock.Step(waiterTTL + time.Second)
 	mustAcquire(t, g.gate, g.req("backup-b", Shared))
 }
@@ -132,12 +132,12 @@ func TestGateExclusiveWaiterGoesFirst(t *testing.T) {
 func TestGateSharedJobReachingItsExclusivePart(t *testing.T) {
 	f := newGateFixture(0)
 	mustAcquire(t, f.gate, f.req("backup-a", Shared))
-	f.job("backup-a", Shared, false, AnnotationExclusiveFrom, "update-status-1")
+	f.job("backup-a", Shared, false, v1beta1.AnnotationExclusiveFrom, "update-status-1")
 	f.pod("backup-a", "update-status-1", false)
 	mustAcquire(t, f.gate, f.req("backup-b", Shared))
 	f.job("backup-b", Shared, false)
 	f.pod("backup-a", "update-status-1", true)
-	mustWait(t, f.gate, f.req("backup-c", Shared), RepositoryInUse, "ns/backup-a")
+	mustWait(t, f.gate, f.req("backup-c", Shared), v1beta1.RepositoryInUse, "ns/backup-a")
 	f.job("backup-a", Shared, true)
 	mustAcquire(t, f.gate, f.req("backup-c", Shared))
 }
@@ -148,7 +148,7 @@ func TestGateEndedJobMadeAgainHoldsLocation(t *testing.T) {
 	f.job("a", Exclusive, false)
 	f.gate.Release("ns/a")
 	mustAcquire(t, f.gate, f.req("a", Exclusive))
-	mustWait(t, f.gate, f.req("b", Shared), RepositoryInUse, "ns/a")
+	mustWait(t, f.gate, f.req("b", Shared), v1beta1.RepositoryInUse, "ns/a")
 }
 
 func TestGateForgetsEndedJobs(t *testing.T) {
@@ -168,7 +168,7 @@ func TestGateForgetsEndedJobs(t *testing.T) {
 // A Job created by an older operator, without a location, holds its
 // Repository object exclusively.
 func TestJobLockOfOldJobs(t *testing.T) {
-	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationRepository: "ns/repo"}}}
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{v1beta1.AnnotationRepository: "ns/repo"}}}
 	if l, m := JobLock(j); l != "repository:ns/repo" || m != Exclusive {
 		t.Errorf("JobLock = %q, %q", l, m)
 	}
@@ -183,10 +183,10 @@ func TestGateJobLimit(t *testing.T) {
 	}
 	mustAcquire(t, f.gate, req("a", "l1", 0))
 	mustAcquire(t, f.gate, req("b", "l2", 0))
-	mustWait(t, f.gate, req("young", "l3", time.Minute), TooManyJobs, "at most 2")
-	mustWait(t, f.gate, req("old", "l4", time.Hour), TooManyJobs, "at most 2")
+	mustWait(t, f.gate, req("young", "l3", time.Minute), v1beta1.TooManyJobs, "at most 2")
+	mustWait(t, f.gate, req("old", "l4", time.Hour), v1beta1.TooManyJobs, "at most 2")
 	f.gate.Release("ns/a")
-	mustWait(t, f.gate, req("young", "l3", time.Minute), TooManyJobs, "1 older sessions wait")
+	mustWait(t, f.gate, req("young", "l3", time.Minute), v1beta1.TooManyJobs, "1 older sessions wait")
 	mustAcquire(t, f.gate, req("old", "l4", time.Hour))
 	f.gate.Release("ns/b")
 	mustAcquire(t, f.gate, req("young", "l3", time.Minute))

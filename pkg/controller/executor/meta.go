@@ -8,38 +8,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/version"
 )
 
-// Annotations the controllers put on the Jobs (and their pod templates) they
-// create. Session names can be longer than a label value may be, so these are
-// annotations; the event handlers read them to find the session to requeue.
-const (
-	AnnotationRepository     = "stow.dev/repository"      // <namespace>/<name> of the restic repository
-	AnnotationBackupSession  = "stow.dev/backup-session"  // name of the BackupSession in the Job's namespace
-	AnnotationRestoreSession = "stow.dev/restore-session" // name of the RestoreSession in the Job's namespace
-	AnnotationRetryOf        = "stow.dev/retry-of"        // on a BackupSession: the failed session it retries
-	// The Gate's record of which Job holds which location, and how.
-	AnnotationLocation      = v1beta1.AnnotationLocation
-	AnnotationLockMode      = v1beta1.AnnotationLockMode
-	AnnotationExclusiveFrom = v1beta1.AnnotationExclusiveFrom
-)
-
-// ExecutorWaiting is a session condition that is True while the session cannot
-// start its Job because someone else holds the Repository or the target; its
-// message names the holder. It is removed once the Job is created.
-const (
-	ExecutorWaiting  = "ExecutorWaiting"
-	TargetInUse      = "TargetInUse"
-	PausedByRestore  = "PausedByRestore"
-	WaitingForBackup = "WaitingForBackup"
-)
-
-// RepositoryKey is the key of a Repository in the gate and in AnnotationRepository.
+// RepositoryKey is the key of a Repository in the gate and in v1beta1.AnnotationRepository.
 func RepositoryKey(namespace, name string) string { return namespace + "/" + name }
 
 // Prepare marks a resolved Job as Stow's: the name, namespace and controller
@@ -52,8 +27,8 @@ func Prepare(job *batchv1.Job, name, namespace string, owner metav1.OwnerReferen
 	if job.Annotations == nil {
 		job.Annotations = map[string]string{}
 	}
-	job.Annotations[AnnotationLocation] = lock.Location
-	job.Annotations[AnnotationLockMode] = string(lock.Mode)
+	job.Annotations[v1beta1.AnnotationLocation] = lock.Location
+	job.Annotations[v1beta1.AnnotationLockMode] = string(lock.Mode)
 	job.Name = name
 	job.Namespace = namespace
 	job.OwnerReferences = []metav1.OwnerReference{owner}
@@ -72,20 +47,7 @@ func Prepare(job *batchv1.Job, name, namespace string, owner metav1.OwnerReferen
 			m.Annotations = map[string]string{}
 		}
 		m.Annotations[sessionAnnotation] = sessionName
-		m.Annotations[AnnotationRepository] = repoKey
-	}
-}
-
-// OwnerRef is a controller reference to a Stow object.
-func OwnerRef(kind, name string, uid types.UID) metav1.OwnerReference {
-	t := true
-	return metav1.OwnerReference{
-		APIVersion:         v1beta1.SchemeGroupVersion.String(),
-		Kind:               kind,
-		Name:               name,
-		UID:                uid,
-		Controller:         &t,
-		BlockOwnerDeletion: &t,
+		m.Annotations[v1beta1.AnnotationRepository] = repoKey
 	}
 }
 

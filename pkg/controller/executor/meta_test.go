@@ -15,8 +15,8 @@ func TestPrepareLabelsJobAndPodWithVersion(t *testing.T) {
 	defer func(v string) { version.Version = v }(version.Version)
 	version.Version = "v1.2.3+meta"
 	job := &batchv1.Job{}
-	Prepare(job, "j", "ns", OwnerRef(v1beta1.KindBackupSession, "s", "uid"), v1beta1.ComponentBackup,
-		AnnotationBackupSession, "s", "ns/repo", Request{Location: "loc", Mode: Shared})
+	Prepare(job, "j", "ns", v1beta1.OwnerRef(v1beta1.KindBackupSession, "s", "uid"), v1beta1.ComponentBackup,
+		v1beta1.AnnotationBackupSession, "s", "ns/repo", Request{Location: "loc", Mode: Shared})
 	for what, l := range map[string]map[string]string{"Job": job.Labels, "pod template": job.Spec.Template.Labels} {
 		if got := l[version.LabelKey]; got != "v1.2.3_meta" {
 			t.Errorf("%s label %s = %q, want v1.2.3_meta", what, version.LabelKey, got)

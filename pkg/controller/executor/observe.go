@@ -42,9 +42,6 @@ func (s State) String() string {
 	return [...]string{"Running", "Pending", "PendingTooLong", "Succeeded", "Failed", "Deleted", "CannotStart"}[s]
 }
 
-// ContainerCannotStart is the condition reason of CannotStart.
-const ContainerCannotStart = "ContainerCannotStart"
-
 // unhealable are container waiting reasons of the kubelet that no amount of
 // waiting fixes: the pod spec or image reference is wrong. (ErrImagePull and
 // ImagePullBackOff can heal, a registry may come back: the Pending threshold
@@ -145,7 +142,7 @@ func Observe(job *batchv1.Job, pods []*corev1.Pod, now time.Time, pendingTimeout
 		if w.Message != "" {
 			msg += ": " + w.Message
 		}
-		return Observation{State: CannotStart, Reason: ContainerCannotStart, Results: Results(pod), Message: oneLine(msg)}
+		return Observation{State: CannotStart, Reason: v1beta1.ContainerCannotStart, Results: Results(pod), Message: oneLine(msg)}
 	}
 	// A pod stays in phase Pending while its init containers run, and the
 	// backup steps are init containers: only a pod none of whose containers

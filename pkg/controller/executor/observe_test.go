@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
 
 // A pod is in phase Pending while its init containers run; the backup steps
@@ -73,7 +75,7 @@ func TestObserveUnhealableContainer(t *testing.T) {
 	}
 	const kubelet = "container has runAsNonRoot and image will run as root (pod: \"p\", container: pvc-backup-0)"
 	got := Observe(job, []*corev1.Pod{pod(30*time.Second, "CreateContainerConfigError", kubelet, false)}, now, 5*time.Minute)
-	if got.State != CannotStart || got.Reason != ContainerCannotStart ||
+	if got.State != CannotStart || got.Reason != v1beta1.ContainerCannotStart ||
 		got.Message != "container pvc-backup-0 of pod p cannot start: CreateContainerConfigError: "+kubelet {
 		t.Fatalf("Observe = %+v", got)
 	}

@@ -2,10 +2,14 @@
 // they run their workqueues, finalizers, owner checks and status writes the
 // same way:
 //
-//   - KeyOf / Enqueue*: namespace/name keys from informer objects, including
+//   - KeyOf, KeyFromAnnotation: namespace/name keys from informer objects, including
 //     cache.DeletedFinalStateUnknown tombstones.
-//   - RunWorkers: the sample-controller worker loop over a typed
-//     rate-limited queue, calling an idempotent sync(ctx, key) error.
+//   - NewQueue, WatchSessions, WatchOwnedJobs: a controller's queue and the
+//     event handlers that fill it.
+//   - Run / RunWorkers: the sample-controller worker loop over a typed
+//     rate-limited queue, calling an idempotent SyncFunc that returns when
+//     to look again (the loop calls AddAfter; Sooner picks the earlier of
+//     two delays) or an error (rate-limited retry).
 //   - HasFinalizer / AddFinalizer / RemoveFinalizer: finalizer slices.
 //   - IsControlledBy: whether an object's controller reference is a given owner.
 //   - UpdateStatus: read-modify-write of a status subresource with

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
@@ -65,9 +66,16 @@ func Handler(fn func(obj any)) cache.ResourceEventHandlerFuncs {
 	}
 }
 
+// SyncFunc reconciles the object of key. It returns when the object must be
+// looked at again for a time-based transition (a deadline, a retry delay, a
+// recheck; 0: no such time), or an error, which requeues the key with rate
+// limiting. The work loop, not the sync, puts the key back in the queue (as
+// kube-controller-manager's CronJob controller does).
+type SyncFunc func(ctx context.Context, key string) (requeueAfter time.Duration, err error)
+
 // Run waits for the caches, then processes queue with sync on workers
 // goroutines until ctx is done; the queue is shut down on return.
-func Run(ctx context.Context, name string, queue workqueue.TypedRateLimitingInterface[string], synced []cache.InformerSynced, workers int, sync func(context.Context, string) error) error {
+func Run(ctx context.Context, name string, queue workqueue.TypedRateLimitingInterface[string], synced []cache.InformerSynced, workers int, sync SyncFunc) error {
 	defer utilruntime.HandleCrash()
 	logger := klog.FromContext(ctx).WithValues("controller", name)
 	logger.Info("Starting controller")
@@ -78,6 +86,56 @@ func Run(ctx context.Context, name string, queue workqueue.TypedRateLimitingInte
 	RunWorkers(ctx, name, queue, workers, sync)
 	logger.Info("Stopping controller")
 	return nil
+}
+
+// NewQueue is the rate-limited work queue of the controller name.
+func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
+
+// WatchSessions makes queue receive the key of every session that sessions
+// adds or changes. Deleted sessions need no sync: their Jobs go with them
+// (owner reference).
+func WatchSessions(queue workqueue.TypedInterface[string], sessions cache.SharedIndexInformer) cache.InformerSynced {
+	enqueue := func(obj any) {
+		key, err := cache.MetaNamespaceKeyFunc(obj)
+		if err != nil {
+			utilruntime.HandleError(err)
+			return
+		}
+		queue.Add(key)
+	}
+	if _, err := sessions.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, n any) { enqueue(n) },
+	}); err != nil {
+		utilruntime.HandleError(fmt.Errorf("add event handler: %v", err))
+	}
+	return sessions.HasSynced
+}
+
+// WatchOwnedJobs makes queue receive the key of the owner named by
+// annotation on a Stow Job or pod that is added, changed or deleted. owned
+// must be the informer factory filtered to Stow's objects.
+func WatchOwnedJobs(queue workqueue.TypedInterface[string], owned informers.SharedInformerFactory, annotation string) []cache.InformerSynced {
+	enqueue := func(obj any) {
+		if key, ok := KeyFromAnnotation(obj, annotation); ok {
+			queue.Add(key)
+		}
+	}
+	var synced []cache.InformerSynced
+	for _, inf := range []cache.SharedIndexInformer{owned.Batch().V1().Jobs().Informer(), owned.Core().V1().Pods().Informer()} {
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    enqueue,
+			UpdateFunc: func(_, n any) { enqueue(n) },
+			DeleteFunc: enqueue,
+		}); err != nil {
+			utilruntime.HandleError(fmt.Errorf("add event handler: %v", err))
+		}
+		synced = append(synced, inf.HasSynced)
+	}
+	return synced
 }
 
 // KeyFromAnnotation maps a Job or Pod (or its tombstone) to the
@@ -99,8 +157,9 @@ func KeyFromAnnotation(obj any, annotation string) (string, bool) {
 
 // RunWorkers runs workers goroutines that process queue with sync until ctx
 // is done, then shuts the queue down. A sync error requeues the key with
-// rate limiting; success forgets it.
-func RunWorkers(ctx context.Context, name string, queue workqueue.TypedRateLimitingInterface[string], workers int, sync func(context.Context, string) error) {
+// rate limiting; success forgets it, and requeues it after the delay sync
+// returned.
+func RunWorkers(ctx context.Context, name string, queue workqueue.TypedRateLimitingInterface[string], workers int, sync SyncFunc) {
 	defer queue.ShutDown()
 	logger := klog.FromContext(ctx).WithValues("controller", name)
 	for i := 0; i < max(workers, 1); i++ {
@@ -113,27 +172,39 @@ func RunWorkers(ctx context.Context, name string, queue workqueue.TypedRateLimit
 }
 
 // observed wraps sync so every reconcile is counted in the operator metrics.
-func observed(name string, sync func(context.Context, string) error) func(context.Context, string) error {
-	return func(ctx context.Context, key string) (err error) {
+func observed(name string, sync SyncFunc) SyncFunc {
+	return func(ctx context.Context, key string) (after time.Duration, err error) {
 		defer func(start time.Time) { metrics.ObserveReconcile(name, start, err) }(time.Now())
 		return sync(ctx, key)
 	}
 }
 
 // ProcessNext handles one key of queue; it returns false when the queue is shut down.
-func ProcessNext(ctx context.Context, logger klog.Logger, queue workqueue.TypedRateLimitingInterface[string], sync func(context.Context, string) error) bool {
+func ProcessNext(ctx context.Context, logger klog.Logger, queue workqueue.TypedRateLimitingInterface[string], sync SyncFunc) bool {
 	key, quit := queue.Get()
 	if quit {
 		return false
 	}
 	defer queue.Done(key)
-	if err := sync(ctx, key); err != nil {
+	after, err := sync(ctx, key)
+	if err != nil {
 		logger.Error(err, "sync failed, will retry", "key", key, "retries", queue.NumRequeues(key))
 		queue.AddRateLimited(key)
 		return true
 	}
 	queue.Forget(key)
+	if after > 0 {
+		queue.AddAfter(key, after)
+	}
 	return true
+}
+
+// Sooner is the earlier of two requeue delays, 0 meaning none.
+func Sooner(a, b time.Duration) time.Duration {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // HasFinalizer reports whether obj carries the finalizer f.

@@ -23,8 +23,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -34,9 +32,9 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/podpolicy"
-	"github.com/stowhq/stow/pkg/resolve"
 )
 
 // Controller reconciles Repositories.
@@ -44,36 +42,29 @@ type Controller struct {
 	kube     kubernetes.Interface
 	stow     versioned.Interface
 	recorder record.EventRecorder
-	opts     resolve.Options
 	now      func() time.Time
 
 	repos    stowlisters.RepositoryLister
 	bcs      stowlisters.BackupConfigurationLister
 	restores stowlisters.RestoreSessionLister
-	// maint, jobs and pods are set by WithMaintenance.
+	// maint and run are set by WithMaintenance.
 	maint *Maintenance
+	run   *jobrun.Runner
 	guard *podguard.Guard
-	jobs  batchlisters.JobLister
-	pods  corelisters.PodLister
 
-	kubeInformers informers.SharedInformerFactory
-	stowInformers externalversions.SharedInformerFactory
-	synced        []cache.InformerSynced
-	queue         workqueue.TypedRateLimitingInterface[string]
+	synced []cache.InformerSynced
+	queue  workqueue.TypedRateLimitingInterface[string]
 }
 
-// NewController wires the informers. kubeInformers is accepted for symmetry
-// with the other controllers and started by Run.
-func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
-	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, opts resolve.Options) *Controller {
+// NewController wires the informers; the caller starts stowInformers.
+func NewController(kube kubernetes.Interface, stow versioned.Interface,
+	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder) *Controller {
 	s := stowInformers.Stow().V1beta1()
 	repoInf, bcInf, rsInf := s.Repositories(), s.BackupConfigurations(), s.RestoreSessions()
 	c := &Controller{
-		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now,
+		kube: kube, stow: stow, recorder: recorder, now: time.Now,
 		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(),
-		kubeInformers: kubeInformers, stowInformers: stowInformers,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "repository"}),
+		queue: internal.NewQueue("repository"),
 	}
 	for _, h := range []struct {
 		inf cache.SharedIndexInformer
@@ -102,36 +93,17 @@ func (c *Controller) WithGuard(g *podguard.Guard) *Controller {
 // WithMaintenance makes the controller run maintenance Jobs. owned must be
 // the informer factory filtered to Stow's objects (its Jobs and pods).
 func (c *Controller) WithMaintenance(m Maintenance, owned informers.SharedInformerFactory) *Controller {
-	if m.PendingTimeout <= 0 {
-		m.PendingTimeout = 5 * time.Minute
-	}
-	if m.WaitRequeue <= 0 {
-		m.WaitRequeue = 5 * time.Second
-	}
 	c.maint = &m
 	jobInf, podInf := owned.Batch().V1().Jobs(), owned.Core().V1().Pods()
-	c.jobs, c.pods = jobInf.Lister(), podInf.Lister()
-	onOwned := func(obj any) {
-		if key, ok := internal.KeyFromAnnotation(obj, AnnotationMaintenance); ok {
-			c.queue.Add(key)
-		}
-	}
-	for _, inf := range []cache.SharedIndexInformer{jobInf.Informer(), podInf.Informer()} {
-		if _, err := inf.AddEventHandler(internal.Handler(onOwned)); err != nil {
-			utilruntime.HandleError(fmt.Errorf("repository controller: add event handler: %v", err))
-		}
-		c.synced = append(c.synced, inf.HasSynced)
-	}
+	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRepository, Component: v1beta1.ComponentMaintenance, Annotation: v1beta1.AnnotationMaintenance,
+		ReleaseStopped: true}, jobrun.Config{PendingTimeout: m.PendingTimeout, WaitRequeue: m.WaitRequeue},
+		c.kube, m.Gate, jobInf.Lister(), podInf.Lister(), c.queue)
+	c.synced = append(c.synced, internal.WatchOwnedJobs(c.queue, owned, v1beta1.AnnotationMaintenance)...)
 	return c
 }
 
-// Run starts the informer factories (idempotent), waits for the caches and
-// processes the queue until ctx is done.
+// Run waits for the caches and processes the queue until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if c.kubeInformers != nil {
-		c.kubeInformers.Start(ctx.Done())
-	}
-	c.stowInformers.Start(ctx.Done())
 	return internal.Run(ctx, "repository", c.queue, c.synced, workers, c.sync)
 }
 
@@ -165,38 +137,38 @@ func (c *Controller) event(r *v1beta1.Repository, typ, reason, msg string) {
 }
 
 // sync reconciles one Repository; it is idempotent.
-func (c *Controller) sync(ctx context.Context, key string) error {
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
-		return nil
+		return 0, nil
 	}
 	cached, err := c.repos.Repositories(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	repo := cached.DeepCopy()
 	client := c.stow.StowV1beta1().Repositories(ns)
 	if repo.DeletionTimestamp != nil {
 		if !internal.RemoveFinalizer(repo, v1beta1.Finalizer) {
-			return nil
+			return 0, nil
 		}
 		if repo.Spec.WipeOut {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,
 				"wipeOut is not implemented yet: the backend data of this repository was left in place")
 		}
 		if _, err := client.Patch(ctx, repo.Name, types.MergePatchType, internal.FinalizerPatch(repo), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("remove finalizer of repository %s: %v", key, err)
+			return 0, fmt.Errorf("remove finalizer of repository %s: %v", key, err)
 		}
-		return nil
+		return 0, nil
 	}
 	if internal.AddFinalizer(repo, v1beta1.Finalizer) {
 		updated, err := client.Patch(ctx, repo.Name, types.MergePatchType, internal.FinalizerPatch(repo), metav1.PatchOptions{})
 		if err != nil {
-			return fmt.Errorf("add finalizer to repository %s: %v", key, err)
+			return 0, fmt.Errorf("add finalizer to repository %s: %v", key, err)
 		}
 		repo = updated
 	}
@@ -222,7 +194,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	var maint outcome
 	if c.maint != nil && valid.Status == v1beta1.ConditionTrue {
 		if maint, err = c.maintain(ctx, repo, now.Time); err != nil {
-			return err
+			return 0, err
 		}
 	}
 
@@ -250,12 +222,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			return err
 		})
 	if err != nil {
-		return fmt.Errorf("update status of repository %s: %v", key, err)
+		return 0, fmt.Errorf("update status of repository %s: %v", key, err)
 	}
-	if maint.requeue > 0 {
-		c.queue.AddAfter(key, maint.requeue)
-	}
-	return nil
+	return maint.requeue, nil
 }
 
 func cond(reason string, st v1beta1.ConditionStatus, msg string) v1beta1.Condition {
@@ -264,6 +233,8 @@ func cond(reason string, st v1beta1.ConditionStatus, msg string) v1beta1.Conditi
 
 // references lists, sorted, the live BackupConfigurations and RestoreSessions
 // (in any namespace) that reference repo.
+// This controller alone writes them, from its listers: a thousand
+// configurations of one Repository would otherwise race on that one object.
 func (c *Controller) references(repo *v1beta1.Repository) []v1beta1.InvokerReference {
 	key := repo.Namespace + "/" + repo.Name
 	var refs []v1beta1.InvokerReference

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -17,7 +16,6 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
 	"github.com/stowhq/stow/client/informers/externalversions"
-	"github.com/stowhq/stow/pkg/resolve"
 )
 
 type fixture struct {
@@ -32,7 +30,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	kube := k8sfake.NewClientset()
 	f := &fixture{t: t, stow: stowfake.NewSimpleClientset(objs...), rec: record.NewFakeRecorder(50)}
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
-	f.c = NewController(kube, f.stow, informers.NewSharedInformerFactory(kube, 0), f.sinf, f.rec, resolve.Options{})
+	f.c = NewController(kube, f.stow, f.sinf, f.rec)
 	f.c.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 	return f
 }
@@ -52,7 +50,7 @@ func (f *fixture) sync(ns, name string) {
 		}
 	}
 	f.stow.ClearActions()
-	if err := f.c.sync(ctx, ns+"/"+name); err != nil {
+	if _, err := f.c.sync(ctx, ns+"/"+name); err != nil {
 		f.t.Fatalf("sync: %v", err)
 	}
 }

@@ -9,16 +9,13 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
-	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
-	"github.com/stowhq/stow/pkg/restic"
 )
 
 // Event reasons of maintenance.
@@ -27,10 +24,6 @@ const (
 	EventMaintenanceSucceeded = "MaintenanceSucceeded"
 	EventMaintenanceFailed    = "MaintenanceFailed"
 )
-
-// AnnotationMaintenance is on maintenance Jobs and their pods: the name of
-// their Repository, so that their events re-queue it.
-const AnnotationMaintenance = "stow.dev/repository-maintenance"
 
 // MaintenanceJobBuilder builds the Job of a maintenance run; the operator
 // wires it to resolve.MaintenanceJob.
@@ -114,80 +107,44 @@ func (c *Controller) startMaintenance(ctx context.Context, repo *v1beta1.Reposit
 	m := c.maint
 	runID := p.runID()
 	jobName := names.MaintenanceJob(repo.Name, runID)
-	jobKey := repo.Namespace + "/" + jobName
 	mode := executor.Shared
 	if p.exclusive() {
 		mode = executor.Exclusive
 	}
-	lock := executor.Request{Location: restic.LocationKey(repo.Spec.Backend, repo.Namespace, repo.Name), Job: jobKey,
-		Mode: mode, Since: p.dueAt, Wake: func() { c.queue.Add(repo.Namespace + "/" + repo.Name) }}
-	if refusal := m.Gate.Acquire(lock); refusal != nil {
+	started, err := c.run.Start(ctx, jobrun.Start{Owner: repo, Name: jobName, Repository: repo, Mode: mode, Since: p.dueAt,
+		Build: func() (*batchv1.Job, error) { return m.Build(repo, p.tasks, runID, metav1.NewTime(p.dueAt)) }})
+	if err != nil {
+		return fmt.Errorf("create maintenance Job %s/%s: %w", repo.Namespace, jobName, err)
+	}
+	switch started.Outcome {
+	case jobrun.Waiting:
 		out.conds = append(out.conds, v1beta1.Condition{Type: v1beta1.MaintenanceWaiting, Status: v1beta1.ConditionTrue,
-			Reason: refusal.Reason, Message: fmt.Sprintf("maintenance (%s) %s", strings.Join(p.tasks, ", "), refusal.Message)})
-		out.wake(m.WaitRequeue)
+			Reason: started.Refusal.Reason, Message: fmt.Sprintf("maintenance (%s) %s", strings.Join(p.tasks, ", "), started.Refusal.Message)})
+		out.wake(started.Requeue)
 		return nil
-	}
-	job, err := m.Build(repo, p.tasks, runID, metav1.NewTime(p.dueAt))
-	if err != nil {
-		m.Gate.Release(jobKey)
-		c.finishRun(repo, st, p.tasks, p.requests, now, nil, fmt.Sprintf("cannot build the maintenance Job: %v", err), out)
+	case jobrun.BuildFailed:
+		c.finishRun(repo, st, p.tasks, p.requests, now, nil, fmt.Sprintf("cannot build the maintenance Job: %v", started.Err), out)
 		return nil
-	}
-	executor.Prepare(job, jobName, repo.Namespace, executor.OwnerRef(v1beta1.KindRepository, repo.Name, repo.UID),
-		v1beta1.ComponentMaintenance, AnnotationMaintenance, repo.Name, repo.Namespace+"/"+repo.Name, lock)
-	_, err = c.kube.BatchV1().Jobs(repo.Namespace).Create(ctx, job, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		existing, gerr := c.kube.BatchV1().Jobs(repo.Namespace).Get(ctx, jobName, metav1.GetOptions{})
-		switch {
-		case gerr != nil:
-			err = gerr
-		case internal.IsControlledBy(existing, repo.UID):
-			err = nil // made by a reconcile whose status write was lost
-		}
-	}
-	if err != nil {
-		m.Gate.Release(jobKey)
-		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsAlreadyExists(err) {
-			c.finishRun(repo, st, p.tasks, p.requests, now, nil, fmt.Sprintf("cannot create the maintenance Job: %v", err), out)
-			return nil
-		}
-		return fmt.Errorf("create maintenance Job %s: %w", jobKey, err)
+	case jobrun.CreateFailed:
+		c.finishRun(repo, st, p.tasks, p.requests, now, nil, fmt.Sprintf("cannot create the maintenance Job: %v", started.Err), out)
+		return nil
 	}
 	st.Job, st.JobTasks, st.JobRequests = jobName, strings.Join(p.tasks, ","), encodeRequests(p.requests)
 	out.removed = append(out.removed, v1beta1.MaintenanceWaiting)
 	c.event(repo, corev1.EventTypeNormal, EventMaintenanceStarted, fmt.Sprintf("Job %s runs %s", jobName, strings.Join(p.tasks, ", ")))
-	out.wake(m.PendingTimeout)
+	out.wake(started.Requeue)
 	return nil
 }
 
 // watchMaintenance looks at the running maintenance Job; done reports that
 // it has ended (and its outcome is recorded in st).
 func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Repository, st *v1beta1.MaintenanceStatus, now time.Time, out *outcome) (done bool, err error) {
-	m := c.maint
-	jobKey := repo.Namespace + "/" + st.Job
 	tasks := strings.Split(st.JobTasks, ",")
 	requests := decodeRequests(st.JobRequests)
-	job, err := c.jobs.Jobs(repo.Namespace).Get(st.Job)
-	if err == nil {
-		m.Gate.Observed(jobKey)
-	}
-	if apierrors.IsNotFound(err) {
-		job, err = c.kube.BatchV1().Jobs(repo.Namespace).Get(ctx, st.Job, metav1.GetOptions{})
-	}
-	if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, repo.UID)) {
-		m.Gate.Release(jobKey)
-		c.finishRun(repo, st, tasks, requests, now, nil, fmt.Sprintf("Job %s was deleted before it reported a result", st.Job), out)
-		return true, nil
-	}
+	obs, _, err := c.run.Watch(ctx, repo, st.Job, now)
 	if err != nil {
 		return false, err
 	}
-	pods, err := c.pods.Pods(repo.Namespace).List(labels.Everything())
-	if err != nil {
-		return false, err
-	}
-	obs := executor.Observe(job, pods, now, m.PendingTimeout)
-	executor.ExplainNoPod(ctx, c.kube, job, &obs)
 	switch obs.State {
 	case executor.Running:
 		return false, nil
@@ -195,14 +152,9 @@ func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Reposit
 		out.wake(obs.RecheckAfter)
 		return false, nil
 	case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
-		if err := executor.StopJob(ctx, c.kube, repo.Namespace, st.Job); err != nil {
-			return false, err
-		}
-		m.Gate.Release(jobKey)
 		c.finishRun(repo, st, tasks, requests, now, nil, obs.Message, out)
 		return true, nil
 	}
-	m.Gate.Release(jobKey)
 	var res *jobresult.Result
 	for i := range obs.Results {
 		if obs.Results[i].Step == "maintain" {

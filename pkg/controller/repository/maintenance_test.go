@@ -42,7 +42,7 @@ func newMaintFixture(t *testing.T, objs ...runtime.Object) *maintFixture {
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
 	opts := resolve.Options{Image: "example.org/stow:test", LockHostPrefix: "stow-0123abcd-", OperatorURL: "http://op"}
 	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), nil, 0)
-	f.c = NewController(kube, f.stow, informers.NewSharedInformerFactory(kube, 0), f.sinf, f.rec, opts).WithMaintenance(Maintenance{
+	f.c = NewController(kube, f.stow, f.sinf, f.rec).WithMaintenance(Maintenance{
 		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
 			return resolve.MaintenanceJob(r, tasks, runID, created, opts)
 		},
@@ -104,7 +104,7 @@ func TestMaintenanceRequestedCheck(t *testing.T) {
 	f := newMaintFixture(t, r)
 	f.syncRepo()
 	job := f.onlyJob()
-	if job.Annotations[executor.AnnotationLockMode] != string(executor.Exclusive) || job.Annotations[AnnotationMaintenance] != "repo" {
+	if job.Annotations[v1beta1.AnnotationLockMode] != string(executor.Exclusive) || job.Annotations[v1beta1.AnnotationMaintenance] != "repo" {
 		t.Fatalf("Job annotations = %v", job.Annotations)
 	}
 	args := strings.Join(job.Spec.Template.Spec.Containers[0].Args, " ")
@@ -181,7 +181,7 @@ func TestMaintenanceWaitsForTheRepository(t *testing.T) {
 	f := newMaintFixture(t, r)
 	backup := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-x", Namespace: "apps",
 		Labels:      map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
-		Annotations: map[string]string{executor.AnnotationLocation: "s3:127.0.0.1:9000/b/", executor.AnnotationLockMode: string(executor.Shared)}}}
+		Annotations: map[string]string{v1beta1.AnnotationLocation: "s3:127.0.0.1:9000/b/", v1beta1.AnnotationLockMode: string(executor.Shared)}}}
 	if _, err := f.kube.BatchV1().Jobs("apps").Create(context.Background(), backup, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestMaintenanceWaitsForTheRepository(t *testing.T) {
 		t.Fatal("prune started while a backup uses the repository")
 	}
 	c := v1beta1.GetCondition(f.repo("demo", "repo").Status.Conditions, v1beta1.MaintenanceWaiting)
-	if c == nil || c.Reason != executor.RepositoryInUse || !strings.Contains(c.Message, "apps/stow-backup-x") {
+	if c == nil || c.Reason != v1beta1.RepositoryInUse || !strings.Contains(c.Message, "apps/stow-backup-x") {
 		t.Fatalf("MaintenanceWaiting = %+v", c)
 	}
 }

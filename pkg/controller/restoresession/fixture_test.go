@@ -150,7 +150,6 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 		},
 		Clock: f.clock,
 	})
-	f.c.requeueAfter = func(key string, d time.Duration) { f.requeued[key] = d }
 	f.resync()
 	return f
 }
@@ -164,8 +163,12 @@ func (f *fixture) resync() {
 // sync runs one reconcile of the session and refreshes the listers.
 func (f *fixture) sync(name string) {
 	f.t.Helper()
-	if err := f.c.sync(context.Background(), ns+"/"+name); err != nil {
+	after, err := f.c.sync(context.Background(), ns+"/"+name)
+	if err != nil {
 		f.t.Fatalf("sync %s: %v", name, err)
+	}
+	if after > 0 {
+		f.requeued[ns+"/"+name] = after
 	}
 	f.resync()
 }

@@ -8,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -71,7 +70,7 @@ func TestRWOTargetOnNotReadyNodeFailsTheRestore(t *testing.T) {
 	if got.Status.Phase != v1beta1.RestoreFailed {
 		t.Fatalf("phase = %s, want Failed", got.Status.Phase)
 	}
-	if v1beta1.GetCondition(got.Status.Conditions, executor.ExecutorWaiting) != nil {
+	if v1beta1.GetCondition(got.Status.Conditions, v1beta1.ExecutorWaiting) != nil {
 		t.Fatal("a refused restore still says it is waiting")
 	}
 }

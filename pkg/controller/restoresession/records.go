@@ -35,7 +35,7 @@ func (c *Controller) resolvedSnapshots(ctx context.Context, rs *v1beta1.RestoreS
 		v1beta1.LabelTargetName:      names.LabelValue(t.Ref.Name),
 		v1beta1.LabelTargetNamespace: rs.Namespace,
 	})
-	list, err := c.stow.StowV1beta1().Snapshots(rs.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	list, err := c.Stow.StowV1beta1().Snapshots(rs.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil, err
 	}

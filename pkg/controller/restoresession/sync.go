@@ -23,12 +23,12 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/resolve"
-	"github.com/stowhq/stow/pkg/restic"
 )
 
 // Event reasons.
@@ -46,20 +46,20 @@ const (
 )
 
 // sync reconciles one RestoreSession from observed state; it is idempotent.
-func (c *Controller) sync(ctx context.Context, key string) error {
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return nil
+		return 0, nil
 	}
-	cur, err := c.restores.RestoreSessions(ns).Get(name)
+	cur, err := c.RestoreSessions.RestoreSessions(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if cur.DeletionTimestamp != nil {
-		return c.cleanup(ctx, cur)
+		return 0, c.cleanup(ctx, cur)
 	}
 	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) {
 		updated, err := c.addFinalizer(ctx, cur)
@@ -71,25 +71,25 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			// final it needs no finalizer.
 			rs := cur.DeepCopy()
 			msg := "the stored RestoreSession does not pass the current schema: " + err.Error()
-			c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.clock.Now())
+			c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.Clock.Now())
 			rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
 			rs.Status.Reason = msg
-			c.recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+			c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
 			if err := c.updateStatus(ctx, cur, rs); apierrors.IsInvalid(err) {
 				// Not even its status can be written (the schema's CEL
 				// rules are checked on status writes too): the Event and
 				// this log line are all that can name it; retrying would
 				// only spin.
 				klog.FromContext(ctx).Info("RestoreSession cannot be written under the current schema; fix or delete it", "restoresession", key, "err", err)
-				return nil
+				return 0, nil
 			} else if err != nil {
-				return err
+				return 0, err
 			}
-			return nil
+			return 0, nil
 		case apierrors.IsInvalid(err):
-			return nil
+			return 0, nil
 		case err != nil:
-			return err
+			return 0, err
 		}
 		cur = updated
 	}
@@ -98,24 +98,24 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if st.Phase.IsFinal() {
 		if len(st.PausedBackups) > 0 { // a final write that failed half-way
 			st.PausedBackups = nil
-			return c.updateStatus(ctx, cur, rs)
+			return 0, c.updateStatus(ctx, cur, rs)
 		}
-		return nil
+		return 0, nil
 	}
-	now := c.clock.Now()
-	r := &executor.Requeue{}
+	now := c.Clock.Now()
+	var after time.Duration
 	work := rs.DeepCopy()
 	v1beta1.DefaultRestoreSession(work)
 
-	repo, _ := c.repos.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
+	repo, _ := c.Repositories.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
 	if msg := c.validate(ctx, work, repo); msg != "" {
 		c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
 		st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
 		st.Reason = msg
 		if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
-			c.recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+			c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
 		}
-		return c.updateStatus(ctx, cur, rs)
+		return 0, c.updateStatus(ctx, cur, rs)
 	}
 	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the RestoreSession is valid", now)
 	if work.Spec.TimeOut != nil && st.SessionDeadline == nil {
@@ -125,8 +125,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 	initiated := v1beta1.IsConditionTrue(st.Conditions, v1beta1.RestoreExecutorEnsured)
 	if initiated && !targetDone(st) {
-		if err := c.watch(ctx, rs, work, repo, now, r); err != nil {
-			return err
+		if after, err = c.watch(ctx, rs, work, repo, now); err != nil {
+			return 0, err
 		}
 	}
 	completed := targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
@@ -134,35 +134,32 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
 		if initiated {
 			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
-				if err := executor.StopJob(ctx, c.kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
-					return err
+				if err := executor.StopJob(ctx, c.Kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
+					return 0, err
 				}
 			}
 			msg += "; its Jobs were stopped"
 		}
 		c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.recorder.Event(rs, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		c.Recorder.Event(rs, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated && !v1beta1.IsConditionFalse(st.Conditions, v1beta1.RestoreExecutorEnsured) {
-		if err := c.initiate(ctx, rs, work, repo, now, r); err != nil {
-			return err
+		if after, err = c.initiate(ctx, rs, work, repo, now); err != nil {
+			return 0, err
 		}
 	}
 	completed = completed || targetDone(st)
 	if completed {
 		c.finalize(ctx, rs, repo, now)
 	} else if st.SessionDeadline != nil {
-		r.After(st.SessionDeadline.Sub(now))
+		after = internal.Sooner(after, st.SessionDeadline.Sub(now))
 	}
 	st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
 	if err := c.updateStatus(ctx, cur, rs); err != nil {
-		return err
+		return 0, err
 	}
-	if r.D > 0 {
-		c.requeueAfter(key, r.D)
-	}
-	return nil
+	return after, nil
 }
 
 func ptrOr(p *int32, def int32) int32 {
@@ -197,7 +194,7 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 	read := false
 	labelsOf := func() map[string]string {
 		if !read {
-			if nsObj, err := c.kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
+			if nsObj, err := c.Kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
 				nsLabels = nsObj.Labels
 			}
 			read = true
@@ -216,7 +213,7 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 		}
 	}
 	// A missing Task or Function fails the session when it starts.
-	if task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, work.Spec.Task.Name); err == nil {
+	if task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, work.Spec.Task.Name); err == nil {
 		if why := executor.TaskUse(work.Namespace, labelsOf, task, fns); why != "" {
 			return why
 		}
@@ -235,7 +232,7 @@ func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.Restore
 	if equality.Semantic.DeepEqual(orig.Status, rs.Status) {
 		return nil
 	}
-	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	client := c.Stow.StowV1beta1().RestoreSessions(rs.Namespace)
 	return internal.UpdateSessionStatus(rs, orig.Status.Phase.IsFinal(),
 		func(obj *v1beta1.RestoreSession) bool { return obj.Status.Phase.IsFinal() },
 		func(obj *v1beta1.RestoreSession) { obj.Status = rs.Status },
@@ -248,7 +245,7 @@ func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.Restore
 
 func (c *Controller) addFinalizer(ctx context.Context, rs *v1beta1.RestoreSession) (*v1beta1.RestoreSession, error) {
 	var out *v1beta1.RestoreSession
-	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	client := c.Stow.StowV1beta1().RestoreSessions(rs.Namespace)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		latest, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
 		if err != nil {
@@ -272,10 +269,10 @@ func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) er
 	if !slices.Contains(rs.Finalizers, v1beta1.Finalizer) {
 		return nil
 	}
-	if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRestoreSession, rs.Namespace, rs.Name); err != nil {
+	if err := c.Pusher.DeleteInvokerGroup(ctx, v1beta1.KindRestoreSession, rs.Namespace, rs.Name); err != nil {
 		return fmt.Errorf("delete metrics group of RestoreSession %s/%s: %w", rs.Namespace, rs.Name, err)
 	}
-	client := c.stow.StowV1beta1().RestoreSessions(rs.Namespace)
+	client := c.Stow.StowV1beta1().RestoreSessions(rs.Namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		latest, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -297,35 +294,32 @@ func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) er
 // initiate checks the Repository, its Secret and the target, pauses the
 // target's backups, and creates the PVCs and the first restore Job once the
 // Repository and the target are free.
-func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
+func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	st := &rs.Status
 	ns := rs.Namespace
 	if repo == nil {
 		c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable,
 			fmt.Sprintf("Repository %s/%s not found; the restore waits for it", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
+		return c.cfg.WaitRequeue, nil
 	}
 	c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionTrue, v1beta1.RepositoryAvailable, "the Repository exists", now)
 	secret := repo.Spec.Backend.StorageSecretName
-	if _, err := c.kube.CoreV1().Secrets(repo.Namespace).Get(ctx, secret, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+	if _, err := c.Kube.CoreV1().Secrets(repo.Namespace).Get(ctx, secret, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionFalse, v1beta1.BackendSecretNotAvailable,
 			fmt.Sprintf("Secret %s/%s not found; the restore waits for it", repo.Namespace, secret), now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
+		return c.cfg.WaitRequeue, nil
 	} else if err != nil {
-		return fmt.Errorf("read Secret %s/%s: %w", repo.Namespace, secret, err)
+		return 0, fmt.Errorf("read Secret %s/%s: %w", repo.Namespace, secret, err)
 	}
 	c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionTrue, v1beta1.BackendSecretAvailable, "the storage Secret exists", now)
 	t := work.Spec.Target
 	if len(t.VolumeClaimTemplates) == 0 {
-		if _, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionFalse, v1beta1.TargetNotAvailable,
 				fmt.Sprintf("PVC %s/%s not found; the restore waits until it exists", ns, t.Ref.Name), now)
-			r.After(c.cfg.WaitRequeue)
-			return nil
+			return c.cfg.WaitRequeue, nil
 		} else if err != nil {
-			return fmt.Errorf("read PVC %s/%s: %w", ns, t.Ref.Name, err)
+			return 0, fmt.Errorf("read PVC %s/%s: %w", ns, t.Ref.Name, err)
 		}
 		c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, "the target PVC exists", now)
 	} else {
@@ -333,13 +327,13 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	}
 	fail := func(msg string) {
 		c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureRestoreExecutor, msg, now)
-		v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
-		c.recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
+		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
+		c.Recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
 	}
 	jobs, pvcs, err := c.build(ctx, work, repo)
 	if err != nil {
 		fail(err.Error())
-		return nil
+		return 0, nil
 	}
 	// Pause the backups of every PVC this restore writes, before anything
 	// is written to it, and wait for a backup already running there.
@@ -355,36 +349,34 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		// Publish the pause first, so no backup of the target starts
 		// between this check and the restore Job.
 		st.PausedBackups = paused
-		r.After(time.Millisecond)
-		return nil
+		return time.Millisecond, nil
 	}
 	if running := c.runningBackup(ns, st.PausedBackups); running != "" {
-		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, executor.WaitingForBackup,
+		c.setCond(rs, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, v1beta1.WaitingForBackup,
 			fmt.Sprintf("waiting: BackupSession %s is backing up the target; the restore starts when it ends", running), now)
-		r.After(c.cfg.WaitRequeue)
-		return nil
+		return c.cfg.WaitRequeue, nil
 	}
 	for _, p := range pvcs {
-		_, err := c.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{})
+		_, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			err = c.ownClaim(ctx, rs, p.Name)
 		}
 		if err != nil {
 			if msg, ok := permanentClaimError(p.Name, err); ok {
 				fail(msg)
-				return nil
+				return 0, nil
 			}
-			return fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
+			return 0, fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
 		}
 	}
 	n := int32(len(jobs))
-	created, err := c.createJob(ctx, rs, repo, jobs[0], 0, int(n), now, r)
+	created, after, err := c.createJob(ctx, rs, repo, jobs[0], 0, int(n), now)
 	if err != nil || !created {
-		if err != nil && isPermanent(err) {
+		if err != nil && jobrun.Permanent(err) {
 			fail(err.Error())
-			return nil
+			return 0, nil
 		}
-		return err
+		return after, err
 	}
 	st.TotalHosts = &n
 	msg := fmt.Sprintf("Job %s created", jobs[0].Name)
@@ -395,7 +387,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		msg += "; it runs as a non-root user, so restored files belong to that user (modes and contents are restored; owners only by a restore that runs as root: runtimeSettings.pod.securityContext.runAsUser 0, see docs/security.md)"
 	}
 	c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredRestoreExecutor, msg, now)
-	return nil
+	return after, nil
 }
 
 // errClaimTaken: a volumeClaimTemplate names a PVC this RestoreSession did
@@ -406,7 +398,7 @@ var errClaimTaken = errors.New("already exists and was not created by this Resto
 // created (a retry after its Job was created, an operator restart), so that
 // restoring into new PVCs never writes into someone else's volume.
 func (c *Controller) ownClaim(ctx context.Context, rs *v1beta1.RestoreSession, name string) error {
-	pvc, err := c.kube.CoreV1().PersistentVolumeClaims(rs.Namespace).Get(ctx, name, metav1.GetOptions{})
+	pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(rs.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -429,12 +421,12 @@ func permanentClaimError(name string, err error) (string, bool) {
 }
 
 func isPermanent(err error) bool {
-	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || placement.IsRefusal(err)
+	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
 }
 
 // build resolves the Task into the restore Jobs and PVCs.
 func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
-	task, fns, err := executor.TaskAndFunctions(c.tasks, c.fns, work.Spec.Task.Name)
+	task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, work.Spec.Task.Name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -454,48 +446,28 @@ func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, re
 }
 
 // createJob creates the Job of one ordinal when the Repository is free. It
-// reports false (and a waiting condition) when it must wait.
-func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time, r *executor.Requeue) (bool, error) {
+// reports false (and a waiting condition) when it must wait, and a
+// permanent error (jobrun.Permanent) when the Job cannot be made; after is
+// when to look again.
+func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, job *batchv1.Job, ordinal, n int, now time.Time) (created bool, after time.Duration, err error) {
 	jobName := names.RestoreJob(rs.Name, ordinal)
-	jobKey := rs.Namespace + "/" + jobName
-	repoKey := executor.RepositoryKey(repo.Namespace, repo.Name)
-	lock := executor.Request{Location: restic.LocationKey(repo.Spec.Backend, repo.Namespace, repo.Name), Job: jobKey,
-		Mode: executor.Shared, Since: rs.CreationTimestamp.Time, Wake: executor.Wake(c.queue, rs.Namespace, rs.Name)}
-	if refusal := c.gate.Acquire(lock); refusal != nil {
-		c.setCond(rs, executor.ExecutorWaiting, v1beta1.ConditionTrue, refusal.Reason, refusal.Message, now)
-		r.After(c.cfg.WaitRequeue)
-		return false, nil
+	started, err := c.Jobs.Start(ctx, jobrun.Start{Owner: rs, Name: jobName, Repository: repo, Mode: executor.Shared,
+		Build: func() (*batchv1.Job, error) { return job, nil }})
+	switch {
+	case err != nil:
+		return false, 0, err
+	case started.Outcome == jobrun.Waiting:
+		c.setCond(rs, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
+		return false, started.Requeue, nil
+	case started.Outcome == jobrun.PlaceFailed:
+		return false, 0, &placement.Refusal{Message: "cannot place the restore Job: " + started.Err.Error()}
+	case !started.Running():
+		return false, 0, started.Err
 	}
-	executor.Prepare(job, jobName, rs.Namespace, executor.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
-		v1beta1.ComponentRestore, executor.AnnotationRestoreSession, rs.Name, repoKey, lock)
-	// A ReadWriteOnce target in use is mounted on its user's node only.
-	pin, err := placement.Apply(ctx, c.kube, rs.Namespace, &job.Spec.Template)
-	if placement.IsRefusal(err) {
-		err = &placement.Refusal{Message: "cannot place the restore Job: " + err.Error()}
-	} else if err == nil {
-		_, err = c.kube.BatchV1().Jobs(rs.Namespace).Create(ctx, job, metav1.CreateOptions{})
-	}
-	if apierrors.IsAlreadyExists(err) {
-		existing, gerr := c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
-		switch {
-		case gerr != nil:
-			err = gerr
-		case internal.IsControlledBy(existing, rs.UID):
-			err = nil
-		default:
-			err = fmt.Errorf("a Job named %s exists and does not belong to RestoreSession %s", jobName, rs.Name)
-			err = apierrors.NewAlreadyExists(batchv1.Resource("jobs"), err.Error())
-		}
-	}
-	if err != nil {
-		c.gate.Release(jobKey)
-		return false, err
-	}
-	v1beta1.RemoveCondition(&rs.Status.Conditions, executor.ExecutorWaiting)
+	v1beta1.RemoveCondition(&rs.Status.Conditions, v1beta1.ExecutorWaiting)
 	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
-	c.recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s%s", jobName, pin.Suffix())
-	r.After(c.cfg.PendingTimeout)
-	return true, nil
+	c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s%s", jobName, started.Pin.Suffix())
+	return true, started.Requeue, nil
 }
 
 // backupsOf returns the names of BackupConfigurations in ns whose target is
@@ -505,7 +477,7 @@ func (c *Controller) backupsOf(ns string, pvcs map[string]bool, already []string
 	for _, b := range already {
 		set[b] = true
 	}
-	bcs, _ := c.bcs.BackupConfigurations(ns).List(labels.Everything())
+	bcs, _ := c.BackupConfigurations.BackupConfigurations(ns).List(labels.Everything())
 	for _, bc := range bcs {
 		t := bc.Spec.Target
 		if t == nil || (t.Ref.Namespace != "" && t.Ref.Namespace != ns) {
@@ -531,7 +503,7 @@ func (c *Controller) runningBackup(ns string, bcs []string) string {
 	if len(bcs) == 0 {
 		return ""
 	}
-	sessions, _ := c.sessions.BackupSessions(ns).List(labels.Everything())
+	sessions, _ := c.BackupSessions.BackupSessions(ns).List(labels.Everything())
 	for _, s := range sessions {
 		if s.Status.Phase.IsFinal() || !slices.Contains(bcs, s.Spec.Invoker.Name) {
 			continue

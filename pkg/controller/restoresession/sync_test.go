@@ -53,7 +53,7 @@ func TestRestoreSucceedsAndPausesBackups(t *testing.T) {
 	f.sync("rs")
 	got = f.restore("rs")
 	job := f.job(names.RestoreJob("rs", 0))
-	if job == nil || !internal.IsControlledBy(job, got.UID) || job.Spec.Template.Annotations[executor.AnnotationRestoreSession] != "rs" {
+	if job == nil || !internal.IsControlledBy(job, got.UID) || job.Spec.Template.Annotations[v1beta1.AnnotationRestoreSession] != "rs" {
 		t.Fatalf("restore Job = %+v", job)
 	}
 	if got.Status.Phase != v1beta1.RestoreRunning || got.Status.TotalHosts == nil || *got.Status.TotalHosts != 1 {
@@ -92,9 +92,9 @@ func TestRestoreSucceedsAndPausesBackups(t *testing.T) {
 func TestRestoreWaits(t *testing.T) {
 	holder := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-x", Namespace: ns,
 		Labels: map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
-		Annotations: map[string]string{executor.AnnotationRepository: ns + "/repo",
-			executor.AnnotationLocation: restic.LocationKey(repository("repo").Spec.Backend, ns, "repo"),
-			executor.AnnotationLockMode: string(executor.Exclusive)}}}
+		Annotations: map[string]string{v1beta1.AnnotationRepository: ns + "/repo",
+			v1beta1.AnnotationLocation: restic.LocationKey(repository("repo").Spec.Backend, ns, "repo"),
+			v1beta1.AnnotationLockMode: string(executor.Exclusive)}}}
 	for _, tc := range []struct {
 		name  string
 		objs  []runtime.Object
@@ -105,9 +105,9 @@ func TestRestoreWaits(t *testing.T) {
 		{"repository missing", []runtime.Object{secret(), pvc("data")}, v1beta1.RepositoryFound, "Repository app/repo not found", v1beta1.RestorePending},
 		{"secret missing", []runtime.Object{repository("repo"), pvc("data")}, v1beta1.BackendSecretFound, "Secret app/creds not found", v1beta1.RestorePending},
 		{"pvc missing", []runtime.Object{repository("repo"), secret()}, v1beta1.RestoreTargetFound, "PVC app/data not found", v1beta1.RestorePending},
-		{"repository busy", []runtime.Object{repository("repo"), secret(), pvc("data"), holder}, executor.ExecutorWaiting, "in use by Job app/stow-backup-x", v1beta1.RestorePending},
+		{"repository busy", []runtime.Object{repository("repo"), secret(), pvc("data"), holder}, v1beta1.ExecutorWaiting, "in use by Job app/stow-backup-x", v1beta1.RestorePending},
 		{"backup running", []runtime.Object{repository("repo"), secret(), pvc("data"), backupOf("nightly", "data"), runningBackup("nightly-1", "nightly")},
-			executor.ExecutorWaiting, "BackupSession nightly-1 is backing up the target", v1beta1.RestorePending},
+			v1beta1.ExecutorWaiting, "BackupSession nightly-1 is backing up the target", v1beta1.RestorePending},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, append(tc.objs, newRestore("rs"))...)
@@ -117,7 +117,7 @@ func TestRestoreWaits(t *testing.T) {
 				t.Fatalf("phase = %s, Job %v", got.Status.Phase, f.job(names.RestoreJob("rs", 0)) != nil)
 			}
 			want := v1beta1.ConditionFalse
-			if tc.cond == executor.ExecutorWaiting {
+			if tc.cond == v1beta1.ExecutorWaiting {
 				want = v1beta1.ConditionTrue
 			}
 			contains(t, tc.cond, cond(t, got.Status.Conditions, tc.cond, want).Message, tc.msg)

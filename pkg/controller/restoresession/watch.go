@@ -6,14 +6,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
-	"github.com/stowhq/stow/pkg/controller/placement"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -51,7 +49,7 @@ func statsOf(st *v1beta1.RestoreSessionStatus, host string) *v1beta1.HostRestore
 
 // watch is the watchdog of a started restore. Ordinals run one at a time:
 // the Job of ordinal i is created when ordinal i-1 has reported.
-func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time, r *executor.Requeue) error {
+func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	st := &rs.Status
 	n := int(ptrOr(st.TotalHosts, 1))
 	for i := 0; i < n; i++ {
@@ -65,7 +63,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 			// Not started yet: the previous ordinals have all reported.
 			if repo == nil {
 				c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Repository %s/%s was deleted during the restore", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
-				return nil
+				return 0, nil
 			}
 			jobs, _, err := c.build(ctx, work, repo)
 			if err != nil || i >= len(jobs) {
@@ -73,66 +71,35 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 					err = fmt.Errorf("the Task produced %d Jobs, expected %d", len(jobs), n)
 				}
 				c.disrupt(rs, v1beta1.ExecutorTerminatedBeforeCompletion, err.Error(), now)
-				return nil
+				return 0, nil
 			}
-			if _, err := c.createJob(ctx, rs, repo, jobs[i], i, n, now, r); err != nil {
-				if isPermanent(err) {
+			_, after, err := c.createJob(ctx, rs, repo, jobs[i], i, n, now)
+			if err != nil {
+				if jobrun.Permanent(err) {
 					c.disrupt(rs, v1beta1.ExecutorTerminatedBeforeCompletion, err.Error(), now)
-					return nil
+					return 0, nil
 				}
-				return err
+				return 0, err
 			}
-			return nil
+			return after, nil
 		}
-		job, err := c.jobs.Jobs(rs.Namespace).Get(jobName)
-		if err == nil {
-			c.gate.Observed(rs.Namespace + "/" + jobName)
-		}
-		if apierrors.IsNotFound(err) {
-			job, err = c.kube.BatchV1().Jobs(rs.Namespace).Get(ctx, jobName, metav1.GetOptions{})
-		}
-		// Once the Job is gone or its pod has ended it no longer holds the
-		// Repository, even before the Job controller marks it finished.
-		release := func() { c.gate.Release(rs.Namespace + "/" + jobName) }
-		if apierrors.IsNotFound(err) || (err == nil && !internal.IsControlledBy(job, rs.UID)) {
-			release()
-			c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Job %s was deleted before it reported a result", jobName), now)
-			return nil
-		}
+		obs, recheck, err := c.Jobs.Watch(ctx, rs, jobName, now)
 		if err != nil {
-			return err
-		}
-		pods, err := c.pods.Pods(rs.Namespace).List(labels.Everything())
-		if err != nil {
-			return err
-		}
-		obs := executor.Observe(job, pods, now, c.cfg.PendingTimeout)
-		executor.ExplainNoPod(ctx, c.kube, job, &obs)
-		// A Job pod whose node is lost never reports: fail instead of waiting
-		// for the pod's eviction (or forever).
-		if again, err := placement.ObserveNode(ctx, c.kube, job, pods, now, &obs); err != nil {
-			return err
-		} else if again > 0 {
-			r.After(again)
+			return 0, err
 		}
 		switch obs.State {
 		case executor.Running:
-			return nil
+			return recheck, nil
 		case executor.Pending:
-			r.After(obs.RecheckAfter)
-			return nil
+			return internal.Sooner(recheck, obs.RecheckAfter), nil
 		case executor.PendingTooLong, executor.CannotStart, executor.Deleted:
-			if err := executor.StopJob(ctx, c.kube, rs.Namespace, jobName); err != nil {
-				return err
-			}
 			c.disrupt(rs, obs.Reason, obs.Message, now)
-			return nil
+			return 0, nil
 		}
-		release()
 		c.applyResult(rs, host, obs)
 		// Loop on: the next ordinal may start now.
 	}
-	return nil
+	return 0, nil
 }
 
 // applyResult writes one host's stats from its Job's termination messages.
@@ -159,16 +126,16 @@ func (c *Controller) applyResult(rs *v1beta1.RestoreSession, host string, obs ex
 	}
 	if h.Error != "" {
 		h.Phase = v1beta1.HostFailed
-		c.recorder.Eventf(rs, corev1.EventTypeWarning, EventHostRestoreFailed, "Restore of host %s failed: %s", host, h.Error)
+		c.Recorder.Eventf(rs, corev1.EventTypeWarning, EventHostRestoreFailed, "Restore of host %s failed: %s", host, h.Error)
 	} else {
-		c.recorder.Eventf(rs, corev1.EventTypeNormal, EventHostRestoreSucceeded, "Restore of host %s succeeded", host)
+		c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventHostRestoreSucceeded, "Restore of host %s succeeded", host)
 	}
 	upsertStats(&rs.Status, h)
 }
 
 func (c *Controller) disrupt(rs *v1beta1.RestoreSession, reason, msg string, now time.Time) {
 	c.setCond(rs, v1beta1.RestoreDisrupted, v1beta1.ConditionTrue, reason, msg, now)
-	c.recorder.Event(rs, corev1.EventTypeWarning, EventDisrupted, msg)
+	c.Recorder.Event(rs, corev1.EventTypeWarning, EventDisrupted, msg)
 }
 
 // finalPhase is the phase rs will have once MetricsPushed=True is recorded.
@@ -188,7 +155,7 @@ func (c *Controller) finalize(ctx context.Context, rs *v1beta1.RestoreSession, r
 		view.Status.Phase = finalPhase(rs)
 		view.Status.SessionDuration = now.Sub(rs.CreationTimestamp.Time).Round(time.Second).String()
 		succeeded := view.Status.Phase == v1beta1.RestoreSucceeded
-		if err := c.pusher.RestoreSessionFinished(ctx, view, repo, succeeded); err != nil {
+		if err := c.Pusher.RestoreSessionFinished(ctx, view, repo, succeeded); err != nil {
 			c.setCond(rs, v1beta1.MetricsPushed, v1beta1.ConditionFalse, v1beta1.FailedToPushMetrics, fmt.Sprintf("pushing restore metrics failed: %v", err), now)
 		} else {
 			c.setCond(rs, v1beta1.MetricsPushed, v1beta1.ConditionTrue, v1beta1.SuccessfullyPushedMetrics, "restore metrics pushed", now)
@@ -200,12 +167,12 @@ func (c *Controller) finalize(ctx context.Context, rs *v1beta1.RestoreSession, r
 	}
 	st.SessionDuration = now.Sub(rs.CreationTimestamp.Time).Round(time.Second).String()
 	st.PausedBackups = nil
-	v1beta1.RemoveCondition(&st.Conditions, executor.ExecutorWaiting)
+	v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 	st.Reason = reasonFor(st)
 	if st.Phase == v1beta1.RestoreSucceeded {
-		c.recorder.Eventf(rs, corev1.EventTypeNormal, EventSucceeded, "Restore succeeded in %s", st.SessionDuration)
+		c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventSucceeded, "Restore succeeded in %s", st.SessionDuration)
 	} else {
-		c.recorder.Eventf(rs, corev1.EventTypeWarning, EventFailed, "Restore ended %s: %s", st.Phase, st.Reason)
+		c.Recorder.Eventf(rs, corev1.EventTypeWarning, EventFailed, "Restore ended %s: %s", st.Phase, st.Reason)
 	}
 }
 

@@ -1,0 +1,104 @@
+// Package session holds what the BackupSession and RestoreSession
+// controllers share besides their Jobs (pkg/controller/jobrun): the clients,
+// the listers of the Stow objects a session reads, the queue and its event
+// handlers, and the work loop. Each controller embeds a Base and keeps only
+// what differs: when a session runs or waits, what its results mean, its
+// metrics and its phase.
+package session
+
+import (
+	"context"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/stowhq/stow/client/clientset/versioned"
+	"github.com/stowhq/stow/client/informers/externalversions"
+	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/jobrun"
+	"github.com/stowhq/stow/pkg/metrics"
+)
+
+// Base is the common part of a session controller.
+type Base struct {
+	Kube     kubernetes.Interface
+	Stow     versioned.Interface
+	Recorder record.EventRecorder
+	Pusher   metrics.SessionPusher
+	Clock    clock.Clock
+	// Jobs runs the sessions' Jobs.
+	Jobs  *jobrun.Runner
+	Queue workqueue.TypedRateLimitingInterface[string]
+
+	BackupSessions       stowlisters.BackupSessionLister
+	RestoreSessions      stowlisters.RestoreSessionLister
+	BackupConfigurations stowlisters.BackupConfigurationLister
+	Repositories         stowlisters.RepositoryLister
+	Tasks                stowlisters.TaskLister
+	Functions            stowlisters.FunctionLister
+
+	name   string
+	synced []cache.InformerSynced
+}
+
+// Options are what New needs besides the clients.
+type Options struct {
+	// Name names the controller and its queue.
+	Name string
+	// Kind says whose Jobs these are.
+	Kind jobrun.Kind
+	// Sessions is the informer of the controller's own session kind.
+	Sessions cache.SharedIndexInformer
+	Jobs     jobrun.Config
+	// Clock is injected by tests; nil means the real clock.
+	Clock clock.Clock
+}
+
+// New wires a session controller: its queue receives a session that is
+// added or changed and the session named on a Job or pod of Stow's that
+// changes. kubeInformers must be filtered to Stow's objects (label
+// app.kubernetes.io/managed-by=stow.dev): only Jobs and pods are read from
+// it. gate must be the one gate of the process. A nil pusher pushes nothing.
+func New(o Options, kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
+	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
+	gate *executor.Gate) *Base {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if pusher == nil {
+		pusher = metrics.Nop{}
+	}
+	si := stowInformers.Stow().V1beta1()
+	b := &Base{
+		Kube: kube, Stow: stow, Recorder: recorder, Pusher: pusher, Clock: o.Clock,
+		Queue:                internal.NewQueue(o.Name),
+		BackupSessions:       si.BackupSessions().Lister(),
+		RestoreSessions:      si.RestoreSessions().Lister(),
+		BackupConfigurations: si.BackupConfigurations().Lister(),
+		Repositories:         si.Repositories().Lister(),
+		Tasks:                si.Tasks().Lister(),
+		Functions:            si.Functions().Lister(),
+		name:                 o.Name,
+	}
+	b.Jobs = jobrun.New(o.Kind, o.Jobs, kube, gate,
+		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), b.Queue)
+	b.synced = append([]cache.InformerSynced{internal.WatchSessions(b.Queue, o.Sessions)},
+		internal.WatchOwnedJobs(b.Queue, kubeInformers, o.Kind.Annotation)...)
+	for _, inf := range []cache.SharedIndexInformer{si.BackupSessions().Informer(), si.RestoreSessions().Informer(),
+		si.BackupConfigurations().Informer(), si.Repositories().Informer(), si.Tasks().Informer(), si.Functions().Informer()} {
+		b.synced = append(b.synced, inf.HasSynced)
+	}
+	return b
+}
+
+// Run starts workers that process the queue with sync and blocks until ctx
+// is done; the queue is shut down on return.
+func (b *Base) Run(ctx context.Context, workers int, sync internal.SyncFunc) error {
+	return internal.Run(ctx, b.name, b.Queue, b.synced, workers, sync)
+}
