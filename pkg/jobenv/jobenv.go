@@ -119,24 +119,16 @@ func Read(getenv func(string) string) (c Contract, ok bool, err error) {
 	}
 	c.OperatorURL = getenv(OperatorURL)
 	c.LockHostPrefix = getenv(LockHostPrefix)
-	if v := getenv(LockDeadline); v != "" {
-		t, perr := time.Parse(time.RFC3339, v)
-		if perr != nil {
-			return c, true, fmt.Errorf("%s=%q is not an RFC 3339 time", LockDeadline, v)
-		}
-		c.LockDeadline = t
+	if c.LockDeadline, err = readTime(getenv, LockDeadline); err != nil {
+		return c, true, err
 	}
 	if v := getenv(Resolved); v != "" {
 		if err := json.Unmarshal([]byte(v), &c.Resolved); err != nil {
 			return c, true, fmt.Errorf("%s is not a JSON list of snapshots: %v", Resolved, err)
 		}
 	}
-	if v := getenv(AsOf); v != "" {
-		t, perr := time.Parse(time.RFC3339, v)
-		if perr != nil {
-			return c, true, fmt.Errorf("%s=%q is not an RFC 3339 time", AsOf, v)
-		}
-		c.AsOf = t
+	if c.AsOf, err = readTime(getenv, AsOf); err != nil {
+		return c, true, err
 	}
 	if v := getenv(ExtraMounts); v != "" {
 		for _, m := range strings.Split(v, ",") {
@@ -147,4 +139,17 @@ func Read(getenv func(string) string) (c Contract, ok bool, err error) {
 		}
 	}
 	return c, true, nil
+}
+
+// readTime reads variable name as an RFC 3339 time; unset is the zero time.
+func readTime(getenv func(string) string, name string) (time.Time, error) {
+	v := getenv(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s=%q is not an RFC 3339 time", name, v)
+	}
+	return t, nil
 }

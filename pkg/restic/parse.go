@@ -71,13 +71,7 @@ type backupOutput struct {
 func parseBackupOutput(stdout, stderr []byte) (backupOutput, error) {
 	var out backupOutput
 	for _, stream := range [][]byte{stdout, stderr} {
-		sc := bufio.NewScanner(bytes.NewReader(stream))
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := bytes.TrimSpace(sc.Bytes())
-			if len(line) == 0 || line[0] != '{' {
-				continue
-			}
+		err := eachJSONLine(stream, func(line []byte) error {
 			var m struct {
 				MessageType string `json:"message_type"`
 				Error       struct {
@@ -87,37 +81,53 @@ func parseBackupOutput(stdout, stderr []byte) (backupOutput, error) {
 				Item   string `json:"item"`
 			}
 			if err := json.Unmarshal(line, &m); err != nil {
-				continue
+				return nil
 			}
 			switch m.MessageType {
 			case "summary":
 				var s BackupSummary
 				if err := json.Unmarshal(line, &s); err != nil {
-					return out, fmt.Errorf("parsing backup summary: %v", err)
+					return fmt.Errorf("parsing backup summary: %v", err)
 				}
 				out.Summary = &s
 			case "error":
 				out.Errors = append(out.Errors, ItemError{Item: m.Item, During: m.During, Message: m.Error.Message})
 			}
-		}
-		if err := sc.Err(); err != nil {
-			return out, fmt.Errorf("reading restic output: %v", err)
+			return nil
+		})
+		if err != nil {
+			return out, err
 		}
 	}
 	return out, nil
 }
 
-// restoredFiles reads the file count of restic restore --json's summary
-// line (total_files: restored or already there); ok is false when there is
-// no summary (an older restic).
-func restoredFiles(stdout []byte) (n int64, ok bool) {
-	sc := bufio.NewScanner(bytes.NewReader(stdout))
+// eachJSONLine calls fn with every line of restic --json output that holds
+// an object (status lines are objects too; other lines are skipped), until
+// fn fails.
+func eachJSONLine(stream []byte, fn func(line []byte) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(stream))
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 || line[0] != '{' {
 			continue
 		}
+		if err := fn(line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading restic output: %v", err)
+	}
+	return nil
+}
+
+// restoredFiles reads the file count of restic restore --json's summary
+// line (total_files: restored or already there); ok is false when there is
+// no summary (an older restic).
+func restoredFiles(stdout []byte) (n int64, ok bool) {
+	_ = eachJSONLine(stdout, func(line []byte) error {
 		var m struct {
 			MessageType string `json:"message_type"`
 			TotalFiles  int64  `json:"total_files"`
@@ -125,7 +135,8 @@ func restoredFiles(stdout []byte) (n int64, ok bool) {
 		if json.Unmarshal(line, &m) == nil && m.MessageType == "summary" {
 			n, ok = m.TotalFiles, true
 		}
-	}
+		return nil
+	})
 	return n, ok
 }
 
