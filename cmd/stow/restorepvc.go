@@ -212,9 +212,7 @@ func latestPerPath(ctx context.Context, r *restic.Restic, f restic.SnapshotFilte
 	if err != nil {
 		return nil, err
 	}
-	if !asOf.IsZero() {
-		snaps = restic.TakenBy(snaps, asOf)
-	}
+	snaps = restic.TakenBy(snaps, asOf)
 	newest := map[string]restic.Snapshot{}
 	for _, s := range snaps {
 		for _, p := range s.Paths {

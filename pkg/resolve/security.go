@@ -21,13 +21,7 @@ func defaultPodSecurity() *corev1.PodSecurityContext {
 // root, so that restored files get their owners back.
 func RestoresOwners(pod *corev1.PodSpec) bool {
 	root := func(c *corev1.Container) bool {
-		uid := (*int64)(nil)
-		if c.SecurityContext != nil {
-			uid = c.SecurityContext.RunAsUser
-		}
-		if uid == nil && pod.SecurityContext != nil {
-			uid = pod.SecurityContext.RunAsUser
-		}
+		uid := runAsUser(pod.SecurityContext, c.SecurityContext)
 		return uid != nil && *uid == 0
 	}
 	for i := range pod.InitContainers {
@@ -41,6 +35,18 @@ func RestoresOwners(pod *corev1.PodSpec) bool {
 		}
 	}
 	return true
+}
+
+// runAsUser is the uid a container runs as: its own runAsUser, else the
+// pod's; nil when neither sets one (the image's user).
+func runAsUser(psc *corev1.PodSecurityContext, sc *corev1.SecurityContext) *int64 {
+	if sc != nil && sc.RunAsUser != nil {
+		return sc.RunAsUser
+	}
+	if psc != nil {
+		return psc.RunAsUser
+	}
+	return nil
 }
 
 // Capabilities a root container keeps when its securityContext does not
@@ -74,10 +80,7 @@ func harden(pod *corev1.PodSpec, restore, userPodSC bool) {
 			c.SecurityContext = &corev1.SecurityContext{}
 		}
 		sc := c.SecurityContext
-		uid := sc.RunAsUser
-		if uid == nil {
-			uid = psc.RunAsUser
-		}
+		uid := runAsUser(psc, sc)
 		root := uid != nil && *uid == 0
 		anyRoot = anyRoot || root
 		allKnownNonRoot = allKnownNonRoot && uid != nil && *uid != 0

@@ -341,7 +341,7 @@ func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot,
 	if err != nil {
 		return nil, err
 	}
-	if latest && !o.AsOf.IsZero() {
+	if latest {
 		snaps = TakenBy(snaps, o.AsOf)
 	}
 	if len(snaps) == 0 {
@@ -367,8 +367,12 @@ func (r *Restic) findSnapshot(ctx context.Context, o RestoreOptions) (*Snapshot,
 	return &s, nil
 }
 
-// TakenBy keeps the snapshots taken at or before t, in their order.
+// TakenBy keeps the snapshots taken at or before t, in their order; a zero
+// t keeps them all.
 func TakenBy(snaps []Snapshot, t time.Time) []Snapshot {
+	if t.IsZero() {
+		return snaps
+	}
 	var out []Snapshot
 	for _, s := range snaps {
 		if !s.Time.After(t) {

@@ -420,10 +420,6 @@ func permanentClaimError(name string, err error) (string, bool) {
 	return "", false
 }
 
-func isPermanent(err error) bool {
-	return apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
-}
-
 // build resolves the Task into the restore Jobs and PVCs.
 func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 	task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, work.Spec.Task.Name)
