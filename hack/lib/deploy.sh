@@ -35,7 +35,30 @@ deploy_stow() {
   step "deploying Stow (kubectl apply -k ${1#"$ROOT"/})"
   kubectl apply --server-side --force-conflicts -k "$1" >/dev/null
   kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
-  # The image tag is fixed, so a rebuilt image needs a restart to be used.
+  restart_operator
+}
+
+# deploy_stow_helm VALUES_FILE installs (or upgrades) Stow as the Helm release
+# "stow" from deploy/helm/stow, the way README's Helm install does, and waits
+# for the operator. The namespace comes from deploy/namespace.yaml (Helm's
+# --create-namespace would drop its PodSecurity label) and the CRDs are
+# applied first, since Helm installs crds/ only on a first install and never
+# upgrades them. --take-ownership adopts objects an earlier kustomize deploy
+# of the same cluster created.
+deploy_stow_helm() {
+  step "deploying Stow (helm upgrade --install stow deploy/helm/stow -f ${1#"$ROOT"/})"
+  local helm
+  helm=$(bash "$ROOT/hack/tools.sh" --print helm)
+  kubectl apply --server-side --force-conflicts -f "$ROOT/deploy/namespace.yaml" -f "$ROOT/deploy/helm/stow/crds" >/dev/null
+  kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+  "$helm" upgrade --install stow "$ROOT/deploy/helm/stow" --namespace stow-system \
+    --take-ownership --skip-crds -f "$1" >/dev/null
+  restart_operator
+}
+
+# restart_operator restarts the operator and waits for it: the image tag is
+# fixed, so a rebuilt image needs a restart to be used.
+restart_operator() {
   kubectl -n stow-system rollout restart deploy/stow-operator >/dev/null
   kubectl -n stow-system rollout status deploy/stow-operator --timeout=180s
 }
