@@ -21,7 +21,7 @@ build_images() {
   IMAGE=$IMAGE bash "$ROOT/hack/build-image.sh"
   mkdir -p "$ROOT/_output/fixture-bin"
   CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags '-s -w' -o _output/fixture-bin/fixture ./e2e/fixture
-  go run -C "$ROOT" ./hack/mkimage -ref "$FIXTURE_IMAGE" -out _output/fixture-image.tar _output/fixture-bin/fixture
+  go run -C "$ROOT" ./hack/mkimage -ref "$FIXTURE_IMAGE" -out _output/fixture-image.tar -entrypoint fixture _output/fixture-bin/fixture
 }
 
 # import_images loads both images into the local cluster's containerd.
