@@ -75,9 +75,12 @@ for _ in $(seq 1 100); do
 done
 curl -fsS --aws-sigv4 aws:amz:us-east-1:s3 --user "$MINIO_ROOT_USER:$MINIO_ROOT_PASSWORD" -X PUT "http://$MINIO_HOST:$MINIO_PORT/stow-e2e" >/dev/null
 
+# The operator stays on the first node: the lost-node test stops the second.
+OPERATOR_NODE=""
+[ "${STOW_E2E_EXTERNAL:-0}" != 1 ] && OPERATOR_NODE=$(bash hack/local-cluster.sh node-name)
 case $STOW_E2E_INSTALL in
-  helm) deploy_stow_helm "$ROOT/e2e/deploy/values.yaml" ;;
-  kustomize) deploy_stow "$ROOT/e2e/deploy" ;;
+  helm) deploy_stow_helm "$ROOT/e2e/deploy/values.yaml" "$OPERATOR_NODE" ;;
+  kustomize) deploy_stow "$ROOT/e2e/deploy" "$OPERATOR_NODE" ;;
   *) echo "STOW_E2E_INSTALL must be helm or kustomize, not $STOW_E2E_INSTALL" >&2; exit 2 ;;
 esac
 
