@@ -46,6 +46,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
+	"github.com/stowhq/stow/pkg/controller/trim"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/lenient"
 	"github.com/stowhq/stow/pkg/lockholder"
@@ -283,8 +284,10 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 	stowOwned := informers.NewSharedInformerFactoryWithOptions(kube, o.ResyncPeriod,
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = labels.Set{v1beta1.LabelManagedBy: v1beta1.ManagedByStow}.String()
-		}))
-	stowInformers := externalversions.NewSharedInformerFactory(stow, o.ResyncPeriod)
+		}),
+		// Nothing reads their managedFields or a CronJob's job template.
+		informers.WithTransform(trim.Owned))
+	stowInformers := externalversions.NewSharedInformerFactoryWithOptions(stow, o.ResyncPeriod, externalversions.WithTransform(trim.Stow))
 
 	mode, err := podguard.ParseMode(o.PodSettings)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
@@ -22,6 +23,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
 	"github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/controller/trim"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
@@ -57,11 +59,18 @@ func newFixture(t *testing.T, kubeObjs, stowObjs []runtime.Object) *fixture {
 // the watches so that sync can be driven directly and deterministically.
 func (f *fixture) refresh() {
 	ctx := context.Background()
-	replace := func(inf cache.SharedIndexInformer, objs []any) {
+	// The objects pass the operator's informer transforms, so every test
+	// runs on caches as thin as the operator's (cmd/stow-operator).
+	replaceWith := func(transform cache.TransformFunc, inf cache.SharedIndexInformer, objs []any) {
+		for i := range objs {
+			objs[i], _ = transform(objs[i])
+		}
 		if err := inf.GetStore().Replace(objs, ""); err != nil {
 			f.t.Fatal(err)
 		}
 	}
+	replace := func(inf cache.SharedIndexInformer, objs []any) { replaceWith(trim.Stow, inf, objs) }
+	replaceOwned := func(inf cache.SharedIndexInformer, objs []any) { replaceWith(trim.Owned, inf, objs) }
 	opts := metav1.ListOptions{}
 	s := f.sinf.Stow().V1beta1()
 	bcs, _ := f.stow.StowV1beta1().BackupConfigurations("").List(ctx, opts)
@@ -77,13 +86,13 @@ func (f *fixture) refresh() {
 	opts = metav1.ListOptions{LabelSelector: ownedSelector}
 	core := f.kinf.Core().V1()
 	sas, _ := f.kube.CoreV1().ServiceAccounts("").List(ctx, opts)
-	replace(core.ServiceAccounts().Informer(), items(sas.Items))
+	replaceOwned(core.ServiceAccounts().Informer(), items(sas.Items))
 	cjs, _ := f.kube.BatchV1().CronJobs("").List(ctx, opts)
-	replace(f.kinf.Batch().V1().CronJobs().Informer(), items(cjs.Items))
+	replaceOwned(f.kinf.Batch().V1().CronJobs().Informer(), items(cjs.Items))
 	roles, _ := f.kube.RbacV1().Roles("").List(ctx, opts)
-	replace(f.kinf.Rbac().V1().Roles().Informer(), items(roles.Items))
+	replaceOwned(f.kinf.Rbac().V1().Roles().Informer(), items(roles.Items))
 	rbs, _ := f.kube.RbacV1().RoleBindings("").List(ctx, opts)
-	replace(f.kinf.Rbac().V1().RoleBindings().Informer(), items(rbs.Items))
+	replaceOwned(f.kinf.Rbac().V1().RoleBindings().Informer(), items(rbs.Items))
 	// A test changes Secrets between syncs without waiting out the TTL.
 	f.c.secrets.Forget("", "")
 }
@@ -778,5 +787,43 @@ func TestDeletedTargetReleasesFinishedJobs(t *testing.T) {
 	}
 	if f.c.queue.Len() != 1 {
 		t.Errorf("configuration not re-queued to release the running Job later")
+	}
+}
+
+// The cache holds CronJobs without their job template and configurations
+// without managedFields field sets (trim): what the controller writes back
+// must not carry those gaps. Suspending the CronJob of a configuration whose
+// schedule became invalid keeps the stored template, and the status write
+// sends no managedFields (the API server keeps the stored ones).
+func TestWritesDoNotCarryTheTrimmedCache(t *testing.T) {
+	bc := backupConfig("bc")
+	bc.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate,
+		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}
+	f := newFixture(t, healthyKube(), []runtime.Object{bc, repository(ns), task()})
+	f.mustSync("bc")
+	for _, a := range f.stow.Actions() {
+		if u, ok := a.(k8stesting.UpdateAction); ok && a.GetSubresource() == "status" {
+			if mf := u.GetObject().(*v1beta1.BackupConfiguration).ManagedFields; mf != nil {
+				t.Errorf("status write sent managedFields %+v", mf)
+			}
+		}
+	}
+	if cj := f.cronJob("bc"); cj == nil || len(cj.Spec.JobTemplate.Spec.Template.Spec.Containers) == 0 || ptr.Deref(cj.Spec.Suspend, true) {
+		t.Fatalf("cronjob %+v", cj)
+	}
+
+	cur := f.bc("bc")
+	cur.Spec.Schedule = "every day"
+	cur.Generation++
+	if _, err := f.stow.StowV1beta1().BackupConfigurations(ns).Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync("bc")
+	cj := f.cronJob("bc")
+	if !ptr.Deref(cj.Spec.Suspend, false) {
+		t.Errorf("cronjob of an invalid schedule not suspended")
+	}
+	if len(cj.Spec.JobTemplate.Spec.Template.Spec.Containers) == 0 {
+		t.Errorf("suspending the cronjob lost its job template")
 	}
 }

@@ -521,6 +521,9 @@ func (c *Controller) writeStatus(ctx context.Context, bc *v1beta1.BackupConfigur
 		mutate,
 		func(obj *v1beta1.BackupConfiguration) error {
 			var err error
+			// The cache keeps thinned managedFields (trim.Stow): nil makes
+			// the API server keep the stored ones.
+			obj.ManagedFields = nil
 			written, err = client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
 			return err
 		})
@@ -702,9 +705,11 @@ func (c *Controller) suspendCronJob(ctx context.Context, bc *v1beta1.BackupConfi
 	if err != nil || !internal.IsControlledBy(cur, bc.UID) || ptr.Deref(cur.Spec.Suspend, false) {
 		return err
 	}
-	upd := cur.DeepCopy()
-	upd.Spec.Suspend = ptr.To(true)
-	if _, err := c.kube.BatchV1().CronJobs(bc.Namespace).Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+	// A patch, not an Update of the cached object: the cache holds no job
+	// template (trim.Owned). The resourceVersion makes it fail, and the
+	// reconcile retry, if the CronJob changed since it was read.
+	patch := fmt.Appendf(nil, `{"metadata":{"resourceVersion":%q},"spec":{"suspend":true}}`, cur.ResourceVersion)
+	if _, err := c.kube.BatchV1().CronJobs(bc.Namespace).Patch(ctx, cur.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("suspend cronjob %s/%s: %v", bc.Namespace, cur.Name, err)
 	}
 	return nil
