@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -267,9 +268,11 @@ func TestReadyConfigurationGetsCronJobAndLeastPrivilegeRBAC(t *testing.T) {
 		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupsessions"}, Verbs: []string{"create"}},
 	}, "")
 
-	ev := strings.Join(f.events(), "\n")
-	if !strings.Contains(ev, "Normal CronJobCreated") || !strings.Contains(ev, "Normal Ready") {
-		t.Errorf("events = %s", ev)
+	// One Event says both that the CronJob was created and that the
+	// configuration is Ready: each Event is a write to the API server.
+	evs := f.events()
+	if len(evs) != 1 || !strings.HasPrefix(evs[0], "Normal Ready created CronJob stow-trigger-") {
+		t.Errorf("events = %q", evs)
 	}
 
 	// A second sync with nothing changed writes nothing.
@@ -428,17 +431,17 @@ func TestBadInputs(t *testing.T) {
 			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
 		{name: "paused", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "suspended: spec.paused is true",
-			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal CronJobCreated"},
+			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal Ready created CronJob"},
 		{name: "paused by a running restore", stow: []runtime.Object{repository(ns), task(), &v1beta1.RestoreSession{
 			ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{Phase: v1beta1.RestoreRunning, PausedBackups: []string{"bc"}}}},
 			kube:     healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "paused while RestoreSession rs runs",
-			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal CronJobCreated"},
+			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal Ready created CronJob"},
 		{name: "finished restore does not pause", stow: []runtime.Object{repository(ns), task(), &v1beta1.RestoreSession{
 			ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{Phase: v1beta1.RestoreSucceeded, PausedBackups: []string{"bc"}}}},
 			kube:     healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "runs on schedule",
-			phase: v1beta1.BackupInvokerReady, cronJob: "active", event: "Normal CronJobCreated"},
+			phase: v1beta1.BackupInvokerReady, cronJob: "active", event: "Normal Ready created CronJob"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -825,5 +828,27 @@ func TestWritesDoNotCarryTheTrimmedCache(t *testing.T) {
 	}
 	if len(cj.Spec.JobTemplate.Spec.Template.Spec.Containers) == 0 {
 		t.Errorf("suspending the cronjob lost its job template")
+	}
+}
+
+// In a namespace being deleted nothing can be created: the configuration,
+// about to be deleted with it, is neither retried nor given a status (with
+// thousands of configurations each retry was a refused write).
+func TestTerminatingNamespaceIsNotRetried(t *testing.T) {
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	terminating := &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
+		Message: "serviceaccounts is forbidden: namespace demo is being terminated",
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Field: "metadata.namespace"}}}}}
+	f.kube.PrependReactor("create", "*", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, terminating })
+	if err := f.sync("bc"); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	for _, w := range f.writes() {
+		if strings.HasPrefix(w, "update") || strings.HasPrefix(w, "patch backupconfigurations/status") {
+			t.Errorf("write %s", w)
+		}
+	}
+	if f.c.queue.Len() != 0 {
+		t.Errorf("requeued")
 	}
 }
