@@ -147,7 +147,7 @@ func run(ctx context.Context, c *config) error {
 	// The harness must not be the bottleneck it measures.
 	rc.QPS, rc.Burst = 500, 1000
 	h := &harness{cfg: c, kube: kubernetes.NewForConfigOrDie(rc), stow: stow.NewForConfigOrDie(rc), obs: newObserver(),
-		cp: &results.ControlPlane{Started: time.Now(), Label: c.label}}
+		cp: &results.ControlPlane{Started: time.Now(), Label: c.label, LoadStart: results.LoadAverage()}}
 	if err := h.startInformers(ctx); err != nil {
 		return err
 	}
@@ -184,6 +184,8 @@ func run(ctx context.Context, c *config) error {
 			return fmt.Errorf("%s: %v", p, err)
 		}
 	}
+	// The machine is shared: what else ran shows in the load average.
+	h.cp.LoadEnd = results.LoadAverage()
 	f.ControlPlane = mergeParts(f.ControlPlane, h.cp, c.parts)
 	if err := f.Save(c.out); err != nil {
 		return err
@@ -201,13 +203,15 @@ func run(ctx context.Context, c *config) error {
 func mergeParts(old, cur *results.ControlPlane, parts []string) *results.ControlPlane {
 	out := *cur
 	if !slices.Equal(parts, allParts) {
-		out.Notes = append(out.Notes, fmt.Sprintf("parts %s measured at %s (BENCH_CP_PARTS)", strings.Join(parts, ", "), cur.Started.UTC().Format("15:04 UTC")))
+		out.Notes = append(out.Notes, fmt.Sprintf("parts %s measured at %s (BENCH_CP_PARTS); load average at start %s, at end %s",
+			strings.Join(parts, ", "), cur.Started.UTC().Format("15:04 UTC"), cur.LoadStart, cur.LoadEnd))
 	}
 	if old == nil {
 		return &out
 	}
 	if !slices.Contains(parts, "sessions") {
 		out.Sessions, out.CreatedToJobS, out.JobDoneToPhaseS, out.SessionsFailed = old.Sessions, old.CreatedToJobS, old.JobDoneToPhaseS, old.SessionsFailed
+		out.SessionTotalS, out.SessionStepS = old.SessionTotalS, old.SessionStepS
 	}
 	if !slices.Contains(parts, "scale") {
 		out.Configs, out.ConvergeS, out.CronJobsSeen, out.ReadyS, out.ReadySeen = old.Configs, old.ConvergeS, old.CronJobsSeen, old.ReadyS, old.ReadySeen
@@ -467,6 +471,16 @@ func (h *harness) sessionOverhead(ctx context.Context) error {
 	var miss1, miss2 int
 	h.cp.CreatedToJobS, miss1 = latencies(keys, func(k string) (time.Time, bool) { t, ok := created[k]; return t, ok }, byJob(h.obs.jobAdded))
 	h.cp.JobDoneToPhaseS, miss2 = latencies(keys, byJob(h.obs.podDone), bySession(h.obs.sessionEnd))
+	// Overhead: the whole session minus its backup step, for the sessions
+	// that reported a step.
+	for _, k := range keys {
+		end, ok1 := bySession(h.obs.sessionEnd)(k)
+		step, ok2 := h.obs.stepOf(key(ns, k))
+		if ok1 && ok2 {
+			h.cp.SessionTotalS = append(h.cp.SessionTotalS, end.Sub(created[k]).Seconds())
+			h.cp.SessionStepS = append(h.cp.SessionStepS, step.Seconds())
+		}
+	}
 	if miss1+miss2 > 0 {
 		h.cp.Notes = append(h.cp.Notes, fmt.Sprintf("session overhead: %d sessions had no observed Job, %d no observed end of the Job's pod", miss1, miss2))
 	}

@@ -28,15 +28,16 @@ type observer struct {
 	sessionEnd map[string]time.Time // BackupSession name -> first seen in a terminal phase
 	phase      map[string]v1beta1.BackupSessionPhase
 	reason     map[string]string
-	cronJobs   map[string]time.Time // CronJob name -> first seen
-	bcReady    map[string]time.Time // BackupConfiguration name -> first seen with phase Ready
+	step       map[string]time.Duration // BackupSession name -> its backup step's duration (status.targets[].stats[].duration)
+	cronJobs   map[string]time.Time     // CronJob name -> first seen
+	bcReady    map[string]time.Time     // BackupConfiguration name -> first seen with phase Ready
 	now        func() time.Time
 }
 
 func newObserver() *observer {
 	return &observer{
 		jobAdded: map[string]time.Time{}, jobDone: map[string]time.Time{}, podDone: map[string]time.Time{}, sessionEnd: map[string]time.Time{},
-		phase: map[string]v1beta1.BackupSessionPhase{}, reason: map[string]string{}, cronJobs: map[string]time.Time{},
+		phase: map[string]v1beta1.BackupSessionPhase{}, reason: map[string]string{}, step: map[string]time.Duration{}, cronJobs: map[string]time.Time{},
 		bcReady: map[string]time.Time{},
 		now:     time.Now,
 	}
@@ -103,6 +104,25 @@ func (o *observer) onSession(obj any) {
 	if _, ok := o.phase[k]; !ok {
 		o.phase[k], o.reason[k] = s.Status.Phase, s.Status.Reason
 	}
+	var step time.Duration
+	for _, t := range s.Status.Targets {
+		for _, h := range t.Stats {
+			if d, err := time.ParseDuration(h.Duration); err == nil {
+				step += d
+			}
+		}
+	}
+	if step > 0 {
+		o.step[k] = step
+	}
+}
+
+// stepOf is the backup step's duration that session k reported, if any.
+func (o *observer) stepOf(k string) (time.Duration, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d, ok := o.step[k]
+	return d, ok
 }
 
 func (o *observer) onCronJob(obj any) {

@@ -46,6 +46,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
+	"github.com/stowhq/stow/pkg/controller/trim"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/lenient"
 	"github.com/stowhq/stow/pkg/lockholder"
@@ -111,6 +112,17 @@ func restConfig(o options) (*rest.Config, error) {
 	return cfg, nil
 }
 
+// protobuf is cfg speaking protobuf, as kube-controller-manager's clients
+// do: Kubernetes' own kinds (CronJobs, Jobs, pods, Events) cost the API
+// server and the operator less to encode and decode than in JSON. Stow's
+// kinds are CRDs, which only speak JSON (pkg/lenient).
+func protobuf(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.ContentType = runtime.ContentTypeProtobuf
+	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	return c
+}
+
 func run(ctx context.Context, o options) error {
 	logger := klog.FromContext(ctx)
 	logger.Info("Starting stow-operator", "version", version.Version, "build", version.String("stow-operator"))
@@ -118,7 +130,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
+	kube, err := kubernetes.NewForConfig(protobuf(cfg))
 	if err != nil {
 		return fmt.Errorf("build Kubernetes client: %w", err)
 	}
@@ -139,7 +151,7 @@ func run(ctx context.Context, o options) error {
 	// reconciles' (two Events of each of 5,000 new configurations would
 	// otherwise wait in line with their CronJobs). Events are best effort:
 	// the broadcaster drops what it cannot send in time.
-	events, err := kubernetes.NewForConfig(cfg)
+	events, err := kubernetes.NewForConfig(protobuf(cfg))
 	if err != nil {
 		return fmt.Errorf("build Events client: %w", err)
 	}
@@ -156,6 +168,13 @@ func run(ctx context.Context, o options) error {
 		defer wg.Done()
 		if err := health.serve(ctx, o.HealthProbeAddress); err != nil {
 			logger.Error(err, "Health probe server failed")
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := serveProfiling(ctx, o.ProfilingAddress); err != nil {
+			logger.Error(err, "Profiling server failed")
 		}
 	}()
 
@@ -283,8 +302,10 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 	stowOwned := informers.NewSharedInformerFactoryWithOptions(kube, o.ResyncPeriod,
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = labels.Set{v1beta1.LabelManagedBy: v1beta1.ManagedByStow}.String()
-		}))
-	stowInformers := externalversions.NewSharedInformerFactory(stow, o.ResyncPeriod)
+		}),
+		// Nothing reads their managedFields or a CronJob's job template.
+		informers.WithTransform(trim.Owned))
+	stowInformers := externalversions.NewSharedInformerFactoryWithOptions(stow, o.ResyncPeriod, externalversions.WithTransform(trim.Stow))
 
 	mode, err := podguard.ParseMode(o.PodSettings)
 	if err != nil {

@@ -26,6 +26,7 @@ type options struct {
 	LeaderElect          bool
 	LeaderElectNamespace string
 	HealthProbeAddress   string
+	ProfilingAddress     string
 	ResyncPeriod         time.Duration
 	KubeAPIQPS           float32
 	KubeAPIBurst         int
@@ -57,6 +58,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Run the controllers only while holding the Lease \"stow-operator\", so several replicas can run for availability.")
 	fs.StringVar(&o.LeaderElectNamespace, "leader-elect-namespace", "", "Namespace of the leader-election Lease. Default: $POD_NAMESPACE.")
 	fs.StringVar(&o.HealthProbeAddress, "health-probe-bind-address", ":8081", "Address serving /healthz (liveness) and /readyz (readiness).")
+	fs.StringVar(&o.ProfilingAddress, "profiling-address", "", "Address serving Go's runtime profiles (/debug/pprof/), e.g. localhost:6060. Empty (default): off.")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", 10*time.Minute, "How often informers resync, re-examining every object.")
 	// client-go's own default (5 QPS) makes 1,000 BackupConfigurations take
 	// minutes to converge; the API server's priority and fairness protects

@@ -15,16 +15,25 @@ func DetectMachine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			m.LoadAvg = strings.Join(f[:3], " ")
-		}
-	}
+	m.LoadAvg = LoadAverage()
 	m.CPUModel = procField("/proc/cpuinfo", "model name", m.CPUModel)
 	if kb, err := strconv.Atoi(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal", ""), " kB")); err == nil {
 		m.MemTotalMiB = kb / 1024
 	}
 	return m
+}
+
+// LoadAverage is the 1, 5 and 15 minute load average ("" if unknown). The
+// benchmark machine is shared; what else ran shows here.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
 }
 
 // procField returns the value of the first "key: value" line of a /proc file.

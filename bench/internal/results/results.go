@@ -87,12 +87,19 @@ type ControlPlane struct {
 	Started time.Time `json:"started"`
 	Label   string    `json:"label,omitempty"`
 	Notes   []string  `json:"notes,omitempty"`
+	// Load average (1, 5, 15 min) when this run started and ended.
+	LoadStart string `json:"loadStart,omitempty"`
+	LoadEnd   string `json:"loadEnd,omitempty"`
 
 	// Session overhead, seconds per session, observed through watches.
 	Sessions        int       `json:"sessions"`
 	CreatedToJobS   []float64 `json:"createdToJobS"`
 	JobDoneToPhaseS []float64 `json:"jobDoneToPhaseS"`
 	SessionsFailed  int       `json:"sessionsFailed"`
+	// BackupSession created -> terminal, and of that the backup step
+	// (restic and stow in the Job, as the session's status reports it).
+	SessionTotalS []float64 `json:"sessionTotalS,omitempty"`
+	SessionStepS  []float64 `json:"sessionStepS,omitempty"`
 	// Scale and concurrency, repeated BENCH_CP_RUNS times: one value per run.
 	Configs          int       `json:"configs"`
 	ConvergeS        []float64 `json:"convergeS"`          // last CronJob seen

@@ -10,11 +10,13 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
@@ -22,6 +24,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
 	"github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/controller/trim"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
@@ -57,11 +60,18 @@ func newFixture(t *testing.T, kubeObjs, stowObjs []runtime.Object) *fixture {
 // the watches so that sync can be driven directly and deterministically.
 func (f *fixture) refresh() {
 	ctx := context.Background()
-	replace := func(inf cache.SharedIndexInformer, objs []any) {
+	// The objects pass the operator's informer transforms, so every test
+	// runs on caches as thin as the operator's (cmd/stow-operator).
+	replaceWith := func(transform cache.TransformFunc, inf cache.SharedIndexInformer, objs []any) {
+		for i := range objs {
+			objs[i], _ = transform(objs[i])
+		}
 		if err := inf.GetStore().Replace(objs, ""); err != nil {
 			f.t.Fatal(err)
 		}
 	}
+	replace := func(inf cache.SharedIndexInformer, objs []any) { replaceWith(trim.Stow, inf, objs) }
+	replaceOwned := func(inf cache.SharedIndexInformer, objs []any) { replaceWith(trim.Owned, inf, objs) }
 	opts := metav1.ListOptions{}
 	s := f.sinf.Stow().V1beta1()
 	bcs, _ := f.stow.StowV1beta1().BackupConfigurations("").List(ctx, opts)
@@ -77,13 +87,13 @@ func (f *fixture) refresh() {
 	opts = metav1.ListOptions{LabelSelector: ownedSelector}
 	core := f.kinf.Core().V1()
 	sas, _ := f.kube.CoreV1().ServiceAccounts("").List(ctx, opts)
-	replace(core.ServiceAccounts().Informer(), items(sas.Items))
+	replaceOwned(core.ServiceAccounts().Informer(), items(sas.Items))
 	cjs, _ := f.kube.BatchV1().CronJobs("").List(ctx, opts)
-	replace(f.kinf.Batch().V1().CronJobs().Informer(), items(cjs.Items))
+	replaceOwned(f.kinf.Batch().V1().CronJobs().Informer(), items(cjs.Items))
 	roles, _ := f.kube.RbacV1().Roles("").List(ctx, opts)
-	replace(f.kinf.Rbac().V1().Roles().Informer(), items(roles.Items))
+	replaceOwned(f.kinf.Rbac().V1().Roles().Informer(), items(roles.Items))
 	rbs, _ := f.kube.RbacV1().RoleBindings("").List(ctx, opts)
-	replace(f.kinf.Rbac().V1().RoleBindings().Informer(), items(rbs.Items))
+	replaceOwned(f.kinf.Rbac().V1().RoleBindings().Informer(), items(rbs.Items))
 	// A test changes Secrets between syncs without waiting out the TTL.
 	f.c.secrets.Forget("", "")
 }
@@ -258,9 +268,11 @@ func TestReadyConfigurationGetsCronJobAndLeastPrivilegeRBAC(t *testing.T) {
 		{APIGroups: []string{"stow.dev"}, Resources: []string{"backupsessions"}, Verbs: []string{"create"}},
 	}, "")
 
-	ev := strings.Join(f.events(), "\n")
-	if !strings.Contains(ev, "Normal CronJobCreated") || !strings.Contains(ev, "Normal Ready") {
-		t.Errorf("events = %s", ev)
+	// One Event says both that the CronJob was created and that the
+	// configuration is Ready: each Event is a write to the API server.
+	evs := f.events()
+	if len(evs) != 1 || !strings.HasPrefix(evs[0], "Normal Ready created CronJob stow-trigger-") {
+		t.Errorf("events = %q", evs)
 	}
 
 	// A second sync with nothing changed writes nothing.
@@ -419,17 +431,17 @@ func TestBadInputs(t *testing.T) {
 			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
 		{name: "paused", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "suspended: spec.paused is true",
-			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal CronJobCreated"},
+			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal Ready created CronJob"},
 		{name: "paused by a running restore", stow: []runtime.Object{repository(ns), task(), &v1beta1.RestoreSession{
 			ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{Phase: v1beta1.RestoreRunning, PausedBackups: []string{"bc"}}}},
 			kube:     healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "paused while RestoreSession rs runs",
-			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal CronJobCreated"},
+			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal Ready created CronJob"},
 		{name: "finished restore does not pause", stow: []runtime.Object{repository(ns), task(), &v1beta1.RestoreSession{
 			ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}, Status: v1beta1.RestoreSessionStatus{Phase: v1beta1.RestoreSucceeded, PausedBackups: []string{"bc"}}}},
 			kube:     healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "runs on schedule",
-			phase: v1beta1.BackupInvokerReady, cronJob: "active", event: "Normal CronJobCreated"},
+			phase: v1beta1.BackupInvokerReady, cronJob: "active", event: "Normal Ready created CronJob"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -778,5 +790,65 @@ func TestDeletedTargetReleasesFinishedJobs(t *testing.T) {
 	}
 	if f.c.queue.Len() != 1 {
 		t.Errorf("configuration not re-queued to release the running Job later")
+	}
+}
+
+// The cache holds CronJobs without their job template and configurations
+// without managedFields field sets (trim): what the controller writes back
+// must not carry those gaps. Suspending the CronJob of a configuration whose
+// schedule became invalid keeps the stored template, and the status write
+// sends no managedFields (the API server keeps the stored ones).
+func TestWritesDoNotCarryTheTrimmedCache(t *testing.T) {
+	bc := backupConfig("bc")
+	bc.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate,
+		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}
+	f := newFixture(t, healthyKube(), []runtime.Object{bc, repository(ns), task()})
+	f.mustSync("bc")
+	for _, a := range f.stow.Actions() {
+		if u, ok := a.(k8stesting.UpdateAction); ok && a.GetSubresource() == "status" {
+			if mf := u.GetObject().(*v1beta1.BackupConfiguration).ManagedFields; mf != nil {
+				t.Errorf("status write sent managedFields %+v", mf)
+			}
+		}
+	}
+	if cj := f.cronJob("bc"); cj == nil || len(cj.Spec.JobTemplate.Spec.Template.Spec.Containers) == 0 || ptr.Deref(cj.Spec.Suspend, true) {
+		t.Fatalf("cronjob %+v", cj)
+	}
+
+	cur := f.bc("bc")
+	cur.Spec.Schedule = "every day"
+	cur.Generation++
+	if _, err := f.stow.StowV1beta1().BackupConfigurations(ns).Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync("bc")
+	cj := f.cronJob("bc")
+	if !ptr.Deref(cj.Spec.Suspend, false) {
+		t.Errorf("cronjob of an invalid schedule not suspended")
+	}
+	if len(cj.Spec.JobTemplate.Spec.Template.Spec.Containers) == 0 {
+		t.Errorf("suspending the cronjob lost its job template")
+	}
+}
+
+// In a namespace being deleted nothing can be created: the configuration,
+// about to be deleted with it, is neither retried nor given a status (with
+// thousands of configurations each retry was a refused write).
+func TestTerminatingNamespaceIsNotRetried(t *testing.T) {
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	terminating := &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
+		Message: "serviceaccounts is forbidden: namespace demo is being terminated",
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Field: "metadata.namespace"}}}}}
+	f.kube.PrependReactor("create", "*", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, terminating })
+	if err := f.sync("bc"); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	for _, w := range f.writes() {
+		if strings.HasPrefix(w, "update") || strings.HasPrefix(w, "patch backupconfigurations/status") {
+			t.Errorf("write %s", w)
+		}
+	}
+	if f.c.queue.Len() != 0 {
+		t.Errorf("requeued")
 	}
 }

@@ -2,6 +2,7 @@ package backupconfiguration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	goruntime "runtime"
@@ -20,6 +21,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/trim"
+	"github.com/stowhq/stow/pkg/resolve"
 )
 
 // The operator's memory must not grow with the cluster: Secrets, PVCs and
@@ -222,4 +225,79 @@ func TestUnrelatedSecretsCostNoHeap(t *testing.T) {
 		t.Errorf("heap grew by %d MiB with %d unrelated Secrets of %d KiB in the cluster", grown>>20, n, size>>10)
 	}
 	t.Logf("heap grew by %d KiB", grown>>10)
+}
+
+// What the informer transforms save: 1,000 configurations and their
+// CronJobs as the API server sends them (managedFields of the user's
+// create, the operator's finalizer patch and status, the CronJob's writers)
+// cost the cache this much heap with and without trim. The numbers are
+// logged for docs/performance.md; the test holds the trimmed cache to less
+// than half.
+func TestTrimmedCacheHeap(t *testing.T) {
+	const n = 1000
+	mf := func(manager, sub string, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "stow.dev/v1beta1",
+			Time: &metav1.Time{Time: time.Now()}, Subresource: sub, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+	}
+	var conds []string
+	for _, typ := range []string{"TaskFound", "RepositoryFound", "ValidationPassed", "BackendSecretFound", "BackupTargetFound", "CronJobCreated"} {
+		conds = append(conds, `"k:{\"type\":\"`+typ+`\"}":{".":{},"f:lastTransitionTime":{},"f:message":{},"f:observedGeneration":{},"f:reason":{},"f:status":{},"f:type":{}}`)
+	}
+	statusFields := `{"f:status":{".":{},"f:conditions":{".":{},` + strings.Join(conds, ",") + `},"f:observedGeneration":{},"f:phase":{},"f:schedule":{}}}`
+	specFields := `{"f:spec":{".":{},"f:repository":{".":{},"f:name":{}},"f:retentionPolicy":{".":{},"f:keepLast":{},"f:name":{}},"f:runtimeSettings":{".":{},"f:pod":{".":{},"f:securityContext":{".":{},"f:runAsGroup":{},"f:runAsUser":{}}}},"f:schedule":{},"f:target":{".":{},"f:ref":{".":{},"f:apiVersion":{},"f:kind":{},"f:name":{}}}}}`
+	// As decoded from the API server: fresh bytes per object.
+	decoded := func(obj, into any) {
+		b, err := json.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, into); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := func(transform cache.TransformFunc) (bcs []any, cjs []any) {
+		for i := range n {
+			src := backupConfig(fmt.Sprintf("scale-%04d", i))
+			src.Finalizers = []string{v1beta1.Finalizer}
+			src.ManagedFields = []metav1.ManagedFieldsEntry{mf("controlplane", "", specFields),
+				mf("stow-operator", "", `{"f:metadata":{"f:finalizers":{".":{},"v:\"stow.dev\"":{}}}}`), mf("stow-operator", "status", statusFields)}
+			bc := &v1beta1.BackupConfiguration{}
+			decoded(src, bc)
+			cjSrc := desiredCronJob(bc, bc, "0 0 1 1 *", false, resolve.Options{Image: "docker.io/stowhq/stow:dev"})
+			cjFields, _ := json.Marshal(cjSrc.Spec)
+			cjSrc.ManagedFields = []metav1.ManagedFieldsEntry{mf("stow-operator", "", string(cjFields)), mf("kube-controller-manager", "status", `{"f:status":{"f:lastScheduleTime":{}}}`)}
+			cj := &batchv1.CronJob{}
+			decoded(cjSrc, cj)
+			o1, _ := transform(bc)
+			o2, _ := transform(cj)
+			bcs, cjs = append(bcs, o1), append(cjs, o2)
+		}
+		return bcs, cjs
+	}
+	heap := func() uint64 {
+		goruntime.GC()
+		var m goruntime.MemStats
+		goruntime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	none := func(o any) (any, error) { return o, nil }
+	both := func(o any) (any, error) {
+		if _, ok := o.(*v1beta1.BackupConfiguration); ok {
+			return trim.Stow(o)
+		}
+		return trim.Owned(o)
+	}
+	measure := func(transform cache.TransformFunc) uint64 {
+		before := heap()
+		bcs, cjs := build(transform)
+		grown := heap() - before
+		goruntime.KeepAlive(bcs)
+		goruntime.KeepAlive(cjs)
+		return grown
+	}
+	full, trimmed := measure(none), measure(both)
+	t.Logf("%d configurations and CronJobs: %d KiB as sent, %d KiB trimmed", n, full>>10, trimmed>>10)
+	if trimmed*2 > full {
+		t.Errorf("trimmed cache %d KiB, more than half of %d KiB", trimmed>>10, full>>10)
+	}
 }

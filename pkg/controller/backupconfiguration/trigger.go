@@ -112,7 +112,7 @@ func (c *Controller) ensureSharedTrigger(ctx context.Context, ns string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("serviceaccount %s/%s: %v", ns, name, err)
+		return fmt.Errorf("serviceaccount %s/%s: %w", ns, name, err)
 	}
 	if !isStows(sa) {
 		return notStows("serviceaccount")
@@ -127,7 +127,7 @@ func (c *Controller) ensureSharedTrigger(ctx context.Context, ns string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("role %s/%s: %v", ns, name, err)
+		return fmt.Errorf("role %s/%s: %w", ns, name, err)
 	}
 	if !isStows(role) {
 		return notStows("role")
@@ -149,7 +149,7 @@ func (c *Controller) ensureSharedTrigger(ctx context.Context, ns string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("rolebinding %s/%s: %v", ns, name, err)
+		return fmt.Errorf("rolebinding %s/%s: %w", ns, name, err)
 	}
 	if !isStows(rb) {
 		return notStows("rolebinding")
