@@ -169,6 +169,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		if !internal.RemoveFinalizer(repo, v1beta1.Finalizer) {
 			return 0, nil
 		}
+		// The maintenance metrics go with the Repository; a failure is an
+		// Event, the deletion goes on (a stale group is removed by hand).
+		if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRepository, repo.Namespace, repo.Name); err != nil {
+			c.event(repo, corev1.EventTypeWarning, EventMetricsFailed, "Deleting the repository's metrics group failed: "+err.Error())
+		}
 		if repo.Spec.WipeOut {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,
 				"wipeOut is not implemented yet: the backend data of this repository was left in place")
