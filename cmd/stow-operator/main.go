@@ -330,7 +330,7 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 	bc := backupconfiguration.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithMetrics(pusher).WithGuard(guard).
 		WithWatches(metadataListWatch(meta, corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")),
 			metadataListWatch(meta, corev1.SchemeGroupVersion.WithResource("namespaces")))
-	repo := repository.NewController(kube, stow, stowInformers, recorder).WithGuard(guard).WithMaintenance(repository.Maintenance{
+	repo := repository.NewController(kube, stow, stowInformers, recorder).WithGuard(guard).WithMetrics(pusher).WithMaintenance(repository.Maintenance{
 		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
 			return resolve.MaintenanceJob(r, tasks, runID, created, ropts)
 		},

@@ -45,10 +45,11 @@ func (l *sessionListers) collector() prometheus.Collector {
 }
 
 // startMetrics binds the embedded Pushgateway (which also serves the
-// operator's own metrics) and serves it until ctx is done. It runs on every
-// replica, leader or not, because Jobs push through the Service to any ready
-// replica. It returns the pusher the controllers use: the external
-// --pushgateway-url if set, else this process's own server over loopback.
+// operator's own metrics and the lock-holder endpoint Jobs ask) and serves it
+// until ctx is done, on every replica. Only the operator pushes, over
+// loopback (the server refuses pushes from elsewhere): it returns the pusher
+// the controllers use, the external --pushgateway-url if set, else this
+// process's own server.
 func startMetrics(ctx context.Context, o options, sessions *sessionListers, extra map[string]http.Handler, errs chan<- error) (metrics.SessionPusher, error) {
 	srv, err := metrics.NewServer(metrics.ServerOptions{
 		Address:         o.PushgatewayListen,

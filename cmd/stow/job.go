@@ -18,7 +18,6 @@ import (
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/lockholder"
-	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -260,20 +259,13 @@ func (j *jobFlags) newRestic() (*restic.Restic, []string, error) {
 	return r, made, nil
 }
 
-// metricLabels are the labels of what this step pushes. The source
-// (namespace, invoker, target) comes from the operator's contract when there
-// is one, so a Task parameter cannot make a Job push for another invoker.
-func (j *jobFlags) metricLabels(host string) metrics.JobLabels {
-	l := metrics.JobLabels{
-		InvokerKind: j.invokerKind, InvokerName: j.invokerName, Namespace: j.namespace,
-		Repository: j.repository, TargetKind: j.targetKind, TargetName: j.targetName,
-		Host: host, Backend: j.backend.Provider, Bucket: j.backend.Bucket, Prefix: j.backend.Prefix,
-	}
-	if j.hasContract {
-		id := j.contract.Identity
-		l.Namespace, l.InvokerKind, l.InvokerName, l.TargetKind, l.TargetName = id.Namespace, id.InvokerKind, id.InvokerName, id.TargetKind, id.TargetName
-	}
-	return l
+// registerIgnoredMetricsFlags accepts the metrics flags of Stash's Functions
+// (and Stow's before it): Jobs no longer push, the operator pushes every
+// metric from the result a Job reports, under labels it chooses, so no Task
+// parameter or Function can push for another invoker.
+func registerIgnoredMetricsFlags(fs *pflag.FlagSet) {
+	fs.Bool("metrics-enabled", true, "accepted for compatibility; the operator pushes the metrics from this step's result")
+	fs.String("metrics-pushgateway-url", "", "accepted for compatibility; the operator pushes the metrics from this step's result")
 }
 
 // outputPath is where a step leaves its result for update-status.

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stowhq/stow/pkg/jobresult"
-	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -26,7 +25,8 @@ data); --refresh measures its size and counts its snapshots (restic stats).
 Prune and check need the repository alone: a lock held by someone else is
 waited for until the deadline, then the step fails naming the holder. The
 result goes to the termination log; the step exits non-zero if any part
-failed. Storage credentials come from the environment (RESTIC_PASSWORD, ...).`,
+failed; the operator pushes the repository metrics from it. Storage
+credentials come from the environment (RESTIC_PASSWORD, ...).`,
 	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
 		o := &maintainOptions{}
 		o.job.register(fs)
@@ -35,8 +35,7 @@ failed. Storage credentials come from the environment (RESTIC_PASSWORD, ...).`,
 		fs.BoolVar(&o.check, "check", false, "verify the repository (restic check)")
 		fs.StringVar(&o.readDataSubset, "read-data-subset", "", "with --check, also read and verify this subset of the data (restic's n/t, x% or size)")
 		fs.BoolVar(&o.refresh, "refresh", false, "measure the repository's size and count its snapshots")
-		fs.BoolVar(&o.metricsEnabled, "metrics-enabled", true, "push the repository metrics (integrity, size, snapshots) to the Pushgateway")
-		fs.StringVar(&o.pushgatewayURL, "metrics-pushgateway-url", "", "Pushgateway URL")
+		registerIgnoredMetricsFlags(fs)
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageError("unexpected arguments %q", args)
@@ -50,8 +49,6 @@ type maintainOptions struct {
 	job                           jobFlags
 	unlock, prune, check, refresh bool
 	readDataSubset                string
-	metricsEnabled                bool
-	pushgatewayURL                string
 }
 
 func (o *maintainOptions) run(ctx context.Context) error {
@@ -114,25 +111,7 @@ func (o *maintainOptions) run(ctx context.Context) error {
 			logger.Printf("repository holds %d snapshots, %s", st.SnapshotsCount, res.TotalSize)
 		}
 	}
-	o.pushMetrics(ctx, &res)
 	return finish(errs)
-}
-
-// pushMetrics pushes what the run measured; a failed push is a warning.
-func (o *maintainOptions) pushMetrics(ctx context.Context, res *jobresult.Result) {
-	if !o.metricsEnabled || o.pushgatewayURL == "" || (res.Integrity == nil && res.TotalSize == "" && res.RepositorySnapshots == nil) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	l := o.job.metricLabels("")
-	l.RepositoryNamespace = l.Namespace
-	if err := metrics.PushRepository(ctx, o.pushgatewayURL, l, *res); err != nil {
-		logger.Printf("warning: pushing metrics: %s", oneLine(err.Error()))
-		res.MetricsPushed = boolPtr(false)
-		return
-	}
-	res.MetricsPushed = boolPtr(true)
 }
 
 // removeStaleLocks removes what the lock policy proves stale and describes

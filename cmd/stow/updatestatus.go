@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/stowhq/stow/pkg/jobresult"
-	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/restic"
 )
@@ -25,10 +22,9 @@ host and paths; flags --retention-*; prune only with --retention-prune); a
 snapshot without that identity is never removed; --retention-prune is left
 to the repository's scheduled prune. It runs restic check only when
 --integrity-check is set (the repository's maintenance checks it on its own
-schedule). It pushes host and
-repository metrics (a push failure is a warning: metricsPushed=false) and
-writes the combined result to the termination log. It exits non-zero if any
-step failed.`,
+schedule). It writes the combined result to the termination log, from which
+the operator pushes the host and repository metrics (a Job pushes none, so
+it cannot push for anyone else). It exits non-zero if any step failed.`,
 	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
 		o := &updateStatusOptions{}
 		o.job.register(fs)
@@ -44,9 +40,8 @@ step failed.`,
 		fs.BoolVar(&o.policy.Prune, "retention-prune", false, "accepted for Stash compatibility: unreferenced data is pruned on the repository's maintenance schedule, not in a session")
 		fs.BoolVar(&o.policy.DryRun, "retention-dry-run", false, "only report what retention would remove")
 		fs.BoolVar(&o.integrityCheck, "integrity-check", false, "also run restic check after retention (the repository's maintenance checks it on its own schedule)")
-		fs.BoolVar(&o.metricsEnabled, "metrics-enabled", true, "push metrics to the Pushgateway")
-		fs.StringVar(&o.pushgatewayURL, "metrics-pushgateway-url", "", "Pushgateway URL")
-		fs.StringVar(&o.repositoryNamespace, "repository-namespace", "", "namespace of the Repository (metric label)")
+		registerIgnoredMetricsFlags(fs)
+		fs.String("repository-namespace", "", "accepted for compatibility; the operator labels the metrics")
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageError("unexpected arguments %q", args)
@@ -62,9 +57,6 @@ type updateStatusOptions struct {
 	policy                        restic.RetentionPolicy
 	keepTags                      string
 	integrityCheck                bool
-	metricsEnabled                bool
-	pushgatewayURL                string
-	repositoryNamespace           string
 }
 
 func (o *updateStatusOptions) run(ctx context.Context) error {
@@ -97,7 +89,6 @@ func (o *updateStatusOptions) run(ctx context.Context) error {
 		}
 	}
 	res.Error = strings.Join(failures, "; ")
-	o.pushMetrics(ctx, &res, restore)
 	return o.job.finish(res, false)
 }
 
@@ -154,41 +145,6 @@ func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobre
 		logger.Printf("repository integrity verified")
 	}
 	return nil
-}
-
-// pushMetrics pushes host (and repository) metrics. A failed push is a
-// warning recorded as metricsPushed=false, never a failed step.
-func (o *updateStatusOptions) pushMetrics(ctx context.Context, res *jobresult.Result, restore bool) {
-	if !o.metricsEnabled {
-		return
-	}
-	if o.pushgatewayURL == "" {
-		logger.Printf("warning: metrics enabled but no --metrics-pushgateway-url: not pushed")
-		res.MetricsPushed = boolPtr(false)
-		return
-	}
-	l := o.job.metricLabels(res.Host)
-	l.RepositoryNamespace = o.repositoryNamespace
-	if l.RepositoryNamespace == "" {
-		l.RepositoryNamespace = o.job.namespace
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var errs []error
-	if restore {
-		errs = append(errs, metrics.PushRestoreHost(ctx, o.pushgatewayURL, l, *res))
-	} else {
-		errs = append(errs, metrics.PushBackupHost(ctx, o.pushgatewayURL, l, *res))
-		if res.Error == "" && res.Retention != nil {
-			errs = append(errs, metrics.PushRepository(ctx, o.pushgatewayURL, l, *res))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		logger.Printf("warning: pushing metrics: %s", oneLine(err.Error()))
-		res.MetricsPushed = boolPtr(false)
-		return
-	}
-	res.MetricsPushed = boolPtr(true)
 }
 
 // removedIDs are the short ids (Snapshot record names) of what forget

@@ -48,7 +48,8 @@ type Result struct {
 	// RepositorySnapshots is the number of snapshots in the whole
 	// repository (every configuration's, and any not taken by Stow).
 	RepositorySnapshots *int64 `json:"repositorySnapshots,omitempty"`
-	// MetricsPushed reports whether host and repository metrics reached the Pushgateway.
+	// MetricsPushed was set by Jobs of earlier versions, which pushed metrics
+	// themselves; the operator now pushes them and ignores it.
 	MetricsPushed *bool `json:"metricsPushed,omitempty"`
 	// StaleLocksRemoved counts restic locks removed because their holder was gone.
 	StaleLocksRemoved int `json:"staleLocksRemoved,omitempty"`

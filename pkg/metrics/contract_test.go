@@ -58,21 +58,29 @@ func fixtureRestore() *v1beta1.RestoreSession {
 	}
 }
 
-var backupJobLabels = JobLabels{
-	InvokerKind: v1beta1.KindBackupConfiguration, InvokerName: "nfs-pvc-backup", Namespace: "demo",
-	Repository: "gcs-repo", RepositoryNamespace: "repos",
-	TargetKind: v1beta1.KindPersistentVolumeClaim, TargetName: "nfs-pvc", Host: "host-0",
-	Backend: v1beta1.ProviderGCS, Bucket: "stow-bucket", Prefix: "demo/nfs",
+// gcsRepo is the Repository, in namespace repos, of bcWithRepoNS.
+func gcsRepo() *v1beta1.Repository {
+	return &v1beta1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "repos", Name: "gcs-repo"},
+		Spec:       v1beta1.RepositorySpec{Backend: v1beta1.Backend{GCS: &v1beta1.GCSSpec{Bucket: "stow-bucket", Prefix: "demo/nfs"}}},
+	}
 }
 
-var restoreJobLabels = JobLabels{
-	InvokerKind: v1beta1.KindRestoreSession, InvokerName: "nfs-pvc-restore", Namespace: "demo",
-	Repository: "gcs-repo", TargetKind: v1beta1.KindPersistentVolumeClaim, TargetName: "restore-pvc", Host: "host-0",
+func bcWithRepoNS() *v1beta1.BackupConfiguration {
+	bc := fixtureBC()
+	bc.Spec.Repository.Namespace = "repos"
+	return bc
 }
 
-func backupResult() jobresult.Result {
-	return jobresult.Result{
-		Step: "backup-pvc", Host: "host-0", Duration: "2m3s",
+// withHost is s with the stats of one host.
+func withHost(s *v1beta1.BackupSession, h v1beta1.HostBackupStats) *v1beta1.BackupSession {
+	s.Status.Targets[0].Stats = []v1beta1.HostBackupStats{h}
+	return s
+}
+
+func backupResult() v1beta1.HostBackupStats {
+	return v1beta1.HostBackupStats{
+		Hostname: "host-0", Phase: v1beta1.HostSucceeded, Duration: "2m3s",
 		Snapshots: []v1beta1.SnapshotStats{
 			{Name: "a", TotalSize: "1.000 MiB", Uploaded: "512 B", ProcessingTime: "1:02",
 				FileStats: v1beta1.FileStats{TotalFiles: ptr(int64(10)), NewFiles: ptr(int64(3)), ModifiedFiles: ptr(int64(2)), UnmodifiedFiles: ptr(int64(5))}},
@@ -180,14 +188,13 @@ func exercisePushContract(t *testing.T, url string) {
 	p := NewPusher(url).(*httpPusher)
 	p.now = func() time.Time { return clock }
 
-	// A successful backup: Job pushes host and repository, operator pushes session.
-	before := time.Now()
-	must(t, PushBackupHost(ctx, url, backupJobLabels, backupResult()), "PushBackupHost")
-	must(t, PushRepository(ctx, url, backupJobLabels, jobresult.Result{
+	// A successful backup: the operator pushes what the Job reported
+	// (repository, then host with the session).
+	must(t, p.BackupRepositoryResult(ctx, bcWithRepoNS(), gcsRepo(), jobresult.Result{
 		Step: "update-status", Integrity: ptr(true), TotalSize: "2.500 GiB", RepositorySnapshots: ptr(int64(12)),
 		Retention: &jobresult.RetentionResult{SnapshotsKept: 7, SnapshotsRemoved: 2},
-	}), "PushRepository")
-	must(t, p.BackupSessionFinished(ctx, fixtureBC(), fixtureRepo(), fixtureSession(v1beta1.TargetSucceeded, clock.Add(-time.Minute)), true), "BackupSessionFinished")
+	}), "BackupRepositoryResult")
+	must(t, p.BackupSessionFinished(ctx, fixtureBC(), fixtureRepo(), withHost(fixtureSession(v1beta1.TargetSucceeded, clock.Add(-time.Minute)), backupResult()), true), "BackupSessionFinished")
 
 	mfs := scrape(t, url)
 	checkLabelSets(t, mfs)
@@ -215,9 +222,7 @@ func exercisePushContract(t *testing.T, url string) {
 	expectValue(t, mfs, RepositorySnapshotCount, repoL, 12)     // the whole repository
 	expectValue(t, mfs, BackupTargetSnapshotCount, bcTarget, 7) // this configuration's own
 	expectValue(t, mfs, RepositorySnapshotCleaned, repoL, 2)
-	if v := value(one(t, mfs, RepositoryIntegrityCheckTime, repoL)); v < float64(before.Unix()) || v > float64(time.Now().Unix()) {
-		t.Errorf("%s = %v, want the push time (>= %d)", RepositoryIntegrityCheckTime, v, before.Unix())
-	}
+	expectValue(t, mfs, RepositoryIntegrityCheckTime, repoL, 1700000100)
 
 	// A skipped session marks the invoker skipped and leaves success alone.
 	clock = clock.Add(30 * time.Minute)
@@ -227,12 +232,14 @@ func exercisePushContract(t *testing.T, url string) {
 	expectValue(t, mfs, BackupSessionLastSkippedTime, bcInvoker, float64(clock.Unix()))
 	expectValue(t, mfs, BackupSessionSuccess, bcInvoker, 1)
 
-	// A failed session (here the target succeeded but, say, retention failed,
-	// so the final phase is Failed): success gauges follow the phase, the
-	// last-success gauges keep their values, and skipped goes back to 0.
+	// A failed session: success gauges follow the phase, the last-success
+	// gauges keep their values, and skipped goes back to 0; a failed check
+	// sets integrity 0.
 	clock = clock.Add(30 * time.Minute)
-	must(t, PushBackupHost(ctx, url, backupJobLabels, jobresult.Result{Step: "backup-pvc", Host: "host-0", Error: "restic backup: exit status 3: unreadable files"}), "PushBackupHost failure")
-	must(t, p.BackupSessionFinished(ctx, fixtureBC(), fixtureRepo(), fixtureSession(v1beta1.TargetSucceeded, clock.Add(-time.Minute)), false), "BackupSessionFinished failure")
+	must(t, p.BackupRepositoryResult(ctx, bcWithRepoNS(), gcsRepo(), jobresult.Result{Step: "update-status", Integrity: ptr(false), Error: "integrity check: ..."}), "BackupRepositoryResult failure")
+	failed := withHost(fixtureSession(v1beta1.TargetFailed, clock.Add(-time.Minute)),
+		v1beta1.HostBackupStats{Hostname: "host-0", Phase: v1beta1.HostFailed, Error: "restic backup: exit status 3: unreadable files"})
+	must(t, p.BackupSessionFinished(ctx, fixtureBC(), fixtureRepo(), failed, false), "BackupSessionFinished failure")
 	mfs = scrape(t, url)
 	checkLabelSets(t, mfs)
 	expectValue(t, mfs, BackupSessionSuccess, bcInvoker, 0)
@@ -243,10 +250,22 @@ func exercisePushContract(t *testing.T, url string) {
 	expectValue(t, mfs, BackupTargetLastSuccessTime, bcTarget, 1700000100)
 	expectValue(t, mfs, BackupHostSuccess, bcHost, 0)
 	expectValue(t, mfs, BackupHostDataSize, bcHost, 1<<20+1<<10)
+	expectValue(t, mfs, RepositoryIntegrity, repoL, 0)
+	expectValue(t, mfs, RepositoryIntegrityCheckTime, repoL, float64(clock.Unix()))
 
-	// Restore: session and target from the operator, host from the Job.
-	must(t, PushRestoreHost(ctx, url, restoreJobLabels, jobresult.Result{Step: "restore-pvc", Host: "host-0", Duration: "40s"}), "PushRestoreHost")
-	must(t, p.RestoreSessionFinished(ctx, fixtureRestore(), fixtureRepo(), true), "RestoreSessionFinished")
+	// A session whose Job never reported (deadline, lost pod, a failed init
+	// step): its host, with no stats, still gets success 0.
+	must(t, p.BackupSessionFinished(ctx, fixtureBC(), fixtureRepo(), withHost(fixtureSession(v1beta1.TargetSucceeded, clock), backupResult()), true), "recover")
+	expectValue(t, scrape(t, url), BackupHostSuccess, bcHost, 1)
+	must(t, p.BackupSessionFinished(ctx, fixtureBC(), fixtureRepo(), fixtureSession(v1beta1.TargetFailed, clock), false), "dead Job")
+	mfs = scrape(t, url)
+	expectValue(t, mfs, BackupHostSuccess, bcHost, 0)
+	expectValue(t, mfs, BackupHostDataSize, bcHost, 1<<20+1<<10)
+
+	// Restore: session, target and host from the operator.
+	rs := fixtureRestore()
+	rs.Status.Stats = []v1beta1.HostRestoreStats{{Hostname: "host-0", Phase: v1beta1.HostSucceeded, Duration: "40s"}}
+	must(t, p.RestoreSessionFinished(ctx, rs, fixtureRepo(), true), "RestoreSessionFinished")
 	mfs = scrape(t, url)
 	checkLabelSets(t, mfs)
 	expectValue(t, mfs, RestoreSessionSuccess, restoreInvoker, 1)
@@ -256,6 +275,18 @@ func exercisePushContract(t *testing.T, url string) {
 	expectValue(t, mfs, RestoreTargetHostCount, restoreTarget, 1)
 	expectValue(t, mfs, RestoreHostSuccess, restoreHost, 1)
 	expectValue(t, mfs, RestoreHostDuration, restoreHost, 40)
+	rs = fixtureRestore()
+	rs.Status.Stats = []v1beta1.HostRestoreStats{{Hostname: "host-0", Phase: v1beta1.HostRunning}} // its Job died
+	must(t, p.RestoreSessionFinished(ctx, rs, fixtureRepo(), false), "RestoreSessionFinished failure")
+	expectValue(t, scrape(t, url), RestoreHostSuccess, restoreHost, 0)
+	must(t, p.RestoreSessionFinished(ctx, fixtureRestore(), fixtureRepo(), true), "RestoreSessionFinished again")
+
+	// Maintenance: the Repository's own group, a failed check is 0.
+	must(t, p.MaintenanceResult(ctx, gcsRepo(), jobresult.Result{Step: "maintain", Integrity: ptr(false), TotalSize: "1 GiB"}), "MaintenanceResult")
+	mfs = scrape(t, url)
+	maintL := map[string]string{"job": "repository-repos.gcs-repo", "invoker_kind": "Repository", "invoker_name": "gcs-repo", "driver": "Restic",
+		"repository": "gcs-repo", "name": "gcs-repo", "namespace": "repos", "backend": "gcs", "bucket": "stow-bucket", "prefix": "demo/nfs"}
+	expectValue(t, mfs, RepositoryIntegrity, maintL, 0)
 
 	// Deleting the backup invoker's group removes all its series (host,
 	// repository, session) and leaves the restore group alone; deleting it

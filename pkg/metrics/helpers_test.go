@@ -13,6 +13,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
 
 // startServer runs an embedded Pushgateway on a loopback port until the test
@@ -194,4 +196,11 @@ func pollReady(url string, exited <-chan struct{}, timeout time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// pushHost pushes, as the operator does at the end of a successful session,
+// the session of fixtureBC with host result h.
+func pushHost(t *testing.T, url string, h v1beta1.HostBackupStats) {
+	t.Helper()
+	must(t, NewPusher(url).BackupSessionFinished(context.Background(), fixtureBC(), fixtureRepo(), withHost(fixtureSession(v1beta1.TargetSucceeded, time.Now()), h), true), "push host")
 }

@@ -146,28 +146,44 @@ func TestServiceMonitor(t *testing.T) {
 	}
 }
 
-func TestPrometheusRule(t *testing.T) {
-	var pr struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name      string            `json:"name"`
-			Namespace string            `json:"namespace"`
-			Labels    map[string]string `json:"labels"`
-		} `json:"metadata"`
-		Spec struct {
-			Groups []struct {
-				Name  string `json:"name"`
-				Rules []struct {
-					Alert       string            `json:"alert"`
-					Expr        string            `json:"expr"`
-					For         string            `json:"for"`
-					Labels      map[string]string `json:"labels"`
-					Annotations map[string]string `json:"annotations"`
-				} `json:"rules"`
-			} `json:"groups"`
-		} `json:"spec"`
+// alertRule is one rule of deploy/monitoring/prometheusrule.yaml.
+type alertRule struct {
+	Alert       string            `json:"alert"`
+	Expr        string            `json:"expr"`
+	For         string            `json:"for"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+type prometheusRule struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		Groups []struct {
+			Name  string      `json:"name"`
+			Rules []alertRule `json:"rules"`
+		} `json:"groups"`
+	} `json:"spec"`
+}
+
+// shippedAlerts are the rules of deploy/monitoring/prometheusrule.yaml.
+func shippedAlerts(t *testing.T) []alertRule {
+	var pr prometheusRule
+	readYAML(t, "prometheusrule.yaml", &pr)
+	var out []alertRule
+	for _, g := range pr.Spec.Groups {
+		out = append(out, g.Rules...)
 	}
+	return out
+}
+
+func TestPrometheusRule(t *testing.T) {
+	var pr prometheusRule
 	readYAML(t, "prometheusrule.yaml", &pr)
 	if pr.APIVersion != "monitoring.coreos.com/v1" || pr.Kind != "PrometheusRule" {
 		t.Fatalf("prometheusrule.yaml is %s %s", pr.APIVersion, pr.Kind)

@@ -61,7 +61,8 @@ type ServerOptions struct {
 
 // Server is a Pushgateway embedded in the operator. It serves:
 //
-//	PUT|POST|DELETE /metrics/job/<job>[/<label>/<value>...]  (and /metrics/job@base64/..., <label>@base64/<value>)
+//	PUT|POST|DELETE /metrics/job/<job>[/<label>/<value>...]  (and /metrics/job@base64/..., <label>@base64/<value>),
+//	                 from loopback only: the operator pushes, nobody else (see localOnly)
 //	GET /metrics     pushed metrics plus the operator's own (default registry)
 //	GET /-/healthy, /-/ready
 //
@@ -150,9 +151,9 @@ func (s *Server) Handler() http.Handler {
 		b64 := suffix != ""
 		base := "/metrics/job" + suffix + "/:job"
 		for _, p := range []string{base, base + "/*labels"} {
-			r.Put(p, s.decodePush(handler.Push(s.store, true, true, b64, s.logger)))
-			r.Post(p, s.decodePush(handler.Push(s.store, false, true, b64, s.logger)))
-			r.Del(p, handler.Delete(s.store, b64, s.logger))
+			r.Put(p, localOnly(s.decodePush(handler.Push(s.store, true, true, b64, s.logger))))
+			r.Post(p, localOnly(s.decodePush(handler.Push(s.store, false, true, b64, s.logger))))
+			r.Del(p, localOnly(handler.Delete(s.store, b64, s.logger)))
 		}
 	}
 	if len(s.opts.Extra) == 0 {
@@ -217,6 +218,22 @@ func (s *Server) unregister() {
 		prometheus.Unregister(c)
 	}
 	s.registered = nil
+}
+
+// localOnly refuses a push or delete that does not come over loopback. The
+// operator is the only pusher (it pushes what Jobs report, under labels it
+// chooses); the port is reachable from every pod through the Service, and a
+// Job running a user's Function could otherwise write any group, another
+// namespace's included.
+func localOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, "pushes are accepted only from the Stow operator itself: Jobs report their results and the operator pushes the metrics", http.StatusForbidden)
+			return
+		}
+		next(w, r)
+	}
 }
 
 var protoDelimFormat = expfmt.NewFormat(expfmt.TypeProtoDelim)

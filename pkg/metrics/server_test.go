@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/pkg/jobresult"
 )
 
 // do sends one request and returns its status and body.
@@ -171,7 +171,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	// A long interval: only the flush on stop can have written the file.
 	opts := ServerOptions{PersistenceFile: file, PersistenceInterval: time.Hour}
 	s, stop := startServer(t, opts)
-	must(t, PushBackupHost(context.Background(), s.URL(), backupJobLabels, backupResult()), "push")
+	pushHost(t, s.URL(), backupResult())
 	expectValue(t, scrape(t, s.URL()), BackupHostFilesTotal, bcHost, 11)
 	stop()
 	if fi, err := os.Stat(file); err != nil || fi.Size() == 0 {
@@ -221,7 +221,7 @@ func TestClashingPushNeverBreaksScrape(t *testing.T) {
 	s, _ := startServer(t, ServerOptions{Collectors: []prometheus.Collector{lazy}})
 	u := s.URL()
 	ctx := context.Background()
-	must(t, PushBackupHost(ctx, u, backupJobLabels, backupResult()), "push")
+	pushHost(t, u, backupResult())
 
 	rejected := []struct {
 		name string
@@ -343,10 +343,39 @@ func TestOperatorMetricsOnScrape(t *testing.T) {
 
 	// A failing list drops its series but neither the scrape nor pushes.
 	listErr.Store(true)
-	must(t, PushRestoreHost(context.Background(), s.URL(), restoreJobLabels, jobresult.Result{Host: "host-0", Duration: "1s"}), "push while list fails")
+	must(t, NewPusher(s.URL()).RestoreSessionFinished(context.Background(), fixtureRestore(), nil, true), "push while list fails")
 	mfs = scrape(t, s.URL())
 	if len(series(mfs, "stow_backupsessions", nil)) != 0 {
 		t.Errorf("backup session series reported while listing fails")
 	}
 	expectValue(t, mfs, "stow_restoresessions", map[string]string{"namespace": "ns1", "phase": "Failed"}, 1)
+}
+
+// Only the operator pushes: a push or delete that does not come over
+// loopback (a Job through the Service) is refused and changes nothing; a
+// scrape from anywhere is served.
+func TestPushesOnlyFromLoopback(t *testing.T) {
+	s, _ := startServer(t, ServerOptions{})
+	pushHost(t, s.URL(), backupResult())
+	h := s.Handler()
+	body := "# TYPE stash_backup_host_backup_success gauge\nstash_backup_host_backup_success{hostname=\"host-0\"} 1\n"
+	for _, method := range []string{http.MethodPut, http.MethodPost, http.MethodDelete} {
+		for _, from := range []string{"10.244.1.7:40000", "[fd00::7]:40000", "bogus"} {
+			req := httptest.NewRequest(method, "/metrics/job/"+bcJob, strings.NewReader(body))
+			req.RemoteAddr = from
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "only from the Stow operator") {
+				t.Errorf("%s from %s: %d %q, want 403", method, from, rec.Code, rec.Body.String())
+			}
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.RemoteAddr = "10.244.1.7:40000"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("scrape from a pod: %d", rec.Code)
+	}
+	expectValue(t, scrape(t, s.URL()), BackupHostFilesTotal, bcHost, 11)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/jobresult"
 )
 
 // SessionPusher is what the controllers need from metrics: push the session
@@ -13,15 +14,25 @@ import (
 // invoker's Pushgateway group when the invoker is deleted. Implementations
 // push to the embedded Pushgateway or to an external one.
 type SessionPusher interface {
-	// BackupSessionFinished pushes session and target metrics of a finished
-	// session. succeeded must be the session's final phase == Succeeded, so the
-	// success gauge and the phase always agree.
+	// BackupSessionFinished pushes session, target and host metrics of a
+	// finished session. succeeded must be the session's final phase ==
+	// Succeeded, so the success gauge and the phase always agree. Every host
+	// in the targets' stats gets its result; a target that did not succeed
+	// and has no host result (its Job died, never started, or ran out of
+	// time) gets host success 0 for the host it backs up.
 	BackupSessionFinished(ctx context.Context, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, s *v1beta1.BackupSession, succeeded bool) error
 	// BackupSessionSkipped counts a skipped session for the invoker.
 	BackupSessionSkipped(ctx context.Context, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, s *v1beta1.BackupSession) error
-	// RestoreSessionFinished pushes restore session and target metrics.
+	// RestoreSessionFinished pushes restore session, target and host metrics.
 	RestoreSessionFinished(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, succeeded bool) error
-	// DeleteInvokerGroup deletes the group job=<lower(kind)>-<namespace>-<name>.
+	// BackupRepositoryResult pushes the repository families a backup Job of
+	// bc measured (retention, and integrity when it checked), in bc's group.
+	BackupRepositoryResult(ctx context.Context, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, r jobresult.Result) error
+	// MaintenanceResult pushes what a maintenance Job of repo measured
+	// (integrity, size, snapshot count), in the Repository's own group.
+	MaintenanceResult(ctx context.Context, repo *v1beta1.Repository, r jobresult.Result) error
+	// DeleteInvokerGroup deletes the group job=<lower(kind)>-<namespace>.<name>
+	// (kind Repository for a Repository's maintenance metrics).
 	DeleteInvokerGroup(ctx context.Context, kind, namespace, name string) error
 }
 
@@ -37,12 +48,19 @@ func (Nop) BackupSessionSkipped(context.Context, *v1beta1.BackupConfiguration, *
 func (Nop) RestoreSessionFinished(context.Context, *v1beta1.RestoreSession, *v1beta1.Repository, bool) error {
 	return nil
 }
+func (Nop) BackupRepositoryResult(context.Context, *v1beta1.BackupConfiguration, *v1beta1.Repository, jobresult.Result) error {
+	return nil
+}
+func (Nop) MaintenanceResult(context.Context, *v1beta1.Repository, jobresult.Result) error {
+	return nil
+}
 func (Nop) DeleteInvokerGroup(context.Context, string, string, string) error { return nil }
 
 // NewPusher returns a SessionPusher that pushes over HTTP to the Pushgateway
 // at url (the embedded one or an external one), with POST ("Add") semantics
-// to the group job=<lower(kind)>-<namespace>-<name> and no other grouping
-// labels, as Stash does.
+// to the group job=<lower(kind)>-<namespace>.<name> and no other grouping
+// labels (Stash's groups, with a dot between namespace and name, which a
+// namespace cannot hold, so two invokers never share one).
 //
 // What it pushes, and how it differs from Stash:
 //   - stash_backup_session_success is the final phase (the caller's succeeded).
@@ -57,6 +75,8 @@ func (Nop) DeleteInvokerGroup(context.Context, string, string, string) error { r
 //   - stash_backup_schedule_interval_seconds is pushed with every backup
 //     session push so alerts can compare the last success age to it.
 //   - Target families carry the target labels (kind, group, name).
+//   - Host and repository families, which Stash's Jobs pushed, are pushed
+//     here too, from the results the operator read (see results.go).
 func NewPusher(url string) SessionPusher {
 	return &httpPusher{url: url, now: time.Now}
 }
@@ -94,6 +114,12 @@ func (p *httpPusher) BackupSessionFinished(ctx context.Context, bc *v1beta1.Back
 		tl := merge(il, targetLabels(t.Ref))
 		ok := succeeded && t.Phase == v1beta1.TargetSucceeded
 		b.gauge(BackupTargetSuccess, tl, boolGauge(ok))
+		for _, h := range t.Stats {
+			addBackupHost(b, merge(tl, hostLabels(h.Hostname)), h)
+		}
+		if len(t.Stats) == 0 && t.Phase != v1beta1.TargetSucceeded {
+			addBackupHost(b, merge(tl, hostLabels(backupHost(bc))), v1beta1.HostBackupStats{Phase: v1beta1.HostFailed})
+		}
 		if ok {
 			hosts := 1.0
 			if t.TotalHosts != nil {
@@ -140,6 +166,16 @@ func (p *httpPusher) RestoreSessionFinished(ctx context.Context, rs *v1beta1.Res
 	b := batch{}
 	b.gauge(RestoreSessionSuccess, il, boolGauge(succeeded))
 	b.gauge(RestoreTargetSuccess, tl, boolGauge(succeeded))
+	for _, h := range rs.Status.Stats {
+		addRestoreHost(b, merge(tl, hostLabels(h.Hostname)), h)
+	}
+	if len(rs.Status.Stats) == 0 && !succeeded {
+		host := ""
+		if rs.Spec.Target != nil {
+			host = rs.Spec.Target.Alias
+		}
+		addRestoreHost(b, merge(tl, hostLabels(v1beta1.Host(host))), v1beta1.HostRestoreStats{Phase: v1beta1.HostFailed})
+	}
 	if succeeded {
 		b.gauge(RestoreSessionDuration, il, sessionSeconds(rs.Status.SessionDuration, rs.CreationTimestamp.Time, now))
 		b.gauge(RestoreTargetCount, il, 1)
@@ -152,8 +188,44 @@ func (p *httpPusher) RestoreSessionFinished(ctx context.Context, rs *v1beta1.Res
 	return add(ctx, p.url, invokerJob(v1beta1.KindRestoreSession, rs.Namespace, rs.Name), b)
 }
 
+func (p *httpPusher) BackupRepositoryResult(ctx context.Context, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, r jobresult.Result) error {
+	if bc == nil {
+		return fmt.Errorf("push repository metrics: no BackupConfiguration")
+	}
+	il := invokerLabels(v1beta1.KindBackupConfiguration, bc.Name, bc.Namespace, bc.Spec.Driver, bc.Spec.Repository.Name)
+	var tl labels
+	if bc.Spec.Target != nil {
+		tl = targetLabels(bc.Spec.Target.Ref)
+	}
+	repoNS := bc.Spec.Repository.Namespace
+	if repoNS == "" {
+		repoNS = bc.Namespace
+	}
+	b := batch{}
+	addRepository(b, il, repo, bc.Spec.Repository.Name, repoNS, tl, r, p.now())
+	return add(ctx, p.url, invokerJob(v1beta1.KindBackupConfiguration, bc.Namespace, bc.Name), b)
+}
+
+func (p *httpPusher) MaintenanceResult(ctx context.Context, repo *v1beta1.Repository, r jobresult.Result) error {
+	if repo == nil {
+		return fmt.Errorf("push repository metrics: no Repository")
+	}
+	il := invokerLabels(v1beta1.KindRepository, repo.Name, repo.Namespace, v1beta1.ResticDriver, repo.Name)
+	b := batch{}
+	addRepository(b, il, repo, repo.Name, repo.Namespace, nil, r, p.now())
+	return add(ctx, p.url, invokerJob(v1beta1.KindRepository, repo.Namespace, repo.Name), b)
+}
+
 func (p *httpPusher) DeleteInvokerGroup(ctx context.Context, kind, namespace, name string) error {
 	return deleteGroup(ctx, p.url, invokerJob(kind, namespace, name))
+}
+
+// backupHost is the restic host of bc's target (its alias, else host-0).
+func backupHost(bc *v1beta1.BackupConfiguration) string {
+	if bc != nil && bc.Spec.Target != nil {
+		return v1beta1.Host(bc.Spec.Target.Alias)
+	}
+	return v1beta1.DefaultHost
 }
 
 // backupInvoker names a session's invoker even when the BackupConfiguration

@@ -105,7 +105,7 @@ func TestPusherRequests(t *testing.T) {
 
 	must(t, p.BackupSessionFinished(ctx, fixtureBC(), nil, fixtureSession(v1beta1.TargetSucceeded, time.Now()), true), "finished")
 	must(t, p.RestoreSessionFinished(ctx, fixtureRestore(), nil, false), "restore")
-	must(t, PushBackupHost(ctx, srv.URL, backupJobLabels, backupResult()), "host")
+	must(t, p.BackupRepositoryResult(ctx, fixtureBC(), nil, jobresult.Result{Integrity: ptr(true)}), "repository")
 	want := []string{
 		"POST /metrics/job/" + bcJob,
 		"POST /metrics/job/" + restoreJob,
@@ -132,7 +132,7 @@ func TestPusherRequests(t *testing.T) {
 		t.Errorf("delete request %q", last)
 	}
 	rec.setStatus(http.StatusBadRequest)
-	if err := PushRestoreHost(ctx, srv.URL, restoreJobLabels, jobresult.Result{}); err == nil || !strings.Contains(err.Error(), "400") {
+	if err := p.RestoreSessionFinished(ctx, fixtureRestore(), nil, false); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("push answered 400: err=%v", err)
 	}
 }
@@ -145,8 +145,8 @@ func TestPusherInputErrors(t *testing.T) {
 	if err := NewPusher("http://127.0.0.1:1").BackupSessionFinished(ctx, nil, nil, nil, true); err == nil {
 		t.Errorf("nil session: no error")
 	}
-	if err := PushBackupHost(ctx, "http://127.0.0.1:1", JobLabels{}, jobresult.Result{}); err == nil {
-		t.Errorf("empty job labels: no error")
+	if err := NewPusher("http://127.0.0.1:1").MaintenanceResult(ctx, nil, jobresult.Result{}); err == nil {
+		t.Errorf("no repository: no error")
 	}
 	if err := deleteGroup(ctx, "http://user:secret@127.0.0.1:1", "j"); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("unreachable gateway: err=%v (must fail without the password)", err)
@@ -188,7 +188,8 @@ func TestGroupURL(t *testing.T) {
 // The families a Job pushes are plain text-exposable gauges with help.
 func TestBatchEncodes(t *testing.T) {
 	b := batch{}
-	b.gauge(BackupHostSuccess, merge(backupJobLabels.invoker(), backupJobLabels.target(), hostLabels("")), 1)
+	bc := fixtureBC()
+	b.gauge(BackupHostSuccess, merge(backupInvokerLabels(bc, nil, nil), targetLabels(bc.Spec.Target.Ref), hostLabels("")), 1)
 	var sb strings.Builder
 	enc := expfmt.NewEncoder(&sb, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range b.families() {

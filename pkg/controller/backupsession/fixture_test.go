@@ -35,12 +35,15 @@ var t0 = time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
 
 // recPusher records what the controller pushed.
 type recPusher struct {
+	metrics.Nop
 	mu       sync.Mutex
 	finished []bool
 	phases   []v1beta1.BackupSessionPhase
 	skipped  []string
 	restores []bool
 	deleted  []string
+	repo     []jobresult.Result
+	sessions []*v1beta1.BackupSession
 	err      error
 }
 
@@ -51,6 +54,7 @@ func (p *recPusher) BackupSessionFinished(_ context.Context, _ *v1beta1.BackupCo
 	defer p.mu.Unlock()
 	p.finished = append(p.finished, ok)
 	p.phases = append(p.phases, s.Status.Phase)
+	p.sessions = append(p.sessions, s.DeepCopy())
 	return p.err
 }
 func (p *recPusher) BackupSessionSkipped(_ context.Context, _ *v1beta1.BackupConfiguration, _ *v1beta1.Repository, s *v1beta1.BackupSession) error {
@@ -61,6 +65,12 @@ func (p *recPusher) BackupSessionSkipped(_ context.Context, _ *v1beta1.BackupCon
 }
 func (p *recPusher) RestoreSessionFinished(_ context.Context, _ *v1beta1.RestoreSession, _ *v1beta1.Repository, ok bool) error {
 	p.restores = append(p.restores, ok)
+	return p.err
+}
+func (p *recPusher) BackupRepositoryResult(_ context.Context, _ *v1beta1.BackupConfiguration, _ *v1beta1.Repository, r jobresult.Result) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.repo = append(p.repo, r)
 	return p.err
 }
 func (p *recPusher) DeleteInvokerGroup(_ context.Context, kind, namespace, name string) error {

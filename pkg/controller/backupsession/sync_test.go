@@ -582,3 +582,41 @@ func TestFirstBackupRunsAlone(t *testing.T) {
 		t.Fatalf("second backup while the first may create the repository: %+v", c)
 	}
 }
+
+// Every failure path reaches the metrics: a backup step that failed (the
+// init container; update-status never ran) leaves a Failed host in what the
+// operator pushes, and a failed check reaches the repository push as
+// integrity false (issue 17).
+func TestFailuresReachTheMetrics(t *testing.T) {
+	f := newFixture(t, readyBC("bc", "data"), repository("repo"), newSession("bc-1", "bc", t0, ""))
+	f.sync("bc-1")
+	f.setPod("bc-1", corev1.PodFailed, t0, nil,
+		terminated("pvc-backup-0", 1, "Error", encode(jobresult.Result{Step: "backup-pvc", Host: "host-0", Error: "restic backup: exit status 1: Fatal: unable to open repository"})))
+	f.sync("bc-1")
+	if len(f.pusher.sessions) != 1 || f.pusher.finished[0] {
+		t.Fatalf("pushed %v, want one failure", f.pusher.finished)
+	}
+	st := f.pusher.sessions[0].Status.Targets[0].Stats
+	if len(st) != 1 || st[0].Hostname != "host-0" || st[0].Phase != v1beta1.HostFailed || !strings.Contains(st[0].Error, "unable to open repository") {
+		t.Fatalf("pushed host stats %+v, want host-0 Failed with the error", st)
+	}
+
+	f = newFixture(t, readyBC("bc", "data"), repository("repo"), newSession("bc-2", "bc", t0, ""))
+	f.sync("bc-2")
+	statuses := successStatuses()
+	statuses[1] = terminated("update-status-1", 1, "Error", encode(jobresult.Result{
+		Step: v1beta1.FunctionUpdateStatus, Host: "host-0", Error: "integrity check: repository contains errors",
+		Retention: &jobresult.RetentionResult{SnapshotsKept: 3}, Integrity: bptr(false),
+	}))
+	f.setPod("bc-2", corev1.PodFailed, t0, nil, statuses...)
+	f.sync("bc-2")
+	if len(f.pusher.repo) != 1 || f.pusher.repo[0].Integrity == nil || *f.pusher.repo[0].Integrity {
+		t.Fatalf("repository pushes %+v, want one with integrity false", f.pusher.repo)
+	}
+	s := f.session("bc-2")
+	cond(t, s.Status.Conditions, v1beta1.RepositoryIntegrityVerified, v1beta1.ConditionFalse)
+	cond(t, s.Status.Conditions, v1beta1.RepositoryMetricsPushed, v1beta1.ConditionTrue)
+	if s.Status.Phase != v1beta1.BackupSessionFailed {
+		t.Fatalf("phase %s", s.Status.Phase)
+	}
+}

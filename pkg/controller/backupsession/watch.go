@@ -88,9 +88,6 @@ func merge(results []jobresult.Result) merged {
 		if r.RepositorySnapshots != nil {
 			m.RepositorySnapshots = r.RepositorySnapshots
 		}
-		if r.MetricsPushed != nil {
-			m.MetricsPushed = r.MetricsPushed
-		}
 		m.StaleLocksRemoved += r.StaleLocksRemoved
 	}
 	return m
@@ -120,9 +117,16 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 		set(v1beta1.RepositoryIntegrityVerified, *m.Integrity, v1beta1.SuccessfullyVerifiedRepositoryIntegrity,
 			v1beta1.FailedToVerifyRepositoryIntegrity, "restic check found no errors", nonEmpty(m.statusErr, "restic check found errors"))
 	}
-	if m.MetricsPushed != nil {
-		set(v1beta1.RepositoryMetricsPushed, *m.MetricsPushed, v1beta1.SuccessfullyPushedRepositoryMetrics,
-			v1beta1.FailedToPushRepositoryMetrics, "repository metrics pushed", nonEmpty(m.statusErr, "pushing repository metrics failed"))
+	if m.Retention != nil || m.Integrity != nil || m.TotalSize != "" || m.RepositorySnapshots != nil {
+		// The operator pushes what the Job measured, under the configuration's
+		// own labels and group (pkg/metrics/results.go): a failed check sets
+		// integrity 0 like a passed one sets 1. A failed push is a False
+		// condition, not a failed host.
+		if err := c.Pusher.BackupRepositoryResult(ctx, bc, repo, m.Result); err != nil {
+			set(v1beta1.RepositoryMetricsPushed, false, "", v1beta1.FailedToPushRepositoryMetrics, "", err.Error())
+		} else {
+			set(v1beta1.RepositoryMetricsPushed, true, v1beta1.SuccessfullyPushedRepositoryMetrics, "", "repository metrics pushed", "")
+		}
 	}
 	// An update-status failure already explained by a False condition is not
 	// a host failure; anything else that failed is.

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -283,4 +285,41 @@ func (r *Runner) Watch(ctx context.Context, owner metav1.Object, name string, no
 		r.gate.Release(jobKey)
 	}
 	return obs, recheck, nil
+}
+
+// ReleaseFinished hands the finished Jobs of namespace controlled by owner
+// (from the cache) that have no ttlSecondsAfterFinished to Kubernetes' TTL
+// controller: it sets ttl(job) on them, so the Job and its pod (which, even
+// completed, keeps its PersistentVolumeClaims from being deleted) go away
+// then. Call it only once the owner's status holds what the Jobs reported.
+// It returns how many Jobs it marked.
+func (r *Runner) ReleaseFinished(ctx context.Context, owner metav1.Object, ttl func(*batchv1.Job) time.Duration) (int, error) {
+	namespace := owner.GetNamespace()
+	jobs, err := r.jobs.Jobs(namespace).List(labels.Everything())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, j := range jobs {
+		if !internal.IsControlledBy(j, owner.GetUID()) || j.DeletionTimestamp != nil || j.Spec.TTLSecondsAfterFinished != nil || !finished(j) {
+			continue
+		}
+		patch := fmt.Sprintf(`{"spec":{"ttlSecondsAfterFinished":%d}}`, int32(ttl(j).Seconds()))
+		_, err := r.kube.BatchV1().Jobs(namespace).Patch(ctx, j.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return n, fmt.Errorf("release finished Job %s/%s: %v", namespace, j.Name, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// finished: the Job is Complete or Failed.
+func finished(j *batchv1.Job) bool {
+	for _, cd := range j.Status.Conditions {
+		if (cd.Type == batchv1.JobComplete || cd.Type == batchv1.JobFailed) && cd.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/podpolicy"
 )
 
@@ -51,6 +52,8 @@ type Controller struct {
 	maint *Maintenance
 	run   *jobrun.Runner
 	guard *podguard.Guard
+	// pusher pushes the maintenance results (metrics.Nop unless WithMetrics).
+	pusher metrics.SessionPusher
 
 	synced []cache.InformerSynced
 	queue  workqueue.TypedRateLimitingInterface[string]
@@ -62,7 +65,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface,
 	s := stowInformers.Stow().V1beta1()
 	repoInf, bcInf, rsInf := s.Repositories(), s.BackupConfigurations(), s.RestoreSessions()
 	c := &Controller{
-		kube: kube, stow: stow, recorder: recorder, now: time.Now,
+		kube: kube, stow: stow, recorder: recorder, now: time.Now, pusher: metrics.Nop{},
 		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(),
 		queue: internal.NewQueue("repository"),
 	}
@@ -87,6 +90,13 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface,
 // invalid and runs no maintenance.
 func (c *Controller) WithGuard(g *podguard.Guard) *Controller {
 	c.guard = g
+	return c
+}
+
+// WithMetrics makes the controller push the repository metrics its
+// maintenance Jobs measure, and delete the Repository's group with it.
+func (c *Controller) WithMetrics(p metrics.SessionPusher) *Controller {
+	c.pusher = p
 	return c
 }
 
@@ -158,6 +168,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if repo.DeletionTimestamp != nil {
 		if !internal.RemoveFinalizer(repo, v1beta1.Finalizer) {
 			return 0, nil
+		}
+		// The maintenance metrics go with the Repository; a failure is an
+		// Event, the deletion goes on (a stale group is removed by hand).
+		if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRepository, repo.Namespace, repo.Name); err != nil {
+			c.event(repo, corev1.EventTypeWarning, EventMetricsFailed, "Deleting the repository's metrics group failed: "+err.Error())
 		}
 		if repo.Spec.WipeOut {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,

@@ -16,6 +16,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
 	"github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/metrics"
 )
 
 type fixture struct {
@@ -167,9 +168,14 @@ func TestDeletion(t *testing.T) {
 		now := metav1.Now()
 		r.DeletionTimestamp = &now
 		f := newFixture(t, r)
+		groups := &groupRecorder{}
+		f.c.WithMetrics(groups)
 		f.sync("demo", "repo")
 		if got := f.repo("demo", "repo"); len(got.Finalizers) != 0 {
 			t.Errorf("wipeOut=%t: finalizers = %v", wipe, got.Finalizers)
+		}
+		if len(groups.groups) != 1 || groups.groups[0] != "Repository/demo/repo" {
+			t.Errorf("metrics groups deleted: %v, want the Repository's", groups.groups)
 		}
 		ev := f.events()
 		if wipe != strings.Contains(ev, "Warning WipeOutNotImplemented") {
@@ -189,4 +195,15 @@ func TestInvokersEnqueueTheirRepository(t *testing.T) {
 	if k, _ := f.c.queue.Get(); k != "demo/repo" {
 		t.Errorf("key = %q", k)
 	}
+}
+
+// groupRecorder records the metrics groups deleted.
+type groupRecorder struct {
+	metrics.Nop
+	groups []string
+}
+
+func (g *groupRecorder) DeleteInvokerGroup(_ context.Context, kind, namespace, name string) error {
+	g.groups = append(g.groups, kind+"/"+namespace+"/"+name)
+	return nil
 }

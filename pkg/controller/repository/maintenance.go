@@ -23,6 +23,7 @@ const (
 	EventMaintenanceStarted   = "MaintenanceStarted"
 	EventMaintenanceSucceeded = "MaintenanceSucceeded"
 	EventMaintenanceFailed    = "MaintenanceFailed"
+	EventMetricsFailed        = "MetricsPushFailed"
 )
 
 // MaintenanceJobBuilder builds the Job of a maintenance run; the operator
@@ -175,6 +176,13 @@ func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Reposit
 		}
 	}
 	c.finishRun(repo, st, tasks, requests, now, res, msg, out)
+	if res != nil && (res.Integrity != nil || res.TotalSize != "" || res.RepositorySnapshots != nil) {
+		// The operator pushes what the Job measured (a failed check is
+		// integrity 0); a failed push is an Event, never a failed run.
+		if err := c.pusher.MaintenanceResult(ctx, repo, *res); err != nil {
+			c.event(repo, corev1.EventTypeWarning, EventMetricsFailed, "Pushing the repository metrics failed: "+err.Error())
+		}
+	}
 	return true, nil
 }
 

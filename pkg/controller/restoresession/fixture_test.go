@@ -36,6 +36,7 @@ var t0 = time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
 
 // recPusher records what the controller pushed.
 type recPusher struct {
+	metrics.Nop
 	mu       sync.Mutex
 	finished []bool
 	phases   []v1beta1.BackupSessionPhase

@@ -100,6 +100,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			st.PausedBackups = nil
 			return 0, c.updateStatus(ctx, cur, rs)
 		}
+		c.releaseJobs(ctx, rs)
 		return 0, nil
 	}
 	now := c.Clock.Now()
@@ -509,4 +510,30 @@ func (c *Controller) runningBackup(ns string, bcs []string) string {
 		}
 	}
 	return ""
+}
+
+// Restore Jobs are released once the session's final status holds their
+// results: a finished pod still counts as using its PVCs, so a kept restore
+// Job would hold a PVC deleted afterwards in Terminating (backup Jobs are
+// released when their target is deleted, pkg/controller/backupconfiguration).
+// Kubernetes' TTL controller deletes them: a succeeded restore's at once
+// (nothing in it the status does not say), a failed one's after
+// FailedRestoreJobTTL, so its logs can be read first.
+const FailedRestoreJobTTL = time.Hour
+
+func (c *Controller) releaseJobs(ctx context.Context, rs *v1beta1.RestoreSession) {
+	n, err := c.Jobs.ReleaseFinished(ctx, rs, func(*batchv1.Job) time.Duration {
+		if rs.Status.Phase == v1beta1.RestoreSucceeded {
+			return 0
+		}
+		return FailedRestoreJobTTL
+	})
+	if err != nil {
+		c.Recorder.Eventf(rs, corev1.EventTypeWarning, "ReleaseFailed", "Could not release the finished restore Jobs: %v", err)
+		return
+	}
+	if n > 0 {
+		c.Recorder.Eventf(rs, corev1.EventTypeNormal, "JobsReleased", "%d finished restore Job(s) handed to the TTL controller (deleted %s), so they hold no PVC",
+			n, map[bool]string{true: "now", false: "after " + FailedRestoreJobTTL.String()}[rs.Status.Phase == v1beta1.RestoreSucceeded])
+	}
 }

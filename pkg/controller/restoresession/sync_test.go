@@ -87,6 +87,19 @@ func TestRestoreSucceedsAndPausesBackups(t *testing.T) {
 	if ev := f.events(); !hasEvent(ev, EventHostRestoreSucceeded) {
 		t.Fatalf("events = %v", ev)
 	}
+
+	// The final session releases its finished Job (its pod held the PVC):
+	// the TTL controller deletes it at once; results stay in the status.
+	f.sync("rs")
+	if j := f.job(job.Name); j == nil || j.Spec.TTLSecondsAfterFinished == nil || *j.Spec.TTLSecondsAfterFinished != 0 {
+		t.Fatalf("finished restore Job not released: %+v", j)
+	}
+	if got := f.restore("rs"); got.Status.Phase != v1beta1.RestoreSucceeded || len(got.Status.Stats) != 1 {
+		t.Fatalf("release changed the result: %s %+v", got.Status.Phase, got.Status.Stats)
+	}
+	if ev := f.events(); !hasEvent(ev, "JobsReleased") {
+		t.Fatalf("events = %v", ev)
+	}
 }
 
 func TestRestoreWaits(t *testing.T) {
