@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -51,36 +50,10 @@ func withHooks(pre *v1beta1.Handler, post *v1beta1.PostHookHandler) func(*v1beta
 	return func(bc *v1beta1.BackupConfiguration) { bc.Spec.Hooks = &v1beta1.BackupHooks{PreBackup: pre, PostBackup: post} }
 }
 
-// finishHook ends a hook Job as its pod would: ok, or failed with the
-// error `stow run-hook` reports.
+// finishHook ends a hook Job of session as its pod would.
 func (f *fixture) finishHook(session, hookType string, ok bool, errMsg string) {
 	f.t.Helper()
-	ctx := context.Background()
-	name := names.HookJob(session, hookType)
-	j := f.job(name)
-	if j == nil {
-		f.t.Fatalf("no hook Job %s", name)
-	}
-	j.UID = types.UID("job-" + name)
-	phase, code := corev1.PodSucceeded, int32(0)
-	j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
-	if !ok {
-		phase, code = corev1.PodFailed, 1
-		j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded"}}
-	}
-	if _, err := f.kube.BatchV1().Jobs(ns).Update(ctx, j, metav1.UpdateOptions{}); err != nil {
-		f.t.Fatal(err)
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-xyz", Namespace: ns, CreationTimestamp: j.CreationTimestamp,
-			Labels: j.Spec.Template.Labels, Annotations: j.Spec.Template.Annotations,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(j, batchv1.SchemeGroupVersion.WithKind("Job"))}},
-		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{
-			terminated("hook", code, "", encode(jobresult.Result{Step: "run-hook", Error: errMsg}))}},
-	}
-	if _, err := f.kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		f.t.Fatal(err)
-	}
+	controllertest.FinishHookJob(f.t, f.kube, ns, names.HookJob(session, hookType), ok, errMsg)
 	f.resync()
 }
 
