@@ -47,7 +47,9 @@ var receiverHook = v1beta1.Handler{HTTPPost: &v1beta1.HTTPPostAction{
 	Body:          `{"session":"{{ .Name }}","phase":"{{ .Status.Phase }}","error":{{ toJson .Status.Error }}}`}}
 
 func withHooks(pre *v1beta1.Handler, post *v1beta1.PostHookHandler) func(*v1beta1.BackupConfiguration) {
-	return func(bc *v1beta1.BackupConfiguration) { bc.Spec.Hooks = &v1beta1.BackupHooks{PreBackup: pre, PostBackup: post} }
+	return func(bc *v1beta1.BackupConfiguration) {
+		bc.Spec.Hooks = &v1beta1.BackupHooks{PreBackup: pre, PostBackup: post}
+	}
 }
 
 // finishHook ends a hook Job of session as its pod would.
