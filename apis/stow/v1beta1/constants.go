@@ -48,7 +48,7 @@ const (
 	ComponentRestore     = "stow-restore"
 	ComponentMaintenance = "stow-maintenance"
 	// ComponentHook is on the hook Jobs of sessions (docs/hooks.md).
-	ComponentHook = "stow-hook"
+	ComponentHook        = "stow-hook"
 	LabelInvokerType     = "stow.dev/invoker-type"
 	LabelInvokerName     = "stow.dev/invoker-name"
 	LabelTargetKind      = "stow.dev/target-kind"
