@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Runs the e2e suite on the local cluster with Stow deployed in-cluster from
-# deploy/ (through e2e/deploy, which only shortens the Pending threshold).
+# Runs the e2e suite on the local cluster with Stow deployed in-cluster: by
+# default as a user installs it with Helm (deploy/helm/stow with
+# e2e/deploy/values.yaml), with STOW_E2E_INSTALL=kustomize from deploy/
+# (through e2e/deploy/kustomization.yaml). Both only shorten the Pending
+# threshold and raise the log level.
 #   hack/e2e.sh [go test args...]
 # Env: STOW_E2E_DOWN=auto (default) stops the cluster afterwards only if this run started it;
 #      1 always, 0 never;
+#      STOW_E2E_INSTALL=helm (default) or kustomize: how Stow is installed;
 #      KUBECONFIG set and STOW_E2E_EXTERNAL=1: use that cluster (e.g. kind) instead;
-#      STOW_CLUSTER_NODES=2: the local cluster gets a second node (docs/multinode.md), so the
-#      TestMultiNode* tests run instead of skipping.
+#      STOW_CLUSTER_NODES=2 (default here; 1 for one node): the local cluster gets a second
+#      node (docs/multinode.md), as clusters Stow runs on have, and the TestMultiNode* tests
+#      run instead of skipping.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -17,7 +22,8 @@ mkdir -p "$OUT"
 
 step "tools (restic, minio, helm)"
 bash hack/tools.sh
-bash hack/tools.sh helm # TestHelmChartOnTheCluster renders the chart
+bash hack/tools.sh helm # installs Stow; TestHelmChartOnTheCluster checks the other install
+export STOW_E2E_INSTALL=${STOW_E2E_INSTALL:-helm}
 
 MINIO_PID=""
 DOWN=${STOW_E2E_DOWN:-auto}
@@ -39,6 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 if [ "${STOW_E2E_EXTERNAL:-0}" != 1 ]; then
+  export STOW_CLUSTER_NODES=${STOW_CLUSTER_NODES:-2}
   cluster_up
   MINIO_HOST=${MINIO_HOST:-$(bash hack/local-cluster.sh gateway-ip)}
 else
@@ -68,7 +75,14 @@ for _ in $(seq 1 100); do
 done
 curl -fsS --aws-sigv4 aws:amz:us-east-1:s3 --user "$MINIO_ROOT_USER:$MINIO_ROOT_PASSWORD" -X PUT "http://$MINIO_HOST:$MINIO_PORT/stow-e2e" >/dev/null
 
-deploy_stow "$ROOT/e2e/deploy"
+# The operator stays on the first node: the lost-node test stops the second.
+OPERATOR_NODE=""
+[ "${STOW_E2E_EXTERNAL:-0}" != 1 ] && OPERATOR_NODE=$(bash hack/local-cluster.sh node-name)
+case $STOW_E2E_INSTALL in
+  helm) deploy_stow_helm "$ROOT/e2e/deploy/values.yaml" "$OPERATOR_NODE" ;;
+  kustomize) deploy_stow "$ROOT/e2e/deploy" "$OPERATOR_NODE" ;;
+  *) echo "STOW_E2E_INSTALL must be helm or kustomize, not $STOW_E2E_INSTALL" >&2; exit 2 ;;
+esac
 
 step "e2e suite"
 export STOW_E2E_S3_ENDPOINT="http://$MINIO_HOST:$MINIO_PORT" STOW_E2E_S3_ACCESS_KEY=$MINIO_ROOT_USER STOW_E2E_S3_SECRET_KEY=$MINIO_ROOT_PASSWORD

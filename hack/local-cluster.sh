@@ -16,6 +16,8 @@
 #   pv NAME SIZE [CLASS] create a static hostPath PV (dir mode 0777) in StorageClass CLASS (default: manual)
 #   kubeconfig          print the kubeconfig path     env   print `export KUBECONFIG=...`
 #   gateway-ip          print the host's address on the pod bridge (pods reach host services there)
+#   node-name           print the first node's name (the second is stow-node-b)
+#   restart-provisioner run this checkout's volume provisioner (hack/lib/cluster/provisioner.sh)
 #   build               only build / refresh the cached binaries and image tarballs
 #   node2-up            add (or bring back) a second node on this host: own kubelet, containerd, pod
 #                       bridge and subnet (hack/lib/cluster/node2.sh); `up` does it with STOW_CLUSTER_NODES=2
@@ -324,6 +326,8 @@ main() {
     pv) cmd_pv "$@" ;;
     kubeconfig) echo "$KUBECONFIG_FILE" ;;
     gateway-ip) echo "$GATEWAY_IP" ;;
+    node-name) echo "$NODE_NAME" ;;
+    restart-provisioner) need_root; lock; restart_provisioner ;;
     env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
     node2-up) need_root; lock; node2_up ;;
     node2-stop) need_root; lock; node2_kill ;;

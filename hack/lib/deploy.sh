@@ -21,7 +21,7 @@ build_images() {
   IMAGE=$IMAGE bash "$ROOT/hack/build-image.sh"
   mkdir -p "$ROOT/_output/fixture-bin"
   CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags '-s -w' -o _output/fixture-bin/fixture ./e2e/fixture
-  go run -C "$ROOT" ./hack/mkimage -ref "$FIXTURE_IMAGE" -out _output/fixture-image.tar _output/fixture-bin/fixture
+  go run -C "$ROOT" ./hack/mkimage -ref "$FIXTURE_IMAGE" -out _output/fixture-image.tar -entrypoint fixture _output/fixture-bin/fixture
 }
 
 # import_images loads both images into the local cluster's containerd.
@@ -30,12 +30,42 @@ import_images() {
   bash "$ROOT/hack/local-cluster.sh" import-image "$ROOT/_output/fixture-image.tar"
 }
 
-# deploy_stow KUSTOMIZATION_DIR applies Stow and waits for the operator.
+# deploy_stow KUSTOMIZATION_DIR [NODE] applies Stow and waits for the operator
+# (on node NODE when given).
 deploy_stow() {
   step "deploying Stow (kubectl apply -k ${1#"$ROOT"/})"
   kubectl apply --server-side --force-conflicts -k "$1" >/dev/null
   kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
-  # The image tag is fixed, so a rebuilt image needs a restart to be used.
+  if [ -n "${2:-}" ]; then
+    kubectl -n stow-system patch deploy stow-operator --type merge \
+      -p "{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"kubernetes.io/hostname\":\"$2\"}}}}}" >/dev/null
+  fi
+  restart_operator
+}
+
+# deploy_stow_helm VALUES_FILE [NODE] installs (or upgrades) Stow as the Helm release
+# "stow" from deploy/helm/stow, the way README's Helm install does, and waits
+# for the operator. The namespace comes from deploy/namespace.yaml (Helm's
+# --create-namespace would drop its PodSecurity label) and the CRDs are
+# applied first, since Helm installs crds/ only on a first install and never
+# upgrades them. --take-ownership adopts objects an earlier kustomize deploy
+# of the same cluster created. NODE, when given, is where the operator runs.
+deploy_stow_helm() {
+  step "deploying Stow (helm upgrade --install stow deploy/helm/stow -f ${1#"$ROOT"/})"
+  local helm
+  helm=$(bash "$ROOT/hack/tools.sh" --print helm)
+  kubectl apply --server-side --force-conflicts -f "$ROOT/deploy/namespace.yaml" -f "$ROOT/deploy/helm/stow/crds" >/dev/null
+  kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+  local node=()
+  [ -n "${2:-}" ] && node=(--set-json "nodeSelector={\"kubernetes.io/hostname\":\"$2\"}")
+  "$helm" upgrade --install stow "$ROOT/deploy/helm/stow" --namespace stow-system \
+    --take-ownership --skip-crds -f "$1" "${node[@]}" >/dev/null
+  restart_operator
+}
+
+# restart_operator restarts the operator and waits for it: the image tag is
+# fixed, so a rebuilt image needs a restart to be used.
+restart_operator() {
   kubectl -n stow-system rollout restart deploy/stow-operator >/dev/null
   kubectl -n stow-system rollout status deploy/stow-operator --timeout=180s
 }

@@ -86,8 +86,19 @@ type options struct {
 	insecure  bool
 	caBundle  string
 	version   string
+	image     imageConfig
 	platforms platformFlag
 }
+
+// imageConfig is what the image runs: its entrypoint (a binary in
+// /usr/local/bin) and user.
+type imageConfig struct {
+	entrypoint string
+	user       string
+}
+
+// stowImage runs stow as the non-root user of the image's passwd.
+var stowImage = imageConfig{entrypoint: "stow", user: "65534:65534"}
 
 func main() {
 	var o options
@@ -95,8 +106,10 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "output tarball (one platform only)")
 	flag.BoolVar(&o.push, "push", false, "push to the registry of -ref (an image index when there are several -platform)")
 	flag.BoolVar(&o.insecure, "insecure", false, "the registry of -ref speaks plain HTTP")
-	flag.StringVar(&o.caBundle, "ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "CA bundle to include (skipped if absent)")
+	flag.StringVar(&o.caBundle, "ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "CA bundle to include (skipped if absent or empty)")
 	flag.StringVar(&o.version, "version", "", "version recorded as the label org.opencontainers.image.version")
+	flag.StringVar(&o.image.entrypoint, "entrypoint", stowImage.entrypoint, "name of the binary the image runs")
+	flag.StringVar(&o.image.user, "user", stowImage.user, "user the image runs as (empty: root; the local cluster's pause and probe images)")
 	flag.Var(&o.platforms, "platform", "OS/ARCH=DIR: the binaries of one platform (repeat for an index); without it, the BINARY arguments are for this machine's platform")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: mkimage -ref REF (-out FILE.tar | -push) (BINARY... | -platform OS/ARCH=DIR...)\n")
@@ -128,13 +141,15 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("image reference %q: %v", o.ref, err)
 	}
-	ca, err := os.ReadFile(o.caBundle)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	var ca []byte
+	if o.caBundle != "" {
+		if ca, err = os.ReadFile(o.caBundle); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
 	images := make([]v1.Image, len(o.platforms))
 	for i, p := range o.platforms {
-		if images[i], err = buildImage(p.platform, p.bins, ca, o.version); err != nil {
+		if images[i], err = buildImage(p.platform, p.bins, ca, o.version, o.image); err != nil {
 			return fmt.Errorf("%s: %w", p.platform, err)
 		}
 	}
@@ -200,7 +215,7 @@ func index(platforms platformFlag, images []v1.Image) (v1.ImageIndex, error) {
 // buildImage is the image of one platform: a single layer, reproducible
 // (every time is the epoch) so that rebuilding unchanged binaries yields the
 // same digest.
-func buildImage(platform v1.Platform, bins []string, ca []byte, version string) (v1.Image, error) {
+func buildImage(platform v1.Platform, bins []string, ca []byte, version string, ic imageConfig) (v1.Image, error) {
 	layer, err := rootLayer(bins, ca)
 	if err != nil {
 		return nil, err
@@ -216,8 +231,8 @@ func buildImage(platform v1.Platform, bins []string, ca []byte, version string) 
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture, cf.Variant = platform.OS, platform.Architecture, platform.Variant
 	cf.Config.Env = []string{"PATH=/usr/local/bin:/bin", "HOME=/tmp", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
-	cf.Config.User = "65534:65534"
-	cf.Config.Entrypoint = []string{"/" + binDir + "stow"}
+	cf.Config.User = ic.user
+	cf.Config.Entrypoint = []string{"/" + binDir + ic.entrypoint}
 	if version != "" {
 		cf.Config.Labels = map[string]string{"org.opencontainers.image.version": version}
 	}

@@ -43,7 +43,7 @@ func TestPushIndexAndPullBack(t *testing.T) {
 		}
 	}
 	ref := host + "/stowhq/stow:v0.0.1-test"
-	if err := run(options{ref: ref, push: true, caBundle: filepath.Join(dir, "none"), version: "v0.0.1-test", platforms: platforms}); err != nil {
+	if err := run(options{image: stowImage, ref: ref, push: true, caBundle: filepath.Join(dir, "none"), version: "v0.0.1-test", platforms: platforms}); err != nil {
 		t.Fatalf("push: %v", err)
 	}
 
@@ -101,7 +101,7 @@ func TestRebuildIsReproducible(t *testing.T) {
 	}
 	var digests []v1.Hash
 	for range 2 {
-		img, err := buildImage(v1.Platform{OS: "linux", Architecture: "arm64"}, []string{b}, nil, "dev")
+		img, err := buildImage(v1.Platform{OS: "linux", Architecture: "arm64"}, []string{b}, nil, "dev", stowImage)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func TestOutNeedsOnePlatform(t *testing.T) {
 		{platform: v1.Platform{OS: "linux", Architecture: "amd64"}, bins: []string{b}},
 		{platform: v1.Platform{OS: "linux", Architecture: "arm64"}, bins: []string{b}},
 	}
-	err := run(options{ref: "example.com/stow:x", out: filepath.Join(dir, "x.tar"), platforms: two})
+	err := run(options{image: stowImage, ref: "example.com/stow:x", out: filepath.Join(dir, "x.tar"), platforms: two})
 	if err == nil || !strings.Contains(err.Error(), "-out writes one platform") {
 		t.Errorf("err = %v", err)
 	}
@@ -169,3 +169,27 @@ func imageFiles(t *testing.T, img v1.Image) map[string]string {
 }
 
 func nopLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestEntrypointAndUser: the local cluster's pause and probe images run their
+// own binary as root; the Stow image runs stow as 65534.
+func TestEntrypointAndUser(t *testing.T) {
+	dir := t.TempDir()
+	b := filepath.Join(dir, "pause")
+	if err := os.WriteFile(b, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img, err := buildImage(v1.Platform{OS: "linux", Architecture: "amd64"}, []string{b}, nil, "", imageConfig{entrypoint: "pause"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cf.Config.Entrypoint, " "); got != "/usr/local/bin/pause" {
+		t.Errorf("entrypoint %q, want /usr/local/bin/pause", got)
+	}
+	if cf.Config.User != "" {
+		t.Errorf("user %q, want the image default (root)", cf.Config.User)
+	}
+}

@@ -1,7 +1,6 @@
 package resolve
 
 import (
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -103,39 +102,19 @@ func RepositoryVars(repo *v1beta1.Repository) map[string]string {
 	v[VarRepositoryProvider] = b.Provider()
 	v[VarRepositorySecretName] = b.StorageSecretName
 	v[VarRepositorySecretNamespace] = repo.Namespace
-	maxConn := int64(0)
-	switch {
-	case b.Local != nil:
-		v[VarRepositoryBucket] = b.Local.MountPath
-	case b.S3 != nil:
-		v[VarRepositoryBucket] = b.S3.Bucket
-		v[VarRepositoryPrefix] = b.S3.Prefix
-		v[VarRepositoryEndpoint] = b.S3.Endpoint
+	loc := b.Location()
+	v[VarRepositoryBucket] = loc.Bucket
+	if loc.Prefix != "" {
+		v[VarRepositoryPrefix] = loc.Prefix
+	}
+	if loc.Endpoint != "" {
+		v[VarRepositoryEndpoint] = loc.Endpoint
+	}
+	if b.S3 != nil {
 		v[VarRepositoryRegion] = b.S3.Region
 		v[VarRepositoryInsecureTLS] = strconv.FormatBool(b.S3.InsecureTLS)
-	case b.GCS != nil:
-		v[VarRepositoryBucket] = b.GCS.Bucket
-		v[VarRepositoryPrefix] = b.GCS.Prefix
-		maxConn = b.GCS.MaxConnections
-	case b.Azure != nil:
-		v[VarRepositoryBucket] = b.Azure.Container
-		v[VarRepositoryPrefix] = b.Azure.Prefix
-		maxConn = b.Azure.MaxConnections
-	case b.Swift != nil:
-		v[VarRepositoryBucket] = b.Swift.Container
-		v[VarRepositoryPrefix] = b.Swift.Prefix
-	case b.B2 != nil:
-		v[VarRepositoryBucket] = b.B2.Bucket
-		v[VarRepositoryPrefix] = b.B2.Prefix
-		maxConn = b.B2.MaxConnections
-	case b.Rest != nil:
-		v[VarRepositoryEndpoint] = b.Rest.URL
-		if u, err := url.Parse(b.Rest.URL); err == nil {
-			v[VarRepositoryBucket] = u.Host
-			v[VarRepositoryPrefix] = strings.TrimPrefix(u.Path, "/")
-		}
 	}
-	v[VarMaxConnections] = strconv.FormatInt(maxConn, 10)
+	v[VarMaxConnections] = strconv.FormatInt(loc.MaxConnections, 10)
 	return v
 }
 

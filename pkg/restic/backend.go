@@ -91,121 +91,17 @@ func (l *Location) Display() string { return redact(l.Repository, l.Redact) }
 // with secrets holding the storage Secret's keys. Files that restic needs on
 // disk (CA certificate, GCS key) are written into fileDir with mode 0600.
 func NewLocation(b v1beta1.Backend, secrets map[string]string, fileDir string) (*Location, error) {
-	l := &Location{Env: map[string]string{}}
 	password := secrets[KeyResticPassword]
 	if password == "" {
 		return nil, fmt.Errorf("storage secret has no %s", KeyResticPassword)
 	}
-	l.Env[KeyResticPassword] = password
+	loc := b.Location()
 	// One progress line per minute instead of a terminal's worth per second.
-	l.Env["RESTIC_PROGRESS_FPS"] = "0.016666"
-
-	copyKeys := func(keys ...string) {
-		for _, k := range keys {
-			if v, ok := secrets[k]; ok && v != "" {
-				l.Env[k] = v
-			}
-		}
-	}
-	connections := func(scheme string, n int64) {
-		if n > 0 {
-			l.Flags = append(l.Flags, "--option", scheme+".connections="+strconv.FormatInt(n, 10))
-		}
-	}
-
-	switch {
-	case b.Local != nil:
-		l.Provider = v1beta1.ProviderLocal
-		if !filepath.IsAbs(b.Local.MountPath) {
-			return nil, fmt.Errorf("local backend mountPath %q is not absolute", b.Local.MountPath)
-		}
-		// subPath selects the directory mounted at mountPath, so the
-		// repository is the mount itself.
-		l.Repository = filepath.Clean(b.Local.MountPath)
-	case b.S3 != nil:
-		l.Provider = v1beta1.ProviderS3
-		if b.S3.Endpoint == "" || b.S3.Bucket == "" {
-			return nil, errors.New("s3 backend needs an endpoint and a bucket")
-		}
-		l.Repository = "s3:" + joinURL(strings.TrimRight(b.S3.Endpoint, "/"), b.S3.Bucket, b.S3.Prefix)
-		copyKeys(KeyAWSAccessKeyID, KeyAWSSecretAccessKey, KeyAWSSessionToken)
-		copyKeys(awsIdentityKeys...)
-		if b.S3.Region != "" {
-			l.Env[KeyAWSDefaultRegion] = b.S3.Region
-		}
-		if b.S3.InsecureTLS {
-			l.Flags = append(l.Flags, "--insecure-tls")
-		}
-	case b.GCS != nil:
-		l.Provider = v1beta1.ProviderGCS
-		if b.GCS.Bucket == "" {
-			return nil, errors.New("gcs backend needs a bucket")
-		}
-		l.Repository = "gs:" + b.GCS.Bucket + ":/" + strings.Trim(b.GCS.Prefix, "/")
-		copyKeys(KeyGoogleProjectID)
-		copyKeys(gcpIdentityKeys...) // a Secret's key file below wins
-		if key := secrets[KeyGoogleServiceAccount]; key != "" {
-			f, err := writeSecretFile(fileDir, "gcs-service-account.json", key)
-			if err != nil {
-				return nil, err
-			}
-			l.Env[KeyGoogleCredentialsFile] = f
-		}
-		connections("gs", b.GCS.MaxConnections)
-	case b.Azure != nil:
-		l.Provider = v1beta1.ProviderAzure
-		if b.Azure.Container == "" {
-			return nil, errors.New("azure backend needs a container")
-		}
-		l.Repository = "azure:" + b.Azure.Container + ":/" + strings.Trim(b.Azure.Prefix, "/")
-		copyKeys(KeyAzureAccountName, KeyAzureAccountKey, KeyAzureAccountSAS)
-		copyKeys(azureIdentityKeys...)
-		connections("azure", b.Azure.MaxConnections)
-	case b.Swift != nil:
-		l.Provider = v1beta1.ProviderSwift
-		if b.Swift.Container == "" {
-			return nil, errors.New("swift backend needs a container")
-		}
-		l.Repository = "swift:" + b.Swift.Container + ":/" + strings.Trim(b.Swift.Prefix, "/")
-		copyKeys(swiftKeys...)
-	case b.B2 != nil:
-		l.Provider = v1beta1.ProviderB2
-		if b.B2.Bucket == "" {
-			return nil, errors.New("b2 backend needs a bucket")
-		}
-		for _, k := range []string{KeyB2AccountID, KeyB2AccountKey} {
-			if secrets[k] == "" {
-				return nil, fmt.Errorf("storage secret has no %s (required for b2)", k)
-			}
-		}
-		l.Repository = "b2:" + b.B2.Bucket + ":/" + strings.Trim(b.B2.Prefix, "/")
-		copyKeys(KeyB2AccountID, KeyB2AccountKey)
-		connections("b2", b.B2.MaxConnections)
-	case b.Rest != nil:
-		l.Provider = v1beta1.ProviderRest
-		u, err := url.Parse(b.Rest.URL)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, fmt.Errorf("rest backend url %q is not an http(s) URL", redactURL(b.Rest.URL))
-		}
-		if user := secrets[KeyRestServerUsername]; user != "" {
-			if pw := secrets[KeyRestServerPassword]; pw != "" {
-				u.User = url.UserPassword(user, pw)
-			} else {
-				u.User = url.User(user)
-			}
-		}
-		l.Repository = "rest:" + u.String()
-		if u.User != nil {
-			// The password appears URL-escaped inside the repository string.
-			if pw, ok := u.User.Password(); ok {
-				l.Redact = append(l.Redact, url.UserPassword("x", pw).String()[2:])
-			}
-		}
-	default:
-		return nil, errors.New("backend has no provider set (local, s3, gcs, azure, swift, b2, rest)")
+	l := &Location{Provider: loc.Provider, Env: map[string]string{KeyResticPassword: password, "RESTIC_PROGRESS_FPS": "0.016666"}}
+	if err := l.reach(b, loc, secrets, fileDir); err != nil {
+		return nil, err
 	}
 	l.Env["RESTIC_REPOSITORY"] = l.Repository
-
 	if ca := secrets[KeyCACertData]; ca != "" {
 		f, err := writeSecretFile(fileDir, "ca.crt", ca)
 		if err != nil {
@@ -221,6 +117,106 @@ func NewLocation(b v1beta1.Backend, secrets map[string]string, fileDir string) (
 	// Longest first, so a value containing another is blanked whole.
 	sort.Slice(l.Redact, func(i, j int) bool { return len(l.Redact[i]) > len(l.Redact[j]) })
 	return l, nil
+}
+
+// objectStore describes the backends that keep a repository under a bucket
+// (or container) and prefix: restic's scheme, what the bucket is called, the
+// Secret keys restic reads, and the --option prefix of the connection limit.
+var objectStore = map[string]struct {
+	scheme, bucket, connections string
+	keys                        []string
+}{
+	v1beta1.ProviderGCS:   {"gs", "a bucket", "gs", append([]string{KeyGoogleProjectID}, gcpIdentityKeys...)},
+	v1beta1.ProviderAzure: {"azure", "a container", "azure", append([]string{KeyAzureAccountName, KeyAzureAccountKey, KeyAzureAccountSAS}, azureIdentityKeys...)},
+	v1beta1.ProviderSwift: {"swift", "a container", "", swiftKeys},
+	v1beta1.ProviderB2:    {"b2", "a bucket", "b2", []string{KeyB2AccountID, KeyB2AccountKey}},
+}
+
+// reach sets the repository, the provider's credentials and its flags.
+func (l *Location) reach(b v1beta1.Backend, loc v1beta1.BackendLocation, secrets map[string]string, fileDir string) error {
+	copyKeys := func(keys ...string) {
+		for _, k := range keys {
+			if v, ok := secrets[k]; ok && v != "" {
+				l.Env[k] = v
+			}
+		}
+	}
+	switch loc.Provider {
+	case v1beta1.ProviderLocal:
+		if !filepath.IsAbs(loc.Bucket) {
+			return fmt.Errorf("local backend mountPath %q is not absolute", loc.Bucket)
+		}
+		// subPath selects the directory mounted at mountPath, so the
+		// repository is the mount itself.
+		l.Repository = filepath.Clean(loc.Bucket)
+	case v1beta1.ProviderS3:
+		if loc.Endpoint == "" || loc.Bucket == "" {
+			return errors.New("s3 backend needs an endpoint and a bucket")
+		}
+		l.Repository = "s3:" + joinURL(strings.TrimRight(loc.Endpoint, "/"), loc.Bucket, loc.Prefix)
+		copyKeys(KeyAWSAccessKeyID, KeyAWSSecretAccessKey, KeyAWSSessionToken)
+		copyKeys(awsIdentityKeys...)
+		if b.S3.Region != "" {
+			l.Env[KeyAWSDefaultRegion] = b.S3.Region
+		}
+		if b.S3.InsecureTLS {
+			l.Flags = append(l.Flags, "--insecure-tls")
+		}
+	case v1beta1.ProviderGCS, v1beta1.ProviderAzure, v1beta1.ProviderSwift, v1beta1.ProviderB2:
+		o := objectStore[loc.Provider]
+		if loc.Bucket == "" {
+			return fmt.Errorf("%s backend needs %s", loc.Provider, o.bucket)
+		}
+		if loc.Provider == v1beta1.ProviderB2 {
+			for _, k := range []string{KeyB2AccountID, KeyB2AccountKey} {
+				if secrets[k] == "" {
+					return fmt.Errorf("storage secret has no %s (required for b2)", k)
+				}
+			}
+		}
+		l.Repository = o.scheme + ":" + loc.Bucket + ":/" + strings.Trim(loc.Prefix, "/")
+		copyKeys(o.keys...)
+		if key := secrets[KeyGoogleServiceAccount]; key != "" && loc.Provider == v1beta1.ProviderGCS {
+			// A Secret's key file wins over workload identity.
+			f, err := writeSecretFile(fileDir, "gcs-service-account.json", key)
+			if err != nil {
+				return err
+			}
+			l.Env[KeyGoogleCredentialsFile] = f
+		}
+		if o.connections != "" && loc.MaxConnections > 0 {
+			l.Flags = append(l.Flags, "--option", o.connections+".connections="+strconv.FormatInt(loc.MaxConnections, 10))
+		}
+	case v1beta1.ProviderRest:
+		return l.reachRest(loc.Endpoint, secrets)
+	default:
+		return errors.New("backend has no provider set (local, s3, gcs, azure, swift, b2, rest)")
+	}
+	return nil
+}
+
+// reachRest puts the REST server's credentials into the repository URL,
+// the only place restic reads them from.
+func (l *Location) reachRest(rawURL string, secrets map[string]string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("rest backend url %q is not an http(s) URL", redactURL(rawURL))
+	}
+	if user := secrets[KeyRestServerUsername]; user != "" {
+		if pw := secrets[KeyRestServerPassword]; pw != "" {
+			u.User = url.UserPassword(user, pw)
+		} else {
+			u.User = url.User(user)
+		}
+	}
+	l.Repository = "rest:" + u.String()
+	if u.User != nil {
+		// The password appears URL-escaped inside the repository string.
+		if pw, ok := u.User.Password(); ok {
+			l.Redact = append(l.Redact, url.UserPassword("x", pw).String()[2:])
+		}
+	}
+	return nil
 }
 
 // BackendFlags are the repository flags the built-in Functions pass to the

@@ -20,24 +20,18 @@ import (
 // Repository objects and is keyed by the Repository object itself (name).
 func LocationKey(b v1beta1.Backend, namespace, name string) string {
 	p := func(prefix string) string { return strings.Trim(path.Clean("/"+prefix), "/") }
-	switch {
-	case b.S3 != nil:
-		return "s3:" + endpointHost(b.S3.Endpoint) + "/" + b.S3.Bucket + "/" + p(b.S3.Prefix)
-	case b.GCS != nil:
-		return "gs:" + b.GCS.Bucket + "/" + p(b.GCS.Prefix)
-	case b.Azure != nil:
-		return "azure:" + b.Azure.Container + "/" + p(b.Azure.Prefix)
-	case b.Swift != nil:
-		return "swift:" + b.Swift.Container + "/" + p(b.Swift.Prefix)
-	case b.B2 != nil:
-		return "b2:" + b.B2.Bucket + "/" + p(b.B2.Prefix)
-	case b.Rest != nil:
-		u, err := url.Parse(b.Rest.URL)
-		if err != nil || u.Host == "" {
-			return "rest:" + b.Rest.URL
+	loc := b.Location()
+	switch loc.Provider {
+	case v1beta1.ProviderS3:
+		return "s3:" + endpointHost(loc.Endpoint) + "/" + loc.Bucket + "/" + p(loc.Prefix)
+	case v1beta1.ProviderGCS, v1beta1.ProviderAzure, v1beta1.ProviderSwift, v1beta1.ProviderB2:
+		return keyScheme[loc.Provider] + ":" + loc.Bucket + "/" + p(loc.Prefix)
+	case v1beta1.ProviderRest:
+		if loc.Bucket == "" {
+			return "rest:" + loc.Endpoint
 		}
-		return "rest:" + strings.ToLower(u.Host) + "/" + p(u.Path)
-	case b.Local != nil:
+		return "rest:" + strings.ToLower(loc.Bucket) + "/" + p(loc.Prefix)
+	case v1beta1.ProviderLocal:
 		l := b.Local
 		sub := p(l.SubPath)
 		switch {
@@ -51,6 +45,9 @@ func LocationKey(b v1beta1.Backend, namespace, name string) string {
 	}
 	return "repository:" + namespace + "/" + name
 }
+
+// keyScheme is the scheme of a location key: restic's name of the backend kind.
+var keyScheme = map[string]string{v1beta1.ProviderGCS: "gs", v1beta1.ProviderAzure: "azure", v1beta1.ProviderSwift: "swift", v1beta1.ProviderB2: "b2"}
 
 // endpointHost is an S3 endpoint without scheme, path and case: the same
 // server written as "https://S3.example.com/" or "s3.example.com" is one.

@@ -45,3 +45,30 @@ func TestLocationKey(t *testing.T) {
 		t.Errorf("rest key %q (must not carry credentials)", k)
 	}
 }
+
+// TestLocationKeyIsStable pins the keys: Jobs carry them in an annotation,
+// so an operator upgrade that changed one would let two Jobs of one location
+// run at once.
+func TestLocationKeyIsStable(t *testing.T) {
+	for _, c := range []struct {
+		b    v1beta1.Backend
+		want string
+	}{
+		{v1beta1.Backend{S3: &v1beta1.S3Spec{Endpoint: "https://S3.example/", Bucket: "b", Prefix: "/p/q/"}}, "s3:s3.example/b/p/q"},
+		{v1beta1.Backend{GCS: &v1beta1.GCSSpec{Bucket: "b", Prefix: "p"}}, "gs:b/p"},
+		{v1beta1.Backend{Azure: &v1beta1.AzureSpec{Container: "c", Prefix: "p"}}, "azure:c/p"},
+		{v1beta1.Backend{Swift: &v1beta1.SwiftSpec{Container: "c"}}, "swift:c/"},
+		{v1beta1.Backend{B2: &v1beta1.B2Spec{Bucket: "b", Prefix: "p"}}, "b2:b/p"},
+		{v1beta1.Backend{Rest: &v1beta1.RestServerSpec{URL: "http://Rest.example:8000/r/"}}, "rest:rest.example:8000/r"},
+		{v1beta1.Backend{Rest: &v1beta1.RestServerSpec{URL: "::bad"}}, "rest:::bad"},
+		{v1beta1.Backend{Local: &v1beta1.LocalSpec{MountPath: "/r", SubPath: "s",
+			VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "NFS.example", Path: "/e/"}}}}, "local:nfs:nfs.example:e/s"},
+		{v1beta1.Backend{Local: &v1beta1.LocalSpec{MountPath: "/r",
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/repo"}}}}, "local:hostpath:srv/repo/"},
+		{v1beta1.Backend{}, "repository:ns/name"},
+	} {
+		if got := LocationKey(c.b, "ns", "name"); got != c.want {
+			t.Errorf("LocationKey(%s) = %q, want %q", c.b.Provider(), got, c.want)
+		}
+	}
+}

@@ -135,20 +135,27 @@ EOT
   mv "$d/out/containerd" "$d/out/containerd-shim-runc-v2" "$d/out/ctr" "$BIN/"
 }
 
-# Image tarballs from hack/cluster-images (pause sandbox + probe used by `smoke`). Rebuilt when the
-# sources change (cheap: a few seconds with a warm Go cache).
+# Image tarballs from hack/cluster-images (pause sandbox + probe used by `smoke`), packed by
+# hack/mkimage, the tool that builds Stow's image. Rebuilt when the sources change (cheap: a few
+# seconds with a warm Go cache).
 build_images() {
   local src=$HACK_DIR/cluster-images sum
-  sum=$(cat "$src"/go.mod "$src"/*/*.go | sha256sum | cut -c1-16)
+  sum=$(cat "$src"/go.mod "$src"/*/*.go "$HACK_DIR"/mkimage/main.go | sha256sum | cut -c1-16)
   [ -f "$IMG/.src-$sum" ] && [ -f "$IMG/pause.tar" ] && [ -f "$IMG/probe.tar" ] && [ "${FORCE:-0}" != 1 ] && return 0
   mkdir -p "$IMG"
   log "building image tarballs (pause, probe) from $src"
   (
     cd "$src"
-    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$IMG/" ./mkimage ./pause ./probe ./dns
+    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$IMG/" ./pause ./probe ./dns
+    go build -C "$HACK_DIR/.." -o "$IMG/mkimage" ./hack/mkimage
   ) >"$STOW_CACHE/logs/build-images.log" 2>&1 || { tail -20 "$STOW_CACHE/logs/build-images.log" >&2; die "image build failed"; }
-  "$IMG/mkimage" -bin "$IMG/pause" -ref "$PAUSE_IMAGE" -out "$IMG/pause.tar" 2>>"$STOW_CACHE/logs/build-images.log"
-  "$IMG/mkimage" -bin "$IMG/probe" -ref "$PROBE_IMAGE" -out "$IMG/probe.tar" 2>>"$STOW_CACHE/logs/build-images.log"
+  local b
+  for b in pause probe; do
+    local ref=$PAUSE_IMAGE
+    [ "$b" = probe ] && ref=$PROBE_IMAGE
+    "$IMG/mkimage" -ref "$ref" -out "$IMG/$b.tar" -entrypoint "$b" -user "" -ca-bundle "" "$IMG/$b" \
+      2>>"$STOW_CACHE/logs/build-images.log" || die "packing $b.tar failed (see $STOW_CACHE/logs/build-images.log)"
+  done
   rm -f "$IMG"/.src-*; touch "$IMG/.src-$sum"
 }
 

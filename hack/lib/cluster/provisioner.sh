@@ -15,11 +15,11 @@ HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$HACK_DIR/lib/cluster/common.sh"
 PROV=stow.dev/local-hostpath
 
-provision() { # NS NAME UID SIZE MODES [NODE]
+# pv_doc NS NAME UID SIZE MODES [NODE] prints the PV of one claim (one YAML document).
+pv_doc() {
   local ns=$1 name=$2 uid=$3 size=$4 modes=$5 node=${6:-$NODE_NAME} pv=pvc-$3
-  kc get pv "$pv" >/dev/null 2>&1 && return 0
-  mkdir -p "$PVDIR/$pv" && chmod 0777 "$PVDIR/$pv"
-  kc create -f - <<EOT && log "provisioned $pv for $ns/$name ($size, $modes) at $PVDIR/$pv on node $node"
+  cat <<EOT
+---
 apiVersion: v1
 kind: PersistentVolume
 metadata:
@@ -40,23 +40,32 @@ spec:
 EOT
 }
 
-reclaim() { # PV
-  local pv=$1
-  case $pv in pvc-*) ;; *) return 0 ;; esac
-  rm -rf --one-file-system "${PVDIR:?}/$pv"
-  kc delete pv "$pv" --wait=false >/dev/null 2>&1 && log "deleted released $pv and its directory"
-}
-
+# One pass handles every waiting claim and released volume with one kubectl
+# call each (list, create, delete): with many tests creating claims at once, a
+# call per claim queued them for tens of seconds on a loaded 2-core machine.
+# A PV that already exists (an earlier pass's) fails its create alone.
 log "hostPath provisioner for $PROV started (dirs under $PVDIR)"
 while true; do
-  kc get pvc -A -o jsonpath='{range .items[?(@.status.phase=="Pending")]}{.metadata.namespace}{"|"}{.metadata.name}{"|"}{.metadata.uid}{"|"}{.metadata.annotations.volume\.kubernetes\.io/storage-provisioner}{"|"}{.spec.resources.requests.storage}{"|"}{.spec.accessModes}{"|"}{.spec.volumeName}{"|"}{.metadata.annotations.volume\.kubernetes\.io/selected-node}{"\n"}{end}' 2>/dev/null |
-    while IFS='|' read -r ns name uid prov size modes vol node; do
-      if [ "$prov" != "$PROV" ] || [ -n "$vol" ] || [ -z "$size" ]; then continue; fi
-      provision "$ns" "$name" "$uid" "$size" "${modes:-[ReadWriteOnce]}" "$node"
+  docs="" made=()
+  while IFS='|' read -r ns name uid prov size modes vol node; do
+    if [ "$prov" != "$PROV" ] || [ -n "$vol" ] || [ -z "$size" ]; then continue; fi
+    mkdir -p "$PVDIR/pvc-$uid" && chmod 0777 "$PVDIR/pvc-$uid" || continue
+    docs+=$(pv_doc "$ns" "$name" "$uid" "$size" "${modes:-[ReadWriteOnce]}" "$node")$'\n'
+    made+=("pvc-$uid for $ns/$name ($size, ${modes:-[ReadWriteOnce]}) on node ${node:-$NODE_NAME}")
+  done < <(kc get pvc -A -o jsonpath='{range .items[?(@.status.phase=="Pending")]}{.metadata.namespace}{"|"}{.metadata.name}{"|"}{.metadata.uid}{"|"}{.metadata.annotations.volume\.kubernetes\.io/storage-provisioner}{"|"}{.spec.resources.requests.storage}{"|"}{.spec.accessModes}{"|"}{.spec.volumeName}{"|"}{.metadata.annotations.volume\.kubernetes\.io/selected-node}{"\n"}{end}' 2>/dev/null)
+  if [ -n "$docs" ]; then
+    out=$(printf '%s' "$docs" | kc create -f - 2>&1)
+    for m in "${made[@]}"; do
+      case $out in *"persistentvolume/${m%% *} created"*) log "provisioned $m at $PVDIR/${m%% *}" ;; esac
     done
-  kc get pv -l stow.dev/local-hostpath=true -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\t"}{.spec.persistentVolumeReclaimPolicy}{"\n"}{end}' 2>/dev/null |
-    while IFS=$'\t' read -r pv policy; do
-      [ "$policy" = Delete ] && reclaim "$pv"
-    done
+  fi
+  released=()
+  while IFS=$'\t' read -r pv policy; do
+    case $pv in pvc-*) [ "$policy" = Delete ] && released+=("$pv") ;; esac
+  done < <(kc get pv -l stow.dev/local-hostpath=true -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\t"}{.spec.persistentVolumeReclaimPolicy}{"\n"}{end}' 2>/dev/null)
+  if [ "${#released[@]}" -gt 0 ]; then
+    for pv in "${released[@]}"; do rm -rf --one-file-system "${PVDIR:?}/$pv"; done
+    kc delete pv "${released[@]}" --wait=false >/dev/null 2>&1 && log "deleted released ${released[*]} and their directories"
+  fi
   sleep 1
 done

@@ -95,8 +95,11 @@ func (c *Controller) WithGuard(g *podguard.Guard) *Controller {
 func (c *Controller) WithMaintenance(m Maintenance, owned informers.SharedInformerFactory) *Controller {
 	c.maint = &m
 	jobInf, podInf := owned.Batch().V1().Jobs(), owned.Core().V1().Pods()
+	// Placed: a local backend's ReadWriteOnce volume in use is mounted on
+	// its node, and a maintenance pod whose node is lost ends the run
+	// instead of holding the location forever.
 	c.run = jobrun.New(jobrun.Kind{Owner: v1beta1.KindRepository, Component: v1beta1.ComponentMaintenance, Annotation: v1beta1.AnnotationMaintenance,
-		ReleaseStopped: true}, jobrun.Config{PendingTimeout: m.PendingTimeout, WaitRequeue: m.WaitRequeue},
+		ReleaseStopped: true, Placed: true}, jobrun.Config{PendingTimeout: m.PendingTimeout, WaitRequeue: m.WaitRequeue},
 		c.kube, m.Gate, jobInf.Lister(), podInf.Lister(), c.queue)
 	c.synced = append(c.synced, internal.WatchOwnedJobs(c.queue, owned, v1beta1.AnnotationMaintenance)...)
 	return c

@@ -128,10 +128,13 @@ func (c *Controller) startMaintenance(ctx context.Context, repo *v1beta1.Reposit
 	case jobrun.CreateFailed:
 		c.finishRun(repo, st, p.tasks, p.requests, now, nil, fmt.Sprintf("cannot create the maintenance Job: %v", started.Err), out)
 		return nil
+	case jobrun.PlaceFailed:
+		c.finishRun(repo, st, p.tasks, p.requests, now, nil, fmt.Sprintf("cannot place the maintenance Job: %v", started.Err), out)
+		return nil
 	}
 	st.Job, st.JobTasks, st.JobRequests = jobName, strings.Join(p.tasks, ","), encodeRequests(p.requests)
 	out.removed = append(out.removed, v1beta1.MaintenanceWaiting)
-	c.event(repo, corev1.EventTypeNormal, EventMaintenanceStarted, fmt.Sprintf("Job %s runs %s", jobName, strings.Join(p.tasks, ", ")))
+	c.event(repo, corev1.EventTypeNormal, EventMaintenanceStarted, fmt.Sprintf("Job %s runs %s%s", jobName, strings.Join(p.tasks, ", "), started.Pin.Suffix()))
 	out.wake(started.Requeue)
 	return nil
 }
@@ -141,12 +144,15 @@ func (c *Controller) startMaintenance(ctx context.Context, repo *v1beta1.Reposit
 func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Repository, st *v1beta1.MaintenanceStatus, now time.Time, out *outcome) (done bool, err error) {
 	tasks := strings.Split(st.JobTasks, ",")
 	requests := decodeRequests(st.JobRequests)
-	obs, _, err := c.run.Watch(ctx, repo, st.Job, now)
+	obs, recheck, err := c.run.Watch(ctx, repo, st.Job, now)
 	if err != nil {
 		return false, err
 	}
 	switch obs.State {
 	case executor.Running:
+		if recheck > 0 { // the pod's node is read again then
+			out.wake(recheck)
+		}
 		return false, nil
 	case executor.Pending:
 		out.wake(obs.RecheckAfter)

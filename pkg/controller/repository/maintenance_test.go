@@ -196,3 +196,62 @@ func TestMaintenanceWaitsForTheRepository(t *testing.T) {
 }
 
 func ptrBool(b bool) *bool { return &b }
+
+// A local backend on a ReadWriteOnce volume in use on node n2: the
+// maintenance Job is pinned there (one node can mount it); when n2 is lost
+// while the Job runs, the run fails naming the node instead of holding the
+// repository's location for ever.
+func TestMaintenanceOnANodeBoundVolume(t *testing.T) {
+	r := repository("demo")
+	r.UID = "repo-uid"
+	r.Spec.Backend = v1beta1.Backend{StorageSecretName: "creds", Local: &v1beta1.LocalSpec{MountPath: "/repo",
+		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "repo-pvc"}}}}
+	r.Annotations = map[string]string{v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenanceCheck): "a"}
+	f := newMaintFixture(t, r)
+	ctx := context.Background()
+	rwo := []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+	ready := func(status corev1.ConditionStatus, since time.Time) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n2"}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+			{Type: corev1.NodeReady, Status: status, Reason: "NodeStatusUnknown", LastTransitionTime: metav1.NewTime(since)}}}}
+	}
+	for _, o := range []runtime.Object{
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "repo-pvc", Namespace: "demo"},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: rwo}, Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound, AccessModes: rwo}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "browser", Namespace: "demo"},
+			Spec: corev1.PodSpec{NodeName: "n2", Volumes: []corev1.Volume{{Name: "r",
+				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "repo-pvc"}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning}},
+		ready(corev1.ConditionTrue, f.now.Add(-time.Hour)),
+	} {
+		if err := f.kube.Tracker().Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.syncRepo()
+	job := f.onlyJob()
+	aff := job.Spec.Template.Spec.Affinity
+	if aff == nil || aff.NodeAffinity == nil || !strings.Contains(aff.NodeAffinity.String(), "n2") {
+		t.Fatalf("maintenance Job not pinned to n2: affinity %v", aff)
+	}
+	if ev := f.events(); !strings.Contains(ev, "n2") {
+		t.Errorf("the start Event does not say where: %q", ev)
+	}
+
+	// The Job's pod runs on n2, which then stops reporting.
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-x", Namespace: "demo", CreationTimestamp: metav1.NewTime(f.now),
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: corev1.PodSpec{NodeName: "n2"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	if _, err := f.kube.CoreV1().Pods("demo").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(5 * time.Minute)
+	if _, err := f.kube.CoreV1().Nodes().Update(ctx, ready(corev1.ConditionUnknown, f.now.Add(-3*time.Minute)), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.syncRepo()
+	st := f.repo("demo", "repo").Status
+	if st.Maintenance.Job != "" || st.Maintenance.Check == nil || st.Maintenance.Check.Succeeded == nil || *st.Maintenance.Check.Succeeded ||
+		!strings.Contains(st.Maintenance.Check.Message, "n2") {
+		t.Fatalf("after losing n2: maintenance %+v, check %+v", st.Maintenance, st.Maintenance.Check)
+	}
+}
