@@ -43,6 +43,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/backupconfiguration"
 	"github.com/stowhq/stow/pkg/controller/backupsession"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
@@ -134,6 +135,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("build Kubernetes client: %w", err)
 	}
+	o.execer = hookrun.PodExec{Config: cfg, Kube: kube}
 	// Lenient: one stored object the operator cannot decode must not stop
 	// the informers of its kind for every namespace (pkg/lenient).
 	stow, err := lenient.NewClientset(cfg)
@@ -312,6 +314,10 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 		return err
 	}
 	guard := podguard.New(mode, kube)
+	hooks := hookrun.Config{Timeout: o.HookTimeout, Exec: o.execer,
+		BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
+			return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, ropts)
+		}}
 	gate := executor.NewGate(stowOwned.Batch().V1().Jobs().Lister(), stowOwned.Core().V1().Pods().Lister(), nil, o.MaxConcurrentJobs)
 	bs := backupsession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, backupsession.Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
@@ -319,6 +325,7 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 		},
 		PendingTimeout: o.PendingTimeout,
 		Guard:          guard,
+		Hooks:          hooks,
 	})
 	rs := restoresession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, restoresession.Config{
 		BuildJobs: func(r *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
@@ -326,6 +333,7 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 		},
 		PendingTimeout: o.PendingTimeout,
 		Guard:          guard,
+		Hooks:          hooks,
 	})
 	bc := backupconfiguration.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithMetrics(pusher).WithGuard(guard).
 		WithWatches(metadataListWatch(meta, corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")),

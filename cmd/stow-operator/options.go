@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/stowhq/stow/pkg/controller/hookrun"
 )
 
 // options are the operator's command-line flags.
@@ -38,6 +40,9 @@ type options struct {
 	// holders); lockHostPrefix is set at start from the cluster identity.
 	operatorURL    string
 	lockHostPrefix string
+	HookTimeout    time.Duration
+	// execer runs exec hooks (pods/exec); set at start from the client.
+	execer hookrun.Execer
 }
 
 // defaultImageRepo is where hack/build-image.sh's image is published; with
@@ -55,6 +60,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PersistenceFile, "pushgateway-persistence-file", "", "File the embedded Pushgateway persists metrics to, so they survive restarts. Empty: in memory only.")
 	fs.IntVar(&o.Workers, "workers", 8, "Concurrent reconciles per controller. They mostly wait on the API server, so more workers than CPUs pays (see bench/results.md).")
 	fs.DurationVar(&o.PendingTimeout, "pending-timeout", 5*time.Minute, "How long a backup or restore pod may stay Pending (unschedulable, image pull, volume attach) before its session fails.")
+	fs.DurationVar(&o.HookTimeout, "hook-timeout", hookrun.DefaultTimeout, "How long one pre or post hook of a session may run (docs/hooks.md); a hook Job's pod gets one more minute to start.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Run the controllers only while holding the Lease \"stow-operator\", so several replicas can run for availability.")
 	fs.StringVar(&o.LeaderElectNamespace, "leader-elect-namespace", "", "Namespace of the leader-election Lease. Default: $POD_NAMESPACE.")
 	fs.StringVar(&o.HealthProbeAddress, "health-probe-bind-address", ":8081", "Address serving /healthz (liveness) and /readyz (readiness).")
@@ -112,6 +118,9 @@ func (o *options) complete() error {
 	}
 	if o.PendingTimeout <= 0 {
 		return fmt.Errorf("--pending-timeout must be positive, not %s", o.PendingTimeout)
+	}
+	if o.HookTimeout <= 0 {
+		return fmt.Errorf("--hook-timeout must be positive, not %s", o.HookTimeout)
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ var commands = []command{
 	updateStatusCommand,
 	maintainCommand,
 	createBackupSessionCommand,
+	runHookCommand,
 	snapshotsCommand,
 	backupCommand,
 	restoreCommand,
@@ -147,7 +148,7 @@ in the environment):
 
 func isJobCommand(name string) bool {
 	switch name {
-	case "backup-pvc", "restore-pvc", "update-status", "maintain", "create-backupsession":
+	case "backup-pvc", "restore-pvc", "update-status", "maintain", "create-backupsession", "run-hook":
 		return true
 	}
 	return false

@@ -63,9 +63,21 @@ var (
 	}, []string{"controller"})
 )
 
+// hookExecutions counts the hooks of sessions by outcome, so an alert can
+// say which hook fails (docs/hooks.md).
+var hookExecutions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "stow_hook_executions_total",
+	Help: "Hooks of BackupSessions and RestoreSessions run or skipped, by session kind, hook (preBackup, postBackup, preRestore, postRestore) and result (succeeded, failed, skipped).",
+}, []string{"kind", "hook", "result"})
+
+// ObserveHook counts one hook outcome (result: succeeded, failed or skipped).
+func ObserveHook(kind, hook, result string) {
+	hookExecutions.WithLabelValues(kind, hook, result).Inc()
+}
+
 func init() {
 	prometheus.MustRegister(wqDepth, wqAdds, wqLatency, wqWorkDuration, wqUnfinished, wqLongest, wqRetries,
-		reconcileDuration, reconcileErrors)
+		reconcileDuration, reconcileErrors, hookExecutions)
 	// Queues pick the provider up when they are created; doing it at init
 	// means every queue of a process importing this package is measured.
 	workqueue.SetProvider(workqueueProvider{})

@@ -31,6 +31,13 @@ func RestoreJob(restoreName string, ordinal int) string {
 	return fit(fmt.Sprintf("stow-restore-%s-%d", restoreName, ordinal), maxNameLen)
 }
 
+// HookJob is the Job that runs one hook (v1beta1.HookPreBackup, ...) of a
+// BackupSession or RestoreSession; the hook type keeps a BackupSession's
+// and a RestoreSession's of the same name apart.
+func HookJob(sessionName, hookType string) string {
+	return fit("stow-hook-"+strings.ToLower(hookType)+"-"+sessionName, maxNameLen)
+}
+
 // MaintenanceJob is the Job of maintenance run runID of a Repository.
 func MaintenanceJob(repoName, runID string) string {
 	return fit("stow-maintain-"+repoName+"-"+runID, maxNameLen)

@@ -53,7 +53,8 @@ const (
 	ServiceAccount Class = "serviceaccount"
 	// Placement: a fixed node (bypassing the scheduler) or tolerations.
 	Placement Class = "placement"
-	// Command: a command of the user's choosing runs in the Job pod (exec hook).
+	// Command: a command of the user's choosing runs in the pods that use
+	// the target PVC (exec hook; those pods must consent too, docs/hooks.md).
 	Command Class = "command"
 )
 
@@ -151,10 +152,10 @@ func buildRules() []Rule {
 		add(res, "spec.runtimeSettings.pod.tolerations", NonEmpty, Placement, "tolerations of node taints")
 	}
 	for _, h := range []string{"preBackup", "postBackup"} {
-		add(BackupConfigurations, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the Job pod")
+		add(BackupConfigurations, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the pods using the target PVC")
 	}
 	for _, h := range []string{"preRestore", "postRestore"} {
-		add(RestoreSessions, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the Job pod")
+		add(RestoreSessions, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the pods using the target PVC")
 	}
 	add(Repositories, "spec.backend.local.hostPath", Present, HostVolume, "a directory of the node")
 	add(Tasks, "spec.volumes[].hostPath", Present, HostVolume, "a directory of the node")

@@ -1,7 +1,6 @@
 package resolve
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -18,19 +17,13 @@ import (
 	"github.com/stowhq/stow/pkg/names"
 )
 
-// Hook container names.
-const (
-	PreTaskHookContainer  = "pre-task-hook"
-	PostTaskHookContainer = "post-task-hook"
-)
-
 // nobody is the uid and gid of backup pods (security.go).
 const nobody = int64(65534)
 
 // StepContainerName is the container of Task step i running Function fn:
 // "<fn with dots replaced by dashes>-<i>", shortened to a valid name. i is
-// the step index; hook containers do not shift it, so the name of a step's
-// container is the same with and without hooks.
+// the step index. (Hooks are not containers of the Job: pkg/controller/hookrun
+// runs them, docs/hooks.md.)
 func StepContainerName(fn string, i int) string {
 	return names.LabelValue(fmt.Sprintf("%s-%d", strings.ReplaceAll(fn, ".", "-"), i))
 }
@@ -50,9 +43,6 @@ type jobInput struct {
 	timeOut         *v1beta1.Duration
 	targetMount     string
 	restore         bool
-	preHook         *v1beta1.Handler
-	postHook        *v1beta1.PostHookHandler
-	hookTypes       [2]string // pre, post
 	extraEnv        []corev1.EnvVar
 	// contract and lockHost are fixed by the operator (contract.go).
 	contract jobenv.Contract
@@ -89,7 +79,6 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 		tmp:         d.Spec.TempDir,
 		timeOut:     d.Spec.TimeOut,
 		targetMount: v1beta1.DefaultMountPath,
-		hookTypes:   [2]string{"preBackup", "postBackup"},
 		lockHost:    lockHost(string(s.UID), 0, opts),
 	}
 	id := identity.Identity{Namespace: s.Namespace, InvokerKind: v1beta1.KindBackupConfiguration, InvokerName: d.Name,
@@ -99,9 +88,6 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 		id.TargetName = d.Spec.Target.Ref.Name
 	}
 	in.contract = contract(id, lockDeadline(s.CreationTimestamp, d.Spec.TimeOut, opts), opts)
-	if h := d.Spec.Hooks; h != nil {
-		in.preHook, in.postHook = h.PreBackup, h.PostBackup
-	}
 	return buildJob(in, opts)
 }
 
@@ -213,14 +199,10 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 			timeOut:     d.Spec.TimeOut,
 			targetMount: v1beta1.TargetMountPath(t.VolumeMounts),
 			restore:     true,
-			hookTypes:   [2]string{"preRestore", "postRestore"},
 			lockHost:    lockHost(string(rs.UID), ord, opts),
 			contract: contract(identity.Identity{Namespace: rs.Namespace, InvokerKind: v1beta1.KindRestoreSession, InvokerName: rs.Name,
 				TargetKind: v1beta1.KindPersistentVolumeClaim, TargetName: vars[VarTargetName]},
 				lockDeadline(rs.CreationTimestamp, d.Spec.TimeOut, opts), opts),
-		}
-		if h := d.Spec.Hooks; h != nil {
-			in.preHook, in.postHook = h.PreRestore, h.PostRestore
 		}
 		if len(claims) == 0 && !ruleSelects(rule) {
 			in.contract.Resolved = resolved
@@ -350,21 +332,6 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 		containers = append(containers, c)
 	}
 
-	if in.preHook != nil {
-		h, err := hookContainer(PreTaskHookContainer, in.hookTypes[0], *in.preHook, "", containers, opVars, in.rt.Container, opts)
-		if err != nil {
-			return nil, err
-		}
-		containers = append([]corev1.Container{h}, containers...)
-	}
-	if in.postHook != nil {
-		h, err := hookContainer(PostTaskHookContainer, in.hookTypes[1], in.postHook.Handler, in.postHook.ExecutionPolicy, containers, opVars, in.rt.Container, opts)
-		if err != nil {
-			return nil, err
-		}
-		containers = append(containers, h)
-	}
-
 	volumes := task.Spec.Volumes
 	tmpVol := corev1.Volume{Name: v1beta1.TmpDirVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 		Medium: in.tmp.Medium, SizeLimit: in.tmp.SizeLimit,
@@ -424,66 +391,6 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 		job.Spec.ActiveDeadlineSeconds = &secs
 	}
 	return job, nil
-}
-
-// hookContainer renders a hook as a container of the Job pod. Jobs have no
-// API access, so a hook cannot exec into another container (Stash used
-// pods/exec): an exec hook runs its command in a container of its own, using
-// the image of the step named by containerName (else the runner image), with
-// the same volume mounts as the steps. HTTP and TCP hooks are run by the
-// runner: `stow run-hook --hook-type=<t> --handler=<json>`.
-func hookContainer(name, hookType string, h v1beta1.Handler, policy v1beta1.HookExecutionPolicy, steps []corev1.Container, vars map[string]string, rt *v1beta1.ContainerRuntimeSettings, opts Options) (corev1.Container, error) {
-	hv := make(map[string]string, len(vars)+1)
-	for k, v := range vars {
-		hv[k] = v
-	}
-	hv[VarHookType] = hookType
-	var handler v1beta1.Handler
-	if err := substituteInto(&h, &handler, hv, fmt.Sprintf("%s hook", hookType)); err != nil {
-		return corev1.Container{}, err
-	}
-	c := corev1.Container{
-		Name:                     name,
-		Image:                    opts.Image,
-		ImagePullPolicy:          corev1.PullIfNotPresent,
-		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-		Env: []corev1.EnvVar{
-			{Name: VarHookType, Value: hookType},
-			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-		},
-	}
-	for _, s := range steps {
-		for _, m := range s.VolumeMounts {
-			upsertMount(&c, m)
-		}
-		if handler.ContainerName != "" && s.Name == handler.ContainerName {
-			c.Image = s.Image
-		}
-	}
-	switch {
-	case handler.Exec != nil:
-		if len(handler.Exec.Command) == 0 {
-			return corev1.Container{}, fmt.Errorf("%s hook: exec has no command", hookType)
-		}
-		c.Command = handler.Exec.Command
-	case handler.HTTPGet != nil || handler.HTTPPost != nil || handler.TCPSocket != nil:
-		b, err := json.Marshal(handler)
-		if err != nil {
-			return corev1.Container{}, fmt.Errorf("%s hook: %v", hookType, err)
-		}
-		c.Args = []string{"run-hook", "--hook-type=" + hookType, "--handler=" + string(b),
-			"--namespace=" + vars[VarNamespace], "--invoker-kind=" + vars[VarInvokerKind], "--invoker-name=" + vars[VarInvokerName]}
-		if policy != "" {
-			c.Args = append(c.Args, "--execution-policy="+string(policy))
-		}
-	default:
-		return corev1.Container{}, fmt.Errorf("%s hook: one of exec, httpGet, httpPost, tcpSocket is required", hookType)
-	}
-	if c.Image == "" {
-		return corev1.Container{}, fmt.Errorf("%s hook: no image (the operator image is not configured)", hookType)
-	}
-	applyContainerSettings(&c, rt)
-	return c, nil
 }
 
 // applyContainerSettings applies runtime settings to c; later calls win.

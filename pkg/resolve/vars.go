@@ -14,7 +14,7 @@ import (
 // Options are the operator-wide settings the resolver needs.
 type Options struct {
 	// Image is the runner image (operator flag), used by built-in Functions,
-	// hook containers and the trigger CronJob.
+	// hook Jobs and the trigger CronJob.
 	Image string
 	// PushgatewayURL is PROMETHEUS_PUSHGATEWAY_URL; empty disables metrics pushes.
 	PushgatewayURL string

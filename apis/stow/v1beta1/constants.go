@@ -47,6 +47,8 @@ const (
 	ComponentBackup      = "stow-backup"
 	ComponentRestore     = "stow-restore"
 	ComponentMaintenance = "stow-maintenance"
+	// ComponentHook is on the hook Jobs of sessions (docs/hooks.md).
+	ComponentHook        = "stow-hook"
 	LabelInvokerType     = "stow.dev/invoker-type"
 	LabelInvokerName     = "stow.dev/invoker-name"
 	LabelTargetKind      = "stow.dev/target-kind"
@@ -250,6 +252,15 @@ const (
 	PreRestoreHookExecutionSucceeded  = "PreRestoreHookExecutionSucceeded"
 	PostRestoreHookExecutionSucceeded = "PostRestoreHookExecutionSucceeded"
 
+	SuccessfullyExecutedPreBackupHook   = "SuccessfullyExecutedPreBackupHook"
+	FailedToExecutePreBackupHook        = "FailedToExecutePreBackupHook"
+	SuccessfullyExecutedPostBackupHook  = "SuccessfullyExecutedPostBackupHook"
+	FailedToExecutePostBackupHook       = "FailedToExecutePostBackupHook"
+	SuccessfullyExecutedPreRestoreHook  = "SuccessfullyExecutedPreRestoreHook"
+	FailedToExecutePreRestoreHook       = "FailedToExecutePreRestoreHook"
+	SuccessfullyExecutedPostRestoreHook = "SuccessfullyExecutedPostRestoreHook"
+	FailedToExecutePostRestoreHook      = "FailedToExecutePostRestoreHook"
+
 	// BackupDisrupted (and RestoreDisrupted) is set by the executor watchdog
 	// when the Job or its pod can no longer report: the target is Failed.
 	BackupDisrupted                 = "BackupDisrupted"
@@ -265,3 +276,20 @@ const (
 	PostRestoreTasksExecuted    = "PostRestoreTasksExecuted"
 	PostRestoreTasksNotExecuted = "PostRestoreTasksNotExecuted"
 )
+
+// Hook types: where a hook sits in a session (docs/hooks.md), as Stash
+// spells them (HOOK_TYPE).
+const (
+	HookPreBackup   = "preBackup"
+	HookPostBackup  = "postBackup"
+	HookPreRestore  = "preRestore"
+	HookPostRestore = "postRestore"
+)
+
+// AnnotationExecHooks is a pod's consent to exec hooks (docs/hooks.md): the
+// BackupConfigurations and RestoreSessions of its namespace that may run
+// their exec hooks in it, comma-separated, or "*" for all. The operator
+// runs an exec hook only in pods that carry it, so that the author of a
+// BackupConfiguration gains no power to run commands in a pod its own
+// writer did not grant.
+const AnnotationExecHooks = "stow.dev/exec-hooks"

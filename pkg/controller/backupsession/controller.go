@@ -19,6 +19,7 @@ import (
 	"github.com/stowhq/stow/client/clientset/versioned"
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/session"
@@ -45,6 +46,8 @@ type Config struct {
 	// Guard checks pod settings again right before the Job is made (nil:
 	// no check); the BackupConfiguration's own check makes it Invalid.
 	Guard *podguard.Guard
+	// Hooks configures the pre and post hooks (docs/hooks.md).
+	Hooks hookrun.Config
 }
 
 // Controller reconciles BackupSessions.
@@ -62,7 +65,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 	cfg.PendingTimeout, cfg.WaitRequeue = jobs.PendingTimeout, jobs.WaitRequeue
 	base := session.New(session.Options{Name: "backupsession",
 		Kind:     jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: v1beta1.AnnotationBackupSession, Placed: true},
-		Sessions: stowInformers.Stow().V1beta1().BackupSessions().Informer(), Jobs: jobs, Clock: cfg.Clock},
+		Sessions: stowInformers.Stow().V1beta1().BackupSessions().Informer(), Jobs: jobs, Hooks: cfg.Hooks, Clock: cfg.Clock},
 		kube, stow, kubeInformers, stowInformers, recorder, pusher, gate)
 	return &Controller{Base: base, cfg: cfg}
 }

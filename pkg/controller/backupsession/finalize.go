@@ -95,6 +95,9 @@ func reasonFor(s *v1beta1.BackupSession) string {
 		return c.Message
 	}
 	for _, t := range st.Targets {
+		if c := v1beta1.GetCondition(t.Conditions, v1beta1.PreBackupHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
+			return "preBackup hook failed, no backup was taken: " + c.Message
+		}
 		if c := v1beta1.GetCondition(t.Conditions, v1beta1.BackupExecutorEnsured); c != nil && c.Status == v1beta1.ConditionFalse {
 			return c.Message
 		}
@@ -105,6 +108,9 @@ func reasonFor(s *v1beta1.BackupSession) string {
 			if h.Phase == v1beta1.HostFailed {
 				return fmt.Sprintf("host %s: %s", h.Hostname, h.Error)
 			}
+		}
+		if c := v1beta1.GetCondition(t.Conditions, v1beta1.PostBackupHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
+			return "postBackup hook failed (the snapshot stays): " + c.Message
 		}
 	}
 	for _, typ := range []string{v1beta1.BackendRepositoryInitialized, v1beta1.RetentionPolicyApplied, v1beta1.RepositoryIntegrityVerified,

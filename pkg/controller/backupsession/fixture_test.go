@@ -23,10 +23,12 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/builtin"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/resolve"
 )
 
 const ns = "app"
@@ -90,6 +92,7 @@ type fixture struct {
 	c        *Controller
 	requeued map[string]time.Duration
 	built    int
+	exec     *fakeExec
 }
 
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
@@ -123,6 +126,7 @@ func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixtu
 		pusher:   &recPusher{},
 		recorder: record.NewFakeRecorder(100),
 		requeued: map[string]time.Duration{},
+		exec:     &fakeExec{},
 	}
 	// The fake API server sets no creation time; the watchdog needs one.
 	f.kube.PrependReactor("create", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -146,6 +150,9 @@ func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixtu
 			}}}}, nil
 		},
 		Clock: f.clock,
+		Hooks: hookrun.Config{Exec: f.exec, BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
+			return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, resolve.Options{Image: "stow:test"})
+		}},
 	})
 	f.resync()
 	return f

@@ -103,6 +103,9 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
 		msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
+		if err := c.abortPreHook(ctx, s, bc, now); err != nil {
+			return 0, err
+		}
 		if initiated {
 			if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
 				return 0, err
@@ -124,6 +127,15 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		completed = completed || v1beta1.BackupTargetsCompleted(st.Targets)
 	}
 	if completed {
+		done, wait, err := c.postHook(ctx, s, bc, now)
+		if err != nil {
+			return 0, err
+		}
+		if !done {
+			// The post hook runs: the session finalizes once it has an outcome.
+			recompute(s)
+			return wait, c.updateStatus(ctx, cur, s)
+		}
 		if err := c.finalize(ctx, s, bc, repo, now); err != nil {
 			return 0, err
 		}
@@ -294,6 +306,9 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, bc, repo, task, fns)...); why != "" {
 		fail(why)
 		return 0, nil
+	}
+	if ready, wait, err := c.preHook(ctx, s, bc, now); err != nil || !ready {
+		return wait, err
 	}
 	jobName := names.BackupJob(s.Name)
 	// Backups share a repository once it exists. Until a backup through

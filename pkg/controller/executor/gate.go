@@ -221,6 +221,9 @@ func (g *Gate) active(now time.Time) []activeJob {
 	}
 	observed := map[string]bool{}
 	for _, j := range all {
+		if j.Labels[v1beta1.LabelComponent] == v1beta1.ComponentHook {
+			continue // a hook Job runs no restic and holds no location (docs/hooks.md)
+		}
 		key := j.Namespace + "/" + j.Name
 		observed[key] = true
 		if _, ended := g.ended[key]; ended && !jobActive(j) {

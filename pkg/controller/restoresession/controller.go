@@ -20,6 +20,7 @@ import (
 	"github.com/stowhq/stow/client/clientset/versioned"
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/session"
@@ -47,6 +48,8 @@ type Config struct {
 	// Guard checks pod settings (nil: no check); a session whose Job would
 	// ask for them unchecked is Invalid.
 	Guard *podguard.Guard
+	// Hooks configures the pre and post hooks (docs/hooks.md).
+	Hooks hookrun.Config
 }
 
 // Controller reconciles RestoreSessions.
@@ -64,7 +67,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInfo
 	cfg.PendingTimeout, cfg.WaitRequeue = jobs.PendingTimeout, jobs.WaitRequeue
 	base := session.New(session.Options{Name: "restoresession",
 		Kind:     jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: v1beta1.AnnotationRestoreSession, Placed: true},
-		Sessions: stowInformers.Stow().V1beta1().RestoreSessions().Informer(), Jobs: jobs, Clock: cfg.Clock},
+		Sessions: stowInformers.Stow().V1beta1().RestoreSessions().Informer(), Jobs: jobs, Hooks: cfg.Hooks, Clock: cfg.Clock},
 		kube, stow, kubeInformers, stowInformers, recorder, pusher, gate)
 	return &Controller{Base: base, cfg: cfg}
 }

@@ -133,6 +133,9 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	completed := targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
 		msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
+		if err := c.abortPreHook(ctx, rs, work, now); err != nil {
+			return 0, err
+		}
 		if initiated {
 			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
 				if err := executor.StopJob(ctx, c.Kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
@@ -152,6 +155,15 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	completed = completed || targetDone(st)
 	if completed {
+		done, wait, err := c.postHook(ctx, rs, work, now)
+		if err != nil {
+			return 0, err
+		}
+		if !done {
+			// The post hook runs: the restore finalizes once it has an outcome.
+			st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
+			return wait, c.updateStatus(ctx, cur, rs)
+		}
 		c.finalize(ctx, rs, repo, now)
 	} else if st.SessionDeadline != nil {
 		after = internal.Sooner(after, st.SessionDeadline.Sub(now))
@@ -369,6 +381,9 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 			}
 			return 0, fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
 		}
+	}
+	if ready, wait, err := c.preHook(ctx, rs, work, now); err != nil || !ready {
+		return wait, err
 	}
 	n := int32(len(jobs))
 	created, after, err := c.createJob(ctx, rs, repo, jobs[0], 0, int(n), now)

@@ -184,6 +184,9 @@ func reasonFor(st *v1beta1.RestoreSessionStatus) string {
 	if c := v1beta1.GetCondition(st.Conditions, v1beta1.DeadlineExceeded); c != nil && c.Status == v1beta1.ConditionTrue {
 		return c.Message
 	}
+	if c := v1beta1.GetCondition(st.Conditions, v1beta1.PreRestoreHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
+		return "preRestore hook failed, nothing was restored: " + c.Message
+	}
 	if c := v1beta1.GetCondition(st.Conditions, v1beta1.RestoreExecutorEnsured); c != nil && c.Status == v1beta1.ConditionFalse {
 		return c.Message
 	}
@@ -194,6 +197,9 @@ func reasonFor(st *v1beta1.RestoreSessionStatus) string {
 		if h.Phase == v1beta1.HostFailed || h.Phase == v1beta1.HostUnknown {
 			return fmt.Sprintf("host %s: %s", h.Hostname, h.Error)
 		}
+	}
+	if c := v1beta1.GetCondition(st.Conditions, v1beta1.PostRestoreHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
+		return "postRestore hook failed: " + c.Message
 	}
 	if c := v1beta1.GetCondition(st.Conditions, v1beta1.MetricsPushed); c != nil && c.Status == v1beta1.ConditionFalse {
 		return c.Message

@@ -1,5 +1,6 @@
 // Package session holds what the BackupSession and RestoreSession
-// controllers share besides their Jobs (pkg/controller/jobrun): the clients,
+// controllers share besides their Jobs (pkg/controller/jobrun) and hooks
+// (pkg/controller/hookrun): the clients,
 // the listers of the Stow objects a session reads, the queue and its event
 // handlers, and the work loop. Each controller embeds a Base and keeps only
 // what differs: when a session runs or waits, what its results mean, its
@@ -20,6 +21,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/metrics"
@@ -33,7 +35,9 @@ type Base struct {
 	Pusher   metrics.SessionPusher
 	Clock    clock.Clock
 	// Jobs runs the sessions' Jobs.
-	Jobs  *jobrun.Runner
+	Jobs *jobrun.Runner
+	// Hooks runs the sessions' pre and post hooks (docs/hooks.md).
+	Hooks *hookrun.Runner
 	Queue workqueue.TypedRateLimitingInterface[string]
 
 	BackupSessions       stowlisters.BackupSessionLister
@@ -56,6 +60,8 @@ type Options struct {
 	// Sessions is the informer of the controller's own session kind.
 	Sessions cache.SharedIndexInformer
 	Jobs     jobrun.Config
+	// Hooks configures the hook runner.
+	Hooks hookrun.Config
 	// Clock is injected by tests; nil means the real clock.
 	Clock clock.Clock
 }
@@ -86,8 +92,9 @@ func New(o Options, kube kubernetes.Interface, stow versioned.Interface, kubeInf
 		Functions:            si.Functions().Lister(),
 		name:                 o.Name,
 	}
-	b.Jobs = jobrun.New(o.Kind, o.Jobs, kube, gate,
-		kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister(), b.Queue)
+	jobs, pods := kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister()
+	b.Jobs = jobrun.New(o.Kind, o.Jobs, kube, gate, jobs, pods, b.Queue)
+	b.Hooks = hookrun.New(hookrun.Kind{Owner: o.Kind.Owner, Annotation: o.Kind.Annotation}, o.Hooks, kube, jobs, pods, b.Queue, recorder)
 	b.synced = append([]cache.InformerSynced{internal.WatchSessions(b.Queue, o.Sessions)},
 		internal.WatchOwnedJobs(b.Queue, kubeInformers, o.Kind.Annotation)...)
 	for _, inf := range []cache.SharedIndexInformer{si.BackupSessions().Informer(), si.RestoreSessions().Informer(),
