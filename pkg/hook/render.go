@@ -3,9 +3,6 @@ package hook
 import (
 	"bytes"
 	"fmt"
-	"text/template"
-
-	"github.com/Masterminds/sprig/v3"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
@@ -43,7 +40,7 @@ type Summary struct {
 // values, and the exec command's arguments. The error names the field.
 func Render(h v1beta1.Handler, s Summary) (v1beta1.Handler, error) {
 	out := *h.DeepCopy()
-	r := renderer{data: s}
+	r := renderer{data: s, sandbox: newSandbox()}
 	if g := out.HTTPGet; g != nil {
 		r.action(g, "httpGet")
 	}
@@ -68,8 +65,9 @@ func Render(h v1beta1.Handler, s Summary) (v1beta1.Handler, error) {
 }
 
 type renderer struct {
-	data Summary
-	err  error
+	data    Summary
+	sandbox *sandbox
+	err     error
 }
 
 func (r *renderer) action(a *v1beta1.HTTPGetAction, what string) {
@@ -84,13 +82,13 @@ func (r *renderer) field(text, what string) string {
 	if r.err != nil || !bytes.Contains([]byte(text), []byte("{{")) {
 		return text
 	}
-	t, err := template.New(what).Funcs(sprig.TxtFuncMap()).Option("missingkey=error").Parse(text)
+	t, err := r.sandbox.parse(what, text)
 	if err != nil {
 		r.err = fmt.Errorf("template of %s: %v", what, err)
 		return text
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, r.data); err != nil {
+	if err := t.Execute(&limitedWriter{w: &b}, r.data); err != nil {
 		r.err = fmt.Errorf("template of %s: %v", what, err)
 		return text
 	}
