@@ -17,8 +17,6 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/internal/testenv"
-	"github.com/stowhq/stow/pkg/jobenv"
-	"github.com/stowhq/stow/pkg/names"
 )
 
 // sharedS3Repository creates Repository "repo" on the suite's MinIO under a
@@ -128,26 +126,20 @@ func TestSharedRepositoryRetentionAndRestore(t *testing.T) {
 	if got := dropLine(runFixture(t, owner, "data", "manifest", "/data"), "added-after-backup.txt"); got != want {
 		t.Fatalf("PVC data restored with other bytes than its own backup:\n got %s\nwant %s", got, want)
 	}
-	// The operator chose the snapshot from the records: the Job was told
-	// which one, so it did not list the repository.
+	// The operator chose the snapshot from the records and told the Job
+	// which one, so it did not list the repository. The restore Job is gone
+	// once it succeeded (it must not hold the PVC): its executor condition
+	// says what it was told.
 	recs, err := e.stow.StowV1beta1().Snapshots(owner).List(context.Background(), metav1.ListOptions{LabelSelector: v1beta1.LabelInvokerName + "=a"})
 	if err != nil || len(recs.Items) != 1 {
 		t.Fatalf("records of %s/a: %v %v", owner, recs, err)
 	}
-	job, err := e.kube.BatchV1().Jobs(owner).Get(context.Background(), names.RestoreJob("restore", 0), metav1.GetOptions{})
+	rs, err := e.stow.StowV1beta1().RestoreSessions(owner).Get(context.Background(), "restore", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolved := ""
-	for _, c := range append(job.Spec.Template.Spec.InitContainers, job.Spec.Template.Spec.Containers...) {
-		for _, v := range c.Env {
-			if v.Name == jobenv.Resolved {
-				resolved = v.Value
-			}
-		}
-	}
-	if !strings.Contains(resolved, recs.Items[0].Spec.ID) {
-		t.Errorf("restore Job's %s = %q; want the record's snapshot %s", jobenv.Resolved, resolved, recs.Items[0].Spec.ID)
+	if c := v1beta1.GetCondition(rs.Status.Conditions, v1beta1.RestoreExecutorEnsured); c == nil || !strings.Contains(c.Message, "restores snapshot "+recs.Items[0].Spec.ID) {
+		t.Errorf("restore's %s condition %+v does not name the record's snapshot %s", v1beta1.RestoreExecutorEnsured, c, recs.Items[0].Spec.ID)
 	}
 }
 

@@ -48,3 +48,30 @@ func TestNewestPerPath(t *testing.T) {
 		t.Fatalf("as of 10:04 = %+v; want a", got)
 	}
 }
+
+// The snapshot the operator chose is named in the executor condition, which
+// outlives the restore Job (deleted by the TTL controller once it is done).
+func TestChosenSnapshotIsNamedInTheExecutorCondition(t *testing.T) {
+	id := strings.Repeat("b", 64)
+	record := &v1beta1.Snapshot{
+		ObjectMeta: metav1.ObjectMeta{Name: id[:8], Namespace: ns, Labels: map[string]string{
+			v1beta1.LabelTargetKind: v1beta1.KindPersistentVolumeClaim, v1beta1.LabelTargetName: "data", v1beta1.LabelTargetNamespace: ns}},
+		Spec: v1beta1.SnapshotSpec{ID: id, Time: metav1.NewTime(time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC)), Paths: []string{"/stow-data"},
+			MountPath: "/stow-data", Repository: v1beta1.ObjectRef{Name: "repo"}, Target: v1beta1.TargetRef{Kind: "PersistentVolumeClaim", Name: "data"}},
+	}
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), newRestore("rs"), record)
+	f.sync("rs")
+	f.sync("rs")
+	c := cond(t, f.restore("rs").Status.Conditions, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue)
+	contains(t, "condition message", c.Message, "restores snapshot "+id+" (taken 2026-12-01T10:05:00Z)")
+
+	// With a rule that selects snapshots the Job lists them: no claim.
+	g := newFixture(t, repository("repo"), secret(), pvc("data"), record, newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.Spec.Target.Rules = []v1beta1.Rule{{Snapshots: []string{"latest"}}}
+	}))
+	g.sync("rs")
+	g.sync("rs")
+	if c := cond(t, g.restore("rs").Status.Conditions, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue); strings.Contains(c.Message, "restores snapshot") {
+		t.Fatalf("a restore with a snapshot rule claims a chosen snapshot: %s", c.Message)
+	}
+}

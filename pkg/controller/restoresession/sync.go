@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -26,6 +27,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/resolve"
@@ -343,7 +345,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 		c.Recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
 	}
-	jobs, pvcs, err := c.build(ctx, work, repo)
+	jobs, pvcs, resolved, err := c.build(ctx, work, repo)
 	if err != nil {
 		fail(err.Error())
 		return 0, nil
@@ -402,6 +404,7 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	if !resolve.RestoresOwners(&jobs[0].Spec.Template.Spec) {
 		msg += "; it runs as a non-root user, so restored files belong to that user (modes and contents are restored; owners only by a restore that runs as root: runtimeSettings.pod.securityContext.runAsUser 0, see docs/security.md)"
 	}
+	msg += resolvedNote(resolved)
 	c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue, v1beta1.SuccessfullyEnsuredRestoreExecutor, msg, now)
 	return after, nil
 }
@@ -436,11 +439,12 @@ func permanentClaimError(name string, err error) (string, bool) {
 	return "", false
 }
 
-// build resolves the Task into the restore Jobs and PVCs.
-func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+// build resolves the Task into the restore Jobs and PVCs, and returns the
+// snapshots chosen from the Snapshot records (none: the Job lists them).
+func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, []jobenv.ResolvedSnapshot, error) {
 	task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, work.Spec.Task.Name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	resolved, err := c.resolvedSnapshots(ctx, work, repo)
 	if err != nil {
@@ -449,12 +453,25 @@ func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, re
 	}
 	jobs, pvcs, err := c.cfg.BuildJobs(work, repo, task, fns, resolved)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot build the restore Jobs: %v", err)
+		return nil, nil, nil, fmt.Errorf("cannot build the restore Jobs: %v", err)
 	}
 	if len(jobs) == 0 {
-		return nil, nil, fmt.Errorf("cannot build the restore Jobs: the Task produced none")
+		return nil, nil, nil, fmt.Errorf("cannot build the restore Jobs: the Task produced none")
 	}
-	return jobs, pvcs, nil
+	return jobs, pvcs, resolved, nil
+}
+
+// resolvedNote tells, in the executor condition that outlives the Job, which
+// snapshots the operator chose for the restore.
+func resolvedNote(resolved []jobenv.ResolvedSnapshot) string {
+	if len(resolved) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(resolved))
+	for _, r := range resolved {
+		parts = append(parts, fmt.Sprintf("%s (taken %s)", r.ID, r.Time.UTC().Format(time.RFC3339)))
+	}
+	return "; restores snapshot " + strings.Join(parts, ", ") + ", the newest of the target's Snapshot records"
 }
 
 // createJob creates the Job of one ordinal when the Repository is free. It

@@ -65,7 +65,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 				c.disrupt(rs, v1beta1.ExecutorDeleted, fmt.Sprintf("Repository %s/%s was deleted during the restore", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
 				return 0, nil
 			}
-			jobs, _, err := c.build(ctx, work, repo)
+			jobs, _, _, err := c.build(ctx, work, repo)
 			if err != nil || i >= len(jobs) {
 				if err == nil {
 					err = fmt.Errorf("the Task produced %d Jobs, expected %d", len(jobs), n)
