@@ -492,8 +492,8 @@ func phase(conds []v1beta1.Condition) v1beta1.BackupInvokerPhase {
 	return p
 }
 
-// writeStatus records the checks, phase, schedule and observed generation,
-// through UpdateStatus and only when something changed; it emits an event
+// writeStatus records the checks, phase, schedule, observed generation and
+// what the sessions decide (fromSessions), through UpdateStatus and only when something changed; it emits an event
 // for every check that newly fails, and one when the configuration becomes
 // Ready or its CronJob (createdCronJob, "" if none) was created. A new
 // configuration that is Ready at once gets one event saying both: Events are
@@ -506,8 +506,9 @@ func (c *Controller) writeStatus(ctx context.Context, bc *v1beta1.BackupConfigur
 			c.event(bc, corev1.EventTypeWarning, ch.reason, ch.cond.Message)
 		}
 	}
+	sessions := c.sessionsOf(bc)
 	mutate := func(obj *v1beta1.BackupConfiguration) bool {
-		changed := false
+		changed := fromSessions(&obj.Status, sessions)
 		for _, ch := range checks {
 			cd := ch.cond
 			cd.ObservedGeneration = obj.Generation

@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/names"
@@ -66,9 +65,6 @@ func (c *Controller) finalize(ctx context.Context, s *v1beta1.BackupSession, bc 
 	st.Reason = reasonFor(s)
 	switch st.Phase {
 	case v1beta1.BackupSessionSucceeded:
-		if err := c.recordSuccess(ctx, bc, now); err != nil {
-			return err
-		}
 		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventSucceeded, "Backup succeeded in %s", st.SessionDuration)
 	case v1beta1.BackupSessionSkipped:
 		c.Recorder.Event(s, corev1.EventTypeNormal, EventSkipped, st.Reason)
@@ -169,39 +165,6 @@ func (c *Controller) cleanHistory(ctx context.Context, s *v1beta1.BackupSession,
 		return fmt.Errorf("could not delete old sessions: %s", strings.Join(failed, "; "))
 	}
 	return nil
-}
-
-// recordSuccess moves the configuration's lastSuccessTime forward.
-func (c *Controller) recordSuccess(ctx context.Context, bc *v1beta1.BackupConfiguration, now time.Time) error {
-	return c.updateConfiguration(ctx, bc, func(st *v1beta1.BackupConfigurationStatus) bool {
-		if st.LastSuccessTime != nil && !st.LastSuccessTime.Time.Before(now.Truncate(time.Second)) {
-			return false
-		}
-		t := metav1.NewTime(now)
-		st.LastSuccessTime = &t
-		return true
-	})
-}
-
-// updateConfiguration applies mutate to the newest status of bc and writes
-// it when mutate reports a change. The configuration being gone is not an
-// error: nothing is left to record.
-func (c *Controller) updateConfiguration(ctx context.Context, bc *v1beta1.BackupConfiguration, mutate func(*v1beta1.BackupConfigurationStatus) bool) error {
-	client := c.Stow.StowV1beta1().BackupConfigurations(bc.Namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.Get(ctx, bc.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !mutate(&cur.Status) {
-			return nil
-		}
-		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
 }
 
 // maybeRetry creates the retry of a Failed session (spec.retryConfig of its

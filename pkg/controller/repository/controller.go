@@ -1,8 +1,9 @@
 // Package repository reconciles Repositories: finalizer, validation
 // condition, status.backend and status.references (the BackupConfigurations
-// and RestoreSessions that use it, computed from listers), and the
-// repository's maintenance (check, prune, refresh, unlock) on its schedule
-// or on request, in Jobs of its own, with their results: integrity, size,
+// and RestoreSessions that use it, computed from listers), what the backups
+// through it learnt (sessions.go: backup times, snapshot count, last
+// cleanup), and the repository's maintenance (check, prune, refresh,
+// unlock) on its schedule or on request, in Jobs of its own, with their results: integrity, size,
 // snapshot count, status.maintenance.
 //
 // wipeOut is not implemented yet: deleting a Repository with wipeOut set
@@ -48,6 +49,8 @@ type Controller struct {
 	repos    stowlisters.RepositoryLister
 	bcs      stowlisters.BackupConfigurationLister
 	restores stowlisters.RestoreSessionLister
+	// sessions are read for the backup status they decide (sessions.go).
+	sessions stowlisters.BackupSessionLister
 	// maint and run are set by WithMaintenance.
 	maint *Maintenance
 	run   *jobrun.Runner
@@ -66,7 +69,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface,
 	repoInf, bcInf, rsInf := s.Repositories(), s.BackupConfigurations(), s.RestoreSessions()
 	c := &Controller{
 		kube: kube, stow: stow, recorder: recorder, now: time.Now, pusher: metrics.Nop{},
-		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(),
+		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(), sessions: s.BackupSessions().Lister(),
 		queue: internal.NewQueue("repository"),
 	}
 	for _, h := range []struct {
@@ -82,6 +85,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface,
 		}
 		c.synced = append(c.synced, h.inf.HasSynced)
 	}
+	c.synced = append(c.synced, internal.WatchSessionResults(s.BackupSessions().Informer(), c.onSessionResult))
 	return c
 }
 
@@ -207,6 +211,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 	}
 	refs := c.references(repo)
+	sessions := c.backupSessions(repo)
 	backend := repo.Spec.Backend.Provider()
 	now := metav1.NewTime(c.now())
 	var maint outcome
@@ -230,6 +235,8 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		if r.Status.ObservedGeneration != r.Generation {
 			r.Status.ObservedGeneration, changed = r.Generation, true
 		}
+		// The sessions first: a maintenance result of this sync is newer.
+		changed = fromSessions(&r.Status, sessions) || changed
 		return maint.apply(&r.Status, now) || changed
 	}
 	err = internal.UpdateStatus(repo.DeepCopy(),
