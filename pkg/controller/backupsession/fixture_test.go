@@ -25,6 +25,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
@@ -149,10 +150,10 @@ func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixtu
 				Containers:    []corev1.Container{{Name: "update-status", Image: "stow:test"}},
 			}}}}, nil
 		},
-		Clock: f.clock,
-		Hooks: hookrun.Config{Exec: f.exec, BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
-			return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, resolve.Options{Image: "stow:test"})
-		}},
+		Config: session.Config{Clock: f.clock,
+			Hooks: hookrun.Config{Exec: f.exec, BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
+				return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, resolve.Options{Image: "stow:test"})
+			}}},
 	})
 	f.resync()
 	return f
