@@ -320,14 +320,15 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 			return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, ropts)
 		}}
 	gate := executor.NewGate(stowOwned.Batch().V1().Jobs().Lister(), stowOwned.Core().V1().Pods().Lister(), nil, o.MaxConcurrentJobs)
+	sessionDeps := session.Deps{Kube: kube, Stow: stow, KubeInformers: stowOwned, StowInformers: stowInformers, Recorder: recorder, Pusher: pusher, Gate: gate}
 	sessionCfg := session.Config{PendingTimeout: o.PendingTimeout, Guard: guard, Hooks: hooks}
-	bs := backupsession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, backupsession.Config{
+	bs := backupsession.NewController(sessionDeps, backupsession.Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
 			return resolve.BackupJob(bc, s, repo, task, fns, ropts)
 		},
 		Config: sessionCfg,
 	})
-	rs := restoresession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, restoresession.Config{
+	rs := restoresession.NewController(sessionDeps, restoresession.Config{
 		BuildJobs: func(r *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 			return resolve.RestoreJobs(r, repo, task, fns, resolved, ropts)
 		},

@@ -124,7 +124,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
 	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 0)
-	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.recorder, f.pusher, gate, Config{
+	f.c = NewController(session.Deps{Kube: f.kube, Stow: f.stow, KubeInformers: f.kinf, StowInformers: f.sinf, Recorder: f.recorder, Pusher: f.pusher, Gate: gate}, Config{
 		Config: session.Config{Clock: f.clock,
 			Hooks: hookrun.Config{BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
 				return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, resolve.Options{Image: "stow:test"})

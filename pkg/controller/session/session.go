@@ -50,6 +50,7 @@ type Base struct {
 	Functions            stowlisters.FunctionLister
 
 	name   string
+	sync   internal.SyncFunc
 	synced []cache.InformerSynced
 }
 
@@ -71,7 +72,22 @@ type Config struct {
 	Hooks hookrun.Config
 }
 
-// Options are what New needs besides the clients and the Config.
+// Deps are what a session controller uses of the process: its clients,
+// informer factories, event recorder, metrics pusher (nil pushes nothing)
+// and gate. KubeInformers must be filtered to Stow's objects (label
+// app.kubernetes.io/managed-by=stow.dev): only Jobs and pods are read from
+// it. Gate must be the one gate of the process.
+type Deps struct {
+	Kube          kubernetes.Interface
+	Stow          versioned.Interface
+	KubeInformers informers.SharedInformerFactory
+	StowInformers externalversions.SharedInformerFactory
+	Recorder      record.EventRecorder
+	Pusher        metrics.SessionPusher
+	Gate          *executor.Gate
+}
+
+// Options are what New needs to know of the controller it wires.
 type Options struct {
 	// Name names the controller and its queue.
 	Name string
@@ -79,25 +95,25 @@ type Options struct {
 	Kind jobrun.Kind
 	// Sessions is the informer of the controller's own session kind.
 	Sessions cache.SharedIndexInformer
+	// Sync reconciles one session; Run calls it for each key.
+	Sync internal.SyncFunc
 }
 
-// New wires a session controller, after filling in cfg's defaults: its queue receives a session that is
-// added or changed and the session named on a Job or pod of Stow's that
-// changes. kubeInformers must be filtered to Stow's objects (label
-// app.kubernetes.io/managed-by=stow.dev): only Jobs and pods are read from
-// it. gate must be the one gate of the process. A nil pusher pushes nothing.
-func New(o Options, cfg *Config, kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
-	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
-	gate *executor.Gate) *Base {
+// New wires a session controller, after filling in cfg's defaults: its
+// queue receives a session that is added or changed and the session named on
+// a Job or pod of Stow's that changes.
+func New(o Options, cfg *Config, d Deps) *Base {
 	jobCfg := jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}.WithDefaults()
 	cfg.PendingTimeout, cfg.WaitRequeue = jobCfg.PendingTimeout, jobCfg.WaitRequeue
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
+	pusher := d.Pusher
 	if pusher == nil {
 		pusher = metrics.Nop{}
 	}
-	si := stowInformers.Stow().V1beta1()
+	kube, stow, kubeInformers, recorder := d.Kube, d.Stow, d.KubeInformers, d.Recorder
+	si := d.StowInformers.Stow().V1beta1()
 	b := &Base{
 		Kube: kube, Stow: stow, Recorder: recorder, Pusher: pusher, Clock: cfg.Clock,
 		Queue:                internal.NewQueue(o.Name),
@@ -108,9 +124,10 @@ func New(o Options, cfg *Config, kube kubernetes.Interface, stow versioned.Inter
 		Tasks:                si.Tasks().Lister(),
 		Functions:            si.Functions().Lister(),
 		name:                 o.Name,
+		sync:                 o.Sync,
 	}
 	jobs, pods := kubeInformers.Batch().V1().Jobs().Lister(), kubeInformers.Core().V1().Pods().Lister()
-	b.Jobs = jobrun.New(o.Kind, jobCfg, kube, gate, jobs, pods, b.Queue)
+	b.Jobs = jobrun.New(o.Kind, jobCfg, kube, d.Gate, jobs, pods, b.Queue)
 	b.Hooks = hookrun.New(hookrun.Kind{Owner: o.Kind.Owner, Annotation: o.Kind.Annotation}, cfg.Hooks, kube, jobs, pods, b.Queue, recorder)
 	b.synced = append([]cache.InformerSynced{internal.WatchSessions(b.Queue, o.Sessions)},
 		internal.WatchOwnedJobs(b.Queue, kubeInformers, o.Kind.Annotation)...)
@@ -121,8 +138,8 @@ func New(o Options, cfg *Config, kube kubernetes.Interface, stow versioned.Inter
 	return b
 }
 
-// Run starts workers that process the queue with sync and blocks until ctx
-// is done; the queue is shut down on return.
-func (b *Base) Run(ctx context.Context, workers int, sync internal.SyncFunc) error {
-	return internal.Run(ctx, b.name, b.Queue, b.synced, workers, sync)
+// Run starts workers that process the queue with the controller's sync and
+// blocks until ctx is done; the queue is shut down on return.
+func (b *Base) Run(ctx context.Context, workers int) error {
+	return internal.Run(ctx, b.name, b.Queue, b.synced, workers, b.sync)
 }
