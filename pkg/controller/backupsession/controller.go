@@ -1,8 +1,10 @@
 // Package backupsession runs BackupSessions: it decides whether a session
 // runs or is skipped, creates its backup Job when the Repository and the
 // target are free, watches the Job and its pod so that a session never hangs,
-// turns the steps' termination messages into session and Repository status,
-// and finalizes the session (history cleanup, metrics, retry).
+// turns the steps' termination messages into session status and Snapshot
+// records, and finalizes the session (history cleanup, metrics, retry). The
+// configuration's and the Repository's status follow from the session's:
+// their controllers derive them.
 package backupsession
 
 import (
