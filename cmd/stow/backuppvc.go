@@ -56,12 +56,7 @@ Unreadable files are a failure. Storage credentials come from the environment
 		fs.StringVar(&o.excludes, "exclude", "", "comma-separated restic exclude patterns")
 		fs.StringVar(&o.extraArgs, "args", "", "extra restic backup arguments, space-separated")
 		fs.StringVar(&o.mountPath, "mount-path", "", "where the target volume is mounted (default: the mount point holding each path, from /proc/self/mountinfo)")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
-			return o.run(ctx)
-		}
+		return noArgs(o.run)
 	},
 }
 

@@ -33,6 +33,17 @@ type command struct {
 	flags func(fs *pflag.FlagSet) func(ctx context.Context, args []string) error
 }
 
+// noArgs is the run function of a command that takes no positional
+// arguments: any is a usage error, otherwise run runs.
+func noArgs(run func(context.Context) error) func(context.Context, []string) error {
+	return func(ctx context.Context, args []string) error {
+		if len(args) > 0 {
+			return usageError("unexpected arguments %q", args)
+		}
+		return run(ctx)
+	}
+}
+
 var commands = []command{
 	backupPVCCommand,
 	restorePVCCommand,

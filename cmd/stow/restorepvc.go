@@ -46,12 +46,7 @@ refused, so are restore targets that run through a symbolic link, and extra
 		fs.StringVar(&o.includes, "include", "", "comma-separated restic include patterns")
 		fs.StringVar(&o.excludes, "exclude", "", "comma-separated restic exclude patterns")
 		fs.StringVar(&o.extraArgs, "args", "", "extra restic restore arguments, space-separated")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
-			return o.run(ctx)
-		}
+		return noArgs(o.run)
 	},
 }
 
