@@ -11,7 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/cache"
+
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -19,6 +19,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
 )
@@ -41,17 +42,13 @@ const (
 
 // sync reconciles one BackupSession from observed state; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, nil
-	}
-	cur, err := c.BackupSessions.BackupSessions(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil // its Job goes with it (owner reference)
-	}
-	if err != nil {
+	cur, found, err := session.Lookup(key, func(ns, name string) (*v1beta1.BackupSession, error) {
+		return c.BackupSessions.BackupSessions(ns).Get(name)
+	})
+	if !found {
 		return 0, err
 	}
+	ns := cur.Namespace
 	s := cur.DeepCopy()
 	now := c.Clock.Now()
 	logger := klog.FromContext(ctx).WithValues("backupsession", key)

@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/tools/cache"
+
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
@@ -26,6 +26,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/resolve"
@@ -47,15 +48,10 @@ const (
 
 // sync reconciles one RestoreSession from observed state; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, nil
-	}
-	cur, err := c.RestoreSessions.RestoreSessions(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	cur, found, err := session.Lookup(key, func(ns, name string) (*v1beta1.RestoreSession, error) {
+		return c.RestoreSessions.RestoreSessions(ns).Get(name)
+	})
+	if !found {
 		return 0, err
 	}
 	if cur.DeletionTimestamp != nil {
@@ -138,7 +134,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 		if initiated {
 			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
-				if err := executor.StopJob(ctx, c.Kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
+				if err := executor.StopJob(ctx, c.Kube, rs.Namespace, names.RestoreJob(rs.Name, i)); err != nil {
 					return 0, err
 				}
 			}
