@@ -147,7 +147,7 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	if hostErr != "" {
 		stats.Phase, stats.Error = v1beta1.HostFailed, hostErr
 	}
-	upsertStats(t, stats)
+	t.SetHostStats(stats)
 	if stats.Phase == v1beta1.HostSucceeded {
 		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventHostBackupSucceeded, "Backup of host %s succeeded (%d snapshots)", host, len(m.Snapshots))
 	} else {
@@ -167,14 +167,4 @@ func nonEmpty(s, def string) string {
 		return s
 	}
 	return def
-}
-
-func upsertStats(t *v1beta1.BackupTargetStatus, h v1beta1.HostBackupStats) {
-	for i := range t.Stats {
-		if t.Stats[i].Hostname == h.Hostname {
-			t.Stats[i] = h
-			return
-		}
-	}
-	t.Stats = append(t.Stats, h)
 }

@@ -472,7 +472,7 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 		return false, 0, started.Err
 	}
 	v1beta1.RemoveCondition(&rs.Status.Conditions, v1beta1.ExecutorWaiting)
-	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
+	rs.Status.SetHostStats(v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
 	c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s%s", jobName, started.Pin.Suffix())
 	return true, started.Requeue, nil
 }

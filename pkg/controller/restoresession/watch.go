@@ -28,25 +28,6 @@ func hostFor(rs *v1beta1.RestoreSession, ordinal, n int) string {
 	return host
 }
 
-func upsertStats(st *v1beta1.RestoreSessionStatus, h v1beta1.HostRestoreStats) {
-	for i := range st.Stats {
-		if st.Stats[i].Hostname == h.Hostname {
-			st.Stats[i] = h
-			return
-		}
-	}
-	st.Stats = append(st.Stats, h)
-}
-
-func statsOf(st *v1beta1.RestoreSessionStatus, host string) *v1beta1.HostRestoreStats {
-	for i := range st.Stats {
-		if st.Stats[i].Hostname == host {
-			return &st.Stats[i]
-		}
-	}
-	return nil
-}
-
 // watch is the watchdog of a started restore. Ordinals run one at a time:
 // the Job of ordinal i is created when ordinal i-1 has reported.
 func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
@@ -54,7 +35,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 	n := int(ptrOr(st.TotalHosts, 1))
 	for i := 0; i < n; i++ {
 		host := hostFor(rs, i, n)
-		hs := statsOf(st, host)
+		hs := st.HostStats(host)
 		if hs != nil && hs.Phase != v1beta1.HostRunning {
 			continue // this ordinal has reported
 		}
@@ -130,7 +111,7 @@ func (c *Controller) applyResult(rs *v1beta1.RestoreSession, host string, obs ex
 	} else {
 		c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventHostRestoreSucceeded, "Restore of host %s succeeded", host)
 	}
-	upsertStats(&rs.Status, h)
+	rs.Status.SetHostStats(h)
 }
 
 func (c *Controller) disrupt(rs *v1beta1.RestoreSession, reason, msg string, now time.Time) {
