@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/stowhq/stow/internal/cli"
 	"github.com/stowhq/stow/pkg/version"
 )
 
@@ -92,28 +93,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 	}
-	var cmd *command
-	for i := range commands {
-		if commands[i].name == args[0] {
-			cmd = &commands[i]
-		}
-	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "stow: unknown command %q (see stow --help)\n", args[0])
-		return 2
-	}
-	fs := pflag.NewFlagSet("stow "+cmd.name, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	runFn := cmd.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: stow %s [flags]\n\n%s\n\nFlags:\n%s", cmd.name, strings.TrimSpace(cmd.long), fs.FlagUsages())
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "stow %s: %v\n", cmd.name, err)
-		return 2
+	cmd, runFn, fs, code := cli.Parse("stow", commands, func(c command) string { return c.name }, args, stderr,
+		func(c command, fs *pflag.FlagSet) func(context.Context, []string) error { return c.flags(fs) },
+		func(c command, fs *pflag.FlagSet) {
+			fmt.Fprintf(stdout, "Usage: stow %s [flags]\n\n%s\n\nFlags:\n%s", c.name, strings.TrimSpace(c.long), fs.FlagUsages())
+		})
+	if code >= 0 {
+		return code
 	}
 	if isJobCommand(cmd.name) {
 		// The first line of every Job container's log: which build ran it.
@@ -166,10 +152,4 @@ func isJobCommand(name string) bool {
 }
 
 // oneLine keeps the first line of a message: the contract for a failed step.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
+func oneLine(s string) string { return cli.OneLine(s) }
