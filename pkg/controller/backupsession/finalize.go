@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -44,7 +45,7 @@ func (c *Controller) finalize(ctx context.Context, s *v1beta1.BackupSession, bc 
 		if skipped {
 			// A failed push must not turn a skip into a failure: no condition.
 			if err := c.Pusher.BackupSessionSkipped(ctx, bc, repo, view); err != nil {
-				c.Recorder.Eventf(s, corev1.EventTypeWarning, EventMetricsFailed, "Pushing the skipped-session metric failed: %v", err)
+				c.Recorder.Eventf(s, corev1.EventTypeWarning, internal.ReasonMetricsFailed, "Pushing the skipped-session metric failed: %v", err)
 			} else {
 				c.setCond(s, v1beta1.MetricsPushed, v1beta1.ConditionTrue, v1beta1.SuccessfullyPushedMetrics, "skipped-session metric pushed", now)
 			}

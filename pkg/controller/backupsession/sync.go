@@ -30,12 +30,10 @@ const (
 	EventJobCreated          = "BackupJobCreated"
 	EventExecutorFailed      = "BackupExecutorFailed"
 	EventDisrupted           = "BackupDisrupted"
-	EventDeadlineExceeded    = "DeadlineExceeded"
 	EventSucceeded           = "BackupSessionSucceeded"
 	EventFailed              = "BackupSessionFailed"
 	EventSkipped             = "BackupSessionSkipped"
 	EventRetry               = "BackupSessionRetry"
-	EventMetricsFailed       = "MetricsPushFailed"
 	EventInvalid             = "InvalidBackupSession"
 )
 
@@ -109,7 +107,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			msg += "; its Job was stopped"
 		}
 		c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.Recorder.Event(s, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		c.Recorder.Event(s, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated {

@@ -35,6 +35,8 @@ const (
 	ReasonReady                 = "Ready"
 	ReasonCleanupFailed         = "CleanupFailed"
 	ReasonWipeOutNotImplemented = "WipeOutNotImplemented"
+	ReasonMetricsFailed         = "MetricsPushFailed"
+	ReasonDeadlineExceeded      = "DeadlineExceeded"
 )
 
 // KeyOf returns the namespace/name key of an informer object or tombstone.

@@ -176,7 +176,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		// The maintenance metrics go with the Repository; a failure is an
 		// Event, the deletion goes on (a stale group is removed by hand).
 		if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRepository, repo.Namespace, repo.Name); err != nil {
-			c.event(repo, corev1.EventTypeWarning, EventMetricsFailed, "Deleting the repository's metrics group failed: "+err.Error())
+			c.event(repo, corev1.EventTypeWarning, internal.ReasonMetricsFailed, "Deleting the repository's metrics group failed: "+err.Error())
 		}
 		if repo.Spec.WipeOut {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,

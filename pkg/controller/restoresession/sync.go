@@ -39,10 +39,8 @@ const (
 	EventJobCreated           = "RestoreJobCreated"
 	EventExecutorFailed       = "RestoreExecutorFailed"
 	EventDisrupted            = "RestoreDisrupted"
-	EventDeadlineExceeded     = "DeadlineExceeded"
 	EventSucceeded            = "RestoreSessionSucceeded"
 	EventFailed               = "RestoreSessionFailed"
-	EventMetricsFailed        = "MetricsPushFailed"
 )
 
 // sync reconciles one RestoreSession from observed state; it is idempotent.
@@ -140,7 +138,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			msg += "; its Jobs were stopped"
 		}
 		c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.Recorder.Event(rs, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		c.Recorder.Event(rs, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated && !v1beta1.IsConditionFalse(st.Conditions, v1beta1.RestoreExecutorEnsured) {
