@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -68,11 +67,7 @@ type backupPVCOptions struct {
 
 func (o *backupPVCOptions) run(ctx context.Context) error {
 	res := jobresult.Result{Step: "backup-pvc", Host: o.job.host()}
-	fail := func(err error) error {
-		res.Error = oneLine(err.Error())
-		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
-		return o.job.finish(res, true)
-	}
+	fail := func(err error) error { return o.job.failStep(&res, err) }
 	if err := o.job.load(); err != nil {
 		return fail(err)
 	}
@@ -175,7 +170,7 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 	if len(errs) > 0 {
 		return fail(errors.New(strings.Join(errs, "; ")))
 	}
-	res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
+	res.Duration = o.job.elapsed()
 	return o.job.finish(res, true)
 }
 

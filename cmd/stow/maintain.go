@@ -50,7 +50,7 @@ func (o *maintainOptions) run(ctx context.Context) error {
 	res := jobresult.Result{Step: "maintain"}
 	finish := func(errs []string) error {
 		res.Error = strings.Join(errs, "; ")
-		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
+		res.Duration = o.job.elapsed()
 		return o.job.finish(res, false)
 	}
 	if err := o.job.load(); err != nil {

@@ -59,11 +59,7 @@ type restorePVCOptions struct {
 
 func (o *restorePVCOptions) run(ctx context.Context) error {
 	res := jobresult.Result{Step: "restore-pvc", Host: o.job.host()}
-	fail := func(err error) error {
-		res.Error = oneLine(err.Error())
-		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
-		return o.job.finish(res, true)
-	}
+	fail := func(err error) error { return o.job.failStep(&res, err) }
 	if err := o.job.load(); err != nil {
 		return fail(err)
 	}
@@ -181,7 +177,7 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	if !asOf.IsZero() {
 		logger.Printf("restored as of %s: the newest snapshots taken at or before it", asOf.UTC().Format(time.RFC3339))
 	}
-	res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
+	res.Duration = o.job.elapsed()
 	return o.job.finish(res, true)
 }
 
