@@ -14,6 +14,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -88,33 +89,33 @@ func reasonFor(s *v1beta1.BackupSession) string {
 	default:
 		return ""
 	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.DeadlineExceeded); c != nil && c.Status == v1beta1.ConditionTrue {
-		return c.Message
+	if m, ok := session.FirstCause(st.Conditions, session.Cause{Type: v1beta1.DeadlineExceeded, Status: v1beta1.ConditionTrue}); ok {
+		return m
 	}
 	for _, t := range st.Targets {
-		if c := v1beta1.GetCondition(t.Conditions, v1beta1.PreBackupHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
-			return "preBackup hook failed, no backup was taken: " + c.Message
-		}
-		if c := v1beta1.GetCondition(t.Conditions, v1beta1.BackupExecutorEnsured); c != nil && c.Status == v1beta1.ConditionFalse {
-			return c.Message
-		}
-		if c := v1beta1.GetCondition(t.Conditions, v1beta1.BackupDisrupted); c != nil && c.Status == v1beta1.ConditionTrue {
-			return c.Message
+		if m, ok := session.FirstCause(t.Conditions,
+			session.Cause{Type: v1beta1.PreBackupHookExecutionSucceeded, Status: v1beta1.ConditionFalse, Prefix: "preBackup hook failed, no backup was taken: "},
+			session.Cause{Type: v1beta1.BackupExecutorEnsured, Status: v1beta1.ConditionFalse},
+			session.Cause{Type: v1beta1.BackupDisrupted, Status: v1beta1.ConditionTrue}); ok {
+			return m
 		}
 		for _, h := range t.Stats {
 			if h.Phase == v1beta1.HostFailed {
 				return fmt.Sprintf("host %s: %s", h.Hostname, h.Error)
 			}
 		}
-		if c := v1beta1.GetCondition(t.Conditions, v1beta1.PostBackupHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
-			return "postBackup hook failed (the snapshot stays): " + c.Message
+		if m, ok := session.FirstCause(t.Conditions, session.Cause{Type: v1beta1.PostBackupHookExecutionSucceeded, Status: v1beta1.ConditionFalse,
+			Prefix: "postBackup hook failed (the snapshot stays): "}); ok {
+			return m
 		}
 	}
+	var steps []session.Cause
 	for _, typ := range []string{v1beta1.BackendRepositoryInitialized, v1beta1.RetentionPolicyApplied, v1beta1.RepositoryIntegrityVerified,
 		v1beta1.RepositoryMetricsPushed, v1beta1.BackupHistoryCleaned, v1beta1.MetricsPushed} {
-		if c := v1beta1.GetCondition(st.Conditions, typ); c != nil && c.Status == v1beta1.ConditionFalse {
-			return typ + ": " + c.Message
-		}
+		steps = append(steps, session.Cause{Type: typ, Status: v1beta1.ConditionFalse, Prefix: typ + ": "})
+	}
+	if m, ok := session.FirstCause(st.Conditions, steps...); ok {
+		return m
 	}
 	if v1beta1.IsConditionTrue(st.Conditions, v1beta1.ExecutorWaiting) {
 		return "the session never started: " + v1beta1.GetCondition(st.Conditions, v1beta1.ExecutorWaiting).Message

@@ -12,6 +12,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -162,28 +163,22 @@ func reasonFor(st *v1beta1.RestoreSessionStatus) string {
 	if st.Phase == v1beta1.RestoreSucceeded {
 		return ""
 	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.DeadlineExceeded); c != nil && c.Status == v1beta1.ConditionTrue {
-		return c.Message
-	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.PreRestoreHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
-		return "preRestore hook failed, nothing was restored: " + c.Message
-	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.RestoreExecutorEnsured); c != nil && c.Status == v1beta1.ConditionFalse {
-		return c.Message
-	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.RestoreDisrupted); c != nil && c.Status == v1beta1.ConditionTrue {
-		return c.Message
+	if m, ok := session.FirstCause(st.Conditions,
+		session.Cause{Type: v1beta1.DeadlineExceeded, Status: v1beta1.ConditionTrue},
+		session.Cause{Type: v1beta1.PreRestoreHookExecutionSucceeded, Status: v1beta1.ConditionFalse, Prefix: "preRestore hook failed, nothing was restored: "},
+		session.Cause{Type: v1beta1.RestoreExecutorEnsured, Status: v1beta1.ConditionFalse},
+		session.Cause{Type: v1beta1.RestoreDisrupted, Status: v1beta1.ConditionTrue}); ok {
+		return m
 	}
 	for _, h := range st.Stats {
 		if h.Phase == v1beta1.HostFailed || h.Phase == v1beta1.HostUnknown {
 			return fmt.Sprintf("host %s: %s", h.Hostname, h.Error)
 		}
 	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.PostRestoreHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
-		return "postRestore hook failed: " + c.Message
-	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.MetricsPushed); c != nil && c.Status == v1beta1.ConditionFalse {
-		return c.Message
+	if m, ok := session.FirstCause(st.Conditions,
+		session.Cause{Type: v1beta1.PostRestoreHookExecutionSucceeded, Status: v1beta1.ConditionFalse, Prefix: "postRestore hook failed: "},
+		session.Cause{Type: v1beta1.MetricsPushed, Status: v1beta1.ConditionFalse}); ok {
+		return m
 	}
 	return "the restore did not complete"
 }
