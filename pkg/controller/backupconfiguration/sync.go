@@ -579,13 +579,7 @@ func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfig
 		return err
 	}
 	role := desiredRole(bc)
-	cur, err := c.roles.Roles(ns).Get(role.Name)
-	if apierrors.IsNotFound(err) {
-		cur, err = c.kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			cur, err = c.kube.RbacV1().Roles(ns).Get(ctx, role.Name, metav1.GetOptions{})
-		}
-	}
+	cur, err := getOrCreate(ctx, c.roles.Roles(ns).Get, c.kube.RbacV1().Roles(ns), role)
 	if err != nil {
 		return fmt.Errorf("role %s/%s: %v", ns, role.Name, err)
 	}
@@ -602,13 +596,7 @@ func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfig
 	}
 
 	rb := desiredRoleBinding(bc)
-	curRB, err := c.bindings.RoleBindings(ns).Get(rb.Name)
-	if apierrors.IsNotFound(err) {
-		curRB, err = c.kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			curRB, err = c.kube.RbacV1().RoleBindings(ns).Get(ctx, rb.Name, metav1.GetOptions{})
-		}
-	}
+	curRB, err := getOrCreate(ctx, c.bindings.RoleBindings(ns).Get, c.kube.RbacV1().RoleBindings(ns), rb)
 	if err != nil {
 		return fmt.Errorf("rolebinding %s/%s: %v", ns, rb.Name, err)
 	}
@@ -642,13 +630,7 @@ func (c *Controller) syncRoleBinding(ctx context.Context, cur, want *rbacv1.Role
 
 func (c *Controller) ensureServiceAccount(ctx context.Context, bc *v1beta1.BackupConfiguration, sa *corev1.ServiceAccount) error {
 	ns := bc.Namespace
-	cur, err := c.sas.ServiceAccounts(ns).Get(sa.Name)
-	if apierrors.IsNotFound(err) {
-		cur, err = c.kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			cur, err = c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, sa.Name, metav1.GetOptions{})
-		}
-	}
+	cur, err := getOrCreate(ctx, c.sas.ServiceAccounts(ns).Get, c.kube.CoreV1().ServiceAccounts(ns), sa)
 	if err != nil {
 		return fmt.Errorf("serviceaccount %s/%s: %v", ns, sa.Name, err)
 	}
