@@ -15,9 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -31,19 +29,16 @@ import (
 // sync reconciles one BackupConfiguration; it is idempotent and safe to call
 // for any key at any time.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
-		return 0, nil
-	}
-	cached, err := c.bcs.BackupConfigurations(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		c.secretRetry.Forget(key)
-		return 0, nil // owned objects are garbage-collected through owner references
-	}
-	if err != nil {
+	cached, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.BackupConfiguration, error) {
+		return c.bcs.BackupConfigurations(ns).Get(name)
+	})
+	if !found {
+		if err == nil {
+			c.secretRetry.Forget(key) // gone: its owned objects are garbage-collected
+		}
 		return 0, err
 	}
+	ns := cached.Namespace
 	bc := cached.DeepCopy()
 	if bc.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, bc)

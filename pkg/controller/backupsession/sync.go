@@ -18,7 +18,6 @@ import (
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
-	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
 )
@@ -39,7 +38,7 @@ const (
 
 // sync reconciles one BackupSession from observed state; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	cur, found, err := session.Lookup(key, func(ns, name string) (*v1beta1.BackupSession, error) {
+	cur, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.BackupSession, error) {
 		return c.BackupSessions.BackupSessions(ns).Get(name)
 	})
 	if !found {

@@ -3,7 +3,8 @@
 // same way:
 //
 //   - KeyOf, KeyFromAnnotation: namespace/name keys from informer objects, including
-//     cache.DeletedFinalStateUnknown tombstones.
+//     cache.DeletedFinalStateUnknown tombstones; Lookup: the object of a key,
+//     or nothing to do.
 //   - NewQueue, WatchSessions, WatchOwnedJobs, WatchSessionResults: a
 //     controller's queue and the event handlers that fill it (the last for
 //     the configuration and Repository controllers, whose status follows

@@ -155,18 +155,13 @@ func (c *Controller) event(r *v1beta1.Repository, typ, reason, msg string) {
 
 // sync reconciles one Repository; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
-		return 0, nil
-	}
-	cached, err := c.repos.Repositories(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	cached, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.Repository, error) {
+		return c.repos.Repositories(ns).Get(name)
+	})
+	if !found {
 		return 0, err
 	}
+	ns, name := cached.Namespace, cached.Name
 	repo := cached.DeepCopy()
 	client := c.stow.StowV1beta1().Repositories(ns)
 	if repo.DeletionTimestamp != nil {

@@ -25,7 +25,6 @@ import (
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
-	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/resolve"
@@ -45,7 +44,7 @@ const (
 
 // sync reconciles one RestoreSession from observed state; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	cur, found, err := session.Lookup(key, func(ns, name string) (*v1beta1.RestoreSession, error) {
+	cur, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.RestoreSession, error) {
 		return c.RestoreSessions.RestoreSessions(ns).Get(name)
 	})
 	if !found {

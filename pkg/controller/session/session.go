@@ -11,7 +11,6 @@ import (
 	"context"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -143,19 +142,4 @@ func New(o Options, cfg *Config, d Deps) *Base {
 // blocks until ctx is done; the queue is shut down on return.
 func (b *Base) Run(ctx context.Context, workers int) error {
 	return internal.Run(ctx, b.name, b.Queue, b.synced, workers, b.sync)
-}
-
-// Lookup reads the session of key from a lister's get. found is false, with
-// no error, when there is nothing to reconcile: a malformed key, or a session
-// that is gone (its Jobs go with it, by owner reference).
-func Lookup[T any](key string, get func(namespace, name string) (T, error)) (cur T, found bool, err error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return cur, false, nil
-	}
-	cur, err = get(ns, name)
-	if apierrors.IsNotFound(err) {
-		return cur, false, nil
-	}
-	return cur, err == nil, err
 }
