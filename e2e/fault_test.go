@@ -178,13 +178,18 @@ func waitBCCondition(t *testing.T, ns, name, typ string, st v1beta1.ConditionSta
 	return got
 }
 
-func snapshotCount(t *testing.T, ns string) int64 {
+// snapshotCount is Repository "repo"'s snapshot count once it is want, or
+// what it is after a while: the Repository controller derives it from a
+// session right after the session's result.
+func snapshotCount(t *testing.T, ns string, want int64) int64 {
 	t.Helper()
-	r, err := e.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.Status.SnapshotCount
+	return settle(t, want, func() int64 {
+		r, err := e.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Status.SnapshotCount
+	})
 }
 
 // assertNoSecretInLogs reads the operator's logs and every container log of
@@ -448,7 +453,7 @@ func TestFaultOperatorKilledDuringSession(t *testing.T) {
 	if n := countEvents(t, ns, v1beta1.KindBackupSession, name, "BackupJobCreated"); n != 1 {
 		t.Errorf("BackupJobCreated recorded %d times; want 1", n)
 	}
-	if n := snapshotCount(t, ns); n != 1 {
+	if n := snapshotCount(t, ns, 1); n != 1 {
 		t.Errorf("repository has %d snapshots; want 1", n)
 	}
 	waitSessionMetrics(t, ns, "bc")
@@ -628,7 +633,7 @@ func TestFaultMinIOStoppedDuringBackup(t *testing.T) {
 	if next := triggerBackup(t, ns, "bc", 5*time.Minute); next.Status.Phase != v1beta1.BackupSessionSucceeded {
 		t.Fatalf("session after the backend returned ended %s: %s", next.Status.Phase, next.Status.Reason)
 	}
-	if n := snapshotCount(t, ns); n != 1 {
+	if n := snapshotCount(t, ns, 1); n != 1 {
 		t.Errorf("repository has %d snapshots; want 1", n)
 	}
 	assertNoSecretInLogs(t, ns, pw, m.secret)
@@ -714,7 +719,7 @@ func TestFaultBadSessionInputs(t *testing.T) {
 		if s := triggerBackup(t, ns, "bc", 3*time.Minute); s.Status.Phase != v1beta1.BackupSessionSucceeded {
 			t.Fatalf("first backup ended %s: %s", s.Status.Phase, s.Status.Reason)
 		}
-		if n := snapshotCount(t, ns); n != 1 {
+		if n := snapshotCount(t, ns, 1); n != 1 {
 			t.Fatalf("repository has %d snapshots after one backup", n)
 		}
 		return pw
@@ -745,7 +750,7 @@ func TestFaultBadSessionInputs(t *testing.T) {
 			if s := triggerBackup(t, ns, "bc", 3*time.Minute); s.Status.Phase != v1beta1.BackupSessionSucceeded {
 				t.Fatalf("backup with the right password again ended %s: %s", s.Status.Phase, s.Status.Reason)
 			}
-			if n := snapshotCount(t, ns); n != 2 {
+			if n := snapshotCount(t, ns, 2); n != 2 {
 				t.Errorf("repository has %d snapshots; want the first one kept plus one", n)
 			}
 			return []string{pw}
@@ -788,7 +793,7 @@ func TestFaultBadSessionInputs(t *testing.T) {
 				t.Errorf("session of a deleted PVC has no reason")
 			}
 			t.Logf("session of a deleted PVC: %s: %s", s.Status.Phase, s.Status.Reason)
-			if n := snapshotCount(t, ns); n != 1 {
+			if n := snapshotCount(t, ns, 1); n != 1 {
 				t.Errorf("repository has %d snapshots; want 1", n)
 			}
 			return []string{pw}
@@ -841,7 +846,7 @@ func TestFaultBadSessionInputs(t *testing.T) {
 					t.Errorf("session %s removed locks of a repository nobody died on", name)
 				}
 			}
-			if n := snapshotCount(t, ns); n != 2 {
+			if n := snapshotCount(t, ns, 2); n != 2 {
 				t.Errorf("repository has %d snapshots; want 2", n)
 			}
 			return []string{pw}
@@ -864,7 +869,7 @@ func TestFaultBadSessionInputs(t *testing.T) {
 			if after := runFixture(t, ns, "data", "manifest", "/data"); after != before {
 				t.Errorf("a failed restore changed the PVC")
 			}
-			if n := snapshotCount(t, ns); n != 1 {
+			if n := snapshotCount(t, ns, 1); n != 1 {
 				t.Errorf("repository has %d snapshots; want 1", n)
 			}
 			return []string{pw}
@@ -884,7 +889,7 @@ func TestFaultBadSessionInputs(t *testing.T) {
 				t.Fatalf("restore with a '..' rule ended %s: %s; want Invalid", rs.Status.Phase, rs.Status.Reason)
 			}
 			waitEvent(t, ns, v1beta1.KindRestoreSession, "restore", corev1.EventTypeWarning, "InvalidRestoreSession")
-			if n := snapshotCount(t, ns); n != 1 {
+			if n := snapshotCount(t, ns, 1); n != 1 {
 				t.Errorf("repository has %d snapshots; want 1", n)
 			}
 			return []string{pw}

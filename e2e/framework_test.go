@@ -243,6 +243,20 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func(context
 	}
 }
 
+// settle polls get every second until it returns want, for at most 30 s,
+// and returns what it last returned: status one controller derives from
+// another's objects (a configuration's or Repository's from its sessions)
+// follows them by a moment.
+func settle[T comparable](t *testing.T, want T, get func() T) T {
+	t.Helper()
+	var got T
+	_ = wait.PollUntilContextTimeout(ctx(t), time.Second, 30*time.Second, true, func(context.Context) (bool, error) {
+		got = get()
+		return got == want, nil
+	})
+	return got
+}
+
 // waitSession waits until a BackupSession of bc reaches a final phase and returns it.
 func waitSession(t *testing.T, ns, bc string, timeout time.Duration, skip map[string]bool) *v1beta1.BackupSession {
 	t.Helper()

@@ -96,12 +96,16 @@ func TestRetentionKeepsLastN(t *testing.T) {
 			t.Fatalf("backup %d (%s) ended %s: %s", i, s.Name, s.Status.Phase, s.Status.Reason)
 		}
 	}
-	repo, err := e.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if repo.Status.SnapshotCount != 2 || repo.Status.SnapshotsRemovedOnLastCleanup != 1 {
-		t.Fatalf("after 3 backups with keepLast 2: snapshotCount=%d removed=%d", repo.Status.SnapshotCount, repo.Status.SnapshotsRemovedOnLastCleanup)
+	type counts struct{ snapshots, removed int64 }
+	got := settle(t, counts{2, 1}, func() counts {
+		repo, err := e.stow.StowV1beta1().Repositories(ns).Get(context.Background(), "repo", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return counts{repo.Status.SnapshotCount, repo.Status.SnapshotsRemovedOnLastCleanup}
+	})
+	if got != (counts{2, 1}) {
+		t.Fatalf("after 3 backups with keepLast 2: snapshotCount=%d removed=%d", got.snapshots, got.removed)
 	}
 }
 

@@ -59,16 +59,21 @@ func hostRestic(t *testing.T, b v1beta1.Backend, secret map[string]string, args 
 	return cmd
 }
 
-func configSnapshots(t *testing.T, ns, name string) int64 {
+// configSnapshots is the configuration's snapshot count once it is want,
+// or what it is after a while (-1: none): its controller derives it from
+// the sessions right after their results.
+func configSnapshots(t *testing.T, ns, name string, want int64) int64 {
 	t.Helper()
-	bc, err := e.stow.StowV1beta1().BackupConfigurations(ns).Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bc.Status.SnapshotCount == nil {
-		t.Fatalf("BackupConfiguration %s/%s reports no snapshot count", ns, name)
-	}
-	return *bc.Status.SnapshotCount
+	return settle(t, want, func() int64 {
+		bc, err := e.stow.StowV1beta1().BackupConfigurations(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bc.Status.SnapshotCount == nil {
+			return -1
+		}
+		return *bc.Status.SnapshotCount
+	})
 }
 
 // A repository shared by two PVCs of one namespace and a third
@@ -101,7 +106,7 @@ func TestSharedRepositoryRetentionAndRestore(t *testing.T) {
 		}
 	}
 	for _, bc := range []struct{ ns, name string }{{owner, "a"}, {owner, "b"}, {tenant, "a"}} {
-		if n := configSnapshots(t, bc.ns, bc.name); n != 1 {
+		if n := configSnapshots(t, bc.ns, bc.name, 1); n != 1 {
 			t.Errorf("%s/%s keeps %d snapshots; want 1 (keepLast 1, its own only)", bc.ns, bc.name, n)
 		}
 	}

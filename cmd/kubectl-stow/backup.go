@@ -44,30 +44,47 @@ var triggerCommand = command{
 
 // waitBackupSession waits until session name ends and reports how.
 func waitBackupSession(ctx context.Context, e *env, name string, timeout time.Duration) error {
-	var bs *v1beta1.BackupSession
+	return waitSession(ctx, e, "backupsession", name, timeout,
+		func(ctx context.Context) (*v1beta1.BackupSession, error) {
+			return e.stow.StowV1beta1().BackupSessions(e.namespace).Get(ctx, name, metav1.GetOptions{})
+		},
+		func(bs *v1beta1.BackupSession) sessionEnd {
+			switch p := bs.Status.Phase; p {
+			case v1beta1.BackupSessionSucceeded, v1beta1.BackupSessionFailed, v1beta1.BackupSessionSkipped:
+				return sessionEnd{phase: string(p), ended: true, succeeded: p == v1beta1.BackupSessionSucceeded, reason: bs.Status.Reason, duration: bs.Status.SessionDuration}
+			default:
+				return sessionEnd{phase: string(p)}
+			}
+		})
+}
+
+// sessionEnd is what waitSession reads of a session.
+type sessionEnd struct {
+	phase            string
+	ended, succeeded bool
+	reason, duration string
+}
+
+// waitSession waits until the session get reads has ended (end tells), and
+// reports how: an error unless it succeeded.
+func waitSession[T any](ctx context.Context, e *env, kind, name string, timeout time.Duration,
+	get func(context.Context) (T, error), end func(T) sessionEnd) error {
+	var last sessionEnd
 	err := waitFor(ctx, e, timeout, func(ctx context.Context) (bool, error) {
-		var err error
-		bs, err = e.stow.StowV1beta1().BackupSessions(e.namespace).Get(ctx, name, metav1.GetOptions{})
+		s, err := get(ctx)
 		if err != nil {
 			return false, err
 		}
-		switch bs.Status.Phase {
-		case v1beta1.BackupSessionSucceeded, v1beta1.BackupSessionFailed, v1beta1.BackupSessionSkipped:
-			return true, nil
-		}
-		return false, nil
+		last = end(s)
+		return last.ended, nil
 	})
 	if err != nil {
-		phase := v1beta1.BackupSessionPhase("")
-		if bs != nil {
-			phase = bs.Status.Phase
-		}
-		return fmt.Errorf("backupsession/%s (phase %q): %v", name, phase, err)
+		return fmt.Errorf("%s/%s (phase %q): %v", kind, name, last.phase, err)
 	}
-	if bs.Status.Phase != v1beta1.BackupSessionSucceeded {
-		return fmt.Errorf("backupsession/%s %s: %s", name, bs.Status.Phase, bs.Status.Reason)
+	if !last.succeeded {
+		return fmt.Errorf("%s/%s %s: %s", kind, name, last.phase, last.reason)
 	}
-	fmt.Fprintf(e.out, "backupsession/%s Succeeded in %s\n", name, bs.Status.SessionDuration)
+	fmt.Fprintf(e.out, "%s/%s Succeeded in %s\n", kind, name, last.duration)
 	return nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/stowhq/stow/client/clientset/versioned"
+	"github.com/stowhq/stow/internal/cli"
 	"github.com/stowhq/stow/pkg/version"
 )
 
@@ -128,32 +129,19 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, clien
 		fmt.Fprintln(stdout, version.String("kubectl-stow"))
 		return 0
 	}
-	var cmd *command
-	for i := range commands {
-		if commands[i].name == args[0] {
-			cmd = &commands[i]
-		}
-	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "kubectl stow: unknown command %q (see kubectl stow --help)\n", args[0])
-		return 2
-	}
-	fs := pflag.NewFlagSet("kubectl stow "+cmd.name, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var kf kubeFlags
-	fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-	fs.StringVar(&kf.context, "context", "", "kubeconfig context to use")
-	fs.StringVarP(&kf.namespace, "namespace", "n", "", "namespace (default: the context's)")
-	runFn := cmd.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: kubectl stow %s %s\n\n%s\n\nFlags:\n%s", cmd.name, cmd.args, cmd.short, fs.FlagUsages())
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "kubectl stow %s: %v\n", cmd.name, err)
-		return 2
+	cmd, runFn, fs, code := cli.Parse("kubectl stow", commands, func(c command) string { return c.name }, args, stderr,
+		func(c command, fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+			fs.StringVar(&kf.context, "context", "", "kubeconfig context to use")
+			fs.StringVarP(&kf.namespace, "namespace", "n", "", "namespace (default: the context's)")
+			return c.flags(fs)
+		},
+		func(c command, fs *pflag.FlagSet) {
+			fmt.Fprintf(stdout, "Usage: kubectl stow %s %s\n\n%s\n\nFlags:\n%s", c.name, c.args, c.short, fs.FlagUsages())
+		})
+	if code >= 0 {
+		return code
 	}
 	err := func() error {
 		stow, kube, ns, err := clients(kf)
@@ -190,13 +178,7 @@ Commands:
 }
 
 // oneLine keeps the first line of a message.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
+func oneLine(s string) string { return cli.OneLine(s) }
 
 // oneArg checks that exactly one positional argument, what, was given.
 func oneArg(args []string, what string) (string, error) {

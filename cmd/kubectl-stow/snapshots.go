@@ -220,26 +220,18 @@ func newClaim(ctx context.Context, e *env, snap *v1beta1.Snapshot, o restoreOpti
 	return claim, nil
 }
 
+// waitRestoreSession waits until restore name ends and reports how.
 func waitRestoreSession(ctx context.Context, e *env, name string, timeout time.Duration) error {
-	var rs *v1beta1.RestoreSession
-	err := waitFor(ctx, e, timeout, func(ctx context.Context) (bool, error) {
-		var err error
-		rs, err = e.stow.StowV1beta1().RestoreSessions(e.namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		switch rs.Status.Phase {
-		case v1beta1.RestoreSucceeded, v1beta1.RestoreFailed, v1beta1.RestoreInvalid:
-			return true, nil
-		}
-		return false, nil
-	})
-	if err != nil {
-		return fmt.Errorf("restoresession/%s: %v", name, err)
-	}
-	if rs.Status.Phase != v1beta1.RestoreSucceeded {
-		return fmt.Errorf("restoresession/%s %s: %s", name, rs.Status.Phase, rs.Status.Reason)
-	}
-	fmt.Fprintf(e.out, "restoresession/%s Succeeded in %s\n", name, rs.Status.SessionDuration)
-	return nil
+	return waitSession(ctx, e, "restoresession", name, timeout,
+		func(ctx context.Context) (*v1beta1.RestoreSession, error) {
+			return e.stow.StowV1beta1().RestoreSessions(e.namespace).Get(ctx, name, metav1.GetOptions{})
+		},
+		func(rs *v1beta1.RestoreSession) sessionEnd {
+			switch p := rs.Status.Phase; p {
+			case v1beta1.RestoreSucceeded, v1beta1.RestoreFailed, v1beta1.RestoreInvalid:
+				return sessionEnd{phase: string(p), ended: true, succeeded: p == v1beta1.RestoreSucceeded, reason: rs.Status.Reason, duration: rs.Status.SessionDuration}
+			default:
+				return sessionEnd{phase: string(p)}
+			}
+		})
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
+	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/client/clientset/versioned"
 	"github.com/stowhq/stow/pkg/builtin"
 )
@@ -17,55 +18,49 @@ import (
 // ensureBuiltins creates the built-in Functions and Tasks, or updates their
 // spec when it differs (a new --image, a new operator version).
 func ensureBuiltins(ctx context.Context, stow versioned.Interface, image string) error {
-	logger := klog.FromContext(ctx)
-	fc := stow.StowV1beta1().Functions()
-	for _, want := range builtin.Functions(image) {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur, err := fc.Get(ctx, want.Name, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				_, err = fc.Create(ctx, want, metav1.CreateOptions{})
-				if err == nil {
-					logger.Info("Created built-in Function", "name", want.Name)
-				}
-				return err
-			}
-			if err != nil || equality.Semantic.DeepEqual(cur.Spec, want.Spec) {
-				return err
-			}
-			cur.Spec = want.Spec
-			_, err = fc.Update(ctx, cur, metav1.UpdateOptions{})
-			if err == nil {
-				logger.Info("Updated built-in Function", "name", want.Name)
-			}
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("ensure Function %s: %w", want.Name, err)
-		}
+	err := ensureSpecs(ctx, "Function", stow.StowV1beta1().Functions(), builtin.Functions(image),
+		func(o *v1beta1.Function) *v1beta1.FunctionSpec { return &o.Spec })
+	if err != nil {
+		return err
 	}
-	tc := stow.StowV1beta1().Tasks()
-	for _, want := range builtin.Tasks() {
+	return ensureSpecs(ctx, "Task", stow.StowV1beta1().Tasks(), builtin.Tasks(),
+		func(o *v1beta1.Task) *v1beta1.TaskSpec { return &o.Spec })
+}
+
+// objectClient is what ensureSpecs needs of a typed cluster-scoped client.
+type objectClient[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Create(ctx context.Context, obj T, opts metav1.CreateOptions) (T, error)
+	Update(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
+}
+
+// ensureSpecs creates each of wants (objects of kind) that does not exist
+// and gives an existing one want's spec (spec points at an object's), with
+// conflict retry.
+func ensureSpecs[T metav1.Object, S any](ctx context.Context, kind string, client objectClient[T], wants []T, spec func(T) *S) error {
+	logger := klog.FromContext(ctx)
+	for _, want := range wants {
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur, err := tc.Get(ctx, want.Name, metav1.GetOptions{})
+			cur, err := client.Get(ctx, want.GetName(), metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
-				_, err = tc.Create(ctx, want, metav1.CreateOptions{})
+				_, err = client.Create(ctx, want, metav1.CreateOptions{})
 				if err == nil {
-					logger.Info("Created built-in Task", "name", want.Name)
+					logger.Info("Created built-in "+kind, "name", want.GetName())
 				}
 				return err
 			}
-			if err != nil || equality.Semantic.DeepEqual(cur.Spec, want.Spec) {
+			if err != nil || equality.Semantic.DeepEqual(spec(cur), spec(want)) {
 				return err
 			}
-			cur.Spec = want.Spec
-			_, err = tc.Update(ctx, cur, metav1.UpdateOptions{})
+			*spec(cur) = *spec(want)
+			_, err = client.Update(ctx, cur, metav1.UpdateOptions{})
 			if err == nil {
-				logger.Info("Updated built-in Task", "name", want.Name)
+				logger.Info("Updated built-in "+kind, "name", want.GetName())
 			}
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("ensure Task %s: %w", want.Name, err)
+			return fmt.Errorf("ensure %s %s: %w", kind, want.GetName(), err)
 		}
 	}
 	return nil

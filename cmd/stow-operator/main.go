@@ -47,6 +47,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/repository"
 	"github.com/stowhq/stow/pkg/controller/restoresession"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/controller/trim"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/lenient"
@@ -319,21 +320,19 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 			return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, ropts)
 		}}
 	gate := executor.NewGate(stowOwned.Batch().V1().Jobs().Lister(), stowOwned.Core().V1().Pods().Lister(), nil, o.MaxConcurrentJobs)
-	bs := backupsession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, backupsession.Config{
+	sessionDeps := session.Deps{Kube: kube, Stow: stow, KubeInformers: stowOwned, StowInformers: stowInformers, Recorder: recorder, Pusher: pusher, Gate: gate}
+	sessionCfg := session.Config{PendingTimeout: o.PendingTimeout, Guard: guard, Hooks: hooks}
+	bs := backupsession.NewController(sessionDeps, backupsession.Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
 			return resolve.BackupJob(bc, s, repo, task, fns, ropts)
 		},
-		PendingTimeout: o.PendingTimeout,
-		Guard:          guard,
-		Hooks:          hooks,
+		Config: sessionCfg,
 	})
-	rs := restoresession.NewController(kube, stow, stowOwned, stowInformers, recorder, pusher, gate, restoresession.Config{
+	rs := restoresession.NewController(sessionDeps, restoresession.Config{
 		BuildJobs: func(r *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 			return resolve.RestoreJobs(r, repo, task, fns, resolved, ropts)
 		},
-		PendingTimeout: o.PendingTimeout,
-		Guard:          guard,
-		Hooks:          hooks,
+		Config: sessionCfg,
 	})
 	bc := backupconfiguration.NewController(kube, stow, stowOwned, stowInformers, recorder, ropts).WithMetrics(pusher).WithGuard(guard).
 		WithWatches(metadataListWatch(meta, corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")),
@@ -429,15 +428,5 @@ func (h *health) serve(ctx context.Context, addr string) error {
 		}
 		_, _ = w.Write([]byte("ok"))
 	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("health probes on %s: %w", addr, err)
-	}
-	return nil
+	return serve(ctx, "health probes", addr, mux)
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -56,12 +55,7 @@ Unreadable files are a failure. Storage credentials come from the environment
 		fs.StringVar(&o.excludes, "exclude", "", "comma-separated restic exclude patterns")
 		fs.StringVar(&o.extraArgs, "args", "", "extra restic backup arguments, space-separated")
 		fs.StringVar(&o.mountPath, "mount-path", "", "where the target volume is mounted (default: the mount point holding each path, from /proc/self/mountinfo)")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
-			return o.run(ctx)
-		}
+		return noArgs(o.run)
 	},
 }
 
@@ -73,11 +67,7 @@ type backupPVCOptions struct {
 
 func (o *backupPVCOptions) run(ctx context.Context) error {
 	res := jobresult.Result{Step: "backup-pvc", Host: o.job.host()}
-	fail := func(err error) error {
-		res.Error = oneLine(err.Error())
-		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
-		return o.job.finish(res, true)
-	}
+	fail := func(err error) error { return o.job.failStep(&res, err) }
 	if err := o.job.load(); err != nil {
 		return fail(err)
 	}
@@ -180,7 +170,7 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 	if len(errs) > 0 {
 		return fail(errors.New(strings.Join(errs, "; ")))
 	}
-	res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
+	res.Duration = o.job.elapsed()
 	return o.job.finish(res, true)
 }
 

@@ -27,10 +27,7 @@ owned by it, and gets retryLeft = the configuration's maxRetry.`,
 		fs.StringVar(&invokerName, "invoker-name", "", "BackupConfiguration name")
 		fs.StringVar(&invokerKind, "invoker-kind", v1beta1.KindBackupConfiguration, "invoker kind (only BackupConfiguration)")
 		fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
+		return noArgs(func(ctx context.Context) error {
 			if namespace == "" || invokerName == "" {
 				return usageError("--namespace and --invoker-name are required")
 			}
@@ -51,7 +48,7 @@ owned by it, and gets retryLeft = the configuration's maxRetry.`,
 			}
 			logger.Printf("created BackupSession %s/%s", bs.Namespace, bs.Name)
 			return nil
-		}
+		})
 	},
 }
 

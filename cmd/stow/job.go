@@ -274,6 +274,19 @@ func (j *jobFlags) outputPath() string { return filepath.Join(j.outputDir, v1bet
 // finish records res for the operator (termination log) and, when
 // toOutput is set, for the next step (output.json); it returns the step's
 // error so that the process exits non-zero with its one-line cause.
+// failStep ends a backup or restore step with err: res says it, with the
+// time the step took, in output.json and the termination log.
+func (j *jobFlags) failStep(res *jobresult.Result, err error) error {
+	res.Error = oneLine(err.Error())
+	res.Duration = j.elapsed()
+	return j.finish(*res, true)
+}
+
+// elapsed is how long the step has run, as its result reports it.
+func (j *jobFlags) elapsed() string {
+	return time.Since(j.start).Round(time.Millisecond).String()
+}
+
 func (j *jobFlags) finish(res jobresult.Result, toOutput bool) error {
 	var errs []error
 	if toOutput {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/stowhq/stow/internal/cli"
 	"github.com/stowhq/stow/pkg/version"
 )
 
@@ -31,6 +32,17 @@ type command struct {
 	// flags registers the command's flags and returns its run function,
 	// called with the positional arguments after parsing.
 	flags func(fs *pflag.FlagSet) func(ctx context.Context, args []string) error
+}
+
+// noArgs is the run function of a command that takes no positional
+// arguments: any is a usage error, otherwise run runs.
+func noArgs(run func(context.Context) error) func(context.Context, []string) error {
+	return func(ctx context.Context, args []string) error {
+		if len(args) > 0 {
+			return usageError("unexpected arguments %q", args)
+		}
+		return run(ctx)
+	}
 }
 
 var commands = []command{
@@ -81,28 +93,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 	}
-	var cmd *command
-	for i := range commands {
-		if commands[i].name == args[0] {
-			cmd = &commands[i]
-		}
-	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "stow: unknown command %q (see stow --help)\n", args[0])
-		return 2
-	}
-	fs := pflag.NewFlagSet("stow "+cmd.name, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	runFn := cmd.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: stow %s [flags]\n\n%s\n\nFlags:\n%s", cmd.name, strings.TrimSpace(cmd.long), fs.FlagUsages())
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "stow %s: %v\n", cmd.name, err)
-		return 2
+	cmd, runFn, fs, code := cli.Parse("stow", commands, func(c command) string { return c.name }, args, stderr,
+		func(c command, fs *pflag.FlagSet) func(context.Context, []string) error { return c.flags(fs) },
+		func(c command, fs *pflag.FlagSet) {
+			fmt.Fprintf(stdout, "Usage: stow %s [flags]\n\n%s\n\nFlags:\n%s", c.name, strings.TrimSpace(c.long), fs.FlagUsages())
+		})
+	if code >= 0 {
+		return code
 	}
 	if isJobCommand(cmd.name) {
 		// The first line of every Job container's log: which build ran it.
@@ -155,10 +152,4 @@ func isJobCommand(name string) bool {
 }
 
 // oneLine keeps the first line of a message: the contract for a failed step.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
+func oneLine(s string) string { return cli.OneLine(s) }

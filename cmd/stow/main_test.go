@@ -210,3 +210,14 @@ func TestVersionFlag(t *testing.T) {
 		}
 	}
 }
+
+// Every command without positional arguments refuses them with exit code 2
+// before doing anything.
+func TestCommandsRefuseUnexpectedArguments(t *testing.T) {
+	for _, name := range []string{"backup-pvc", "restore-pvc", "update-status", "maintain", "create-backupsession", "run-hook"} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{name, "stray"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unexpected arguments") {
+			t.Errorf("%s stray: exit %d, stderr %q; want 2 and unexpected arguments", name, code, errOut.String())
+		}
+	}
+}

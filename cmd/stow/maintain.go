@@ -36,12 +36,7 @@ credentials come from the environment (RESTIC_PASSWORD, ...).`,
 		fs.StringVar(&o.readDataSubset, "read-data-subset", "", "with --check, also read and verify this subset of the data (restic's n/t, x% or size)")
 		fs.BoolVar(&o.refresh, "refresh", false, "measure the repository's size and count its snapshots")
 		registerIgnoredMetricsFlags(fs)
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
-			return o.run(ctx)
-		}
+		return noArgs(o.run)
 	},
 }
 
@@ -55,7 +50,7 @@ func (o *maintainOptions) run(ctx context.Context) error {
 	res := jobresult.Result{Step: "maintain"}
 	finish := func(errs []string) error {
 		res.Error = strings.Join(errs, "; ")
-		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
+		res.Duration = o.job.elapsed()
 		return o.job.finish(res, false)
 	}
 	if err := o.job.load(); err != nil {

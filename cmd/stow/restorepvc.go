@@ -46,12 +46,7 @@ refused, so are restore targets that run through a symbolic link, and extra
 		fs.StringVar(&o.includes, "include", "", "comma-separated restic include patterns")
 		fs.StringVar(&o.excludes, "exclude", "", "comma-separated restic exclude patterns")
 		fs.StringVar(&o.extraArgs, "args", "", "extra restic restore arguments, space-separated")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
-			return o.run(ctx)
-		}
+		return noArgs(o.run)
 	},
 }
 
@@ -64,11 +59,7 @@ type restorePVCOptions struct {
 
 func (o *restorePVCOptions) run(ctx context.Context) error {
 	res := jobresult.Result{Step: "restore-pvc", Host: o.job.host()}
-	fail := func(err error) error {
-		res.Error = oneLine(err.Error())
-		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
-		return o.job.finish(res, true)
-	}
+	fail := func(err error) error { return o.job.failStep(&res, err) }
 	if err := o.job.load(); err != nil {
 		return fail(err)
 	}
@@ -186,7 +177,7 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	if !asOf.IsZero() {
 		logger.Printf("restored as of %s: the newest snapshots taken at or before it", asOf.UTC().Format(time.RFC3339))
 	}
-	res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
+	res.Duration = o.job.elapsed()
 	return o.job.finish(res, true)
 }
 

@@ -30,10 +30,7 @@ the application's pods, never here (docs/hooks.md).`,
 		fs.StringVar(&handler, "handler", "", "the rendered handler, as JSON")
 		fs.DurationVar(&timeout, "timeout", time.Minute, "how long the hook may take")
 		fs.StringVar(&termLog, "termination-log", "/dev/termination-log", "where the result is written")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
+		return noArgs(func(ctx context.Context) error {
 			if handler == "" {
 				return usageError("--handler is required")
 			}
@@ -54,6 +51,6 @@ the application's pods, never here (docs/hooks.md).`,
 				errs = append(errs, fmt.Errorf("writing termination message: %v", err))
 			}
 			return errors.Join(errs...)
-		}
+		})
 	},
 }

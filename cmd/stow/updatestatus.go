@@ -42,12 +42,7 @@ it cannot push for anyone else). It exits non-zero if any step failed.`,
 		fs.BoolVar(&o.integrityCheck, "integrity-check", false, "also run restic check after retention (the repository's maintenance checks it on its own schedule)")
 		registerIgnoredMetricsFlags(fs)
 		fs.String("repository-namespace", "", "accepted for compatibility; the operator labels the metrics")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
-			return o.run(ctx)
-		}
+		return noArgs(o.run)
 	},
 }
 

@@ -95,10 +95,7 @@ var snapshotsCommand = command{
 		var asJSON bool
 		fs.StringVar(&host, "host", "", "only snapshots of this host")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
+		return noArgs(func(ctx context.Context) error {
 			r, cleanup, err := rf.open()
 			if err != nil {
 				return err
@@ -109,7 +106,7 @@ var snapshotsCommand = command{
 				return err
 			}
 			return printSnapshots(os.Stdout, snaps, asJSON)
-		}
+		})
 	},
 }
 
@@ -216,10 +213,7 @@ Files land relative to the target: a snapshot of directory D taken by
 		fs.StringVar(&path, "path", "", "restore only this snapshot path (with latest: the latest snapshot holding it)")
 		fs.StringSliceVar(&includes, "include", nil, "include pattern (repeatable)")
 		fs.StringSliceVar(&excludes, "exclude", nil, "exclude pattern (repeatable)")
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
+		return noArgs(func(ctx context.Context) error {
 			if target == "" {
 				return usageError("--target is required")
 			}
@@ -238,6 +232,6 @@ Files land relative to the target: a snapshot of directory D taken by
 				fmt.Printf("restored %s of snapshot %s into %s\n", d.Path, short(d.SnapshotID), d.Target)
 			}
 			return err
-		}
+		})
 	},
 }

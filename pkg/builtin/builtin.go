@@ -42,72 +42,54 @@ var invokerArgs = []string{
 	"--output-dir=${outputDir:=" + v1beta1.OutputDir + "}",
 }
 
-func args(cmd string, groups ...[]string) []string {
-	out := []string{cmd}
-	for _, g := range groups {
-		out = append(out, g...)
-	}
-	return out
+// stowFunction is a Function running the stow command cmd in image, with
+// the invoker's and the repository's flags, then flags; mounts are its
+// volume mounts.
+func stowFunction(name, image, cmd string, flags []string, mounts []corev1.VolumeMount) *v1beta1.Function {
+	args := append([]string{cmd}, invokerArgs...)
+	args = append(append(args, repositoryArgs...), flags...)
+	return &v1beta1.Function{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1beta1.FunctionSpec{Image: image, Args: args, VolumeMounts: mounts}}
 }
 
 // Functions returns the built-in Functions for the given runner image.
 func Functions(image string) []*v1beta1.Function {
 	targetMount := []corev1.VolumeMount{{Name: "${targetVolume}", MountPath: "${TARGET_MOUNT_PATH}"}}
 	return []*v1beta1.Function{
-		{
-			ObjectMeta: metav1.ObjectMeta{Name: v1beta1.FunctionPVCBackup},
-			Spec: v1beta1.FunctionSpec{
-				Image: image,
-				Args: args("backup-pvc", invokerArgs, repositoryArgs, []string{
-					"--backupsession=${BACKUP_SESSION:=}",
-					"--mount-path=${TARGET_MOUNT_PATH}",
-					"--backup-paths=${TARGET_PATHS}",
-					"--exclude=${EXCLUDE_PATTERNS:=}",
-					"--args=${DRIVER_ARGS:=}",
-				}),
-				VolumeMounts: targetMount,
-			},
-		},
-		{
-			ObjectMeta: metav1.ObjectMeta{Name: v1beta1.FunctionPVCRestore},
-			Spec: v1beta1.FunctionSpec{
-				Image: image,
-				Args: args("restore-pvc", invokerArgs, repositoryArgs, []string{
-					"--restoresession=${RESTORE_SESSION:=}",
-					"--mount-path=${TARGET_MOUNT_PATH}",
-					"--source-hostname=${SOURCE_HOSTNAME:=}",
-					"--restore-paths=${RESTORE_PATHS:=}",
-					"--snapshots=${RESTORE_SNAPSHOTS:=}",
-					"--include=${INCLUDE_PATTERNS:=}",
-					"--exclude=${EXCLUDE_PATTERNS:=}",
-					"--args=${DRIVER_ARGS:=}",
-				}),
-				VolumeMounts: targetMount,
-			},
-		},
-		{
-			ObjectMeta: metav1.ObjectMeta{Name: v1beta1.FunctionUpdateStatus},
-			Spec: v1beta1.FunctionSpec{
-				Image: image,
-				Args: args("update-status", invokerArgs, repositoryArgs, []string{
-					"--backupsession=${BACKUP_SESSION:=}",
-					"--restoresession=${RESTORE_SESSION:=}",
-					"--retention-keep-last=${RETENTION_KEEP_LAST:=0}",
-					"--retention-keep-hourly=${RETENTION_KEEP_HOURLY:=0}",
-					"--retention-keep-daily=${RETENTION_KEEP_DAILY:=0}",
-					"--retention-keep-weekly=${RETENTION_KEEP_WEEKLY:=0}",
-					"--retention-keep-monthly=${RETENTION_KEEP_MONTHLY:=0}",
-					"--retention-keep-yearly=${RETENTION_KEEP_YEARLY:=0}",
-					"--retention-keep-tags=${RETENTION_KEEP_TAGS:=}",
-					"--retention-prune=${RETENTION_PRUNE:=false}",
-					"--retention-dry-run=${RETENTION_DRY_RUN:=false}",
-					"--integrity-check=${INTEGRITY_CHECK:=false}",
-					"--metrics-enabled=${METRICS_ENABLED:=true}",
-					"--metrics-pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
-					"--repository-namespace=${REPOSITORY_NAMESPACE:=}",
-				}),
-			},
-		},
+		stowFunction(v1beta1.FunctionPVCBackup, image, "backup-pvc", []string{
+			"--backupsession=${BACKUP_SESSION:=}",
+			"--mount-path=${TARGET_MOUNT_PATH}",
+			"--backup-paths=${TARGET_PATHS}",
+			"--exclude=${EXCLUDE_PATTERNS:=}",
+			"--args=${DRIVER_ARGS:=}",
+		}, targetMount),
+		stowFunction(v1beta1.FunctionPVCRestore, image, "restore-pvc", []string{
+			"--restoresession=${RESTORE_SESSION:=}",
+			"--mount-path=${TARGET_MOUNT_PATH}",
+			"--source-hostname=${SOURCE_HOSTNAME:=}",
+			"--restore-paths=${RESTORE_PATHS:=}",
+			"--snapshots=${RESTORE_SNAPSHOTS:=}",
+			"--include=${INCLUDE_PATTERNS:=}",
+			"--exclude=${EXCLUDE_PATTERNS:=}",
+			"--args=${DRIVER_ARGS:=}",
+		}, targetMount),
+		stowFunction(v1beta1.FunctionUpdateStatus, image, "update-status", []string{
+			"--backupsession=${BACKUP_SESSION:=}",
+			"--restoresession=${RESTORE_SESSION:=}",
+			"--retention-keep-last=${RETENTION_KEEP_LAST:=0}",
+			"--retention-keep-hourly=${RETENTION_KEEP_HOURLY:=0}",
+			"--retention-keep-daily=${RETENTION_KEEP_DAILY:=0}",
+			"--retention-keep-weekly=${RETENTION_KEEP_WEEKLY:=0}",
+			"--retention-keep-monthly=${RETENTION_KEEP_MONTHLY:=0}",
+			"--retention-keep-yearly=${RETENTION_KEEP_YEARLY:=0}",
+			"--retention-keep-tags=${RETENTION_KEEP_TAGS:=}",
+			"--retention-prune=${RETENTION_PRUNE:=false}",
+			"--retention-dry-run=${RETENTION_DRY_RUN:=false}",
+			"--integrity-check=${INTEGRITY_CHECK:=false}",
+			"--metrics-enabled=${METRICS_ENABLED:=true}",
+			"--metrics-pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
+			"--repository-namespace=${REPOSITORY_NAMESPACE:=}",
+		}, nil),
 	}
 }
 
@@ -122,21 +104,15 @@ const (
 // MaintenanceTask returns the Function and Task of a repository maintenance
 // Job. Its parameters (${MAINTAIN_*}) say which tasks run.
 func MaintenanceTask(image string) (*v1beta1.Task, *v1beta1.Function) {
-	fn := &v1beta1.Function{
-		ObjectMeta: metav1.ObjectMeta{Name: FunctionMaintain},
-		Spec: v1beta1.FunctionSpec{
-			Image: image,
-			Args: args("maintain", invokerArgs, repositoryArgs, []string{
-				"--unlock=${MAINTAIN_UNLOCK:=false}",
-				"--prune=${MAINTAIN_PRUNE:=false}",
-				"--check=${MAINTAIN_CHECK:=false}",
-				"--read-data-subset=${MAINTAIN_READ_DATA_SUBSET:=}",
-				"--refresh=${MAINTAIN_REFRESH:=false}",
-				"--metrics-enabled=${METRICS_ENABLED:=true}",
-				"--metrics-pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
-			}),
-		},
-	}
+	fn := stowFunction(FunctionMaintain, image, "maintain", []string{
+		"--unlock=${MAINTAIN_UNLOCK:=false}",
+		"--prune=${MAINTAIN_PRUNE:=false}",
+		"--check=${MAINTAIN_CHECK:=false}",
+		"--read-data-subset=${MAINTAIN_READ_DATA_SUBSET:=}",
+		"--refresh=${MAINTAIN_REFRESH:=false}",
+		"--metrics-enabled=${METRICS_ENABLED:=true}",
+		"--metrics-pushgateway-url=${PROMETHEUS_PUSHGATEWAY_URL:=}",
+	}, nil)
 	task := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: TaskMaintain}, Spec: v1beta1.TaskSpec{
 		Steps: []v1beta1.FunctionRef{{Name: FunctionMaintain}},
 	}}

@@ -158,31 +158,34 @@ func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) {
 // by gathering this registry, so a failing list would reject all pushes.
 func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.listBackup != nil {
-		if list, err := c.listBackup(); err != nil {
-			klog.ErrorS(err, "metrics: cannot list BackupSessions")
-		} else {
-			counts := map[string]map[string]int{}
-			for _, s := range list {
-				if s != nil {
-					bump(counts, s.Namespace, string(s.Status.Phase), string(v1beta1.BackupSessionPending))
-				}
-			}
-			emit(ch, backupSessionsDesc, counts, backupPhases)
-		}
+		collectPhases(ch, backupSessionsDesc, backupPhases, "BackupSessions", c.listBackup,
+			func(s *v1beta1.BackupSession) (string, string) { return s.Namespace, string(s.Status.Phase) }, string(v1beta1.BackupSessionPending))
 	}
 	if c.listRestore != nil {
-		if list, err := c.listRestore(); err != nil {
-			klog.ErrorS(err, "metrics: cannot list RestoreSessions")
-		} else {
-			counts := map[string]map[string]int{}
-			for _, s := range list {
-				if s != nil {
-					bump(counts, s.Namespace, string(s.Status.Phase), string(v1beta1.RestorePending))
-				}
-			}
-			emit(ch, restoreSessionsDesc, counts, restorePhases)
+		collectPhases(ch, restoreSessionsDesc, restorePhases, "RestoreSessions", c.listRestore,
+			func(s *v1beta1.RestoreSession) (string, string) { return s.Namespace, string(s.Status.Phase) }, string(v1beta1.RestorePending))
+	}
+}
+
+// collectPhases sends desc's counts of the sessions list returns, by
+// namespace and phase (of tells a session's); a session without a phase
+// counts as empty. A failed list is logged and sends nothing.
+func collectPhases[T comparable](ch chan<- prometheus.Metric, desc *prometheus.Desc, phases []string, what string,
+	list func() ([]T, error), of func(T) (ns, phase string), empty string) {
+	sessions, err := list()
+	if err != nil {
+		klog.ErrorS(err, "metrics: cannot list "+what)
+		return
+	}
+	counts := map[string]map[string]int{}
+	var none T
+	for _, s := range sessions {
+		if s != none {
+			ns, phase := of(s)
+			bump(counts, ns, phase, empty)
 		}
 	}
+	emit(ch, desc, counts, phases)
 }
 
 func bump(counts map[string]map[string]int, ns, phase, empty string) {

@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -89,31 +87,14 @@ func addRepository(b batch, il labels, repo *v1beta1.Repository, repoName, repoN
 }
 
 // backendLabels are the backend, bucket and prefix labels of a repository
-// (Stash's; the container for azure and swift, the path for local).
+// (Stash's; the container for azure and swift, the path for local: its
+// v1beta1.BackendLocation).
 func backendLabels(repo *v1beta1.Repository) (backend, bucket, prefix string) {
 	if repo == nil {
 		return "", "", ""
 	}
-	b := repo.Spec.Backend
-	switch {
-	case b.S3 != nil:
-		bucket, prefix = b.S3.Bucket, b.S3.Prefix
-	case b.GCS != nil:
-		bucket, prefix = b.GCS.Bucket, b.GCS.Prefix
-	case b.Azure != nil:
-		bucket, prefix = b.Azure.Container, b.Azure.Prefix
-	case b.Swift != nil:
-		bucket, prefix = b.Swift.Container, b.Swift.Prefix
-	case b.B2 != nil:
-		bucket, prefix = b.B2.Bucket, b.B2.Prefix
-	case b.Local != nil:
-		bucket = b.Local.MountPath
-	case b.Rest != nil:
-		if u, err := url.Parse(b.Rest.URL); err == nil {
-			bucket, prefix = u.Host, strings.TrimPrefix(u.Path, "/")
-		}
-	}
-	return b.Provider(), bucket, prefix
+	loc := repo.Spec.Backend.Location()
+	return loc.Provider, loc.Bucket, loc.Prefix
 }
 
 func sizeOrZero(s string) float64 {

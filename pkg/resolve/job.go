@@ -496,14 +496,12 @@ func mergePullSecrets(a, b []corev1.LocalObjectReference) []corev1.LocalObjectRe
 	return out
 }
 
+// upsertMount adds m to c, replacing a mount at its path or of its volume
+// and subPath.
 func upsertMount(c *corev1.Container, m corev1.VolumeMount) {
-	for i := range c.VolumeMounts {
-		if c.VolumeMounts[i].MountPath == m.MountPath || c.VolumeMounts[i].Name == m.Name && c.VolumeMounts[i].SubPath == m.SubPath {
-			c.VolumeMounts[i] = m
-			return
-		}
-	}
-	c.VolumeMounts = append(c.VolumeMounts, m)
+	c.VolumeMounts = upsert(c.VolumeMounts, m, func(o corev1.VolumeMount) bool {
+		return o.MountPath == m.MountPath || o.Name == m.Name && o.SubPath == m.SubPath
+	})
 }
 
 func mountAll(p *corev1.PodSpec, m corev1.VolumeMount) {
@@ -515,24 +513,25 @@ func mountAll(p *corev1.PodSpec, m corev1.VolumeMount) {
 	}
 }
 
+// upsertEnv sets e in c, replacing a variable of its name.
 func upsertEnv(c *corev1.Container, e corev1.EnvVar) {
-	for i := range c.Env {
-		if c.Env[i].Name == e.Name {
-			c.Env[i] = e
-			return
-		}
-	}
-	c.Env = append(c.Env, e)
+	c.Env = upsert(c.Env, e, func(o corev1.EnvVar) bool { return o.Name == e.Name })
 }
 
+// upsertVolume adds v to vs, replacing a volume of its name.
 func upsertVolume(vs []corev1.Volume, v corev1.Volume) []corev1.Volume {
-	for i := range vs {
-		if vs[i].Name == v.Name {
-			vs[i] = v
-			return vs
+	return upsert(vs, v, func(o corev1.Volume) bool { return o.Name == v.Name })
+}
+
+// upsert replaces the first element of list that v replaces, or appends v.
+func upsert[T any](list []T, v T, replaces func(T) bool) []T {
+	for i := range list {
+		if replaces(list[i]) {
+			list[i] = v
+			return list
 		}
 	}
-	return append(vs, v)
+	return append(list, v)
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -72,6 +72,8 @@ type Controller struct {
 	cronJobs   batchlisters.CronJobLister
 	roles      rbaclisters.RoleLister
 	bindings   rbaclisters.RoleBindingLister
+	// sessions are read for the status they decide (sessions.go).
+	sessions stowlisters.BackupSessionLister
 
 	// secrets is read on demand (get only: the operator may not list or
 	// watch Secrets) and remembered for secretTTL; a failing Secret check
@@ -122,7 +124,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now, pusher: metrics.Nop{},
 		bcInformer: bcInf.Informer(),
 		bcs:        bcInf.Lister(), repos: repoInf.Lister(), tasks: taskInf.Lister(), fns: s.Functions().Lister(), restores: rsInf.Lister(),
-		sas: saInf.Lister(), cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(),
+		sas: saInf.Lister(), cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(), sessions: s.BackupSessions().Lister(),
 		owned: owned, stowInformers: stowInformers,
 		secretRetry: workqueue.NewTypedItemExponentialFailureRateLimiter[string](secretRecheckFirst, secretRecheckMax),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -179,6 +181,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		{roleInf.Informer(), c.onOwned},
 		{rbInf.Informer(), c.onOwned},
 	}
+	c.synced = append(c.synced, internal.WatchSessionResults(s.BackupSessions().Informer(), c.onSessionResult))
 	for _, h := range handlers {
 		handler := internal.Handler(h.fn)
 		if h.inf == repoInf.Informer() {

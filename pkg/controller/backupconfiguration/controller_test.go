@@ -82,6 +82,8 @@ func (f *fixture) refresh() {
 	replace(s.Tasks().Informer(), items(tasks.Items))
 	rss, _ := f.stow.StowV1beta1().RestoreSessions("").List(ctx, opts)
 	replace(s.RestoreSessions().Informer(), items(rss.Items))
+	bss, _ := f.stow.StowV1beta1().BackupSessions("").List(ctx, opts)
+	replace(s.BackupSessions().Informer(), items(bss.Items))
 	// Only Stow's objects reach the caches (the factory's label selector);
 	// Secrets, PVCs and Namespaces are read on demand.
 	opts = metav1.ListOptions{LabelSelector: ownedSelector}

@@ -1,6 +1,7 @@
 package backupconfiguration
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -168,4 +170,24 @@ func specHash(parts ...any) string {
 	b, _ := json.Marshal(parts)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
+}
+
+// client is what getOrCreate needs of a typed client.
+type client[T any] interface {
+	Create(ctx context.Context, obj T, opts metav1.CreateOptions) (T, error)
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+}
+
+// getOrCreate returns the object want names: from the cache (cached) when
+// it is there, else created from want; a create that finds it made
+// meanwhile (the cache was behind) reads it from the API.
+func getOrCreate[T metav1.Object](ctx context.Context, cached func(name string) (T, error), c client[T], want T) (T, error) {
+	cur, err := cached(want.GetName())
+	if apierrors.IsNotFound(err) {
+		cur, err = c.Create(ctx, want, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			cur, err = c.Get(ctx, want.GetName(), metav1.GetOptions{})
+		}
+	}
+	return cur, err
 }

@@ -15,9 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -31,19 +29,16 @@ import (
 // sync reconciles one BackupConfiguration; it is idempotent and safe to call
 // for any key at any time.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
-		return 0, nil
-	}
-	cached, err := c.bcs.BackupConfigurations(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		c.secretRetry.Forget(key)
-		return 0, nil // owned objects are garbage-collected through owner references
-	}
-	if err != nil {
+	cached, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.BackupConfiguration, error) {
+		return c.bcs.BackupConfigurations(ns).Get(name)
+	})
+	if !found {
+		if err == nil {
+			c.secretRetry.Forget(key) // gone: its owned objects are garbage-collected
+		}
 		return 0, err
 	}
+	ns := cached.Namespace
 	bc := cached.DeepCopy()
 	if bc.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, bc)
@@ -492,8 +487,8 @@ func phase(conds []v1beta1.Condition) v1beta1.BackupInvokerPhase {
 	return p
 }
 
-// writeStatus records the checks, phase, schedule and observed generation,
-// through UpdateStatus and only when something changed; it emits an event
+// writeStatus records the checks, phase, schedule, observed generation and
+// what the sessions decide (fromSessions), through UpdateStatus and only when something changed; it emits an event
 // for every check that newly fails, and one when the configuration becomes
 // Ready or its CronJob (createdCronJob, "" if none) was created. A new
 // configuration that is Ready at once gets one event saying both: Events are
@@ -506,8 +501,9 @@ func (c *Controller) writeStatus(ctx context.Context, bc *v1beta1.BackupConfigur
 			c.event(bc, corev1.EventTypeWarning, ch.reason, ch.cond.Message)
 		}
 	}
+	sessions := c.sessionsOf(bc)
 	mutate := func(obj *v1beta1.BackupConfiguration) bool {
-		changed := false
+		changed := fromSessions(&obj.Status, sessions)
 		for _, ch := range checks {
 			cd := ch.cond
 			cd.ObservedGeneration = obj.Generation
@@ -578,13 +574,7 @@ func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfig
 		return err
 	}
 	role := desiredRole(bc)
-	cur, err := c.roles.Roles(ns).Get(role.Name)
-	if apierrors.IsNotFound(err) {
-		cur, err = c.kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			cur, err = c.kube.RbacV1().Roles(ns).Get(ctx, role.Name, metav1.GetOptions{})
-		}
-	}
+	cur, err := getOrCreate(ctx, c.roles.Roles(ns).Get, c.kube.RbacV1().Roles(ns), role)
 	if err != nil {
 		return fmt.Errorf("role %s/%s: %v", ns, role.Name, err)
 	}
@@ -601,13 +591,7 @@ func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfig
 	}
 
 	rb := desiredRoleBinding(bc)
-	curRB, err := c.bindings.RoleBindings(ns).Get(rb.Name)
-	if apierrors.IsNotFound(err) {
-		curRB, err = c.kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			curRB, err = c.kube.RbacV1().RoleBindings(ns).Get(ctx, rb.Name, metav1.GetOptions{})
-		}
-	}
+	curRB, err := getOrCreate(ctx, c.bindings.RoleBindings(ns).Get, c.kube.RbacV1().RoleBindings(ns), rb)
 	if err != nil {
 		return fmt.Errorf("rolebinding %s/%s: %v", ns, rb.Name, err)
 	}
@@ -641,13 +625,7 @@ func (c *Controller) syncRoleBinding(ctx context.Context, cur, want *rbacv1.Role
 
 func (c *Controller) ensureServiceAccount(ctx context.Context, bc *v1beta1.BackupConfiguration, sa *corev1.ServiceAccount) error {
 	ns := bc.Namespace
-	cur, err := c.sas.ServiceAccounts(ns).Get(sa.Name)
-	if apierrors.IsNotFound(err) {
-		cur, err = c.kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			cur, err = c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, sa.Name, metav1.GetOptions{})
-		}
-	}
+	cur, err := getOrCreate(ctx, c.sas.ServiceAccounts(ns).Get, c.kube.CoreV1().ServiceAccounts(ns), sa)
 	if err != nil {
 		return fmt.Errorf("serviceaccount %s/%s: %v", ns, sa.Name, err)
 	}

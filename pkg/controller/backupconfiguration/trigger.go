@@ -104,13 +104,7 @@ func (c *Controller) ensureSharedTrigger(ctx context.Context, ns string) error {
 		return fmt.Errorf("%s %s/%s exists and is not managed by Stow (label %s=%s)", kind, ns, name, v1beta1.LabelManagedBy, v1beta1.ManagedByStow)
 	}
 
-	sa, err := c.sas.ServiceAccounts(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		sa, err = c.kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: sharedMeta(ns)}, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			sa, err = c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
-		}
-	}
+	sa, err := getOrCreate(ctx, c.sas.ServiceAccounts(ns).Get, c.kube.CoreV1().ServiceAccounts(ns), &corev1.ServiceAccount{ObjectMeta: sharedMeta(ns)})
 	if err != nil {
 		return fmt.Errorf("serviceaccount %s/%s: %w", ns, name, err)
 	}
@@ -119,13 +113,7 @@ func (c *Controller) ensureSharedTrigger(ctx context.Context, ns string) error {
 	}
 
 	want := sharedRole(ns)
-	role, err := c.roles.Roles(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		role, err = c.kube.RbacV1().Roles(ns).Create(ctx, want, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			role, err = c.kube.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
-		}
-	}
+	role, err := getOrCreate(ctx, c.roles.Roles(ns).Get, c.kube.RbacV1().Roles(ns), want)
 	if err != nil {
 		return fmt.Errorf("role %s/%s: %w", ns, name, err)
 	}
@@ -141,13 +129,7 @@ func (c *Controller) ensureSharedTrigger(ctx context.Context, ns string) error {
 	}
 
 	wantRB := sharedRoleBinding(ns)
-	rb, err := c.bindings.RoleBindings(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		rb, err = c.kube.RbacV1().RoleBindings(ns).Create(ctx, wantRB, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			rb, err = c.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
-		}
-	}
+	rb, err := getOrCreate(ctx, c.bindings.RoleBindings(ns).Get, c.kube.RbacV1().RoleBindings(ns), wantRB)
 	if err != nil {
 		return fmt.Errorf("rolebinding %s/%s: %w", ns, name, err)
 	}

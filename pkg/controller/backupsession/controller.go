@@ -1,29 +1,18 @@
 // Package backupsession runs BackupSessions: it decides whether a session
 // runs or is skipped, creates its backup Job when the Repository and the
 // target are free, watches the Job and its pod so that a session never hangs,
-// turns the steps' termination messages into session and Repository status,
-// and finalizes the session (history cleanup, metrics, retry).
+// turns the steps' termination messages into session status and Snapshot
+// records, and finalizes the session (history cleanup, metrics, retry). The
+// configuration's and the Repository's status follow from the session's:
+// their controllers derive them.
 package backupsession
 
 import (
-	"context"
-	"time"
-
 	batchv1 "k8s.io/api/batch/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/record"
-	"k8s.io/utils/clock"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/client/clientset/versioned"
-	"github.com/stowhq/stow/client/informers/externalversions"
-	"github.com/stowhq/stow/pkg/controller/executor"
-	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
-	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/session"
-	"github.com/stowhq/stow/pkg/metrics"
 )
 
 // JobBuilder builds the backup Job of a session; the operator wires it to
@@ -35,19 +24,9 @@ type JobBuilder func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, 
 type Config struct {
 	// BuildJob resolves the Task into a Job (required).
 	BuildJob JobBuilder
-	// PendingTimeout is how long a Job's pod may stay Pending before the
-	// session fails (default 5m).
-	PendingTimeout time.Duration
-	// WaitRequeue is how often a session waiting for its Repository or
-	// target is re-examined (default 5s).
-	WaitRequeue time.Duration
-	// Clock is injected by tests; nil means the real clock.
-	Clock clock.Clock
-	// Guard checks pod settings again right before the Job is made (nil:
-	// no check); the BackupConfiguration's own check makes it Invalid.
-	Guard *podguard.Guard
-	// Hooks configures the pre and post hooks (docs/hooks.md).
-	Hooks hookrun.Config
+	// Config's Guard checks the pod settings again right before the Job is
+	// made; the BackupConfiguration's own check makes it Invalid.
+	session.Config
 }
 
 // Controller reconciles BackupSessions.
@@ -56,21 +35,12 @@ type Controller struct {
 	cfg Config
 }
 
-// NewController builds the controller; see session.New for what
-// kubeInformers and gate must be.
-func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
-	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
-	gate *executor.Gate, cfg Config) *Controller {
-	jobs := jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}.WithDefaults()
-	cfg.PendingTimeout, cfg.WaitRequeue = jobs.PendingTimeout, jobs.WaitRequeue
-	base := session.New(session.Options{Name: "backupsession",
+// NewController builds the controller; see session.Deps for what d must be.
+func NewController(d session.Deps, cfg Config) *Controller {
+	c := &Controller{cfg: cfg}
+	c.Base = session.New(session.Options{Name: "backupsession", Sync: c.sync,
 		Kind:     jobrun.Kind{Owner: v1beta1.KindBackupSession, Component: v1beta1.ComponentBackup, Annotation: v1beta1.AnnotationBackupSession, Placed: true},
-		Sessions: stowInformers.Stow().V1beta1().BackupSessions().Informer(), Jobs: jobs, Hooks: cfg.Hooks, Clock: cfg.Clock},
-		kube, stow, kubeInformers, stowInformers, recorder, pusher, gate)
-	return &Controller{Base: base, cfg: cfg}
-}
-
-// Run starts workers and blocks until ctx is done; the queue is shut down on return.
-func (c *Controller) Run(ctx context.Context, workers int) error {
-	return c.Base.Run(ctx, workers, c.sync)
+		Sessions: d.StowInformers.Stow().V1beta1().BackupSessions().Informer()},
+		&c.cfg.Config, d)
+	return c
 }

@@ -11,9 +11,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -45,7 +46,7 @@ func (c *Controller) finalize(ctx context.Context, s *v1beta1.BackupSession, bc 
 		if skipped {
 			// A failed push must not turn a skip into a failure: no condition.
 			if err := c.Pusher.BackupSessionSkipped(ctx, bc, repo, view); err != nil {
-				c.Recorder.Eventf(s, corev1.EventTypeWarning, EventMetricsFailed, "Pushing the skipped-session metric failed: %v", err)
+				c.Recorder.Eventf(s, corev1.EventTypeWarning, internal.ReasonMetricsFailed, "Pushing the skipped-session metric failed: %v", err)
 			} else {
 				c.setCond(s, v1beta1.MetricsPushed, v1beta1.ConditionTrue, v1beta1.SuccessfullyPushedMetrics, "skipped-session metric pushed", now)
 			}
@@ -66,9 +67,6 @@ func (c *Controller) finalize(ctx context.Context, s *v1beta1.BackupSession, bc 
 	st.Reason = reasonFor(s)
 	switch st.Phase {
 	case v1beta1.BackupSessionSucceeded:
-		if err := c.recordSuccess(ctx, bc, now); err != nil {
-			return err
-		}
 		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventSucceeded, "Backup succeeded in %s", st.SessionDuration)
 	case v1beta1.BackupSessionSkipped:
 		c.Recorder.Event(s, corev1.EventTypeNormal, EventSkipped, st.Reason)
@@ -91,33 +89,33 @@ func reasonFor(s *v1beta1.BackupSession) string {
 	default:
 		return ""
 	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.DeadlineExceeded); c != nil && c.Status == v1beta1.ConditionTrue {
-		return c.Message
+	if m, ok := session.FirstCause(st.Conditions, session.Cause{Type: v1beta1.DeadlineExceeded, Status: v1beta1.ConditionTrue}); ok {
+		return m
 	}
 	for _, t := range st.Targets {
-		if c := v1beta1.GetCondition(t.Conditions, v1beta1.PreBackupHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
-			return "preBackup hook failed, no backup was taken: " + c.Message
-		}
-		if c := v1beta1.GetCondition(t.Conditions, v1beta1.BackupExecutorEnsured); c != nil && c.Status == v1beta1.ConditionFalse {
-			return c.Message
-		}
-		if c := v1beta1.GetCondition(t.Conditions, v1beta1.BackupDisrupted); c != nil && c.Status == v1beta1.ConditionTrue {
-			return c.Message
+		if m, ok := session.FirstCause(t.Conditions,
+			session.Cause{Type: v1beta1.PreBackupHookExecutionSucceeded, Status: v1beta1.ConditionFalse, Prefix: "preBackup hook failed, no backup was taken: "},
+			session.Cause{Type: v1beta1.BackupExecutorEnsured, Status: v1beta1.ConditionFalse},
+			session.Cause{Type: v1beta1.BackupDisrupted, Status: v1beta1.ConditionTrue}); ok {
+			return m
 		}
 		for _, h := range t.Stats {
 			if h.Phase == v1beta1.HostFailed {
 				return fmt.Sprintf("host %s: %s", h.Hostname, h.Error)
 			}
 		}
-		if c := v1beta1.GetCondition(t.Conditions, v1beta1.PostBackupHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
-			return "postBackup hook failed (the snapshot stays): " + c.Message
+		if m, ok := session.FirstCause(t.Conditions, session.Cause{Type: v1beta1.PostBackupHookExecutionSucceeded, Status: v1beta1.ConditionFalse,
+			Prefix: "postBackup hook failed (the snapshot stays): "}); ok {
+			return m
 		}
 	}
+	var steps []session.Cause
 	for _, typ := range []string{v1beta1.BackendRepositoryInitialized, v1beta1.RetentionPolicyApplied, v1beta1.RepositoryIntegrityVerified,
 		v1beta1.RepositoryMetricsPushed, v1beta1.BackupHistoryCleaned, v1beta1.MetricsPushed} {
-		if c := v1beta1.GetCondition(st.Conditions, typ); c != nil && c.Status == v1beta1.ConditionFalse {
-			return typ + ": " + c.Message
-		}
+		steps = append(steps, session.Cause{Type: typ, Status: v1beta1.ConditionFalse, Prefix: typ + ": "})
+	}
+	if m, ok := session.FirstCause(st.Conditions, steps...); ok {
+		return m
 	}
 	if v1beta1.IsConditionTrue(st.Conditions, v1beta1.ExecutorWaiting) {
 		return "the session never started: " + v1beta1.GetCondition(st.Conditions, v1beta1.ExecutorWaiting).Message
@@ -169,39 +167,6 @@ func (c *Controller) cleanHistory(ctx context.Context, s *v1beta1.BackupSession,
 		return fmt.Errorf("could not delete old sessions: %s", strings.Join(failed, "; "))
 	}
 	return nil
-}
-
-// recordSuccess moves the configuration's lastSuccessTime forward.
-func (c *Controller) recordSuccess(ctx context.Context, bc *v1beta1.BackupConfiguration, now time.Time) error {
-	return c.updateConfiguration(ctx, bc, func(st *v1beta1.BackupConfigurationStatus) bool {
-		if st.LastSuccessTime != nil && !st.LastSuccessTime.Time.Before(now.Truncate(time.Second)) {
-			return false
-		}
-		t := metav1.NewTime(now)
-		st.LastSuccessTime = &t
-		return true
-	})
-}
-
-// updateConfiguration applies mutate to the newest status of bc and writes
-// it when mutate reports a change. The configuration being gone is not an
-// error: nothing is left to record.
-func (c *Controller) updateConfiguration(ctx context.Context, bc *v1beta1.BackupConfiguration, mutate func(*v1beta1.BackupConfigurationStatus) bool) error {
-	client := c.Stow.StowV1beta1().BackupConfigurations(bc.Namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.Get(ctx, bc.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !mutate(&cur.Status) {
-			return nil
-		}
-		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
 }
 
 // maybeRetry creates the retry of a Failed session (spec.retryConfig of its

@@ -25,6 +25,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
@@ -138,7 +139,7 @@ func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixtu
 	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
 	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, maxJobs)
-	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.recorder, f.pusher, gate, Config{
+	f.c = NewController(session.Deps{Kube: f.kube, Stow: f.stow, KubeInformers: f.kinf, StowInformers: f.sinf, Recorder: f.recorder, Pusher: f.pusher, Gate: gate}, Config{
 		BuildJob: func(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function) (*batchv1.Job, error) {
 			f.built++
 			if task == nil || len(fns) != len(task.Spec.Steps) {
@@ -149,10 +150,10 @@ func newFixtureMaxJobs(t *testing.T, maxJobs int, objs ...runtime.Object) *fixtu
 				Containers:    []corev1.Container{{Name: "update-status", Image: "stow:test"}},
 			}}}}, nil
 		},
-		Clock: f.clock,
-		Hooks: hookrun.Config{Exec: f.exec, BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
-			return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, resolve.Options{Image: "stow:test"})
-		}},
+		Config: session.Config{Clock: f.clock,
+			Hooks: hookrun.Config{Exec: f.exec, BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
+				return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, resolve.Options{Image: "stow:test"})
+			}}},
 	})
 	f.resync()
 	return f

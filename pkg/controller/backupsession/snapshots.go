@@ -15,10 +15,9 @@ import (
 // recordSnapshots keeps the configuration's Snapshot records in step with
 // what the session did: one record per snapshot it took, and none for those
 // its retention forgot. Records are written by name, never listed, so their
-// cost does not grow with their number. It returns how many records it
-// created and deleted: a session handled twice (a lost status write) counts
-// its snapshots once, which keeps the Repository's count honest.
-func (c *Controller) recordSnapshots(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, m merged, now time.Time) (created, deleted int64, err error) {
+// cost does not grow with their number; a session handled twice (a lost
+// status write) finds its records made.
+func (c *Controller) recordSnapshots(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, m merged, now time.Time) error {
 	client := c.Stow.StowV1beta1().Snapshots(s.Namespace)
 	target := targetRef(bc)
 	// A snapshot of several paths is reported once per path: one record
@@ -50,24 +49,18 @@ func (c *Controller) recordSnapshots(ctx context.Context, s *v1beta1.BackupSessi
 	}
 	for _, id := range order {
 		rec := records[id]
-		switch _, err := client.Create(ctx, rec, metav1.CreateOptions{}); {
-		case err == nil:
-			created++
-		case !apierrors.IsAlreadyExists(err):
-			return created, deleted, fmt.Errorf("record snapshot %s: %w", rec.Name, err)
+		if _, err := client.Create(ctx, rec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("record snapshot %s: %w", rec.Name, err)
 		}
 	}
 	if rt := m.Retention; rt != nil && rt.Error == "" {
 		for _, id := range rt.RemovedIDs {
-			switch err := client.Delete(ctx, names.SnapshotRecord(id), metav1.DeleteOptions{}); {
-			case err == nil:
-				deleted++
-			case !apierrors.IsNotFound(err):
-				return created, deleted, fmt.Errorf("delete the record of forgotten snapshot %s: %w", id, err)
+			if err := client.Delete(ctx, names.SnapshotRecord(id), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete the record of forgotten snapshot %s: %w", id, err)
 			}
 		}
 	}
-	return created, deleted, nil
+	return nil
 }
 
 // snapshotLabels select a configuration's records (kubectl get snapshots -l ...).

@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -30,28 +29,22 @@ const (
 	EventJobCreated          = "BackupJobCreated"
 	EventExecutorFailed      = "BackupExecutorFailed"
 	EventDisrupted           = "BackupDisrupted"
-	EventDeadlineExceeded    = "DeadlineExceeded"
 	EventSucceeded           = "BackupSessionSucceeded"
 	EventFailed              = "BackupSessionFailed"
 	EventSkipped             = "BackupSessionSkipped"
 	EventRetry               = "BackupSessionRetry"
-	EventMetricsFailed       = "MetricsPushFailed"
 	EventInvalid             = "InvalidBackupSession"
 )
 
 // sync reconciles one BackupSession from observed state; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, nil
-	}
-	cur, err := c.BackupSessions.BackupSessions(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil // its Job goes with it (owner reference)
-	}
-	if err != nil {
+	cur, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.BackupSession, error) {
+		return c.BackupSessions.BackupSessions(ns).Get(name)
+	})
+	if !found {
 		return 0, err
 	}
+	ns := cur.Namespace
 	s := cur.DeepCopy()
 	now := c.Clock.Now()
 	logger := klog.FromContext(ctx).WithValues("backupsession", key)
@@ -113,7 +106,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			msg += "; its Job was stopped"
 		}
 		c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.Recorder.Event(s, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		c.Recorder.Event(s, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated {

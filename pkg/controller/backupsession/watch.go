@@ -2,13 +2,9 @@ package backupsession
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
@@ -18,8 +14,8 @@ import (
 )
 
 // watch is the watchdog of a started session: it reads the Job and its pod
-// and turns what it sees into target stats, session conditions and
-// Repository status, or into BackupDisrupted when the Job cannot report.
+// and turns what it sees into target stats and session conditions, or into
+// BackupDisrupted when the Job cannot report.
 func (c *Controller) watch(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
 	t := &s.Status.Targets[0]
 	obs, recheck, err := c.Jobs.Watch(ctx, s, names.BackupJob(s.Name), now)
@@ -94,7 +90,7 @@ func merge(results []jobresult.Result) merged {
 }
 
 // applyResults writes host stats and post-backup conditions from the steps'
-// results, and the Repository status after a successful backup.
+// results, and records the snapshots taken.
 func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, obs executor.Observation, now time.Time) error {
 	m := merge(obs.Results)
 	t := &s.Status.Targets[0]
@@ -111,7 +107,7 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	}
 	if m.Retention != nil {
 		set(v1beta1.RetentionPolicyApplied, m.Retention.Error == "", v1beta1.SuccessfullyAppliedRetentionPolicy, v1beta1.FailedToApplyRetentionPolicy,
-			fmt.Sprintf("kept %d snapshots, removed %d", m.Retention.SnapshotsKept, m.Retention.SnapshotsRemoved), m.Retention.Error)
+			v1beta1.RetentionAppliedMessage(m.Retention.SnapshotsKept, m.Retention.SnapshotsRemoved), m.Retention.Error)
 	}
 	if m.Integrity != nil {
 		set(v1beta1.RepositoryIntegrityVerified, *m.Integrity, v1beta1.SuccessfullyVerifiedRepositoryIntegrity,
@@ -151,7 +147,7 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	if hostErr != "" {
 		stats.Phase, stats.Error = v1beta1.HostFailed, hostErr
 	}
-	upsertStats(t, stats)
+	t.SetHostStats(stats)
 	if stats.Phase == v1beta1.HostSucceeded {
 		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventHostBackupSucceeded, "Backup of host %s succeeded (%d snapshots)", host, len(m.Snapshots))
 	} else {
@@ -160,26 +156,10 @@ func (c *Controller) applyResults(ctx context.Context, s *v1beta1.BackupSession,
 	if m.StaleLocksRemoved > 0 {
 		c.Recorder.Eventf(s, corev1.EventTypeNormal, "StaleLocksRemoved", "Removed %d stale restic locks", m.StaleLocksRemoved)
 	}
-	created, deleted, err := c.recordSnapshots(ctx, s, bc, m, now)
-	if err != nil {
-		return err
-	}
-	if rt := m.Retention; rt != nil && rt.Error == "" {
-		kept := rt.SnapshotsKept
-		if err := c.updateConfiguration(ctx, bc, func(st *v1beta1.BackupConfigurationStatus) bool {
-			if st.SnapshotCount != nil && *st.SnapshotCount == kept {
-				return false
-			}
-			st.SnapshotCount = &kept
-			return true
-		}); err != nil {
-			return err
-		}
-	}
-	if stats.Phase == v1beta1.HostSucceeded && repo != nil {
-		return c.updateRepository(ctx, repo, m, created-deleted, now)
-	}
-	return nil
+	// The configuration's and the Repository's status follow from the
+	// session's (their controllers derive them); the records are the
+	// session's own.
+	return c.recordSnapshots(ctx, s, bc, m, now)
 }
 
 func nonEmpty(s, def string) string {
@@ -187,57 +167,4 @@ func nonEmpty(s, def string) string {
 		return s
 	}
 	return def
-}
-
-func upsertStats(t *v1beta1.BackupTargetStatus, h v1beta1.HostBackupStats) {
-	for i := range t.Stats {
-		if t.Stats[i].Hostname == h.Hostname {
-			t.Stats[i] = h
-			return
-		}
-	}
-	t.Stats = append(t.Stats, h)
-}
-
-// updateRepository records what the backup learnt of the repository.
-func (c *Controller) updateRepository(ctx context.Context, repo *v1beta1.Repository, m merged, delta int64, now time.Time) error {
-	client := c.Stow.StowV1beta1().Repositories(repo.Namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.Get(ctx, repo.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		r := cur.DeepCopy()
-		st := &r.Status
-		if m.Integrity != nil {
-			v := *m.Integrity
-			st.Integrity = &v
-		}
-		if m.TotalSize != "" {
-			st.TotalSize = m.TotalSize
-		}
-		if m.Retention != nil && m.Retention.Error == "" {
-			st.SnapshotsRemovedOnLastCleanup = m.Retention.SnapshotsRemoved
-		}
-		if m.RepositorySnapshots != nil {
-			st.SnapshotCount = *m.RepositorySnapshots
-		} else {
-			// The session no longer lists the repository: the count moves
-			// by the Snapshot records it created and deleted (once per
-			// snapshot, however often the session is handled), and the
-			// repository's refresh (right after its first backup, then
-			// daily) sets it to what restic lists, other writers included.
-			st.SnapshotCount = max(0, st.SnapshotCount+delta)
-		}
-		t := metav1.NewTime(now)
-		st.LastBackupTime = &t
-		if st.FirstBackupTime == nil {
-			st.FirstBackupTime = &t
-		}
-		if equality.Semantic.DeepEqual(cur.Status, r.Status) {
-			return nil
-		}
-		_, err = client.UpdateStatus(ctx, r, metav1.UpdateOptions{})
-		return err
-	})
 }

@@ -3,9 +3,12 @@
 // same way:
 //
 //   - KeyOf, KeyFromAnnotation: namespace/name keys from informer objects, including
-//     cache.DeletedFinalStateUnknown tombstones.
-//   - NewQueue, WatchSessions, WatchOwnedJobs: a controller's queue and the
-//     event handlers that fill it.
+//     cache.DeletedFinalStateUnknown tombstones; Lookup: the object of a key,
+//     or nothing to do.
+//   - NewQueue, WatchSessions, WatchOwnedJobs, WatchSessionResults: a
+//     controller's queue and the event handlers that fill it (the last for
+//     the configuration and Repository controllers, whose status follows
+//     from the sessions' results).
 //   - Run / RunWorkers: the sample-controller worker loop over a typed
 //     rate-limited queue, calling an idempotent SyncFunc that returns when
 //     to look again (the loop calls AddAfter; Sooner picks the earlier of

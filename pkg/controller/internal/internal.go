@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -35,7 +36,26 @@ const (
 	ReasonReady                 = "Ready"
 	ReasonCleanupFailed         = "CleanupFailed"
 	ReasonWipeOutNotImplemented = "WipeOutNotImplemented"
+	ReasonMetricsFailed         = "MetricsPushFailed"
+	ReasonDeadlineExceeded      = "DeadlineExceeded"
 )
+
+// Lookup reads the object of a queue key with get (a lister's). found is
+// false, with no error, when there is nothing to reconcile: a malformed key
+// (reported), or an object that is gone (what it owns goes with it, by owner
+// reference).
+func Lookup[T any](key string, get func(namespace, name string) (T, error)) (obj T, found bool, err error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
+		return obj, false, nil
+	}
+	obj, err = get(ns, name)
+	if apierrors.IsNotFound(err) {
+		return obj, false, nil
+	}
+	return obj, err == nil, err
+}
 
 // KeyOf returns the namespace/name key of an informer object or tombstone.
 func KeyOf(obj any) (string, bool) {

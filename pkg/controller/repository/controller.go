@@ -1,8 +1,9 @@
 // Package repository reconciles Repositories: finalizer, validation
 // condition, status.backend and status.references (the BackupConfigurations
-// and RestoreSessions that use it, computed from listers), and the
-// repository's maintenance (check, prune, refresh, unlock) on its schedule
-// or on request, in Jobs of its own, with their results: integrity, size,
+// and RestoreSessions that use it, computed from listers), what the backups
+// through it learnt (sessions.go: backup times, snapshot count, last
+// cleanup), and the repository's maintenance (check, prune, refresh,
+// unlock) on its schedule or on request, in Jobs of its own, with their results: integrity, size,
 // snapshot count, status.maintenance.
 //
 // wipeOut is not implemented yet: deleting a Repository with wipeOut set
@@ -48,6 +49,8 @@ type Controller struct {
 	repos    stowlisters.RepositoryLister
 	bcs      stowlisters.BackupConfigurationLister
 	restores stowlisters.RestoreSessionLister
+	// sessions are read for the backup status they decide (sessions.go).
+	sessions stowlisters.BackupSessionLister
 	// maint and run are set by WithMaintenance.
 	maint *Maintenance
 	run   *jobrun.Runner
@@ -66,7 +69,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface,
 	repoInf, bcInf, rsInf := s.Repositories(), s.BackupConfigurations(), s.RestoreSessions()
 	c := &Controller{
 		kube: kube, stow: stow, recorder: recorder, now: time.Now, pusher: metrics.Nop{},
-		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(),
+		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(), sessions: s.BackupSessions().Lister(),
 		queue: internal.NewQueue("repository"),
 	}
 	for _, h := range []struct {
@@ -82,6 +85,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface,
 		}
 		c.synced = append(c.synced, h.inf.HasSynced)
 	}
+	c.synced = append(c.synced, internal.WatchSessionResults(s.BackupSessions().Informer(), c.onSessionResult))
 	return c
 }
 
@@ -151,18 +155,13 @@ func (c *Controller) event(r *v1beta1.Repository, typ, reason, msg string) {
 
 // sync reconciles one Repository; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("invalid key %q: %v", key, err))
-		return 0, nil
-	}
-	cached, err := c.repos.Repositories(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	cached, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.Repository, error) {
+		return c.repos.Repositories(ns).Get(name)
+	})
+	if !found {
 		return 0, err
 	}
+	ns, name := cached.Namespace, cached.Name
 	repo := cached.DeepCopy()
 	client := c.stow.StowV1beta1().Repositories(ns)
 	if repo.DeletionTimestamp != nil {
@@ -172,7 +171,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		// The maintenance metrics go with the Repository; a failure is an
 		// Event, the deletion goes on (a stale group is removed by hand).
 		if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRepository, repo.Namespace, repo.Name); err != nil {
-			c.event(repo, corev1.EventTypeWarning, EventMetricsFailed, "Deleting the repository's metrics group failed: "+err.Error())
+			c.event(repo, corev1.EventTypeWarning, internal.ReasonMetricsFailed, "Deleting the repository's metrics group failed: "+err.Error())
 		}
 		if repo.Spec.WipeOut {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,
@@ -207,6 +206,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 	}
 	refs := c.references(repo)
+	sessions := c.backupSessions(repo)
 	backend := repo.Spec.Backend.Provider()
 	now := metav1.NewTime(c.now())
 	var maint outcome
@@ -230,6 +230,8 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		if r.Status.ObservedGeneration != r.Generation {
 			r.Status.ObservedGeneration, changed = r.Generation, true
 		}
+		// The sessions first: a maintenance result of this sync is newer.
+		changed = fromSessions(&r.Status, sessions) || changed
 		return maint.apply(&r.Status, now) || changed
 	}
 	err = internal.UpdateStatus(repo.DeepCopy(),

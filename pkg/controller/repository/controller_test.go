@@ -43,8 +43,10 @@ func (f *fixture) sync(ns, name string) {
 	repos, _ := f.stow.StowV1beta1().Repositories("").List(ctx, metav1.ListOptions{})
 	bcs, _ := f.stow.StowV1beta1().BackupConfigurations("").List(ctx, metav1.ListOptions{})
 	rss, _ := f.stow.StowV1beta1().RestoreSessions("").List(ctx, metav1.ListOptions{})
+	bss, _ := f.stow.StowV1beta1().BackupSessions("").List(ctx, metav1.ListOptions{})
 	for inf, objs := range map[cache.SharedIndexInformer][]any{
 		s.Repositories().Informer(): items(repos.Items), s.BackupConfigurations().Informer(): items(bcs.Items), s.RestoreSessions().Informer(): items(rss.Items),
+		s.BackupSessions().Informer(): items(bss.Items),
 	} {
 		if err := inf.GetStore().Replace(objs, ""); err != nil {
 			f.t.Fatal(err)

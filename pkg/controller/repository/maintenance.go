@@ -13,6 +13,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
@@ -23,7 +24,6 @@ const (
 	EventMaintenanceStarted   = "MaintenanceStarted"
 	EventMaintenanceSucceeded = "MaintenanceSucceeded"
 	EventMaintenanceFailed    = "MaintenanceFailed"
-	EventMetricsFailed        = "MetricsPushFailed"
 )
 
 // MaintenanceJobBuilder builds the Job of a maintenance run; the operator
@@ -180,7 +180,7 @@ func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Reposit
 		// The operator pushes what the Job measured (a failed check is
 		// integrity 0); a failed push is an Event, never a failed run.
 		if err := c.pusher.MaintenanceResult(ctx, repo, *res); err != nil {
-			c.event(repo, corev1.EventTypeWarning, EventMetricsFailed, "Pushing the repository metrics failed: "+err.Error())
+			c.event(repo, corev1.EventTypeWarning, internal.ReasonMetricsFailed, "Pushing the repository metrics failed: "+err.Error())
 		}
 	}
 	return true, nil

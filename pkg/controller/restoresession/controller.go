@@ -6,26 +6,13 @@
 package restoresession
 
 import (
-	"context"
-	"time"
-
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/record"
-	"k8s.io/utils/clock"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
-	"github.com/stowhq/stow/client/clientset/versioned"
-	"github.com/stowhq/stow/client/informers/externalversions"
-	"github.com/stowhq/stow/pkg/controller/executor"
-	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
-	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/jobenv"
-	"github.com/stowhq/stow/pkg/metrics"
 )
 
 // JobsBuilder builds the restore Jobs (one per ordinal) and the PVCs to
@@ -39,17 +26,9 @@ type JobsBuilder func(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task
 type Config struct {
 	// BuildJobs resolves the Task into Jobs (required).
 	BuildJobs JobsBuilder
-	// PendingTimeout is how long a Job's pod may stay Pending (default 5m).
-	PendingTimeout time.Duration
-	// WaitRequeue is how often a waiting session is re-examined (default 5s).
-	WaitRequeue time.Duration
-	// Clock is injected by tests; nil means the real clock.
-	Clock clock.Clock
-	// Guard checks pod settings (nil: no check); a session whose Job would
-	// ask for them unchecked is Invalid.
-	Guard *podguard.Guard
-	// Hooks configures the pre and post hooks (docs/hooks.md).
-	Hooks hookrun.Config
+	// Config's Guard makes a session whose Job would ask for pod settings
+	// unchecked Invalid.
+	session.Config
 }
 
 // Controller reconciles RestoreSessions.
@@ -58,21 +37,12 @@ type Controller struct {
 	cfg Config
 }
 
-// NewController builds the controller; see session.New for what
-// kubeInformers and gate must be.
-func NewController(kube kubernetes.Interface, stow versioned.Interface, kubeInformers informers.SharedInformerFactory,
-	stowInformers externalversions.SharedInformerFactory, recorder record.EventRecorder, pusher metrics.SessionPusher,
-	gate *executor.Gate, cfg Config) *Controller {
-	jobs := jobrun.Config{PendingTimeout: cfg.PendingTimeout, WaitRequeue: cfg.WaitRequeue}.WithDefaults()
-	cfg.PendingTimeout, cfg.WaitRequeue = jobs.PendingTimeout, jobs.WaitRequeue
-	base := session.New(session.Options{Name: "restoresession",
+// NewController builds the controller; see session.Deps for what d must be.
+func NewController(d session.Deps, cfg Config) *Controller {
+	c := &Controller{cfg: cfg}
+	c.Base = session.New(session.Options{Name: "restoresession", Sync: c.sync,
 		Kind:     jobrun.Kind{Owner: v1beta1.KindRestoreSession, Component: v1beta1.ComponentRestore, Annotation: v1beta1.AnnotationRestoreSession, Placed: true},
-		Sessions: stowInformers.Stow().V1beta1().RestoreSessions().Informer(), Jobs: jobs, Hooks: cfg.Hooks, Clock: cfg.Clock},
-		kube, stow, kubeInformers, stowInformers, recorder, pusher, gate)
-	return &Controller{Base: base, cfg: cfg}
-}
-
-// Run starts workers and blocks until ctx is done; the queue is shut down on return.
-func (c *Controller) Run(ctx context.Context, workers int) error {
-	return c.Base.Run(ctx, workers, c.sync)
+		Sessions: d.StowInformers.Stow().V1beta1().RestoreSessions().Informer()},
+		&c.cfg.Config, d)
+	return c
 }

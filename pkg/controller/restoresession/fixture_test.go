@@ -26,6 +26,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/metrics"
@@ -123,10 +124,11 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	f.kinf = informers.NewSharedInformerFactory(f.kube, 0)
 	f.sinf = externalversions.NewSharedInformerFactory(f.stow, 0)
 	gate := executor.NewGate(f.kinf.Batch().V1().Jobs().Lister(), f.kinf.Core().V1().Pods().Lister(), f.clock, 0)
-	f.c = NewController(f.kube, f.stow, f.kinf, f.sinf, f.recorder, f.pusher, gate, Config{
-		Hooks: hookrun.Config{BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
-			return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, resolve.Options{Image: "stow:test"})
-		}},
+	f.c = NewController(session.Deps{Kube: f.kube, Stow: f.stow, KubeInformers: f.kinf, StowInformers: f.sinf, Recorder: f.recorder, Pusher: f.pusher, Gate: gate}, Config{
+		Config: session.Config{Clock: f.clock,
+			Hooks: hookrun.Config{BuildJob: func(name, namespace string, owner metav1.OwnerReference, hookType string, h v1beta1.Handler, timeout, deadline time.Duration) (*batchv1.Job, error) {
+				return resolve.HookJob(name, namespace, owner, hookType, h, timeout, deadline, resolve.Options{Image: "stow:test"})
+			}}},
 		BuildJobs: func(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, _ []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
 			f.built++
 			f.lastBuilt = rs.DeepCopy()
@@ -154,7 +156,6 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 			}
 			return jobs, pvcs, nil
 		},
-		Clock: f.clock,
 	})
 	f.resync()
 	return f

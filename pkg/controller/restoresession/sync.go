@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
@@ -41,23 +40,16 @@ const (
 	EventJobCreated           = "RestoreJobCreated"
 	EventExecutorFailed       = "RestoreExecutorFailed"
 	EventDisrupted            = "RestoreDisrupted"
-	EventDeadlineExceeded     = "DeadlineExceeded"
 	EventSucceeded            = "RestoreSessionSucceeded"
 	EventFailed               = "RestoreSessionFailed"
-	EventMetricsFailed        = "MetricsPushFailed"
 )
 
 // sync reconciles one RestoreSession from observed state; it is idempotent.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, nil
-	}
-	cur, err := c.RestoreSessions.RestoreSessions(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	cur, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.RestoreSession, error) {
+		return c.RestoreSessions.RestoreSessions(ns).Get(name)
+	})
+	if !found {
 		return 0, err
 	}
 	if cur.DeletionTimestamp != nil {
@@ -140,14 +132,14 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 		if initiated {
 			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
-				if err := executor.StopJob(ctx, c.Kube, ns, names.RestoreJob(rs.Name, i)); err != nil {
+				if err := executor.StopJob(ctx, c.Kube, rs.Namespace, names.RestoreJob(rs.Name, i)); err != nil {
 					return 0, err
 				}
 			}
 			msg += "; its Jobs were stopped"
 		}
 		c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.Recorder.Event(rs, corev1.EventTypeWarning, EventDeadlineExceeded, msg)
+		c.Recorder.Event(rs, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated && !v1beta1.IsConditionFalse(st.Conditions, v1beta1.RestoreExecutorEnsured) {
@@ -494,7 +486,7 @@ func (c *Controller) createJob(ctx context.Context, rs *v1beta1.RestoreSession, 
 		return false, 0, started.Err
 	}
 	v1beta1.RemoveCondition(&rs.Status.Conditions, v1beta1.ExecutorWaiting)
-	upsertStats(&rs.Status, v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
+	rs.Status.SetHostStats(v1beta1.HostRestoreStats{Hostname: hostFor(rs, ordinal, n), Phase: v1beta1.HostRunning})
 	c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventJobCreated, "Created restore Job %s%s", jobName, started.Pin.Suffix())
 	return true, started.Requeue, nil
 }

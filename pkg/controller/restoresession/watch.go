@@ -12,6 +12,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
+	"github.com/stowhq/stow/pkg/controller/session"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -28,25 +29,6 @@ func hostFor(rs *v1beta1.RestoreSession, ordinal, n int) string {
 	return host
 }
 
-func upsertStats(st *v1beta1.RestoreSessionStatus, h v1beta1.HostRestoreStats) {
-	for i := range st.Stats {
-		if st.Stats[i].Hostname == h.Hostname {
-			st.Stats[i] = h
-			return
-		}
-	}
-	st.Stats = append(st.Stats, h)
-}
-
-func statsOf(st *v1beta1.RestoreSessionStatus, host string) *v1beta1.HostRestoreStats {
-	for i := range st.Stats {
-		if st.Stats[i].Hostname == host {
-			return &st.Stats[i]
-		}
-	}
-	return nil
-}
-
 // watch is the watchdog of a started restore. Ordinals run one at a time:
 // the Job of ordinal i is created when ordinal i-1 has reported.
 func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
@@ -54,7 +36,7 @@ func (c *Controller) watch(ctx context.Context, rs, work *v1beta1.RestoreSession
 	n := int(ptrOr(st.TotalHosts, 1))
 	for i := 0; i < n; i++ {
 		host := hostFor(rs, i, n)
-		hs := statsOf(st, host)
+		hs := st.HostStats(host)
 		if hs != nil && hs.Phase != v1beta1.HostRunning {
 			continue // this ordinal has reported
 		}
@@ -130,7 +112,7 @@ func (c *Controller) applyResult(rs *v1beta1.RestoreSession, host string, obs ex
 	} else {
 		c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventHostRestoreSucceeded, "Restore of host %s succeeded", host)
 	}
-	upsertStats(&rs.Status, h)
+	rs.Status.SetHostStats(h)
 }
 
 func (c *Controller) disrupt(rs *v1beta1.RestoreSession, reason, msg string, now time.Time) {
@@ -181,28 +163,22 @@ func reasonFor(st *v1beta1.RestoreSessionStatus) string {
 	if st.Phase == v1beta1.RestoreSucceeded {
 		return ""
 	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.DeadlineExceeded); c != nil && c.Status == v1beta1.ConditionTrue {
-		return c.Message
-	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.PreRestoreHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
-		return "preRestore hook failed, nothing was restored: " + c.Message
-	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.RestoreExecutorEnsured); c != nil && c.Status == v1beta1.ConditionFalse {
-		return c.Message
-	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.RestoreDisrupted); c != nil && c.Status == v1beta1.ConditionTrue {
-		return c.Message
+	if m, ok := session.FirstCause(st.Conditions,
+		session.Cause{Type: v1beta1.DeadlineExceeded, Status: v1beta1.ConditionTrue},
+		session.Cause{Type: v1beta1.PreRestoreHookExecutionSucceeded, Status: v1beta1.ConditionFalse, Prefix: "preRestore hook failed, nothing was restored: "},
+		session.Cause{Type: v1beta1.RestoreExecutorEnsured, Status: v1beta1.ConditionFalse},
+		session.Cause{Type: v1beta1.RestoreDisrupted, Status: v1beta1.ConditionTrue}); ok {
+		return m
 	}
 	for _, h := range st.Stats {
 		if h.Phase == v1beta1.HostFailed || h.Phase == v1beta1.HostUnknown {
 			return fmt.Sprintf("host %s: %s", h.Hostname, h.Error)
 		}
 	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.PostRestoreHookExecutionSucceeded); c != nil && c.Status == v1beta1.ConditionFalse {
-		return "postRestore hook failed: " + c.Message
-	}
-	if c := v1beta1.GetCondition(st.Conditions, v1beta1.MetricsPushed); c != nil && c.Status == v1beta1.ConditionFalse {
-		return c.Message
+	if m, ok := session.FirstCause(st.Conditions,
+		session.Cause{Type: v1beta1.PostRestoreHookExecutionSucceeded, Status: v1beta1.ConditionFalse, Prefix: "postRestore hook failed: "},
+		session.Cause{Type: v1beta1.MetricsPushed, Status: v1beta1.ConditionFalse}); ok {
+		return m
 	}
 	return "the restore did not complete"
 }
