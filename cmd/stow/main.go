@@ -38,6 +38,7 @@ var commands = []command{
 	restorePVCCommand,
 	updateStatusCommand,
 	maintainCommand,
+	wipeCommand,
 	createBackupSessionCommand,
 	runHookCommand,
 	snapshotsCommand,
@@ -148,7 +149,7 @@ in the environment):
 
 func isJobCommand(name string) bool {
 	switch name {
-	case "backup-pvc", "restore-pvc", "update-status", "maintain", "create-backupsession", "run-hook":
+	case "backup-pvc", "restore-pvc", "update-status", "maintain", "wipe", "create-backupsession", "run-hook":
 		return true
 	}
 	return false
