@@ -25,11 +25,10 @@ backends, and a repository with a lock it cannot prove stale (someone uses
 it). The password must open the repository. A location with no repository
 is reported as absent, not as a failure. The result goes to the termination
 log; the step exits non-zero if it failed. The operator runs it when a
-Repository with wipeOut: true is deleted (docs/wipeout.md).`,
+Repository with wipeOut: true is deleted (docs/maintenance.md).`,
 	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
 		o := &wipeOptions{}
 		o.job.register(fs)
-		registerIgnoredMetricsFlags(fs)
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageError("unexpected arguments %q", args)

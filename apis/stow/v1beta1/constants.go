@@ -83,6 +83,11 @@ const (
 	MaintenanceWaiting = "MaintenanceWaiting"
 	// MaintenanceFailed is True when the last run of some task failed.
 	MaintenanceFailed = "MaintenanceFailed"
+	// WipeOut tells, while a Repository with wipeOut is being deleted,
+	// where the deletion of its data stands: Unknown while its Job waits or
+	// runs, False when the wipe is refused or failed (the message says why
+	// and what to do). The finalizer stays until the data is deleted.
+	WipeOut = "WipeOut"
 )
 
 // AnnotationRestoredBy marks a PVC a RestoreSession created from its

@@ -34,7 +34,6 @@ const (
 	ReasonCronJobFailed         = "CronJob Creation Failed" // Stash's reason, kept for compatibility
 	ReasonReady                 = "Ready"
 	ReasonCleanupFailed         = "CleanupFailed"
-	ReasonWipeOutNotImplemented = "WipeOutNotImplemented"
 )
 
 // KeyOf returns the namespace/name key of an informer object or tombstone.
