@@ -47,6 +47,8 @@ const (
 	ComponentBackup      = "stow-backup"
 	ComponentRestore     = "stow-restore"
 	ComponentMaintenance = "stow-maintenance"
+	// ComponentInterim labels the interim volume (PVC) of a session.
+	ComponentInterim = "stow-interim"
 	// ComponentHook is on the hook Jobs of sessions (docs/hooks.md).
 	ComponentHook        = "stow-hook"
 	LabelInvokerType     = "stow.dev/invoker-type"
