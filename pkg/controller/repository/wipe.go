@@ -32,6 +32,7 @@ const (
 
 	ReasonWipeOutRefused = "Refused"
 	ReasonWipeOutFailed  = "Failed"
+	ReasonWipeOutStopped = "Stopped"
 	ReasonWipeOutWaiting = "Waiting"
 	ReasonWipeOutRunning = "Running"
 )
@@ -44,6 +45,10 @@ type WipeJobBuilder func(repo *v1beta1.Repository, created metav1.Time) (*batchv
 // location may be gone by then; the users this controller watches requeue
 // it at once).
 const wipeRecheck = 30 * time.Second
+
+// wipeRetry is how long after a wipe Job that could not run (stopped) the
+// next one starts.
+const wipeRetry = 5 * time.Minute
 
 // howToSkip ends the message of every refused or failed wipe.
 const howToSkip = "; to delete the Repository without deleting its data, set spec.wipeOut to false"
@@ -102,12 +107,19 @@ func (c *Controller) wipeOut(ctx context.Context, repo *v1beta1.Repository) (don
 			}
 			return false, 0, c.setWipe(ctx, repo, v1beta1.ConditionFalse, ReasonWipeOutFailed,
 				fmt.Sprintf("Job %s failed: %s; the data at %s is kept; delete the Job to try again%s", jobName, msg, where, howToSkip))
-		default:
-			// Stopped (pending too long, cannot start) or deleted: the
-			// next attempt starts below, the failure is on record.
-			if obs.Message != "" && obs.State != executor.Deleted {
-				c.event(repo, corev1.EventTypeWarning, EventWipeOutFailed, fmt.Sprintf("Job %s: %s; trying again", jobName, obs.Message))
+		case executor.Deleted:
+			// Gone: deleted to try again, or stopped by an earlier sync
+			// (then not sooner than wipeRetry after that).
+			if cd := v1beta1.GetCondition(repo.Status.Conditions, v1beta1.WipeOut); cd != nil && cd.Reason == ReasonWipeOutStopped {
+				if wait := wipeRetry - c.now().Sub(cd.LastTransitionTime.Time); wait > 0 {
+					return false, wait, nil
+				}
 			}
+		default:
+			// Stopped now (its pod pending too long, or unable to start):
+			// on record, and tried again after wipeRetry.
+			return false, wipeRetry, c.setWipe(ctx, repo, v1beta1.ConditionFalse, ReasonWipeOutStopped,
+				fmt.Sprintf("Job %s did not run: %s; the data at %s is kept; trying again in %s%s", jobName, obs.Message, where, wipeRetry, howToSkip))
 		}
 	}
 
@@ -136,7 +148,7 @@ func (c *Controller) wipeOut(ctx context.Context, repo *v1beta1.Repository) (don
 // jobStarted: a wipe Job was started (and may have ended).
 func jobStarted(repo *v1beta1.Repository) bool {
 	cd := v1beta1.GetCondition(repo.Status.Conditions, v1beta1.WipeOut)
-	return cd != nil && (cd.Reason == ReasonWipeOutRunning || cd.Reason == ReasonWipeOutFailed)
+	return cd != nil && (cd.Reason == ReasonWipeOutRunning || cd.Reason == ReasonWipeOutFailed || cd.Reason == ReasonWipeOutStopped)
 }
 
 // wipeRefusal says why repo's data must not be deleted, or "": a spec that

@@ -4,12 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
@@ -29,6 +31,19 @@ func wipeRepo() *v1beta1.Repository {
 	return r
 }
 
+// newWipeFixture is newMaintFixture whose Jobs get a creation time (the
+// fake API server sets none; the watchdog needs one).
+func newWipeFixture(t *testing.T, objs ...runtime.Object) *maintFixture {
+	f := newMaintFixture(t, objs...)
+	f.kube.PrependReactor("create", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if j, ok := a.(k8stesting.CreateAction).GetObject().(*batchv1.Job); ok && j.CreationTimestamp.IsZero() {
+			j.CreationTimestamp = metav1.NewTime(f.now)
+		}
+		return false, nil, nil
+	})
+	return f
+}
+
 func (f *maintFixture) wipeCondition() *v1beta1.Condition {
 	return v1beta1.GetCondition(f.repo("demo", "repo").Status.Conditions, v1beta1.WipeOut)
 }
@@ -42,7 +57,7 @@ func (f *maintFixture) jobs() []batchv1.Job {
 // its own prefix, needing the location alone); the finalizer stays until the
 // Job reported success, then goes, with an Event saying what was deleted.
 func TestWipeOutJobThenFinalizer(t *testing.T) {
-	f := newMaintFixture(t, wipeRepo())
+	f := newWipeFixture(t, wipeRepo())
 	groups := &groupRecorder{}
 	f.c.WithMetrics(groups)
 	f.syncRepo()
@@ -85,7 +100,7 @@ func TestWipeOutJobThenFinalizer(t *testing.T) {
 // A failed wipe keeps the finalizer and the data's whereabouts, says why
 // and what to do; deleting the failed Job tries again.
 func TestWipeOutFailedKeepsFinalizer(t *testing.T) {
-	f := newMaintFixture(t, wipeRepo())
+	f := newWipeFixture(t, wipeRepo())
 	f.syncRepo()
 	job := f.onlyJob()
 	f.finishPod(job, jobresult.Result{Step: "wipe", Error: "the repository is in use (lock held by someone@laptop): not wiped"}, 1)
@@ -169,7 +184,7 @@ func TestWipeOutRefusals(t *testing.T) {
 		{"whole bucket", noPrefix, nil, "wiping a whole bucket is refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newMaintFixture(t, append([]runtime.Object{tc.repo}, tc.other...)...)
+			f := newWipeFixture(t, append([]runtime.Object{tc.repo}, tc.other...)...)
 			f.syncRepo()
 			c := f.wipeCondition()
 			if tc.want == "" {
@@ -197,7 +212,7 @@ func TestWipeOutRefusals(t *testing.T) {
 
 // The wipe needs the location alone: it waits for a backup there.
 func TestWipeOutWaitsForTheLocation(t *testing.T) {
-	f := newMaintFixture(t, wipeRepo())
+	f := newWipeFixture(t, wipeRepo())
 	backup := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-x", Namespace: "apps",
 		Labels:      map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow},
 		Annotations: map[string]string{v1beta1.AnnotationLocation: "s3:127.0.0.1:9000/b/team/a", v1beta1.AnnotationLockMode: string(executor.Shared)}}}
@@ -218,7 +233,7 @@ func TestWipeOutWaitsForTheLocation(t *testing.T) {
 // the wipe is skipped (the finalizer goes) with a Warning naming the data
 // left in place, rather than holding the namespace for ever.
 func TestWipeOutSkippedInADeletedNamespace(t *testing.T) {
-	f := newMaintFixture(t, wipeRepo())
+	f := newWipeFixture(t, wipeRepo())
 	now := metav1.Now()
 	if err := f.kube.Tracker().Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo", DeletionTimestamp: &now, Finalizers: []string{"kubernetes"}}}); err != nil {
 		t.Fatal(err)
@@ -232,5 +247,33 @@ func TestWipeOutSkippedInADeletedNamespace(t *testing.T) {
 	}
 	if ev := f.events(); !strings.Contains(ev, "Warning "+EventWipeOutSkipped) || !strings.Contains(ev, "s3:127.0.0.1:9000/b/team/a") {
 		t.Errorf("events = %q", ev)
+	}
+}
+
+// A wipe Job whose pod never starts is stopped; the next one starts
+// wipeRetry later, not at once (no Job churn), and the condition says so.
+func TestWipeOutStoppedJobRetriesLater(t *testing.T) {
+	f := newWipeFixture(t, wipeRepo())
+	f.syncRepo()
+	f.onlyJob()
+	f.now = f.now.Add(6 * time.Minute) // past the pending timeout: no pod
+	f.syncRepo()
+	if n := len(f.jobs()); n != 0 {
+		t.Fatalf("%d Jobs after the stop", n)
+	}
+	c := f.wipeCondition()
+	if c == nil || c.Reason != ReasonWipeOutStopped || !strings.Contains(c.Message, "created no pod") || len(f.repo("demo", "repo").Finalizers) != 1 {
+		t.Fatalf("WipeOut after the stop = %+v", c)
+	}
+	f.now = f.now.Add(time.Minute)
+	f.syncRepo()
+	if n := len(f.jobs()); n != 0 {
+		t.Fatalf("a new wipe Job %d minute after the stop", n)
+	}
+	f.now = f.now.Add(wipeRetry)
+	f.syncRepo()
+	f.onlyJob()
+	if c := f.wipeCondition(); c == nil || c.Reason != ReasonWipeOutRunning {
+		t.Fatalf("WipeOut after the retry = %+v", c)
 	}
 }
