@@ -52,13 +52,13 @@ func TestWipeOutOnRepositoryDeletion(t *testing.T) {
 	c := context.Background()
 	pvc(t, ns, "data", corev1.ReadWriteMany)
 	runFixture(t, ns, "data", "write", "/data", "1", "10")
-	createRepository(t, ns, "s3")
-	repo, err := e.stow.StowV1beta1().Repositories(ns).Get(c, "repo", metav1.GetOptions{})
-	if err != nil {
+	b, data := backend(t, ns, "s3")
+	if _, err := e.kube.CoreV1().Secrets(ns).Create(c, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "repo-secret", Namespace: ns}, StringData: data}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	repo.Spec.WipeOut = true
-	if _, err := e.stow.StowV1beta1().Repositories(ns).Update(c, repo, metav1.UpdateOptions{}); err != nil {
+	repo := &v1beta1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: ns}, Spec: v1beta1.RepositorySpec{Backend: b, WipeOut: true}}
+	if _, err := e.stow.StowV1beta1().Repositories(ns).Create(c, repo, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sib := &v1beta1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "sibling", Namespace: ns}, Spec: v1beta1.RepositorySpec{Backend: repo.Spec.Backend}}
