@@ -127,16 +127,19 @@ func (c *Controller) wipeOut(ctx context.Context, repo *v1beta1.Repository) (don
 		return false, wipeRecheck, c.setWipe(ctx, repo, v1beta1.ConditionFalse, ReasonWipeOutRefused,
 			fmt.Sprintf("the data at %s is not deleted: %s%s", where, why, howToSkip))
 	}
+	// The Job's deadlines count from its start, not from the deletion (a
+	// refused wipe may have waited for days).
+	created := metav1.NewTime(c.now())
 	started, err := c.run.Start(ctx, jobrun.Start{Owner: repo, Name: jobName, Repository: repo, Mode: executor.Exclusive,
 		Since: repo.DeletionTimestamp.Time,
-		Build: func() (*batchv1.Job, error) { return c.maint.BuildWipe(repo, *repo.DeletionTimestamp) }})
+		Build: func() (*batchv1.Job, error) { return c.maint.BuildWipe(repo, created) }})
 	if err != nil {
 		return false, 0, fmt.Errorf("create wipe Job %s/%s: %w", repo.Namespace, jobName, err)
 	}
 	switch started.Outcome {
 	case jobrun.Waiting:
 		return false, started.Requeue, c.setWipe(ctx, repo, v1beta1.ConditionUnknown, ReasonWipeOutWaiting,
-			fmt.Sprintf("deleting the data at %s %s", where, started.Refusal.Message))
+			fmt.Sprintf("the data at %s is deleted once the location is free (%s)", where, started.Refusal.Message))
 	case jobrun.BuildFailed, jobrun.CreateFailed, jobrun.PlaceFailed:
 		return false, wipeRecheck, c.setWipe(ctx, repo, v1beta1.ConditionFalse, ReasonWipeOutFailed,
 			fmt.Sprintf("cannot start the wipe Job %s: %v; the data at %s is kept%s", jobName, started.Err, where, howToSkip))
