@@ -18,9 +18,9 @@ import (
 	"github.com/stowhq/stow/pkg/names"
 )
 
-// A backup with an interimVolumeTemplate: the session's PVC exists, bound,
-// while its Job runs and the Job mounts it at the interim path; once the
-// session ended, the PVC is gone. A template without a size fails the
+// A backup with an interimVolumeTemplate: the session's PVC exists while
+// its Job runs and the Job mounts it at the interim path; once the session
+// ended, the PVC is gone. A restore with one ends with its PVC deleted too. A template without a size fails the
 // session saying so, and creates nothing.
 func TestInterimVolumeBackup(t *testing.T) {
 	t.Parallel()
@@ -83,6 +83,35 @@ func TestInterimVolumeBackup(t *testing.T) {
 	waitFor(t, "interim PVC deleted after the session", 2*time.Minute, func(c context.Context) (bool, error) {
 		_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Get(c, claimName, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
+	})
+
+	// A restore with an interim volume: it ends Succeeded, and its PVC was
+	// made and deleted (the Event says so) and is gone.
+	rs := &v1beta1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "restore", Namespace: ns},
+		Spec: v1beta1.RestoreSessionSpec{Repository: v1beta1.ObjectRef{Name: "repo"},
+			Target:                &v1beta1.RestoreTarget{Ref: v1beta1.TargetRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Name: "data"}},
+			InterimVolumeTemplate: &corev1.PersistentVolumeClaim{Spec: *bc.Spec.InterimVolumeTemplate.Spec.DeepCopy()}}}
+	if _, err := e.stow.StowV1beta1().RestoreSessions(ns).Create(c, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitRestore(t, ns, "restore", 4*time.Minute); got.Status.Phase != v1beta1.RestoreSucceeded {
+		t.Fatalf("restore with an interim volume: %s (%s)", got.Status.Phase, got.Status.Reason)
+	}
+	waitFor(t, "the restore's interim PVC deleted", 2*time.Minute, func(c context.Context) (bool, error) {
+		_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Get(c, "stow-interim-restore", metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		evs, err := e.kube.CoreV1().Events(ns).List(c, metav1.ListOptions{FieldSelector: "involvedObject.name=restore"})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "InterimVolumeDeleted" && strings.Contains(ev.Message, "stow-interim-restore") {
+				return true, nil
+			}
+		}
+		return false, nil
 	})
 
 	// A template without a size: the session fails naming the field.
