@@ -90,8 +90,9 @@ func TestIntegrationWipe(t *testing.T) {
 	lockDone := make(chan error, 1)
 	locked := filepath.Join(dir, "locked")
 	go func() {
-		// restic holds its lock while the command it reads runs.
-		_, err := holder.Run(lockCtx, "backup", "--host=someone", "--stdin-from-command", "--", "sh", "-c", "touch "+locked+"; sleep 600")
+		// restic holds its lock while the command it reads runs (until
+		// the file it made is removed).
+		_, err := holder.Run(lockCtx, "backup", "--host=someone", "--stdin-from-command", "--", "sh", "-c", "touch "+locked+"; while [ -e "+locked+" ]; do sleep 0.1; done")
 		lockDone <- err
 	}()
 	deadline := time.Now().Add(30 * time.Second)
@@ -118,6 +119,10 @@ func TestIntegrationWipe(t *testing.T) {
 	}
 	stopLock()
 	<-lockDone
+	// The command restic ran outlives it: removing the file ends it.
+	if err := os.Remove(locked); err != nil {
+		t.Fatal(err)
+	}
 	// The interrupted backup left its lock behind: its process is gone, so
 	// the wipe removes it as stale (restic's own rule) and goes on.
 
