@@ -83,7 +83,7 @@ ensure_restic() {
   # once held a plain restic under a matching stamp). A foreign binary
   # cannot run here; `go version -m` must then name its platform.
   if [[ -x $bin && -f $bin.stamp && $(cat "$bin.stamp") == "$stamp" ]]; then
-    if [[ $native == 1 ]] && "$bin" stow-locks --help >/dev/null 2>&1; then
+    if [[ $native == 1 ]] && "$bin" stow-locks --help >/dev/null 2>&1 && "$bin" stow-wipe --help >/dev/null 2>&1; then
       log "restic $RESTIC_VERSION (+stow-locks) already in $bin (skip)"
       return 0
     fi
@@ -102,15 +102,17 @@ ensure_restic() {
   chmod -R u+w "$work/restic"
   cp "$RESTIC_OVERLAY/cmd_stow_locks.go" "$work/restic/cmd/restic/cmd_stow_locks.go"
   cp "$RESTIC_OVERLAY/repository_stow_locks.go" "$work/restic/internal/repository/stow_locks.go"
+  cp "$RESTIC_OVERLAY/cmd_stow_wipe.go" "$work/restic/cmd/restic/cmd_stow_wipe.go"
+  cp "$RESTIC_OVERLAY/repository_stow_wipe.go" "$work/restic/internal/repository/stow_wipe.go"
   local main=$work/restic/cmd/restic/main.go
-  sed -i 's/^\t\tnewUnlockCommand(globalOptions),$/&\n\t\tnewStowLocksCommand(globalOptions),/' "$main"
-  if [[ $(grep -c 'newStowLocksCommand(globalOptions)' "$main") != 1 ]]; then
-    log "cannot register stow-locks in restic's cmd/restic/main.go (did its command list change?)"
+  sed -i 's/^\t\tnewUnlockCommand(globalOptions),$/&\n\t\tnewStowLocksCommand(globalOptions),\n\t\tnewStowWipeCommand(globalOptions),/' "$main"
+  if [[ $(grep -c 'newStowLocksCommand(globalOptions)' "$main") != 1 || $(grep -c 'newStowWipeCommand(globalOptions)' "$main") != 1 ]]; then
+    log "cannot register stow-locks and stow-wipe in restic's cmd/restic/main.go (did its command list change?)"
     return 1
   fi
   # CGO off: a static binary that also runs in a distroless Job image.
   (cd "$work/restic" && GOFLAGS= CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch "$GO" build -trimpath -o "$bin.new" ./cmd/restic)
-  if [[ $native == 1 ]]; then "$bin.new" stow-locks --help >/dev/null; fi
+  if [[ $native == 1 ]]; then "$bin.new" stow-locks --help >/dev/null && "$bin.new" stow-wipe --help >/dev/null; fi
   mv "$bin.new" "$bin"
   echo "$stamp" > "$bin.stamp"
   log "restic built in $((SECONDS - start))s -> $bin"

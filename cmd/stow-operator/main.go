@@ -341,6 +341,9 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
 			return resolve.MaintenanceJob(r, tasks, runID, created, ropts)
 		},
+		BuildWipe: func(r *v1beta1.Repository, created metav1.Time) (*batchv1.Job, error) {
+			return resolve.WipeJob(r, created, ropts)
+		},
 		Gate: gate, PendingTimeout: o.PendingTimeout,
 	}, stowOwned)
 	sessions.set(stowInformers.Stow().V1beta1().BackupSessions().Lister(), stowInformers.Stow().V1beta1().RestoreSessions().Lister())

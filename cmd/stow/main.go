@@ -50,6 +50,7 @@ var commands = []command{
 	restorePVCCommand,
 	updateStatusCommand,
 	maintainCommand,
+	wipeCommand,
 	createBackupSessionCommand,
 	runHookCommand,
 	snapshotsCommand,
@@ -145,7 +146,7 @@ in the environment):
 
 func isJobCommand(name string) bool {
 	switch name {
-	case "backup-pvc", "restore-pvc", "update-status", "maintain", "create-backupsession", "run-hook":
+	case "backup-pvc", "restore-pvc", "update-status", "maintain", "wipe", "create-backupsession", "run-hook":
 		return true
 	}
 	return false

@@ -99,6 +99,8 @@ func Functions(image string) []*v1beta1.Function {
 const (
 	FunctionMaintain = "maintain"
 	TaskMaintain     = "repository-maintenance"
+	FunctionWipe     = "wipe"
+	TaskWipe         = "repository-wipe"
 )
 
 // MaintenanceTask returns the Function and Task of a repository maintenance
@@ -115,6 +117,16 @@ func MaintenanceTask(image string) (*v1beta1.Task, *v1beta1.Function) {
 	}, nil)
 	task := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: TaskMaintain}, Spec: v1beta1.TaskSpec{
 		Steps: []v1beta1.FunctionRef{{Name: FunctionMaintain}},
+	}}
+	return task, fn
+}
+
+// WipeTask returns the Function and Task of the Job that deletes a
+// Repository's data when it is deleted with wipeOut (stow wipe).
+func WipeTask(image string) (*v1beta1.Task, *v1beta1.Function) {
+	fn := stowFunction(FunctionWipe, image, "wipe", nil, nil)
+	task := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: TaskWipe}, Spec: v1beta1.TaskSpec{
+		Steps: []v1beta1.FunctionRef{{Name: FunctionWipe}},
 	}}
 	return task, fn
 }

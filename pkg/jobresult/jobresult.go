@@ -57,6 +57,8 @@ type Result struct {
 	Pruned *bool `json:"pruned,omitempty"`
 	// Maintenance is set by a maintenance step that looked at the locks.
 	Maintenance *MaintenanceResult `json:"maintenance,omitempty"`
+	// Wipe is set by the wipe step (wipeOut on Repository deletion).
+	Wipe *WipeResult `json:"wipe,omitempty"`
 	// StashOutput is set by update-status when the previous step's report
 	// came from a Stash-format output.json: a Function written for Stash,
 	// which writes no termination message of its own. The operator then
@@ -110,6 +112,15 @@ func FromStashOutput(b []byte) (r Result, ok bool) {
 		}
 	}
 	return r, true
+}
+
+// WipeResult is what the wipe step deleted.
+type WipeResult struct {
+	// Absent: there was no repository at the location.
+	Absent bool `json:"absent,omitempty"`
+	// Files and Bytes count what was deleted.
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
 }
 
 // MaintenanceResult is what a maintenance step did with the locks.

@@ -43,6 +43,22 @@ func MaintenanceJob(repoName, runID string) string {
 	return fit("stow-maintain-"+repoName+"-"+runID, maxNameLen)
 }
 
+// InterimClaim is the name of the interim volume (PVC) of one session:
+// prefix (the template's metadata.name, "stow-interim" when it has none)
+// and the session's name.
+func InterimClaim(prefix, sessionName string) string {
+	if prefix == "" {
+		prefix = "stow-interim"
+	}
+	return fit(prefix+"-"+sessionName, maxNameLen)
+}
+
+// WipeJob is the name of the Job that deletes a Repository's data when it
+// is deleted with wipeOut (one per Repository: a retry replaces it).
+func WipeJob(repoName string) string {
+	return fit("stow-wipe-"+repoName, maxNameLen)
+}
+
 // SnapshotRecord is the name of the Snapshot record of a restic snapshot:
 // the first 16 hex digits of its id, which restic also accepts as the id.
 func SnapshotRecord(id string) string {

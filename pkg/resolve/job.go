@@ -13,6 +13,7 @@ import (
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/identity"
+	"github.com/stowhq/stow/pkg/interim"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -88,7 +89,14 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 		id.TargetName = d.Spec.Target.Ref.Name
 	}
 	in.contract = contract(id, lockDeadline(s.CreationTimestamp, d.Spec.TimeOut, opts), opts)
-	return buildJob(in, opts)
+	job, err := buildJob(in, opts)
+	if err != nil {
+		return nil, err
+	}
+	if tpl := d.Spec.InterimVolumeTemplate; tpl != nil {
+		interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, s.Name))
+	}
+	return job, nil
 }
 
 // claimMounts is where the restore Job mounts each new PVC of
@@ -222,6 +230,9 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		job, err := buildJob(in, opts)
 		if err != nil {
 			return nil, nil, err
+		}
+		if tpl := d.Spec.InterimVolumeTemplate; tpl != nil {
+			interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, rs.Name))
 		}
 		for i, c := range claims[min(1, len(claims)):] {
 			volName := fmt.Sprintf("%s-%d", v1beta1.TargetVolumeName, i+1)

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/interim"
 	"github.com/stowhq/stow/pkg/names"
 )
 
@@ -119,7 +120,7 @@ func RepositoryVars(repo *v1beta1.Repository) map[string]string {
 }
 
 // commonVars are the variables shared by backup and restore.
-func commonVars(ns, kind, name string, tmp v1beta1.EmptyDirSettings, interim bool, repo *v1beta1.Repository, opts Options) map[string]string {
+func commonVars(ns, kind, name string, tmp v1beta1.EmptyDirSettings, hasInterim bool, repo *v1beta1.Repository, opts Options) map[string]string {
 	v := RepositoryVars(repo)
 	v[VarNamespace] = ns
 	v[VarInvokerKind] = kind
@@ -133,8 +134,8 @@ func commonVars(ns, kind, name string, tmp v1beta1.EmptyDirSettings, interim boo
 	// for a check in every session, as Stash did.
 	v[VarIntegrityCheck] = "false"
 	v[VarInterimDataDir] = interimDataDir
-	if interim {
-		v[VarInterimDataDir] = "/stow-interim-volume/data"
+	if hasInterim {
+		v[VarInterimDataDir] = interim.DataDir
 	}
 	return v
 }

@@ -47,6 +47,8 @@ const (
 	ComponentBackup      = "stow-backup"
 	ComponentRestore     = "stow-restore"
 	ComponentMaintenance = "stow-maintenance"
+	// ComponentInterim labels the interim volume (PVC) of a session.
+	ComponentInterim = "stow-interim"
 	// ComponentHook is on the hook Jobs of sessions (docs/hooks.md).
 	ComponentHook        = "stow-hook"
 	LabelInvokerType     = "stow.dev/invoker-type"
@@ -83,6 +85,11 @@ const (
 	MaintenanceWaiting = "MaintenanceWaiting"
 	// MaintenanceFailed is True when the last run of some task failed.
 	MaintenanceFailed = "MaintenanceFailed"
+	// WipeOut tells, while a Repository with wipeOut is being deleted,
+	// where the deletion of its data stands: Unknown while its Job waits or
+	// runs, False when the wipe is refused or failed (the message says why
+	// and what to do). The finalizer stays until the data is deleted.
+	WipeOut = "WipeOut"
 )
 
 // AnnotationRestoredBy marks a PVC a RestoreSession created from its

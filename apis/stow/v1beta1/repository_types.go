@@ -33,7 +33,16 @@ type Repository struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.wipeOut) && self.wipeOut) || !has(self.backend.local) && !has(self.backend.b2)",message="wipeOut is not supported for local and b2 backends"
 type RepositorySpec struct {
 	Backend Backend `json:"backend"`
-	// WipeOut deletes every object under the bucket prefix when the Repository is deleted.
+	// WipeOut deletes the repository's data at its backend when the
+	// Repository is deleted: a Job (stow wipe) removes every file of the
+	// restic repository under its own bucket and prefix, and nothing else;
+	// the Repository's finalizer stays until it succeeded. The wipe is
+	// refused (condition WipeOut, Warning Event, finalizer kept) while
+	// another Repository on an overlapping location, a BackupConfiguration
+	// or an unfinished RestoreSession uses it, or when the prefix is empty
+	// (a whole bucket). Set it back to false to delete the Repository and
+	// keep the data. Not supported for the local and b2 backends
+	// (docs/maintenance.md, "Deleting a repository's data").
 	// +optional
 	WipeOut bool `json:"wipeOut,omitempty"`
 	// +optional

@@ -44,6 +44,13 @@ type RestoreSessionSpec struct {
 	RuntimeSettings RuntimeSettings `json:"runtimeSettings,omitempty"`
 	// +optional
 	TempDir EmptyDirSettings `json:"tempDir,omitempty"`
+	// InterimVolumeTemplate makes a PVC for the restore (spec,
+	// labels and annotations from the template; named <metadata.name, or
+	// stow-interim>-<session name>; owned by the session), mounted in every
+	// container of its Job at /stow-interim-volume, where INTERIM_DATA_DIR
+	// (/stow-interim-volume/data) points: scratch space for a Function that
+	// keeps data between its steps. It is deleted when the session ends.
+	// spec.resources.requests.storage is required (docs/interim-volume.md).
 	// +optional
 	InterimVolumeTemplate *corev1.PersistentVolumeClaim `json:"interimVolumeTemplate,omitempty"`
 	// +optional

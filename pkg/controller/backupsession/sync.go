@@ -74,6 +74,9 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	repo, _ := c.Repositories.Repositories(bc.Spec.Repository.Namespace).Get(bc.Spec.Repository.Name)
 
 	if s.Status.Phase.IsFinal() {
+		if err := c.endInterim(ctx, cur, bc); err != nil {
+			return 0, err
+		}
 		return c.maybeRetry(ctx, cur, bc, now)
 	}
 
@@ -299,6 +302,12 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, bc, repo, task, fns)...); why != "" {
 		fail(why)
 		return 0, nil
+	}
+	if msg, err := c.createInterim(ctx, s, bc); err != nil || msg != "" {
+		if msg != "" {
+			fail(msg)
+		}
+		return 0, err
 	}
 	if ready, wait, err := c.preHook(ctx, s, bc, now); err != nil || !ready {
 		return wait, err

@@ -35,7 +35,6 @@ const (
 	ReasonCronJobFailed         = "CronJob Creation Failed" // Stash's reason, kept for compatibility
 	ReasonReady                 = "Ready"
 	ReasonCleanupFailed         = "CleanupFailed"
-	ReasonWipeOutNotImplemented = "WipeOutNotImplemented"
 	ReasonMetricsFailed         = "MetricsPushFailed"
 	ReasonDeadlineExceeded      = "DeadlineExceeded"
 )

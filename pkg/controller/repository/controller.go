@@ -6,8 +6,8 @@
 // unlock) on its schedule or on request, in Jobs of its own, with their results: integrity, size,
 // snapshot count, status.maintenance.
 //
-// wipeOut is not implemented yet: deleting a Repository with wipeOut set
-// records a Warning event and leaves the backend data in place.
+// Deleting a Repository with wipeOut deletes its data at the backend first,
+// in a Job of its own (wipe.go); the finalizer stays until then.
 package repository
 
 import (
@@ -165,17 +165,20 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	repo := cached.DeepCopy()
 	client := c.stow.StowV1beta1().Repositories(ns)
 	if repo.DeletionTimestamp != nil {
-		if !internal.RemoveFinalizer(repo, v1beta1.Finalizer) {
+		if !slices.Contains(repo.Finalizers, v1beta1.Finalizer) {
 			return 0, nil
 		}
+		if repo.Spec.WipeOut {
+			done, requeue, err := c.wipeOut(ctx, repo)
+			if err != nil || !done {
+				return requeue, err
+			}
+		}
+		internal.RemoveFinalizer(repo, v1beta1.Finalizer)
 		// The maintenance metrics go with the Repository; a failure is an
 		// Event, the deletion goes on (a stale group is removed by hand).
 		if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRepository, repo.Namespace, repo.Name); err != nil {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonMetricsFailed, "Deleting the repository's metrics group failed: "+err.Error())
-		}
-		if repo.Spec.WipeOut {
-			c.event(repo, corev1.EventTypeWarning, internal.ReasonWipeOutNotImplemented,
-				"wipeOut is not implemented yet: the backend data of this repository was left in place")
 		}
 		if _, err := client.Patch(ctx, repo.Name, types.MergePatchType, internal.FinalizerPatch(repo), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return 0, fmt.Errorf("remove finalizer of repository %s: %v", key, err)

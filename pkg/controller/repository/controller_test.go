@@ -173,15 +173,28 @@ func TestDeletion(t *testing.T) {
 		groups := &groupRecorder{}
 		f.c.WithMetrics(groups)
 		f.sync("demo", "repo")
-		if got := f.repo("demo", "repo"); len(got.Finalizers) != 0 {
-			t.Errorf("wipeOut=%t: finalizers = %v", wipe, got.Finalizers)
+		got := f.repo("demo", "repo")
+		if wipe {
+			// This controller runs no Jobs: the data cannot be deleted, so
+			// the Repository stays, saying why and what to do.
+			c := v1beta1.GetCondition(got.Status.Conditions, v1beta1.WipeOut)
+			if len(got.Finalizers) != 1 || len(groups.groups) != 0 || c == nil || c.Reason != ReasonWipeOutRefused ||
+				!strings.Contains(c.Message, "set spec.wipeOut to false") {
+				t.Errorf("wipeOut without a Job runner: finalizers %v, groups %v, WipeOut %+v", got.Finalizers, groups.groups, c)
+			}
+			if ev := f.events(); !strings.Contains(ev, "Warning "+EventWipeOutRefused) {
+				t.Errorf("events = %q", ev)
+			}
+			continue
+		}
+		if len(got.Finalizers) != 0 {
+			t.Errorf("finalizers = %v", got.Finalizers)
 		}
 		if len(groups.groups) != 1 || groups.groups[0] != "Repository/demo/repo" {
 			t.Errorf("metrics groups deleted: %v, want the Repository's", groups.groups)
 		}
-		ev := f.events()
-		if wipe != strings.Contains(ev, "Warning WipeOutNotImplemented") {
-			t.Errorf("wipeOut=%t: events = %q", wipe, ev)
+		if ev := f.events(); strings.Contains(ev, "WipeOut") {
+			t.Errorf("events = %q", ev)
 		}
 	}
 }

@@ -33,7 +33,9 @@ type MaintenanceJobBuilder func(repo *v1beta1.Repository, tasks []string, runID 
 // Maintenance is what the controller needs to run maintenance Jobs. With
 // no Maintenance, the controller runs none.
 type Maintenance struct {
-	Build          MaintenanceJobBuilder
+	Build MaintenanceJobBuilder
+	// BuildWipe builds the Job that deletes a Repository's data (wipeOut).
+	BuildWipe      WipeJobBuilder
 	Gate           *executor.Gate
 	PendingTimeout time.Duration
 	WaitRequeue    time.Duration

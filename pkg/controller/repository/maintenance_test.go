@@ -46,6 +46,9 @@ func newMaintFixture(t *testing.T, objs ...runtime.Object) *maintFixture {
 		Build: func(r *v1beta1.Repository, tasks []string, runID string, created metav1.Time) (*batchv1.Job, error) {
 			return resolve.MaintenanceJob(r, tasks, runID, created, opts)
 		},
+		BuildWipe: func(r *v1beta1.Repository, created metav1.Time) (*batchv1.Job, error) {
+			return resolve.WipeJob(r, created, opts)
+		},
 		Gate: gate,
 	}, f.kinf)
 	f.c.now = func() time.Time { return f.now }
@@ -86,7 +89,7 @@ func (f *maintFixture) finishPod(job *batchv1.Job, res jobresult.Result, exit in
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-x", Namespace: job.Namespace, CreationTimestamp: metav1.NewTime(f.now),
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
-		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: "maintain-0",
+		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: job.Spec.Template.Spec.Containers[0].Name,
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: exit, Message: string(jobresult.Encode(res))}}}}},
 	}
 	if _, err := f.kube.CoreV1().Pods(job.Namespace).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {

@@ -21,11 +21,13 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/claim"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
+	"github.com/stowhq/stow/pkg/interim"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
@@ -42,6 +44,7 @@ const (
 	EventDisrupted            = "RestoreDisrupted"
 	EventSucceeded            = "RestoreSessionSucceeded"
 	EventFailed               = "RestoreSessionFailed"
+	EventInterimDeleted       = "InterimVolumeDeleted"
 )
 
 // sync reconciles one RestoreSession from observed state; it is idempotent.
@@ -95,7 +98,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			return 0, c.updateStatus(ctx, cur, rs)
 		}
 		c.releaseJobs(ctx, rs)
-		return 0, nil
+		return 0, c.deleteInterim(ctx, rs)
 	}
 	now := c.Clock.Now()
 	var after time.Duration
@@ -364,16 +367,29 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		return c.cfg.WaitRequeue, nil
 	}
 	for _, p := range pvcs {
-		_, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, p, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			err = c.ownClaim(ctx, rs, p.Name)
-		}
+		err := claim.Create(ctx, c.Kube, p, func(existing *corev1.PersistentVolumeClaim) bool {
+			return existing.Annotations[v1beta1.AnnotationRestoredBy] == string(rs.UID)
+		})
 		if err != nil {
 			if msg, ok := permanentClaimError(p.Name, err); ok {
 				fail(msg)
 				return 0, nil
 			}
 			return 0, fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
+		}
+	}
+	if tpl := work.Spec.InterimVolumeTemplate; tpl != nil {
+		pvc, err := interim.Claim(tpl, ns, rs.Name, v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID), v1beta1.KindRestoreSession, rs.Name)
+		if err != nil {
+			fail(err.Error())
+			return 0, nil
+		}
+		if err := claim.Create(ctx, c.Kube, pvc, claim.ControlledBy(rs.UID)); err != nil {
+			if msg, ok := claim.Failure("interim volume", pvc.Name, err); ok {
+				fail(msg)
+				return 0, nil
+			}
+			return 0, fmt.Errorf("create PVC %s/%s: %w", ns, pvc.Name, err)
 		}
 	}
 	if ready, wait, err := c.preHook(ctx, rs, work, now); err != nil || !ready {
@@ -401,31 +417,14 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 	return after, nil
 }
 
-// errClaimTaken: a volumeClaimTemplate names a PVC this RestoreSession did
-// not create.
-var errClaimTaken = errors.New("already exists and was not created by this RestoreSession: nothing is restored into it (name another PVC in volumeClaimTemplates, or restore into it with target.ref)")
-
-// ownClaim checks that the existing PVC name is the one this RestoreSession
-// created (a retry after its Job was created, an operator restart), so that
-// restoring into new PVCs never writes into someone else's volume.
-func (c *Controller) ownClaim(ctx context.Context, rs *v1beta1.RestoreSession, name string) error {
-	pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(rs.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	if pvc.Annotations[v1beta1.AnnotationRestoredBy] != string(rs.UID) {
-		return errClaimTaken
-	}
-	return nil
-}
-
-// permanentClaimError is the session's failure message for a PVC that
-// cannot be created or used, if waiting would not change it.
+// permanentClaimError is the session's failure message for a PVC of
+// volumeClaimTemplates that cannot be created or used, if waiting would
+// not change it.
 func permanentClaimError(name string, err error) (string, bool) {
 	switch {
-	case errors.Is(err, errClaimTaken):
-		return fmt.Sprintf("PVC %s %v", name, err), true
-	case apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
+	case errors.Is(err, claim.ErrTaken):
+		return fmt.Sprintf("PVC %s already exists and was not created by this RestoreSession: nothing is restored into it (name another PVC in volumeClaimTemplates, or restore into it with target.ref)", name), true
+	case claim.Permanent(err):
 		return fmt.Sprintf("cannot create PVC %s: %v", name, err), true
 	}
 	return "", false
@@ -544,6 +543,25 @@ func (c *Controller) runningBackup(ns string, bcs []string) string {
 // (nothing in it the status does not say), a failed one's after
 // FailedRestoreJobTTL, so its logs can be read first.
 const FailedRestoreJobTTL = time.Hour
+
+// deleteInterim deletes the interim volume of a finished restore, so that
+// its storage is not kept (the released Job's pod holds it until the TTL
+// controller removed that).
+func (c *Controller) deleteInterim(ctx context.Context, rs *v1beta1.RestoreSession) error {
+	tpl := rs.Spec.InterimVolumeTemplate
+	if tpl == nil {
+		return nil
+	}
+	name := interim.ClaimName(tpl, rs.Name)
+	deleted, err := claim.DeleteOwned(ctx, c.Kube, rs.Namespace, name, rs.UID)
+	if err != nil {
+		return err
+	}
+	if deleted {
+		c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventInterimDeleted, "Deleted the interim volume PVC %s", name)
+	}
+	return nil
+}
 
 func (c *Controller) releaseJobs(ctx context.Context, rs *v1beta1.RestoreSession) {
 	n, err := c.Jobs.ReleaseFinished(ctx, rs, func(*batchv1.Job) time.Duration {
