@@ -296,7 +296,7 @@ EOT
     "https://$KUBERNETES_SVC_IP:443/version" >/dev/null; then
     log "host -> https://$KUBERNETES_SVC_IP:443/version: ok"
   else log "host -> https://$KUBERNETES_SVC_IP:443/version: FAILED"; rc=1; fi
-  if curl -sf --max-time 5 "http://$svcip:56789/" | grep -q stow-probe-ok; then
+  if curl -sf --max-time 5 "http://$svcip:56789/" | grep stow-probe-ok >/dev/null; then
     log "host -> http://$svcip:56789/: ok"
   else log "host -> http://$svcip:56789/: FAILED"; rc=1; fi
   local vol

@@ -87,7 +87,7 @@ ensure_restic() {
       log "restic $RESTIC_VERSION (+stow-locks) already in $bin (skip)"
       return 0
     fi
-    if [[ $native == 0 ]] && "$GO" version -m "$bin" 2>/dev/null | grep -q "GOARCH=$goarch\b"; then
+    if [[ $native == 0 ]] && "$GO" version -m "$bin" 2>/dev/null | grep "GOARCH=$goarch\b" >/dev/null; then
       log "restic $RESTIC_VERSION (+stow-locks) for $goos/$goarch already in $bin (skip)"
       return 0
     fi

@@ -49,9 +49,14 @@ T0=${T0:-$(date +%s)}
 log() { printf '[%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# Pipelines into grep read all of their input (`grep PATTERN >/dev/null`, never `grep -q`): under
+# pipefail, grep -q exits at the first match and a producer that writes line by line (ip flushes
+# after each address) dies of SIGPIPE, so the test fails although the line is there (measured: 10 of
+# 300 `ip addr show | grep -q` runs; node 2's restart then re-added its bridge address and failed).
+
 # True when the bridge carries the gateway address. Every apiserver call checks it first: without the
 # bridge, $GATEWAY_IP would be routed via the host's default route, off this machine.
-bridge_up() { ip -4 -o addr show dev "$BRIDGE" 2>/dev/null | grep -q "inet $GATEWAY_IP/"; }
+bridge_up() { ip -4 -o addr show dev "$BRIDGE" 2>/dev/null | grep "inet $GATEWAY_IP/" >/dev/null; }
 kc() {
   bridge_up || { echo "bridge $BRIDGE with $GATEWAY_IP is not up: cluster not running" >&2; return 1; }
   kubectl --kubeconfig="$KUBECONFIG_FILE" "$@"

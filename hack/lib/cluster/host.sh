@@ -55,7 +55,7 @@ host_net_up() {
     ip link add "$BRIDGE" type bridge
     touch "$STATE/bridge-created"
   fi
-  ip addr show dev "$BRIDGE" | grep -q "inet $GATEWAY_IP/" || ip addr add "$GATEWAY_IP/${POD_CIDR#*/}" dev "$BRIDGE"
+  ip addr show dev "$BRIDGE" | grep "inet $GATEWAY_IP/" >/dev/null || ip addr add "$GATEWAY_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # bridged pod-to-pod replies must pass iptables so conntrack can undo kube-proxy's DNAT
   [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || modprobe br_netfilter 2>/dev/null || true
@@ -87,7 +87,7 @@ ipt_cleanup_family() { # iptables|ip6tables
   local ipt=$1 t
   command -v "$ipt-save" >/dev/null || return 0
   for t in $("$ipt-save" 2>/dev/null | sed -n 's/^\*//p'); do
-    "$ipt-save" -t "$t" 2>/dev/null | grep -qE "$OUR_CHAINS" || continue
+    "$ipt-save" -t "$t" 2>/dev/null | grep -E "$OUR_CHAINS" >/dev/null || continue
     "$ipt-save" -t "$t" | grep -vE "^:$OUR_CHAINS|^-A $OUR_CHAINS| -j $OUR_CHAINS" | "$ipt-restore" -w 2>/dev/null \
       || log "warning: could not clean $ipt table $t"
   done
@@ -96,7 +96,7 @@ ipt_cleanup_family() { # iptables|ip6tables
     local fam=ip; [ "$ipt" = ip6tables ] && fam=ip6
     for t in $("$ipt-save" 2>/dev/null | sed -n 's/^\*//p'); do
       grep -qx "$t" "$STATE/$ipt-tables.orig" && continue
-      if ! "$ipt-save" -t "$t" | grep -qE '^-A'; then nft delete table "$fam" "$t" 2>/dev/null || true; fi
+      if ! "$ipt-save" -t "$t" | grep -E '^-A' >/dev/null; then nft delete table "$fam" "$t" 2>/dev/null || true; fi
     done
   fi
 }

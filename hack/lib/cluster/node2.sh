@@ -95,7 +95,7 @@ node2_cgroups() {
 
 node2_net_up() {
   if ! ip link show "$NODE2_BRIDGE" >/dev/null 2>&1; then ip link add "$NODE2_BRIDGE" type bridge; fi
-  ip addr show dev "$NODE2_BRIDGE" | grep -q "inet $NODE2_GATEWAY_IP/" || ip addr add "$NODE2_GATEWAY_IP/${NODE2_POD_CIDR#*/}" dev "$NODE2_BRIDGE"
+  ip addr show dev "$NODE2_BRIDGE" | grep "inet $NODE2_GATEWAY_IP/" >/dev/null || ip addr add "$NODE2_GATEWAY_IP/${NODE2_POD_CIDR#*/}" dev "$NODE2_BRIDGE"
   ip link set "$NODE2_BRIDGE" up
   # FORWARD guard: between and within the two bridges RETURN (on to kube-proxy's rules, then
   # STOW-FORWARD-ACCEPT); anything else to or from node 2's bridge is dropped.

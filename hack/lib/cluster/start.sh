@@ -24,12 +24,12 @@ node_ready() {
 }
 
 kube_proxy_synced() {
-  iptables -w -t nat -S KUBE-SERVICES 2>/dev/null | grep -q "$KUBERNETES_SVC_IP/32"
+  iptables -w -t nat -S KUBE-SERVICES 2>/dev/null | grep "$KUBERNETES_SVC_IP/32" >/dev/null
 }
 
 kubernetes_endpoint_ok() {
   kc get endpointslice -n default -l kubernetes.io/service-name=kubernetes \
-    -o jsonpath='{.items[*].endpoints[*].addresses[*]}' 2>/dev/null | grep -qx "$GATEWAY_IP"
+    -o jsonpath='{.items[*].endpoints[*].addresses[*]}' 2>/dev/null | grep -x "$GATEWAY_IP" >/dev/null
 }
 
 start_cluster() {
