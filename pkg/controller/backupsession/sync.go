@@ -44,7 +44,6 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if !found {
 		return 0, err
 	}
-	ns := cur.Namespace
 	s := cur.DeepCopy()
 	now := c.Clock.Now()
 	logger := klog.FromContext(ctx).WithValues("backupsession", key)
@@ -52,25 +51,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, c.failUnreadable(ctx, cur, s, msg, now)
 	}
 
-	bcCached, err := c.BackupConfigurations.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
-	if apierrors.IsNotFound(err) {
-		if s.Status.Phase.IsFinal() {
-			return 0, nil
-		}
-		if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
-			return 0, err
-		}
-		s.Status.Phase = v1beta1.BackupSessionFailed
-		s.Status.Reason = fmt.Sprintf("BackupConfiguration %s/%s not found", ns, s.Spec.Invoker.Name)
-		s.Status.SessionDuration = duration(s, now)
-		c.Recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
-		return 0, c.updateStatus(ctx, cur, s)
-	}
-	if err != nil {
+	bc, err := c.invoker(ctx, cur, s, now)
+	if bc == nil || err != nil {
 		return 0, err
 	}
-	bc := bcCached.DeepCopy()
-	v1beta1.DefaultBackupConfiguration(bc)
 	repo, _ := c.Repositories.Repositories(bc.Spec.Repository.Namespace).Get(bc.Spec.Repository.Name)
 
 	if s.Status.Phase.IsFinal() {
@@ -82,10 +66,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 
 	var after time.Duration
 	st := &s.Status
-	if bc.Spec.TimeOut != nil && st.SessionDeadline == nil {
-		d := metav1.NewTime(s.CreationTimestamp.Add(bc.Spec.TimeOut.Duration))
-		st.SessionDeadline = &d
-	}
+	internal.SetSessionDeadline(&st.SessionDeadline, s.CreationTimestamp, bc.Spec.TimeOut)
 	initiated := len(st.Targets) > 0 && v1beta1.HasCondition(st.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
 	if initiated && !v1beta1.BackupTargetsCompleted(st.Targets) {
 		if after, err = c.watch(ctx, s, bc, repo, now); err != nil {
@@ -98,42 +79,24 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		v1beta1.IsConditionTrue(st.Conditions, v1beta1.BackupSkipped)
 
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
-		msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
-		if err := c.abortPreHook(ctx, s, bc, now); err != nil {
+		if err := c.expire(ctx, s, bc, initiated, now); err != nil {
 			return 0, err
 		}
-		if initiated {
-			if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
-				return 0, err
-			}
-			msg += "; its Job was stopped"
-		}
-		c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.Recorder.Event(s, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated {
-		if why := c.skipReason(s, bc); why != "" {
-			c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup, why, now)
-			completed = true
-		} else if after, err = c.initiate(ctx, s, bc, repo, now); err != nil {
+		if completed, after, err = c.start(ctx, s, bc, repo, now); err != nil {
 			return 0, err
 		}
-		recompute(s)
-		completed = completed || v1beta1.BackupTargetsCompleted(st.Targets)
 	}
 	if completed {
-		done, wait, err := c.postHook(ctx, s, bc, now)
+		done, wait, err := c.end(ctx, s, bc, repo, now)
 		if err != nil {
 			return 0, err
 		}
 		if !done {
-			// The post hook runs: the session finalizes once it has an outcome.
 			recompute(s)
 			return wait, c.updateStatus(ctx, cur, s)
-		}
-		if err := c.finalize(ctx, s, bc, repo, now); err != nil {
-			return 0, err
 		}
 	} else if st.SessionDeadline != nil {
 		after = internal.Sooner(after, st.SessionDeadline.Sub(now))
@@ -146,6 +109,78 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	return after, nil
+}
+
+// invoker is s's BackupConfiguration, defaulted. A session whose
+// configuration is gone cannot run: it fails (its Job stopped) and invoker
+// returns nil, as it does once such a session is final.
+func (c *Controller) invoker(ctx context.Context, cur, s *v1beta1.BackupSession, now time.Time) (*v1beta1.BackupConfiguration, error) {
+	ns := s.Namespace
+	bcCached, err := c.BackupConfigurations.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
+	if apierrors.IsNotFound(err) {
+		if s.Status.Phase.IsFinal() {
+			return nil, nil
+		}
+		if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
+			return nil, err
+		}
+		s.Status.Phase = v1beta1.BackupSessionFailed
+		s.Status.Reason = fmt.Sprintf("BackupConfiguration %s/%s not found", ns, s.Spec.Invoker.Name)
+		s.Status.SessionDuration = duration(s, now)
+		c.Recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
+		return nil, c.updateStatus(ctx, cur, s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bc := bcCached.DeepCopy()
+	v1beta1.DefaultBackupConfiguration(bc)
+	return bc, nil
+}
+
+// start begins a session that has not started: it is skipped when
+// skipReason says another backup should run instead, otherwise its Job is
+// started. It reports whether the session is complete already.
+func (c *Controller) start(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (completed bool, after time.Duration, err error) {
+	if why := c.skipReason(s, bc); why != "" {
+		c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup, why, now)
+		recompute(s)
+		return true, 0, nil
+	}
+	if after, err = c.initiate(ctx, s, bc, repo, now); err != nil {
+		return false, 0, err
+	}
+	recompute(s)
+	return v1beta1.BackupTargetsCompleted(s.Status.Targets), after, nil
+}
+
+// expire ends a session past its timeOut: the pre hook is aborted and a
+// started Job stopped, so nothing of it keeps running after its deadline.
+func (c *Controller) expire(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, initiated bool, now time.Time) error {
+	msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
+	if err := c.abortPreHook(ctx, s, bc, now); err != nil {
+		return err
+	}
+	if initiated {
+		if err := executor.StopJob(ctx, c.Kube, s.Namespace, names.BackupJob(s.Name)); err != nil {
+			return err
+		}
+		msg += "; its Job was stopped"
+	}
+	c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
+	c.Recorder.Event(s, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
+	return nil
+}
+
+// end runs the post hook of a completed session and then finalizes it. While
+// the hook runs it returns done=false and when to look again: the session
+// finalizes once the hook has an outcome.
+func (c *Controller) end(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (done bool, wait time.Duration, err error) {
+	done, wait, err = c.postHook(ctx, s, bc, now)
+	if err != nil || !done {
+		return done, wait, err
+	}
+	return true, 0, c.finalize(ctx, s, bc, repo, now)
 }
 
 // recompute derives target and session phases from conditions and stats.

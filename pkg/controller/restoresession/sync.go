@@ -116,10 +116,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, c.updateStatus(ctx, cur, rs)
 	}
 	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the RestoreSession is valid", now)
-	if work.Spec.TimeOut != nil && st.SessionDeadline == nil {
-		d := metav1.NewTime(rs.CreationTimestamp.Add(work.Spec.TimeOut.Duration))
-		st.SessionDeadline = &d
-	}
+	internal.SetSessionDeadline(&st.SessionDeadline, rs.CreationTimestamp, work.Spec.TimeOut)
 
 	initiated := v1beta1.IsConditionTrue(st.Conditions, v1beta1.RestoreExecutorEnsured)
 	if initiated && !targetDone(st) {
