@@ -59,46 +59,14 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, c.cleanup(ctx, cur)
 	}
 	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) {
-		updated, err := c.addFinalizer(ctx, cur)
-		switch {
-		case apierrors.IsInvalid(err) && !cur.Status.Phase.IsFinal():
-			// The stored spec no longer passes the schema (written under a
-			// looser CRD), so no write of the object itself succeeds: the
-			// session ends Invalid with the API server's words, and being
-			// final it needs no finalizer.
-			rs := cur.DeepCopy()
-			msg := "the stored RestoreSession does not pass the current schema: " + err.Error()
-			c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.Clock.Now())
-			rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
-			rs.Status.Reason = msg
-			c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
-			if err := c.updateStatus(ctx, cur, rs); apierrors.IsInvalid(err) {
-				// Not even its status can be written (the schema's CEL
-				// rules are checked on status writes too): the Event and
-				// this log line are all that can name it; retrying would
-				// only spin.
-				klog.FromContext(ctx).Info("RestoreSession cannot be written under the current schema; fix or delete it", "restoresession", key, "err", err)
-				return 0, nil
-			} else if err != nil {
-				return 0, err
-			}
-			return 0, nil
-		case apierrors.IsInvalid(err):
-			return 0, nil
-		case err != nil:
+		if cur, err = c.ensureFinalizer(ctx, key, cur); cur == nil || err != nil {
 			return 0, err
 		}
-		cur = updated
 	}
 	rs := cur.DeepCopy()
 	st := &rs.Status
 	if st.Phase.IsFinal() {
-		if len(st.PausedBackups) > 0 { // a final write that failed half-way
-			st.PausedBackups = nil
-			return 0, c.updateStatus(ctx, cur, rs)
-		}
-		c.releaseJobs(ctx, rs)
-		return 0, c.deleteInterim(ctx, rs)
+		return 0, c.afterEnd(ctx, cur, rs)
 	}
 	now := c.Clock.Now()
 	var after time.Duration
@@ -107,12 +75,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 
 	repo, _ := c.Repositories.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
 	if msg := c.validate(ctx, work, repo); msg != "" {
-		c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
-		st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
-		st.Reason = msg
-		if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
-			c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
-		}
+		c.invalid(cur, rs, msg, now)
 		return 0, c.updateStatus(ctx, cur, rs)
 	}
 	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the RestoreSession is valid", now)
@@ -126,20 +89,9 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	completed := targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
-		msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
-		if err := c.abortPreHook(ctx, rs, work, now); err != nil {
+		if err := c.expire(ctx, rs, work, initiated, now); err != nil {
 			return 0, err
 		}
-		if initiated {
-			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
-				if err := executor.StopJob(ctx, c.Kube, rs.Namespace, names.RestoreJob(rs.Name, i)); err != nil {
-					return 0, err
-				}
-			}
-			msg += "; its Jobs were stopped"
-		}
-		c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.Recorder.Event(rs, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated && !v1beta1.IsConditionFalse(st.Conditions, v1beta1.RestoreExecutorEnsured) {
@@ -167,6 +119,87 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	return after, nil
+}
+
+// afterEnd tidies up after a final session: it first completes a final
+// status write that failed half-way (backups still listed as paused), then
+// releases the Jobs and deletes the interim volume.
+func (c *Controller) afterEnd(ctx context.Context, cur, rs *v1beta1.RestoreSession) error {
+	if len(rs.Status.PausedBackups) > 0 {
+		rs.Status.PausedBackups = nil
+		return c.updateStatus(ctx, cur, rs)
+	}
+	c.releaseJobs(ctx, rs)
+	return c.deleteInterim(ctx, rs)
+}
+
+// invalid ends rs Invalid with msg. The Event is sent only when the session
+// turns invalid, not on every sync that finds it still so.
+func (c *Controller) invalid(cur, rs *v1beta1.RestoreSession, msg string, now time.Time) {
+	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
+	rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
+	rs.Status.Reason = msg
+	if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
+		c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+	}
+}
+
+// ensureFinalizer adds the finalizer cleanup needs (it drops the session's
+// Pushgateway group before the session goes). It returns the updated
+// session, or nil when the sync ends here: a session whose stored spec the
+// schema rejects cannot take a finalizer, so it is ended Invalid instead.
+func (c *Controller) ensureFinalizer(ctx context.Context, key string, cur *v1beta1.RestoreSession) (*v1beta1.RestoreSession, error) {
+	updated, err := c.addFinalizer(ctx, cur)
+	switch {
+	case apierrors.IsInvalid(err) && !cur.Status.Phase.IsFinal():
+		// The stored spec no longer passes the schema (written under a
+		// looser CRD), so no write of the object itself succeeds: the
+		// session ends Invalid with the API server's words, and being
+		// final it needs no finalizer.
+		rs := cur.DeepCopy()
+		msg := "the stored RestoreSession does not pass the current schema: " + err.Error()
+		c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.Clock.Now())
+		rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
+		rs.Status.Reason = msg
+		c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+		if err := c.updateStatus(ctx, cur, rs); apierrors.IsInvalid(err) {
+			// Not even its status can be written (the schema's CEL
+			// rules are checked on status writes too): the Event and
+			// this log line are all that can name it; retrying would
+			// only spin.
+			klog.FromContext(ctx).Info("RestoreSession cannot be written under the current schema; fix or delete it", "restoresession", key, "err", err)
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+		return nil, nil
+	case apierrors.IsInvalid(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return updated, nil
+}
+
+// expire ends a restore past its timeOut: the pre hook is aborted and the
+// Jobs of every host stopped, so nothing of it keeps running after its
+// deadline.
+func (c *Controller) expire(ctx context.Context, rs, work *v1beta1.RestoreSession, initiated bool, now time.Time) error {
+	msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
+	if err := c.abortPreHook(ctx, rs, work, now); err != nil {
+		return err
+	}
+	if initiated {
+		for i := 0; i < int(ptrOr(rs.Status.TotalHosts, 1)); i++ {
+			if err := executor.StopJob(ctx, c.Kube, rs.Namespace, names.RestoreJob(rs.Name, i)); err != nil {
+				return err
+			}
+		}
+		msg += "; its Jobs were stopped"
+	}
+	c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
+	c.Recorder.Event(rs, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
+	return nil
 }
 
 func ptrOr(p *int32, def int32) int32 {
