@@ -301,28 +301,58 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if len(st.Targets) == 0 {
 		st.Targets = []v1beta1.BackupTargetStatus{{Ref: targetRef(bc)}}
 	}
-	t := &st.Targets[0]
-	fail := func(msg string) {
-		setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureBackupExecutor, msg, now)
-		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
-		c.Recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
-	}
-	if repo == nil {
-		fail(fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name))
-		return 0, nil
-	}
-	if msg := v1beta1.DecodeError(repo); msg != "" {
-		fail(fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, msg))
+	if why := repositoryProblem(bc, repo); why != "" {
+		c.failExecutor(s, why, now)
 		return 0, nil
 	}
 	if holder := c.targetHolder(s, bc); holder != "" {
 		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, v1beta1.TargetInUse, holder, now)
 		return c.cfg.WaitRequeue, nil
 	}
+	task, fns, why := c.taskProblem(ctx, s, bc, repo)
+	if why != "" {
+		c.failExecutor(s, why, now)
+		return 0, nil
+	}
+	if msg, err := c.createInterim(ctx, s, bc); err != nil || msg != "" {
+		if msg != "" {
+			c.failExecutor(s, msg, now)
+		}
+		return 0, err
+	}
+	if ready, wait, err := c.preHook(ctx, s, bc, now); err != nil || !ready {
+		return wait, err
+	}
+	return c.startJob(ctx, s, bc, repo, task, fns, now)
+}
+
+// failExecutor records that the backup's Job cannot be started: the target
+// fails with msg rather than waiting for a cause no retry removes.
+func (c *Controller) failExecutor(s *v1beta1.BackupSession, msg string, now time.Time) {
+	setTargetCond(&s.Status.Targets[0], v1beta1.BackupExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureBackupExecutor, msg, now)
+	v1beta1.RemoveCondition(&s.Status.Conditions, v1beta1.ExecutorWaiting)
+	c.Recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
+}
+
+// repositoryProblem says why repo cannot take a backup ("" if it can); it is
+// checked before the target's other users, as waiting would not fix it.
+func repositoryProblem(bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository) string {
+	if repo == nil {
+		return fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name)
+	}
+	if msg := v1beta1.DecodeError(repo); msg != "" {
+		return fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, msg)
+	}
+	return ""
+}
+
+// taskProblem reads the backup's Task and Functions and says why the
+// namespace or the pod policies do not allow them ("" if they do), so a
+// forbidden backup fails before it makes anything.
+func (c *Controller) taskProblem(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository) (*v1beta1.Task, map[string]*v1beta1.Function, string) {
 	task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, bc.Spec.Task.Name)
 	if err != nil {
-		fail(err.Error())
-		return 0, nil
+		return nil, nil, err.Error()
 	}
 	nsLabels := func() map[string]string {
 		if n, err := c.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err == nil {
@@ -331,22 +361,18 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		return nil
 	}
 	if why := executor.TaskUse(s.Namespace, nsLabels, task, fns); why != "" {
-		fail(why)
-		return 0, nil
+		return nil, nil, why
 	}
 	if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, bc, repo, task, fns)...); why != "" {
-		fail(why)
-		return 0, nil
+		return nil, nil, why
 	}
-	if msg, err := c.createInterim(ctx, s, bc); err != nil || msg != "" {
-		if msg != "" {
-			fail(msg)
-		}
-		return 0, err
-	}
-	if ready, wait, err := c.preHook(ctx, s, bc, now); err != nil || !ready {
-		return wait, err
-	}
+	return task, fns, ""
+}
+
+// startJob starts (or adopts) the backup Job through the shared runner and
+// records the outcome on the target; a Job the repository cannot take yet
+// leaves the session waiting.
+func (c *Controller) startJob(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, now time.Time) (time.Duration, error) {
 	jobName := names.BackupJob(s.Name)
 	// Backups share a repository once it exists. Until a backup through
 	// this Repository succeeded, the backup may have to create it, and two
@@ -372,12 +398,14 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
 		return started.Requeue, nil
 	case jobrun.BuildFailed, jobrun.CreateFailed:
-		fail(started.Err.Error())
+		c.failExecutor(s, started.Err.Error(), now)
 		return 0, nil
 	case jobrun.PlaceFailed:
-		fail(fmt.Sprintf("cannot place the backup Job: %v", started.Err))
+		c.failExecutor(s, fmt.Sprintf("cannot place the backup Job: %v", started.Err), now)
 		return 0, nil
 	}
+	st := &s.Status
+	t := &st.Targets[0]
 	v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 	one := int32(1)
 	t.TotalHosts = &one
