@@ -161,91 +161,132 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 	if len(t.VolumeClaimTemplates) > 0 && t.Replicas != nil && *t.Replicas > 1 {
 		replicas = int(*t.Replicas)
 	}
+	in := restoreInput{rs: rs, d: d, repo: repo, task: task, fns: fns, resolved: resolved, rule: rule}
 	var jobs []*batchv1.Job
 	var pvcs []*corev1.PersistentVolumeClaim
 	for ord := 0; ord < replicas; ord++ {
-		vars := RestoreVars(d, repo, rule, opts)
-		ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
-		labels := restoreLabels(d)
-		labels[v1beta1.LabelRestoreSession] = names.LabelValue(rs.Name)
-		var claims []*corev1.PersistentVolumeClaim
-		for i := range t.VolumeClaimTemplates {
-			var pvc corev1.PersistentVolumeClaim
-			if err := substituteInto(&t.VolumeClaimTemplates[i], &pvc, ordVars, fmt.Sprintf("restoresession %q volumeClaimTemplate %d", rs.Name, i)); err != nil {
-				return nil, nil, err
-			}
-			pvc.Namespace = rs.Namespace
-			pvc.ResourceVersion, pvc.UID = "", ""
-			if pvc.Annotations == nil {
-				pvc.Annotations = map[string]string{}
-			}
-			pvc.Annotations[v1beta1.AnnotationRestoredBy] = string(rs.UID)
-			if pvc.Name == "" {
-				return nil, nil, fmt.Errorf("restoresession %q: volumeClaimTemplate %d has no name", rs.Name, i)
-			}
-			claims = append(claims, &pvc)
-		}
-		if len(claims) > 0 {
-			if t.Ref.Name == "" {
-				vars[VarTargetName] = claims[0].Name
-			}
-			labels[v1beta1.LabelPodOrdinal] = strconv.Itoa(ord)
-			labels[v1beta1.LabelTargetName] = names.LabelValue(vars[VarTargetName])
-		}
-		in := jobInput{
-			name:        names.RestoreJob(rs.Name, ord),
-			namespace:   rs.Namespace,
-			owner:       v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
-			labels:      labels,
-			vars:        vars,
-			taskParams:  d.Spec.Task.Params,
-			task:        task,
-			fns:         fns,
-			repo:        repo,
-			rt:          d.Spec.RuntimeSettings,
-			tmp:         d.Spec.TempDir,
-			timeOut:     d.Spec.TimeOut,
-			targetMount: v1beta1.TargetMountPath(t.VolumeMounts),
-			restore:     true,
-			lockHost:    lockHost(string(rs.UID), ord, opts),
-			contract: contract(identity.Identity{Namespace: rs.Namespace, InvokerKind: v1beta1.KindRestoreSession, InvokerName: rs.Name,
-				TargetKind: v1beta1.KindPersistentVolumeClaim, TargetName: vars[VarTargetName]},
-				lockDeadline(rs.CreationTimestamp, d.Spec.TimeOut, opts), opts),
-		}
-		if len(claims) == 0 && !ruleSelects(rule) {
-			in.contract.Resolved = resolved
-		}
-		if d.Spec.RestoreAsOf != nil {
-			in.contract.AsOf = d.Spec.RestoreAsOf.Time
-		}
-		var mounts []string
-		var err error
-		if len(claims) > 0 {
-			in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}
-			if mounts, err = claimMounts(t, rs.Name); err != nil {
-				return nil, nil, err
-			}
-			in.targetMount, in.contract.ExtraMounts = mounts[0], mounts[1:]
-		}
-		job, err := buildJob(in, opts)
+		job, claims, err := restoreJob(in, ord, opts)
 		if err != nil {
 			return nil, nil, err
-		}
-		if tpl := d.Spec.InterimVolumeTemplate; tpl != nil {
-			interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, rs.Name))
-		}
-		for i, c := range claims[min(1, len(claims)):] {
-			volName := fmt.Sprintf("%s-%d", v1beta1.TargetVolumeName, i+1)
-			job.Spec.Template.Spec.Volumes = append(job.Spec.Template.Spec.Volumes, corev1.Volume{
-				Name:         volName,
-				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}},
-			})
-			mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: mounts[i+1]})
 		}
 		jobs = append(jobs, job)
 		pvcs = append(pvcs, claims...)
 	}
 	return jobs, pvcs, nil
+}
+
+// restoreInput is what every ordinal's Job of one RestoreSession is built
+// from; d is the session defaulted, rs as the user wrote it.
+type restoreInput struct {
+	rs, d    *v1beta1.RestoreSession
+	repo     *v1beta1.Repository
+	task     *v1beta1.Task
+	fns      map[string]*v1beta1.Function
+	resolved []jobenv.ResolvedSnapshot
+	rule     *v1beta1.Rule
+}
+
+// restoreJob builds the Job of restore ordinal ord and the PVCs it restores
+// into (none without volumeClaimTemplates). Each ordinal is its own host, so
+// its claims, labels, lock and mounts are its own.
+func restoreJob(r restoreInput, ord int, opts Options) (*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+	rs, d := r.rs, r.d
+	t := d.Spec.Target
+	vars := RestoreVars(d, r.repo, r.rule, opts)
+	labels := restoreLabels(d)
+	labels[v1beta1.LabelRestoreSession] = names.LabelValue(rs.Name)
+	claims, err := ordinalClaims(rs, t, ord)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(claims) > 0 {
+		if t.Ref.Name == "" {
+			vars[VarTargetName] = claims[0].Name
+		}
+		labels[v1beta1.LabelPodOrdinal] = strconv.Itoa(ord)
+		labels[v1beta1.LabelTargetName] = names.LabelValue(vars[VarTargetName])
+	}
+	in := jobInput{
+		name:        names.RestoreJob(rs.Name, ord),
+		namespace:   rs.Namespace,
+		owner:       v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
+		labels:      labels,
+		vars:        vars,
+		taskParams:  d.Spec.Task.Params,
+		task:        r.task,
+		fns:         r.fns,
+		repo:        r.repo,
+		rt:          d.Spec.RuntimeSettings,
+		tmp:         d.Spec.TempDir,
+		timeOut:     d.Spec.TimeOut,
+		targetMount: v1beta1.TargetMountPath(t.VolumeMounts),
+		restore:     true,
+		lockHost:    lockHost(string(rs.UID), ord, opts),
+		contract: contract(identity.Identity{Namespace: rs.Namespace, InvokerKind: v1beta1.KindRestoreSession, InvokerName: rs.Name,
+			TargetKind: v1beta1.KindPersistentVolumeClaim, TargetName: vars[VarTargetName]},
+			lockDeadline(rs.CreationTimestamp, d.Spec.TimeOut, opts), opts),
+	}
+	if len(claims) == 0 && !ruleSelects(r.rule) {
+		in.contract.Resolved = r.resolved
+	}
+	if d.Spec.RestoreAsOf != nil {
+		in.contract.AsOf = d.Spec.RestoreAsOf.Time
+	}
+	var mounts []string
+	if len(claims) > 0 {
+		in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}
+		if mounts, err = claimMounts(t, rs.Name); err != nil {
+			return nil, nil, err
+		}
+		in.targetMount, in.contract.ExtraMounts = mounts[0], mounts[1:]
+	}
+	job, err := buildJob(in, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tpl := d.Spec.InterimVolumeTemplate; tpl != nil {
+		interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, rs.Name))
+	}
+	mountExtraClaims(job, claims, mounts)
+	return job, claims, nil
+}
+
+// ordinalClaims are the PVCs of restore ordinal ord: t's
+// volumeClaimTemplates with ${POD_ORDINAL} substituted, marked as restored
+// by rs so the controller adopts only its own.
+func ordinalClaims(rs *v1beta1.RestoreSession, t *v1beta1.RestoreTarget, ord int) ([]*corev1.PersistentVolumeClaim, error) {
+	ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
+	var claims []*corev1.PersistentVolumeClaim
+	for i := range t.VolumeClaimTemplates {
+		var pvc corev1.PersistentVolumeClaim
+		if err := substituteInto(&t.VolumeClaimTemplates[i], &pvc, ordVars, fmt.Sprintf("restoresession %q volumeClaimTemplate %d", rs.Name, i)); err != nil {
+			return nil, err
+		}
+		pvc.Namespace = rs.Namespace
+		pvc.ResourceVersion, pvc.UID = "", ""
+		if pvc.Annotations == nil {
+			pvc.Annotations = map[string]string{}
+		}
+		pvc.Annotations[v1beta1.AnnotationRestoredBy] = string(rs.UID)
+		if pvc.Name == "" {
+			return nil, fmt.Errorf("restoresession %q: volumeClaimTemplate %d has no name", rs.Name, i)
+		}
+		claims = append(claims, &pvc)
+	}
+	return claims, nil
+}
+
+// mountExtraClaims mounts every claim but the first (the Task's target
+// volume, named by TARGET_NAME) at its own mount path from claimMounts.
+func mountExtraClaims(job *batchv1.Job, claims []*corev1.PersistentVolumeClaim, mounts []string) {
+	for i, c := range claims[min(1, len(claims)):] {
+		volName := fmt.Sprintf("%s-%d", v1beta1.TargetVolumeName, i+1)
+		job.Spec.Template.Spec.Volumes = append(job.Spec.Template.Spec.Volumes, corev1.Volume{
+			Name:         volName,
+			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}},
+		})
+		mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: mounts[i+1]})
+	}
 }
 
 func restoreLabels(rs *v1beta1.RestoreSession) map[string]string {
