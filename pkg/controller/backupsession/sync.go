@@ -64,20 +64,12 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return c.maybeRetry(ctx, cur, bc, now)
 	}
 
-	var after time.Duration
 	st := &s.Status
 	internal.SetSessionDeadline(&st.SessionDeadline, s.CreationTimestamp, bc.Spec.TimeOut)
-	initiated := len(st.Targets) > 0 && v1beta1.HasCondition(st.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
-	if initiated && !v1beta1.BackupTargetsCompleted(st.Targets) {
-		if after, err = c.watch(ctx, s, bc, repo, now); err != nil {
-			return 0, err
-		}
+	initiated, completed, after, err := c.progress(ctx, s, bc, repo, now)
+	if err != nil {
+		return 0, err
 	}
-	recompute(s)
-	completed := v1beta1.BackupTargetsCompleted(st.Targets) ||
-		v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded) ||
-		v1beta1.IsConditionTrue(st.Conditions, v1beta1.BackupSkipped)
-
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
 		if err := c.expire(ctx, s, bc, initiated, now); err != nil {
 			return 0, err
@@ -136,6 +128,24 @@ func (c *Controller) invoker(ctx context.Context, cur, s *v1beta1.BackupSession,
 	bc := bcCached.DeepCopy()
 	v1beta1.DefaultBackupConfiguration(bc)
 	return bc, nil
+}
+
+// progress watches the Job of a started session and reports whether the
+// session has started and whether it is complete (done, skipped or out of
+// time); after is when the Job watch wants to look again.
+func (c *Controller) progress(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (initiated, completed bool, after time.Duration, err error) {
+	st := &s.Status
+	initiated = len(st.Targets) > 0 && v1beta1.HasCondition(st.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
+	if initiated && !v1beta1.BackupTargetsCompleted(st.Targets) {
+		if after, err = c.watch(ctx, s, bc, repo, now); err != nil {
+			return false, false, 0, err
+		}
+	}
+	recompute(s)
+	completed = v1beta1.BackupTargetsCompleted(st.Targets) ||
+		v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded) ||
+		v1beta1.IsConditionTrue(st.Conditions, v1beta1.BackupSkipped)
+	return initiated, completed, after, nil
 }
 
 // start begins a session that has not started: it is skipped when

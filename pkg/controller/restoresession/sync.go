@@ -69,7 +69,6 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, c.afterEnd(ctx, cur, rs)
 	}
 	now := c.Clock.Now()
-	var after time.Duration
 	work := rs.DeepCopy()
 	v1beta1.DefaultRestoreSession(work)
 
@@ -81,13 +80,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the RestoreSession is valid", now)
 	internal.SetSessionDeadline(&st.SessionDeadline, rs.CreationTimestamp, work.Spec.TimeOut)
 
-	initiated := v1beta1.IsConditionTrue(st.Conditions, v1beta1.RestoreExecutorEnsured)
-	if initiated && !targetDone(st) {
-		if after, err = c.watch(ctx, rs, work, repo, now); err != nil {
-			return 0, err
-		}
+	initiated, completed, after, err := c.progress(ctx, rs, work, repo, now)
+	if err != nil {
+		return 0, err
 	}
-	completed := targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
 		if err := c.expire(ctx, rs, work, initiated, now); err != nil {
 			return 0, err
@@ -119,6 +115,21 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	return after, nil
+}
+
+// progress watches the Jobs of a started restore and reports whether the
+// restore has started and whether it is complete (done or out of time);
+// after is when the Job watch wants to look again.
+func (c *Controller) progress(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (initiated, completed bool, after time.Duration, err error) {
+	st := &rs.Status
+	initiated = v1beta1.IsConditionTrue(st.Conditions, v1beta1.RestoreExecutorEnsured)
+	if initiated && !targetDone(st) {
+		if after, err = c.watch(ctx, rs, work, repo, now); err != nil {
+			return false, false, 0, err
+		}
+	}
+	completed = targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
+	return initiated, completed, after, nil
 }
 
 // afterEnd tidies up after a final session: it first completes a final
