@@ -344,8 +344,8 @@ func (c *Controller) failExecutor(s *v1beta1.BackupSession, msg string, now time
 	c.Recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
 }
 
-// repositoryProblem says why repo cannot take a backup ("" if it can); it is
-// checked before the target's other users, as waiting would not fix it.
+// repositoryProblem says why repo cannot take a backup ("" if it can). It is
+// checked before waiting for the target: waiting would not fix it.
 func repositoryProblem(bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository) string {
 	if repo == nil {
 		return fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name)
