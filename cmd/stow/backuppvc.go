@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -75,26 +76,74 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 	if len(paths) == 0 {
 		return fail(errors.New("no --backup-paths given"))
 	}
-	mounts := map[string]string{}
-	for _, p := range paths {
-		mount, err := o.mountOf(p)
-		if err != nil {
-			return fail(err)
-		}
-		mounts[p] = mount
-	}
-	for _, p := range paths {
-		if err := o.job.repositoryApart(mounts[p]); err != nil {
-			return fail(err)
-		}
-		if err := o.job.repositoryApart(p); err != nil {
-			return fail(err)
-		}
+	mounts, err := o.mountsOf(paths)
+	if err != nil {
+		return fail(err)
 	}
 	extra := strings.Fields(o.extraArgs)
 	if err := restic.CheckBackupArgs(extra); err != nil {
 		return fail(err)
 	}
+	tags := o.tags()
+	r, closeRepo, err := o.job.openRepository()
+	if err != nil {
+		return fail(err)
+	}
+	defer closeRepo()
+	logger.Printf("backing up %s of host %s to %s", strings.Join(paths, ", "), res.Host, r.Location.Display())
+
+	b := pathBackup{r: r, opts: restic.BackupOptions{Host: res.Host, Tags: tags, Excludes: splitList(o.excludes), ExtraArgs: extra},
+		mounts: mounts, policy: o.job.lockPolicy(), deadline: o.job.lockDeadline}
+	var errs []string
+	for i, p := range paths {
+		var sum *restic.BackupSummary
+		var err error
+		if i == 0 {
+			var opened bool
+			if sum, opened, err = b.first(ctx, p, &res); !opened {
+				res.StaleLocksRemoved = r.LocksRemoved
+				return fail(err)
+			}
+		} else {
+			sum, err = b.backup(ctx, p)
+		}
+		if msg, failed := o.record(p, sum, err, &res); failed {
+			errs = append(errs, msg)
+		}
+	}
+	res.StaleLocksRemoved = r.LocksRemoved
+	if len(errs) > 0 {
+		return fail(errors.New(strings.Join(errs, "; ")))
+	}
+	res.Duration = o.job.elapsed()
+	return o.job.finish(res, true)
+}
+
+// mountsOf maps each backup path to the mount it lies on, and refuses a
+// path or mount that holds the repository: a backup must not read itself.
+func (o *backupPVCOptions) mountsOf(paths []string) (map[string]string, error) {
+	mounts := map[string]string{}
+	for _, p := range paths {
+		mount, err := o.mountOf(p)
+		if err != nil {
+			return nil, err
+		}
+		mounts[p] = mount
+	}
+	for _, p := range paths {
+		if err := o.job.repositoryApart(mounts[p]); err != nil {
+			return nil, err
+		}
+		if err := o.job.repositoryApart(p); err != nil {
+			return nil, err
+		}
+	}
+	return mounts, nil
+}
+
+// tags are the snapshot tags that let retention and restore-by-default find
+// the snapshots of this target, and the session that took them.
+func (o *backupPVCOptions) tags() []string {
 	tags := []string{}
 	if id, ok := o.job.identity(); ok {
 		tags = append(tags, id.Tags()...)
@@ -104,74 +153,68 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 	if o.session != "" {
 		tags = append(tags, "stow-backupsession="+o.session)
 	}
-	r, closeRepo, err := o.job.openRepository()
-	if err != nil {
-		return fail(err)
-	}
-	defer closeRepo()
-	logger.Printf("backing up %s of host %s to %s", strings.Join(paths, ", "), res.Host, r.Location.Display())
+	return tags
+}
 
-	policy := o.job.lockPolicy()
-	backup := func(ctx context.Context, p string) (sum *restic.BackupSummary, err error) {
-		err = r.WaitForLock(ctx, "backup", policy, o.job.lockDeadline(), func(ctx context.Context) (err error) {
-			sum, err = r.Backup(ctx, p, restic.BackupOptions{
-				Host: res.Host, MountPath: mounts[p], Tags: tags,
-				Excludes: splitList(o.excludes), ExtraArgs: extra,
-			})
-			return err
-		})
-		return sum, err
+// pathBackup backs up one path of the target at a time, under the
+// repository lock policy.
+type pathBackup struct {
+	r        *restic.Restic
+	opts     restic.BackupOptions // all but MountPath, which is per path
+	mounts   map[string]string
+	policy   restic.LockPolicy
+	deadline func() time.Time
+}
+
+func (b pathBackup) backup(ctx context.Context, p string) (sum *restic.BackupSummary, err error) {
+	err = b.r.WaitForLock(ctx, "backup", b.policy, b.deadline(), func(ctx context.Context) (err error) {
+		opts := b.opts
+		opts.MountPath = b.mounts[p]
+		sum, err = b.r.Backup(ctx, p, opts)
+		return err
+	})
+	return sum, err
+}
+
+// first backs up the first path; it doubles as the check that the
+// repository exists: it is initialized only when restic says it does not.
+// opened is false when the repository could not be used, which ends the
+// whole backup.
+func (b pathBackup) first(ctx context.Context, p string, res *jobresult.Result) (sum *restic.BackupSummary, opened bool, err error) {
+	created, err := b.r.WithRepository(ctx, func(ctx context.Context) (err error) {
+		sum, err = b.backup(ctx, p)
+		return err
+	})
+	// The repository is there when the backup ran, even if it
+	// then failed on unreadable files or waited out a lock.
+	var unreadable *restic.UnreadableFilesError
+	opened = err == nil || errors.As(err, &unreadable) || errors.Is(err, restic.ErrLocked)
+	res.RepositoryInitialized = boolPtr(opened)
+	if created {
+		logger.Printf("initialized repository %s", b.r.Location.Display())
 	}
-	var errs []string
-	for i, p := range paths {
-		var sum *restic.BackupSummary
-		var err error
-		if i == 0 {
-			// The first backup doubles as the check that the repository
-			// exists: it is initialized only when restic says it does not.
-			var created bool
-			created, err = r.WithRepository(ctx, func(ctx context.Context) (err error) {
-				sum, err = backup(ctx, p)
-				return err
-			})
-			// The repository is there when the backup ran, even if it
-			// then failed on unreadable files or waited out a lock.
-			var unreadable *restic.UnreadableFilesError
-			opened := err == nil || errors.As(err, &unreadable) || errors.Is(err, restic.ErrLocked)
-			res.RepositoryInitialized = boolPtr(opened)
-			if created {
-				logger.Printf("initialized repository %s", r.Location.Display())
-			}
-			if !opened {
-				res.StaleLocksRemoved = r.LocksRemoved
-				return fail(err)
-			}
-		} else {
-			sum, err = backup(ctx, p)
-		}
-		if err != nil {
-			logger.Printf("backup of %s failed: %v", p, err)
-			errs = append(errs, oneLine(err.Error()))
-			continue
-		}
-		if sum.TotalFilesProcessed == 0 && o.excludes != "" && hasEntries(p) {
-			err := fmt.Errorf("the exclude patterns %q left no file of %s to back up (snapshot %s is empty)", splitList(o.excludes), p, short(sum.SnapshotID))
-			logger.Print(err)
-			errs = append(errs, err.Error())
-			continue
-		}
-		st := sum.SnapshotStats(p)
-		logger.Printf("snapshot %s of %s: %d files (%d new, %d changed), %s processed, %s added in %s",
-			short(sum.SnapshotID), p, *st.FileStats.TotalFiles, *st.FileStats.NewFiles, *st.FileStats.ModifiedFiles,
-			st.TotalSize, st.Uploaded, st.ProcessingTime)
-		res.Snapshots = append(res.Snapshots, st)
+	return sum, opened, err
+}
+
+// record adds the snapshot of path p to res, or says why p failed: its
+// backup failed, or the exclude patterns left nothing of a non-empty path.
+// The other paths are still backed up.
+func (o *backupPVCOptions) record(p string, sum *restic.BackupSummary, err error, res *jobresult.Result) (msg string, failed bool) {
+	if err != nil {
+		logger.Printf("backup of %s failed: %v", p, err)
+		return oneLine(err.Error()), true
 	}
-	res.StaleLocksRemoved = r.LocksRemoved
-	if len(errs) > 0 {
-		return fail(errors.New(strings.Join(errs, "; ")))
+	if sum.TotalFilesProcessed == 0 && o.excludes != "" && hasEntries(p) {
+		err := fmt.Errorf("the exclude patterns %q left no file of %s to back up (snapshot %s is empty)", splitList(o.excludes), p, short(sum.SnapshotID))
+		logger.Print(err)
+		return err.Error(), true
 	}
-	res.Duration = o.job.elapsed()
-	return o.job.finish(res, true)
+	st := sum.SnapshotStats(p)
+	logger.Printf("snapshot %s of %s: %d files (%d new, %d changed), %s processed, %s added in %s",
+		short(sum.SnapshotID), p, *st.FileStats.TotalFiles, *st.FileStats.NewFiles, *st.FileStats.ModifiedFiles,
+		st.TotalSize, st.Uploaded, st.ProcessingTime)
+	res.Snapshots = append(res.Snapshots, st)
+	return "", false
 }
 
 // mountOf returns the mount path a backup path is read under, and refuses a

@@ -63,17 +63,8 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	if err := o.job.load(); err != nil {
 		return fail(err)
 	}
-	if !filepath.IsAbs(o.mountPath) {
-		return fail(fmt.Errorf("--mount-path %q is not absolute", o.mountPath))
-	}
-	includes, excludes := splitList(o.includes), splitList(o.excludes)
-	for _, p := range append(append(splitList(o.paths), includes...), excludes...) {
-		if err := restic.CheckNoParent(p); err != nil {
-			return fail(err)
-		}
-	}
-	extra := strings.Fields(o.extraArgs)
-	if err := restic.CheckRestoreArgs(extra); err != nil {
+	includes, excludes, extra, err := o.checkFlags()
+	if err != nil {
 		return fail(err)
 	}
 	source := o.sourceHost
@@ -98,8 +89,53 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	base := restic.RestoreOptions{
 		Host: source, MountPath: o.mountPath, ExtraMounts: mounts[1:], Includes: includes, Excludes: excludes, ExtraArgs: extra, AsOf: asOf,
 	}
+	plan, what, err := o.plan(ctx, r, base)
+	if err != nil {
+		return fail(err)
+	}
+	logger.Printf("restoring %d snapshot selection(s) of %s into %s", len(plan), what, strings.Join(mounts, ", "))
+	noFile, err := o.restore(ctx, r, plan, &res)
+	if err != nil {
+		return fail(err)
+	}
+	if len(res.Snapshots) == 0 {
+		return fail(fmt.Errorf("nothing was restored for %s", what))
+	}
+	if len(includes)+len(excludes) > 0 && noFile {
+		return fail(fmt.Errorf("the include/exclude patterns (include %q, exclude %q) matched no file of the chosen snapshots: nothing was restored", includes, excludes))
+	}
+	if !asOf.IsZero() {
+		logger.Printf("restored as of %s: the newest snapshots taken at or before it", asOf.UTC().Format(time.RFC3339))
+	}
+	res.Duration = o.job.elapsed()
+	return o.job.finish(res, true)
+}
+
+// checkFlags refuses flags that would restore outside the mount path or
+// change what the operator chose, before the repository is opened. It
+// returns the include and exclude patterns and the extra restic arguments.
+func (o *restorePVCOptions) checkFlags() (includes, excludes, extra []string, err error) {
+	if !filepath.IsAbs(o.mountPath) {
+		return nil, nil, nil, fmt.Errorf("--mount-path %q is not absolute", o.mountPath)
+	}
+	includes, excludes = splitList(o.includes), splitList(o.excludes)
+	for _, p := range append(append(splitList(o.paths), includes...), excludes...) {
+		if err := restic.CheckNoParent(p); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	extra = strings.Fields(o.extraArgs)
+	if err := restic.CheckRestoreArgs(extra); err != nil {
+		return nil, nil, nil, err
+	}
+	return includes, excludes, extra, nil
+}
+
+// plan is the restores to run, each base with its selection, and what they
+// restore (for messages); the flags choose the selection as the command's
+// help describes.
+func (o *restorePVCOptions) plan(ctx context.Context, r *restic.Restic, base restic.RestoreOptions) ([]restic.RestoreOptions, string, error) {
 	var plan []restic.RestoreOptions
-	what := "host " + source
 	switch {
 	case o.snapshots != "":
 		for _, s := range splitList(o.snapshots) {
@@ -116,43 +152,62 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 	case o.sourceHost != "":
 		// A rule naming only a sourceHost: Stash's meaning, the latest
 		// snapshot of that host for each of its paths.
-		latest, err := latestPerPath(ctx, r, restic.SnapshotFilter{Host: source}, asOf)
+		latest, err := latestPerPath(ctx, r, restic.SnapshotFilter{Host: base.Host}, base.AsOf)
 		if err != nil {
-			return fail(err)
+			return nil, "", err
 		}
 		if len(latest) == 0 {
-			return fail(errors.New("no snapshot found for host " + source + takenBy(asOf)))
+			return nil, "", errors.New("no snapshot found for host " + base.Host + takenBy(base.AsOf))
 		}
-		for i := range latest {
-			p := base
-			p.Resolved, p.Path = &latest[i].Snapshot, latest[i].Path
-			plan = append(plan, p)
-		}
+		plan = planLatest(base, latest)
 	default:
-		id, ok := o.job.identity()
-		if !ok {
-			return fail(errors.New("no rules and no target identity (namespace, target kind and name): cannot tell which snapshots are this PVC's; name snapshots, paths or a sourceHost in a rule"))
-		}
-		filter := identity.TargetFilter(id.Namespace, id.TargetKind, id.TargetName)
-		what = fmt.Sprintf("%s %s/%s", id.TargetKind, id.Namespace, id.TargetName)
-		latest := o.job.resolvedSnapshots()
-		if len(latest) > 0 {
-			logger.Printf("restoring the snapshots the operator found in the target's Snapshot records (no listing of the repository)")
-		} else if latest, err = latestPerPath(ctx, r, restic.SnapshotFilter{Tags: []string{filter}}, asOf); err != nil {
-			return fail(err)
-		}
-		if len(latest) == 0 {
-			return fail(fmt.Errorf("no snapshot of %s%s in the repository (snapshots tagged %s); snapshots without Stow's identity, e.g. taken by Stash or of another PVC, are restored only when a rule names them (snapshots, paths or sourceHost)", what, takenBy(asOf), filter))
-		}
-		for i := range latest {
-			p := base
-			p.Resolved, p.Path = &latest[i].Snapshot, latest[i].Path
-			plan = append(plan, p)
+		return o.targetPlan(ctx, r, base)
+	}
+	return plan, "host " + base.Host, nil
+}
+
+// targetPlan restores the latest snapshot of each path of this target: the
+// ones the operator resolved, else the newest tagged with the target's
+// identity, so a snapshot of another PVC or taken by Stash is never chosen.
+func (o *restorePVCOptions) targetPlan(ctx context.Context, r *restic.Restic, base restic.RestoreOptions) ([]restic.RestoreOptions, string, error) {
+	id, ok := o.job.identity()
+	if !ok {
+		return nil, "", errors.New("no rules and no target identity (namespace, target kind and name): cannot tell which snapshots are this PVC's; name snapshots, paths or a sourceHost in a rule")
+	}
+	filter := identity.TargetFilter(id.Namespace, id.TargetKind, id.TargetName)
+	what := fmt.Sprintf("%s %s/%s", id.TargetKind, id.Namespace, id.TargetName)
+	latest := o.job.resolvedSnapshots()
+	if len(latest) > 0 {
+		logger.Printf("restoring the snapshots the operator found in the target's Snapshot records (no listing of the repository)")
+	} else {
+		var err error
+		if latest, err = latestPerPath(ctx, r, restic.SnapshotFilter{Tags: []string{filter}}, base.AsOf); err != nil {
+			return nil, "", err
 		}
 	}
-	logger.Printf("restoring %d snapshot selection(s) of %s into %s", len(plan), what, strings.Join(mounts, ", "))
+	if len(latest) == 0 {
+		return nil, "", fmt.Errorf("no snapshot of %s%s in the repository (snapshots tagged %s); snapshots without Stow's identity, e.g. taken by Stash or of another PVC, are restored only when a rule names them (snapshots, paths or sourceHost)", what, takenBy(base.AsOf), filter)
+	}
+	return planLatest(base, latest), what, nil
+}
+
+// planLatest is one restore per path, each from the snapshot chosen for it.
+func planLatest(base restic.RestoreOptions, latest []pathSnapshot) []restic.RestoreOptions {
+	plan := make([]restic.RestoreOptions, 0, len(latest))
+	for i := range latest {
+		p := base
+		p.Resolved, p.Path = &latest[i].Snapshot, latest[i].Path
+		plan = append(plan, p)
+	}
+	return plan
+}
+
+// restore runs the plan, each restore under the repository lock policy, and
+// records every restored snapshot path in res, also those of a restore that
+// failed part-way. It reports whether no restored path held a file.
+func (o *restorePVCOptions) restore(ctx context.Context, r *restic.Restic, plan []restic.RestoreOptions, res *jobresult.Result) (noFile bool, err error) {
 	policy, deadline := o.job.lockPolicy(), o.job.lockDeadline()
-	noFile := true // every restored path known to hold no file
+	noFile = true
 	for _, p := range plan {
 		var done []restic.RestoredPath
 		err := r.WaitForLock(ctx, "restore", policy, deadline, func(ctx context.Context) (err error) {
@@ -165,20 +220,10 @@ func (o *restorePVCOptions) run(ctx context.Context) error {
 			res.Snapshots = append(res.Snapshots, v1beta1.SnapshotStats{Name: d.SnapshotID, Path: d.Path})
 		}
 		if err != nil {
-			return fail(err)
+			return noFile, err
 		}
 	}
-	if len(res.Snapshots) == 0 {
-		return fail(fmt.Errorf("nothing was restored for %s", what))
-	}
-	if len(includes)+len(excludes) > 0 && noFile {
-		return fail(fmt.Errorf("the include/exclude patterns (include %q, exclude %q) matched no file of the chosen snapshots: nothing was restored", includes, excludes))
-	}
-	if !asOf.IsZero() {
-		logger.Printf("restored as of %s: the newest snapshots taken at or before it", asOf.UTC().Format(time.RFC3339))
-	}
-	res.Duration = o.job.elapsed()
-	return o.job.finish(res, true)
+	return noFile, nil
 }
 
 // takenBy is " taken at or before <asOf>" for messages, or "" without asOf.

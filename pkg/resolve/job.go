@@ -161,91 +161,132 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 	if len(t.VolumeClaimTemplates) > 0 && t.Replicas != nil && *t.Replicas > 1 {
 		replicas = int(*t.Replicas)
 	}
+	in := restoreInput{rs: rs, d: d, repo: repo, task: task, fns: fns, resolved: resolved, rule: rule}
 	var jobs []*batchv1.Job
 	var pvcs []*corev1.PersistentVolumeClaim
 	for ord := 0; ord < replicas; ord++ {
-		vars := RestoreVars(d, repo, rule, opts)
-		ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
-		labels := restoreLabels(d)
-		labels[v1beta1.LabelRestoreSession] = names.LabelValue(rs.Name)
-		var claims []*corev1.PersistentVolumeClaim
-		for i := range t.VolumeClaimTemplates {
-			var pvc corev1.PersistentVolumeClaim
-			if err := substituteInto(&t.VolumeClaimTemplates[i], &pvc, ordVars, fmt.Sprintf("restoresession %q volumeClaimTemplate %d", rs.Name, i)); err != nil {
-				return nil, nil, err
-			}
-			pvc.Namespace = rs.Namespace
-			pvc.ResourceVersion, pvc.UID = "", ""
-			if pvc.Annotations == nil {
-				pvc.Annotations = map[string]string{}
-			}
-			pvc.Annotations[v1beta1.AnnotationRestoredBy] = string(rs.UID)
-			if pvc.Name == "" {
-				return nil, nil, fmt.Errorf("restoresession %q: volumeClaimTemplate %d has no name", rs.Name, i)
-			}
-			claims = append(claims, &pvc)
-		}
-		if len(claims) > 0 {
-			if t.Ref.Name == "" {
-				vars[VarTargetName] = claims[0].Name
-			}
-			labels[v1beta1.LabelPodOrdinal] = strconv.Itoa(ord)
-			labels[v1beta1.LabelTargetName] = names.LabelValue(vars[VarTargetName])
-		}
-		in := jobInput{
-			name:        names.RestoreJob(rs.Name, ord),
-			namespace:   rs.Namespace,
-			owner:       v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
-			labels:      labels,
-			vars:        vars,
-			taskParams:  d.Spec.Task.Params,
-			task:        task,
-			fns:         fns,
-			repo:        repo,
-			rt:          d.Spec.RuntimeSettings,
-			tmp:         d.Spec.TempDir,
-			timeOut:     d.Spec.TimeOut,
-			targetMount: v1beta1.TargetMountPath(t.VolumeMounts),
-			restore:     true,
-			lockHost:    lockHost(string(rs.UID), ord, opts),
-			contract: contract(identity.Identity{Namespace: rs.Namespace, InvokerKind: v1beta1.KindRestoreSession, InvokerName: rs.Name,
-				TargetKind: v1beta1.KindPersistentVolumeClaim, TargetName: vars[VarTargetName]},
-				lockDeadline(rs.CreationTimestamp, d.Spec.TimeOut, opts), opts),
-		}
-		if len(claims) == 0 && !ruleSelects(rule) {
-			in.contract.Resolved = resolved
-		}
-		if d.Spec.RestoreAsOf != nil {
-			in.contract.AsOf = d.Spec.RestoreAsOf.Time
-		}
-		var mounts []string
-		var err error
-		if len(claims) > 0 {
-			in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}
-			if mounts, err = claimMounts(t, rs.Name); err != nil {
-				return nil, nil, err
-			}
-			in.targetMount, in.contract.ExtraMounts = mounts[0], mounts[1:]
-		}
-		job, err := buildJob(in, opts)
+		job, claims, err := restoreJob(in, ord, opts)
 		if err != nil {
 			return nil, nil, err
-		}
-		if tpl := d.Spec.InterimVolumeTemplate; tpl != nil {
-			interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, rs.Name))
-		}
-		for i, c := range claims[min(1, len(claims)):] {
-			volName := fmt.Sprintf("%s-%d", v1beta1.TargetVolumeName, i+1)
-			job.Spec.Template.Spec.Volumes = append(job.Spec.Template.Spec.Volumes, corev1.Volume{
-				Name:         volName,
-				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}},
-			})
-			mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: mounts[i+1]})
 		}
 		jobs = append(jobs, job)
 		pvcs = append(pvcs, claims...)
 	}
 	return jobs, pvcs, nil
+}
+
+// restoreInput is what every ordinal's Job of one RestoreSession is built
+// from; d is the session defaulted, rs as the user wrote it.
+type restoreInput struct {
+	rs, d    *v1beta1.RestoreSession
+	repo     *v1beta1.Repository
+	task     *v1beta1.Task
+	fns      map[string]*v1beta1.Function
+	resolved []jobenv.ResolvedSnapshot
+	rule     *v1beta1.Rule
+}
+
+// restoreJob builds the Job of restore ordinal ord and the PVCs it restores
+// into (none without volumeClaimTemplates). Each ordinal is its own host, so
+// its claims, labels, lock and mounts are its own.
+func restoreJob(r restoreInput, ord int, opts Options) (*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+	rs, d := r.rs, r.d
+	t := d.Spec.Target
+	vars := RestoreVars(d, r.repo, r.rule, opts)
+	labels := restoreLabels(d)
+	labels[v1beta1.LabelRestoreSession] = names.LabelValue(rs.Name)
+	claims, err := ordinalClaims(rs, t, ord)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(claims) > 0 {
+		if t.Ref.Name == "" {
+			vars[VarTargetName] = claims[0].Name
+		}
+		labels[v1beta1.LabelPodOrdinal] = strconv.Itoa(ord)
+		labels[v1beta1.LabelTargetName] = names.LabelValue(vars[VarTargetName])
+	}
+	in := jobInput{
+		name:        names.RestoreJob(rs.Name, ord),
+		namespace:   rs.Namespace,
+		owner:       v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID),
+		labels:      labels,
+		vars:        vars,
+		taskParams:  d.Spec.Task.Params,
+		task:        r.task,
+		fns:         r.fns,
+		repo:        r.repo,
+		rt:          d.Spec.RuntimeSettings,
+		tmp:         d.Spec.TempDir,
+		timeOut:     d.Spec.TimeOut,
+		targetMount: v1beta1.TargetMountPath(t.VolumeMounts),
+		restore:     true,
+		lockHost:    lockHost(string(rs.UID), ord, opts),
+		contract: contract(identity.Identity{Namespace: rs.Namespace, InvokerKind: v1beta1.KindRestoreSession, InvokerName: rs.Name,
+			TargetKind: v1beta1.KindPersistentVolumeClaim, TargetName: vars[VarTargetName]},
+			lockDeadline(rs.CreationTimestamp, d.Spec.TimeOut, opts), opts),
+	}
+	if len(claims) == 0 && !ruleSelects(r.rule) {
+		in.contract.Resolved = r.resolved
+	}
+	if d.Spec.RestoreAsOf != nil {
+		in.contract.AsOf = d.Spec.RestoreAsOf.Time
+	}
+	var mounts []string
+	if len(claims) > 0 {
+		in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}
+		if mounts, err = claimMounts(t, rs.Name); err != nil {
+			return nil, nil, err
+		}
+		in.targetMount, in.contract.ExtraMounts = mounts[0], mounts[1:]
+	}
+	job, err := buildJob(in, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tpl := d.Spec.InterimVolumeTemplate; tpl != nil {
+		interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, rs.Name))
+	}
+	mountExtraClaims(job, claims, mounts)
+	return job, claims, nil
+}
+
+// ordinalClaims are the PVCs of restore ordinal ord: t's
+// volumeClaimTemplates with ${POD_ORDINAL} substituted, marked as restored
+// by rs so the controller adopts only its own.
+func ordinalClaims(rs *v1beta1.RestoreSession, t *v1beta1.RestoreTarget, ord int) ([]*corev1.PersistentVolumeClaim, error) {
+	ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
+	var claims []*corev1.PersistentVolumeClaim
+	for i := range t.VolumeClaimTemplates {
+		var pvc corev1.PersistentVolumeClaim
+		if err := substituteInto(&t.VolumeClaimTemplates[i], &pvc, ordVars, fmt.Sprintf("restoresession %q volumeClaimTemplate %d", rs.Name, i)); err != nil {
+			return nil, err
+		}
+		pvc.Namespace = rs.Namespace
+		pvc.ResourceVersion, pvc.UID = "", ""
+		if pvc.Annotations == nil {
+			pvc.Annotations = map[string]string{}
+		}
+		pvc.Annotations[v1beta1.AnnotationRestoredBy] = string(rs.UID)
+		if pvc.Name == "" {
+			return nil, fmt.Errorf("restoresession %q: volumeClaimTemplate %d has no name", rs.Name, i)
+		}
+		claims = append(claims, &pvc)
+	}
+	return claims, nil
+}
+
+// mountExtraClaims mounts every claim but the first (the Task's target
+// volume, named by TARGET_NAME) at its own mount path from claimMounts.
+func mountExtraClaims(job *batchv1.Job, claims []*corev1.PersistentVolumeClaim, mounts []string) {
+	for i, c := range claims[min(1, len(claims)):] {
+		volName := fmt.Sprintf("%s-%d", v1beta1.TargetVolumeName, i+1)
+		job.Spec.Template.Spec.Volumes = append(job.Spec.Template.Spec.Volumes, corev1.Volume{
+			Name:         volName,
+			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}},
+		})
+		mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: mounts[i+1]})
+	}
 }
 
 func restoreLabels(rs *v1beta1.RestoreSession) map[string]string {
@@ -267,17 +308,61 @@ func restoreLabels(rs *v1beta1.RestoreSession) map[string]string {
 	return l
 }
 
+// buildJob turns in into the Job: one container per Task step, the last the
+// main container, so the steps run in order and the Job ends with the last.
 func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
+	opVars, task, err := resolveTask(in)
+	if err != nil {
+		return nil, err
+	}
+	var containers []corev1.Container
+	for i, step := range task.Spec.Steps {
+		c, err := stepContainer(in, opVars, i, step)
+		if err != nil {
+			return nil, err
+		}
+		containers = append(containers, c)
+	}
+	pod, podMeta := podSpec(in, containers, jobVolumes(in, task), opts)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            in.name,
+			Namespace:       in.namespace,
+			Labels:          copyMap(in.labels),
+			OwnerReferences: []metav1.OwnerReference{in.owner},
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To(int32(0)),
+			Template:     corev1.PodTemplateSpec{ObjectMeta: podMeta, Spec: pod},
+		},
+	}
+	if !in.restore {
+		markExclusiveStep(job, task)
+	}
+	if in.timeOut != nil && in.timeOut.Duration > 0 {
+		secs := int64(in.timeOut.Duration.Seconds())
+		if secs < 1 {
+			secs = 1
+		}
+		job.Spec.ActiveDeadlineSeconds = &secs
+	}
+	return job, nil
+}
+
+// resolveTask checks what every Job needs and substitutes the operator
+// variables (built-ins overridden by spec.task.params) into the Task, so a
+// bad Task is rejected before any container is built. It returns the
+// variables too: the steps' Functions are substituted with them.
+func resolveTask(in jobInput) (map[string]string, *v1beta1.Task, error) {
 	if in.task == nil {
-		return nil, fmt.Errorf("%s %q: task not given", strings.ToLower(in.vars[VarInvokerKind]), in.vars[VarInvokerName])
+		return nil, nil, fmt.Errorf("%s %q: task not given", strings.ToLower(in.vars[VarInvokerKind]), in.vars[VarInvokerName])
 	}
 	if len(in.task.Spec.Steps) == 0 {
-		return nil, fmt.Errorf("task %q has no steps", in.task.Name)
+		return nil, nil, fmt.Errorf("task %q has no steps", in.task.Name)
 	}
 	if in.repo.Spec.Backend.StorageSecretName == "" {
-		return nil, fmt.Errorf("repository %q has no storageSecretName", in.repo.Name)
+		return nil, nil, fmt.Errorf("repository %q has no storageSecretName", in.repo.Name)
 	}
-	// Operator variables: built-ins overridden by spec.task.params.
 	opVars := make(map[string]string, len(in.vars)+len(in.taskParams))
 	for k, v := range in.vars {
 		opVars[k] = v
@@ -287,62 +372,63 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	}
 	var task v1beta1.Task
 	if err := substituteInto(in.task, &task, opVars, fmt.Sprintf("task %q", in.task.Name)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return opVars, &task, nil
+}
 
-	tmpMount := corev1.VolumeMount{Name: v1beta1.TmpDirVolumeName, MountPath: v1beta1.TmpDirMountPath}
-	var localMount *corev1.VolumeMount
+// stepContainer is the container of step i: its Function substituted with
+// the step's inputs (step params < operator variables < ADDON_IMAGE), given
+// the repository's credentials and the scratch and local-backend mounts
+// every step may need, then the Function's and the invoker's settings.
+func stepContainer(in jobInput, opVars map[string]string, i int, step v1beta1.FunctionRef) (corev1.Container, error) {
+	fn := in.fns[step.Name]
+	if fn == nil {
+		return corev1.Container{}, fmt.Errorf("function %q not found (step %d of task %q)", step.Name, i, in.task.Name)
+	}
+	inputs := make(map[string]string, len(opVars)+len(step.Params)+1)
+	for _, p := range step.Params {
+		inputs[p.Name] = p.Value
+	}
+	for k, v := range opVars {
+		inputs[k] = v
+	}
+	inputs[VarAddonImage] = Substitute(fn.Spec.Image, opVars)
+	var spec v1beta1.FunctionSpec
+	if err := substituteInto(&fn.Spec, &spec, inputs, fmt.Sprintf("function %q", fn.Name)); err != nil {
+		return corev1.Container{}, err
+	}
+	if spec.Image == "" {
+		return corev1.Container{}, fmt.Errorf("function %q has no image", fn.Name)
+	}
+	c := corev1.Container{
+		Name:                     StepContainerName(fn.Name, i),
+		Image:                    spec.Image,
+		Command:                  spec.Command,
+		Args:                     spec.Args,
+		WorkingDir:               spec.WorkingDir,
+		Ports:                    spec.Ports,
+		VolumeMounts:             spec.VolumeMounts,
+		VolumeDevices:            spec.VolumeDevices,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: in.repo.Spec.Backend.StorageSecretName},
+		}}},
+		Env: append([]corev1.EnvVar(nil), in.extraEnv...),
+	}
+	upsertMount(&c, corev1.VolumeMount{Name: v1beta1.TmpDirVolumeName, MountPath: v1beta1.TmpDirMountPath})
 	if l := in.repo.Spec.Backend.Local; l != nil {
-		localMount = &corev1.VolumeMount{Name: v1beta1.LocalBackendVolumeName, MountPath: l.MountPath, SubPath: l.SubPath}
+		upsertMount(&c, corev1.VolumeMount{Name: v1beta1.LocalBackendVolumeName, MountPath: l.MountPath, SubPath: l.SubPath})
 	}
+	applyContainerSettings(&c, spec.RuntimeSettings)
+	applyContainerSettings(&c, in.rt.Container)
+	return c, nil
+}
 
-	var containers []corev1.Container
-	for i, step := range task.Spec.Steps {
-		fn := in.fns[step.Name]
-		if fn == nil {
-			return nil, fmt.Errorf("function %q not found (step %d of task %q)", step.Name, i, in.task.Name)
-		}
-		// Step inputs: step params < operator variables < ADDON_IMAGE.
-		inputs := make(map[string]string, len(opVars)+len(step.Params)+1)
-		for _, p := range step.Params {
-			inputs[p.Name] = p.Value
-		}
-		for k, v := range opVars {
-			inputs[k] = v
-		}
-		inputs[VarAddonImage] = Substitute(fn.Spec.Image, opVars)
-		var spec v1beta1.FunctionSpec
-		if err := substituteInto(&fn.Spec, &spec, inputs, fmt.Sprintf("function %q", fn.Name)); err != nil {
-			return nil, err
-		}
-		if spec.Image == "" {
-			return nil, fmt.Errorf("function %q has no image", fn.Name)
-		}
-		c := corev1.Container{
-			Name:                     StepContainerName(fn.Name, i),
-			Image:                    spec.Image,
-			Command:                  spec.Command,
-			Args:                     spec.Args,
-			WorkingDir:               spec.WorkingDir,
-			Ports:                    spec.Ports,
-			VolumeMounts:             spec.VolumeMounts,
-			VolumeDevices:            spec.VolumeDevices,
-			ImagePullPolicy:          corev1.PullIfNotPresent,
-			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-			EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: in.repo.Spec.Backend.StorageSecretName},
-			}}},
-			Env: append([]corev1.EnvVar(nil), in.extraEnv...),
-		}
-		upsertMount(&c, tmpMount)
-		if localMount != nil {
-			upsertMount(&c, *localMount)
-		}
-		applyContainerSettings(&c, spec.RuntimeSettings)
-		applyContainerSettings(&c, in.rt.Container)
-		containers = append(containers, c)
-	}
-
+// jobVolumes adds to the Task's volumes the ones stepContainer mounts
+// (scratch space, the local backend), so those names always resolve.
+func jobVolumes(in jobInput, task *v1beta1.Task) []corev1.Volume {
 	volumes := task.Spec.Volumes
 	tmpVol := corev1.Volume{Name: v1beta1.TmpDirVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 		Medium: in.tmp.Medium, SizeLimit: in.tmp.SizeLimit,
@@ -351,7 +437,13 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	if l := in.repo.Spec.Backend.Local; l != nil {
 		volumes = upsertVolume(volumes, corev1.Volume{Name: v1beta1.LocalBackendVolumeName, VolumeSource: *l.VolumeSource.DeepCopy()})
 	}
+	return volumes
+}
 
+// podSpec is the Job's pod: the steps but the last as init containers so
+// they run one after another, then the pod settings, the hardening and the
+// contract in that order, each able to rely on what the one before set.
+func podSpec(in jobInput, containers []corev1.Container, volumes []corev1.Volume, opts Options) (corev1.PodSpec, metav1.ObjectMeta) {
 	pod := corev1.PodSpec{
 		InitContainers:               containers[:len(containers)-1],
 		Containers:                   containers[len(containers)-1:],
@@ -372,36 +464,18 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	applyPodSettings(&pod, &podMeta, in.rt.Pod, opts)
 	harden(&pod, in.restore, in.rt.Pod != nil && in.rt.Pod.SecurityContext != nil)
 	applyContract(&pod, &podMeta, in.contract, in.lockHost)
+	return pod, podMeta
+}
 
-	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            in.name,
-			Namespace:       in.namespace,
-			Labels:          copyMap(in.labels),
-			OwnerReferences: []metav1.OwnerReference{in.owner},
-		},
-		Spec: batchv1.JobSpec{
-			BackoffLimit: ptr.To(int32(0)),
-			Template:     corev1.PodTemplateSpec{ObjectMeta: podMeta, Spec: pod},
-		},
-	}
-	if !in.restore {
-		// The retention step (forget, check) needs the repository alone.
-		for i, step := range task.Spec.Steps {
-			if step.Name == v1beta1.FunctionUpdateStatus {
-				job.Annotations = map[string]string{v1beta1.AnnotationExclusiveFrom: StepContainerName(step.Name, i)}
-				break
-			}
+// markExclusiveStep names the backup's retention step (forget, check) on
+// the Job: from that step on the Job needs the repository alone.
+func markExclusiveStep(job *batchv1.Job, task *v1beta1.Task) {
+	for i, step := range task.Spec.Steps {
+		if step.Name == v1beta1.FunctionUpdateStatus {
+			job.Annotations = map[string]string{v1beta1.AnnotationExclusiveFrom: StepContainerName(step.Name, i)}
+			return
 		}
 	}
-	if in.timeOut != nil && in.timeOut.Duration > 0 {
-		secs := int64(in.timeOut.Duration.Seconds())
-		if secs < 1 {
-			secs = 1
-		}
-		job.Spec.ActiveDeadlineSeconds = &secs
-	}
-	return job, nil
 }
 
 // applyContainerSettings applies runtime settings to c; later calls win.

@@ -44,7 +44,6 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if !found {
 		return 0, err
 	}
-	ns := cur.Namespace
 	s := cur.DeepCopy()
 	now := c.Clock.Now()
 	logger := klog.FromContext(ctx).WithValues("backupsession", key)
@@ -52,25 +51,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, c.failUnreadable(ctx, cur, s, msg, now)
 	}
 
-	bcCached, err := c.BackupConfigurations.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
-	if apierrors.IsNotFound(err) {
-		if s.Status.Phase.IsFinal() {
-			return 0, nil
-		}
-		if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
-			return 0, err
-		}
-		s.Status.Phase = v1beta1.BackupSessionFailed
-		s.Status.Reason = fmt.Sprintf("BackupConfiguration %s/%s not found", ns, s.Spec.Invoker.Name)
-		s.Status.SessionDuration = duration(s, now)
-		c.Recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
-		return 0, c.updateStatus(ctx, cur, s)
-	}
-	if err != nil {
+	bc, err := c.invoker(ctx, cur, s, now)
+	if bc == nil || err != nil {
 		return 0, err
 	}
-	bc := bcCached.DeepCopy()
-	v1beta1.DefaultBackupConfiguration(bc)
 	repo, _ := c.Repositories.Repositories(bc.Spec.Repository.Namespace).Get(bc.Spec.Repository.Name)
 
 	if s.Status.Phase.IsFinal() {
@@ -80,60 +64,31 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return c.maybeRetry(ctx, cur, bc, now)
 	}
 
-	var after time.Duration
 	st := &s.Status
-	if bc.Spec.TimeOut != nil && st.SessionDeadline == nil {
-		d := metav1.NewTime(s.CreationTimestamp.Add(bc.Spec.TimeOut.Duration))
-		st.SessionDeadline = &d
+	internal.SetSessionDeadline(&st.SessionDeadline, s.CreationTimestamp, bc.Spec.TimeOut)
+	initiated, completed, after, err := c.progress(ctx, s, bc, repo, now)
+	if err != nil {
+		return 0, err
 	}
-	initiated := len(st.Targets) > 0 && v1beta1.HasCondition(st.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
-	if initiated && !v1beta1.BackupTargetsCompleted(st.Targets) {
-		if after, err = c.watch(ctx, s, bc, repo, now); err != nil {
-			return 0, err
-		}
-	}
-	recompute(s)
-	completed := v1beta1.BackupTargetsCompleted(st.Targets) ||
-		v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded) ||
-		v1beta1.IsConditionTrue(st.Conditions, v1beta1.BackupSkipped)
-
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
-		msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
-		if err := c.abortPreHook(ctx, s, bc, now); err != nil {
+		if err := c.expire(ctx, s, bc, initiated, now); err != nil {
 			return 0, err
 		}
-		if initiated {
-			if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
-				return 0, err
-			}
-			msg += "; its Job was stopped"
-		}
-		c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.Recorder.Event(s, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated {
-		if why := c.skipReason(s, bc); why != "" {
-			c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup, why, now)
-			completed = true
-		} else if after, err = c.initiate(ctx, s, bc, repo, now); err != nil {
+		if completed, after, err = c.start(ctx, s, bc, repo, now); err != nil {
 			return 0, err
 		}
-		recompute(s)
-		completed = completed || v1beta1.BackupTargetsCompleted(st.Targets)
 	}
 	if completed {
-		done, wait, err := c.postHook(ctx, s, bc, now)
+		done, wait, err := c.end(ctx, s, bc, repo, now)
 		if err != nil {
 			return 0, err
 		}
 		if !done {
-			// The post hook runs: the session finalizes once it has an outcome.
 			recompute(s)
 			return wait, c.updateStatus(ctx, cur, s)
-		}
-		if err := c.finalize(ctx, s, bc, repo, now); err != nil {
-			return 0, err
 		}
 	} else if st.SessionDeadline != nil {
 		after = internal.Sooner(after, st.SessionDeadline.Sub(now))
@@ -146,6 +101,96 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	return after, nil
+}
+
+// invoker is s's BackupConfiguration, defaulted. A session whose
+// configuration is gone cannot run: it fails (its Job stopped) and invoker
+// returns nil, as it does once such a session is final.
+func (c *Controller) invoker(ctx context.Context, cur, s *v1beta1.BackupSession, now time.Time) (*v1beta1.BackupConfiguration, error) {
+	ns := s.Namespace
+	bcCached, err := c.BackupConfigurations.BackupConfigurations(ns).Get(s.Spec.Invoker.Name)
+	if apierrors.IsNotFound(err) {
+		if s.Status.Phase.IsFinal() {
+			return nil, nil
+		}
+		if err := executor.StopJob(ctx, c.Kube, ns, names.BackupJob(s.Name)); err != nil {
+			return nil, err
+		}
+		s.Status.Phase = v1beta1.BackupSessionFailed
+		s.Status.Reason = fmt.Sprintf("BackupConfiguration %s/%s not found", ns, s.Spec.Invoker.Name)
+		s.Status.SessionDuration = duration(s, now)
+		c.Recorder.Event(s, corev1.EventTypeWarning, EventFailed, s.Status.Reason)
+		return nil, c.updateStatus(ctx, cur, s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bc := bcCached.DeepCopy()
+	v1beta1.DefaultBackupConfiguration(bc)
+	return bc, nil
+}
+
+// progress watches the Job of a started session and reports whether the
+// session has started and whether it is complete (done, skipped or out of
+// time); after is when the Job watch wants to look again.
+func (c *Controller) progress(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (initiated, completed bool, after time.Duration, err error) {
+	st := &s.Status
+	initiated = len(st.Targets) > 0 && v1beta1.HasCondition(st.Targets[0].Conditions, v1beta1.BackupExecutorEnsured)
+	if initiated && !v1beta1.BackupTargetsCompleted(st.Targets) {
+		if after, err = c.watch(ctx, s, bc, repo, now); err != nil {
+			return false, false, 0, err
+		}
+	}
+	recompute(s)
+	completed = v1beta1.BackupTargetsCompleted(st.Targets) ||
+		v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded) ||
+		v1beta1.IsConditionTrue(st.Conditions, v1beta1.BackupSkipped)
+	return initiated, completed, after, nil
+}
+
+// start begins a session that has not started: it is skipped when
+// skipReason says another backup should run instead, otherwise its Job is
+// started. It reports whether the session is complete already.
+func (c *Controller) start(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (completed bool, after time.Duration, err error) {
+	if why := c.skipReason(s, bc); why != "" {
+		c.setCond(s, v1beta1.BackupSkipped, v1beta1.ConditionTrue, v1beta1.SkippedTakingNewBackup, why, now)
+		recompute(s)
+		return true, 0, nil
+	}
+	if after, err = c.initiate(ctx, s, bc, repo, now); err != nil {
+		return false, 0, err
+	}
+	recompute(s)
+	return v1beta1.BackupTargetsCompleted(s.Status.Targets), after, nil
+}
+
+// expire ends a session past its timeOut: the pre hook is aborted and a
+// started Job stopped, so nothing of it keeps running after its deadline.
+func (c *Controller) expire(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, initiated bool, now time.Time) error {
+	msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
+	if err := c.abortPreHook(ctx, s, bc, now); err != nil {
+		return err
+	}
+	if initiated {
+		if err := executor.StopJob(ctx, c.Kube, s.Namespace, names.BackupJob(s.Name)); err != nil {
+			return err
+		}
+		msg += "; its Job was stopped"
+	}
+	c.setCond(s, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
+	c.Recorder.Event(s, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
+	return nil
+}
+
+// end runs the post hook of a completed session and then finalizes it. While
+// the hook runs it returns done=false and when to look again: the session
+// finalizes once the hook has an outcome.
+func (c *Controller) end(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, now time.Time) (done bool, wait time.Duration, err error) {
+	done, wait, err = c.postHook(ctx, s, bc, now)
+	if err != nil || !done {
+		return done, wait, err
+	}
+	return true, 0, c.finalize(ctx, s, bc, repo, now)
 }
 
 // recompute derives target and session phases from conditions and stats.
@@ -266,28 +311,58 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 	if len(st.Targets) == 0 {
 		st.Targets = []v1beta1.BackupTargetStatus{{Ref: targetRef(bc)}}
 	}
-	t := &st.Targets[0]
-	fail := func(msg string) {
-		setTargetCond(t, v1beta1.BackupExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureBackupExecutor, msg, now)
-		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
-		c.Recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
-	}
-	if repo == nil {
-		fail(fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name))
-		return 0, nil
-	}
-	if msg := v1beta1.DecodeError(repo); msg != "" {
-		fail(fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, msg))
+	if why := repositoryProblem(bc, repo); why != "" {
+		c.failExecutor(s, why, now)
 		return 0, nil
 	}
 	if holder := c.targetHolder(s, bc); holder != "" {
 		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, v1beta1.TargetInUse, holder, now)
 		return c.cfg.WaitRequeue, nil
 	}
+	task, fns, why := c.taskProblem(ctx, s, bc, repo)
+	if why != "" {
+		c.failExecutor(s, why, now)
+		return 0, nil
+	}
+	if msg, err := c.createInterim(ctx, s, bc); err != nil || msg != "" {
+		if msg != "" {
+			c.failExecutor(s, msg, now)
+		}
+		return 0, err
+	}
+	if ready, wait, err := c.preHook(ctx, s, bc, now); err != nil || !ready {
+		return wait, err
+	}
+	return c.startJob(ctx, s, bc, repo, task, fns, now)
+}
+
+// failExecutor records that the backup's Job cannot be started: the target
+// fails with msg rather than waiting for a cause no retry removes.
+func (c *Controller) failExecutor(s *v1beta1.BackupSession, msg string, now time.Time) {
+	setTargetCond(&s.Status.Targets[0], v1beta1.BackupExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureBackupExecutor, msg, now)
+	v1beta1.RemoveCondition(&s.Status.Conditions, v1beta1.ExecutorWaiting)
+	c.Recorder.Event(s, corev1.EventTypeWarning, EventExecutorFailed, msg)
+}
+
+// repositoryProblem says why repo cannot take a backup ("" if it can). It is
+// checked before waiting for the target: waiting would not fix it.
+func repositoryProblem(bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository) string {
+	if repo == nil {
+		return fmt.Sprintf("Repository %s/%s not found", bc.Spec.Repository.Namespace, bc.Spec.Repository.Name)
+	}
+	if msg := v1beta1.DecodeError(repo); msg != "" {
+		return fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, msg)
+	}
+	return ""
+}
+
+// taskProblem reads the backup's Task and Functions and says why the
+// namespace or the pod policies do not allow them ("" if they do), so a
+// forbidden backup fails before it makes anything.
+func (c *Controller) taskProblem(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository) (*v1beta1.Task, map[string]*v1beta1.Function, string) {
 	task, fns, err := executor.TaskAndFunctions(c.Tasks, c.Functions, bc.Spec.Task.Name)
 	if err != nil {
-		fail(err.Error())
-		return 0, nil
+		return nil, nil, err.Error()
 	}
 	nsLabels := func() map[string]string {
 		if n, err := c.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err == nil {
@@ -296,22 +371,18 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		return nil
 	}
 	if why := executor.TaskUse(s.Namespace, nsLabels, task, fns); why != "" {
-		fail(why)
-		return 0, nil
+		return nil, nil, why
 	}
 	if why := c.cfg.Guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, bc, repo, task, fns)...); why != "" {
-		fail(why)
-		return 0, nil
+		return nil, nil, why
 	}
-	if msg, err := c.createInterim(ctx, s, bc); err != nil || msg != "" {
-		if msg != "" {
-			fail(msg)
-		}
-		return 0, err
-	}
-	if ready, wait, err := c.preHook(ctx, s, bc, now); err != nil || !ready {
-		return wait, err
-	}
+	return task, fns, ""
+}
+
+// startJob starts (or adopts) the backup Job through the shared runner and
+// records the outcome on the target; a Job the repository cannot take yet
+// leaves the session waiting.
+func (c *Controller) startJob(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, now time.Time) (time.Duration, error) {
 	jobName := names.BackupJob(s.Name)
 	// Backups share a repository once it exists. Until a backup through
 	// this Repository succeeded, the backup may have to create it, and two
@@ -337,12 +408,14 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		c.setCond(s, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, started.Refusal.Reason, started.Refusal.Message, now)
 		return started.Requeue, nil
 	case jobrun.BuildFailed, jobrun.CreateFailed:
-		fail(started.Err.Error())
+		c.failExecutor(s, started.Err.Error(), now)
 		return 0, nil
 	case jobrun.PlaceFailed:
-		fail(fmt.Sprintf("cannot place the backup Job: %v", started.Err))
+		c.failExecutor(s, fmt.Sprintf("cannot place the backup Job: %v", started.Err), now)
 		return 0, nil
 	}
+	st := &s.Status
+	t := &st.Targets[0]
 	v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
 	one := int32(1)
 	t.TotalHosts = &one

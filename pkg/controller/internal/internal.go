@@ -338,3 +338,13 @@ func RepositoryKey(invokerNS string, ref v1beta1.ObjectRef) string {
 	}
 	return ns + "/" + ref.Name
 }
+
+// SetSessionDeadline fixes a session's deadline, from its creation and its
+// invoker's timeOut, the first time the session is seen: a later change of
+// timeOut does not move the deadline of a session already running.
+func SetSessionDeadline(deadline **metav1.Time, created metav1.Time, timeOut *v1beta1.Duration) {
+	if timeOut != nil && *deadline == nil {
+		d := metav1.NewTime(created.Add(timeOut.Duration))
+		*deadline = &d
+	}
+}

@@ -59,90 +59,35 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, c.cleanup(ctx, cur)
 	}
 	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) {
-		updated, err := c.addFinalizer(ctx, cur)
-		switch {
-		case apierrors.IsInvalid(err) && !cur.Status.Phase.IsFinal():
-			// The stored spec no longer passes the schema (written under a
-			// looser CRD), so no write of the object itself succeeds: the
-			// session ends Invalid with the API server's words, and being
-			// final it needs no finalizer.
-			rs := cur.DeepCopy()
-			msg := "the stored RestoreSession does not pass the current schema: " + err.Error()
-			c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.Clock.Now())
-			rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
-			rs.Status.Reason = msg
-			c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
-			if err := c.updateStatus(ctx, cur, rs); apierrors.IsInvalid(err) {
-				// Not even its status can be written (the schema's CEL
-				// rules are checked on status writes too): the Event and
-				// this log line are all that can name it; retrying would
-				// only spin.
-				klog.FromContext(ctx).Info("RestoreSession cannot be written under the current schema; fix or delete it", "restoresession", key, "err", err)
-				return 0, nil
-			} else if err != nil {
-				return 0, err
-			}
-			return 0, nil
-		case apierrors.IsInvalid(err):
-			return 0, nil
-		case err != nil:
+		if cur, err = c.ensureFinalizer(ctx, key, cur); cur == nil || err != nil {
 			return 0, err
 		}
-		cur = updated
 	}
 	rs := cur.DeepCopy()
 	st := &rs.Status
 	if st.Phase.IsFinal() {
-		if len(st.PausedBackups) > 0 { // a final write that failed half-way
-			st.PausedBackups = nil
-			return 0, c.updateStatus(ctx, cur, rs)
-		}
-		c.releaseJobs(ctx, rs)
-		return 0, c.deleteInterim(ctx, rs)
+		return 0, c.afterEnd(ctx, cur, rs)
 	}
 	now := c.Clock.Now()
-	var after time.Duration
 	work := rs.DeepCopy()
 	v1beta1.DefaultRestoreSession(work)
 
 	repo, _ := c.Repositories.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
 	if msg := c.validate(ctx, work, repo); msg != "" {
-		c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
-		st.Phase = v1beta1.ComputeRestoreSessionPhase(*st)
-		st.Reason = msg
-		if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
-			c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
-		}
+		c.invalid(cur, rs, msg, now)
 		return 0, c.updateStatus(ctx, cur, rs)
 	}
 	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionTrue, v1beta1.ResourceValidationPassed, "the RestoreSession is valid", now)
-	if work.Spec.TimeOut != nil && st.SessionDeadline == nil {
-		d := metav1.NewTime(rs.CreationTimestamp.Add(work.Spec.TimeOut.Duration))
-		st.SessionDeadline = &d
-	}
+	internal.SetSessionDeadline(&st.SessionDeadline, rs.CreationTimestamp, work.Spec.TimeOut)
 
-	initiated := v1beta1.IsConditionTrue(st.Conditions, v1beta1.RestoreExecutorEnsured)
-	if initiated && !targetDone(st) {
-		if after, err = c.watch(ctx, rs, work, repo, now); err != nil {
-			return 0, err
-		}
+	initiated, completed, after, err := c.progress(ctx, rs, work, repo, now)
+	if err != nil {
+		return 0, err
 	}
-	completed := targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
 	if !completed && st.SessionDeadline != nil && !now.Before(st.SessionDeadline.Time) {
-		msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
-		if err := c.abortPreHook(ctx, rs, work, now); err != nil {
+		if err := c.expire(ctx, rs, work, initiated, now); err != nil {
 			return 0, err
 		}
-		if initiated {
-			for i := 0; i < int(ptrOr(st.TotalHosts, 1)); i++ {
-				if err := executor.StopJob(ctx, c.Kube, rs.Namespace, names.RestoreJob(rs.Name, i)); err != nil {
-					return 0, err
-				}
-			}
-			msg += "; its Jobs were stopped"
-		}
-		c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
-		c.Recorder.Event(rs, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
 		completed = true
 	}
 	if !completed && !initiated && !v1beta1.IsConditionFalse(st.Conditions, v1beta1.RestoreExecutorEnsured) {
@@ -170,6 +115,102 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	return after, nil
+}
+
+// progress watches the Jobs of a started restore and reports whether the
+// restore has started and whether it is complete (done or out of time);
+// after is when the Job watch wants to look again.
+func (c *Controller) progress(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (initiated, completed bool, after time.Duration, err error) {
+	st := &rs.Status
+	initiated = v1beta1.IsConditionTrue(st.Conditions, v1beta1.RestoreExecutorEnsured)
+	if initiated && !targetDone(st) {
+		if after, err = c.watch(ctx, rs, work, repo, now); err != nil {
+			return false, false, 0, err
+		}
+	}
+	completed = targetDone(st) || v1beta1.IsConditionTrue(st.Conditions, v1beta1.DeadlineExceeded)
+	return initiated, completed, after, nil
+}
+
+// afterEnd tidies up after a final session: it first completes a final
+// status write that failed half-way (backups still listed as paused), then
+// releases the Jobs and deletes the interim volume.
+func (c *Controller) afterEnd(ctx context.Context, cur, rs *v1beta1.RestoreSession) error {
+	if len(rs.Status.PausedBackups) > 0 {
+		rs.Status.PausedBackups = nil
+		return c.updateStatus(ctx, cur, rs)
+	}
+	c.releaseJobs(ctx, rs)
+	return c.deleteInterim(ctx, rs)
+}
+
+// invalid ends rs Invalid with msg. The Event is sent only when the session
+// turns invalid, not on every sync that finds it still so.
+func (c *Controller) invalid(cur, rs *v1beta1.RestoreSession, msg string, now time.Time) {
+	c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, now)
+	rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
+	rs.Status.Reason = msg
+	if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
+		c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+	}
+}
+
+// ensureFinalizer adds the finalizer cleanup needs (it drops the session's
+// Pushgateway group before the session goes). It returns the updated
+// session, or nil when the sync ends here: a session whose stored spec the
+// schema rejects cannot take a finalizer, so it is ended Invalid instead.
+func (c *Controller) ensureFinalizer(ctx context.Context, key string, cur *v1beta1.RestoreSession) (*v1beta1.RestoreSession, error) {
+	updated, err := c.addFinalizer(ctx, cur)
+	switch {
+	case apierrors.IsInvalid(err) && !cur.Status.Phase.IsFinal():
+		// The stored spec no longer passes the schema (written under a
+		// looser CRD), so no write of the object itself succeeds: the
+		// session ends Invalid with the API server's words, and being
+		// final it needs no finalizer.
+		rs := cur.DeepCopy()
+		msg := "the stored RestoreSession does not pass the current schema: " + err.Error()
+		c.setCond(rs, v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, msg, c.Clock.Now())
+		rs.Status.Phase = v1beta1.ComputeRestoreSessionPhase(rs.Status)
+		rs.Status.Reason = msg
+		c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
+		if err := c.updateStatus(ctx, cur, rs); apierrors.IsInvalid(err) {
+			// Not even its status can be written (the schema's CEL
+			// rules are checked on status writes too): the Event and
+			// this log line are all that can name it; retrying would
+			// only spin.
+			klog.FromContext(ctx).Info("RestoreSession cannot be written under the current schema; fix or delete it", "restoresession", key, "err", err)
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+		return nil, nil
+	case apierrors.IsInvalid(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return updated, nil
+}
+
+// expire ends a restore past its timeOut: the pre hook is aborted and the
+// Jobs of every host stopped, so nothing of it keeps running after its
+// deadline.
+func (c *Controller) expire(ctx context.Context, rs, work *v1beta1.RestoreSession, initiated bool, now time.Time) error {
+	msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
+	if err := c.abortPreHook(ctx, rs, work, now); err != nil {
+		return err
+	}
+	if initiated {
+		for i := 0; i < int(ptrOr(rs.Status.TotalHosts, 1)); i++ {
+			if err := executor.StopJob(ctx, c.Kube, rs.Namespace, names.RestoreJob(rs.Name, i)); err != nil {
+				return err
+			}
+		}
+		msg += "; its Jobs were stopped"
+	}
+	c.setCond(rs, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue, v1beta1.FailedToCompleteWithinDeadline, msg, now)
+	c.Recorder.Event(rs, corev1.EventTypeWarning, internal.ReasonDeadlineExceeded, msg)
+	return nil
 }
 
 func ptrOr(p *int32, def int32) int32 {
@@ -305,106 +346,147 @@ func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) er
 // target's backups, and creates the PVCs and the first restore Job once the
 // Repository and the target are free.
 func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (requeueAfter time.Duration, err error) {
-	st := &rs.Status
+	if ready, wait, err := c.inputsExist(ctx, rs, work, repo, now); err != nil || !ready {
+		return wait, err
+	}
+	jobs, pvcs, resolved, err := c.build(ctx, work, repo)
+	if err != nil {
+		c.failExecutor(rs, err.Error(), now)
+		return 0, nil
+	}
+	if free, wait := c.pauseBackups(rs, work, pvcs, now); !free {
+		return wait, nil
+	}
+	if msg, err := c.createClaims(ctx, rs, work, pvcs); err != nil || msg != "" {
+		if msg != "" {
+			c.failExecutor(rs, msg, now)
+		}
+		return 0, err
+	}
+	if ready, wait, err := c.preHook(ctx, rs, work, now); err != nil || !ready {
+		return wait, err
+	}
+	return c.startJobs(ctx, rs, repo, jobs, resolved, now)
+}
+
+// inputsExist checks that the Repository, its storage Secret and the target
+// PVC exist, recording each on its own condition. A restore may be created
+// before what it restores from or into: it waits for them rather than fail.
+func (c *Controller) inputsExist(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (ready bool, wait time.Duration, err error) {
 	ns := rs.Namespace
 	if repo == nil {
 		c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable,
 			fmt.Sprintf("Repository %s/%s not found; the restore waits for it", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
-		return c.cfg.WaitRequeue, nil
+		return false, c.cfg.WaitRequeue, nil
 	}
 	c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionTrue, v1beta1.RepositoryAvailable, "the Repository exists", now)
 	secret := repo.Spec.Backend.StorageSecretName
 	if _, err := c.Kube.CoreV1().Secrets(repo.Namespace).Get(ctx, secret, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionFalse, v1beta1.BackendSecretNotAvailable,
 			fmt.Sprintf("Secret %s/%s not found; the restore waits for it", repo.Namespace, secret), now)
-		return c.cfg.WaitRequeue, nil
+		return false, c.cfg.WaitRequeue, nil
 	} else if err != nil {
-		return 0, fmt.Errorf("read Secret %s/%s: %w", repo.Namespace, secret, err)
+		return false, 0, fmt.Errorf("read Secret %s/%s: %w", repo.Namespace, secret, err)
 	}
 	c.setCond(rs, v1beta1.BackendSecretFound, v1beta1.ConditionTrue, v1beta1.BackendSecretAvailable, "the storage Secret exists", now)
 	t := work.Spec.Target
-	if len(t.VolumeClaimTemplates) == 0 {
-		if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionFalse, v1beta1.TargetNotAvailable,
-				fmt.Sprintf("PVC %s/%s not found; the restore waits until it exists", ns, t.Ref.Name), now)
-			return c.cfg.WaitRequeue, nil
-		} else if err != nil {
-			return 0, fmt.Errorf("read PVC %s/%s: %w", ns, t.Ref.Name, err)
-		}
-		c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, "the target PVC exists", now)
-	} else {
+	if len(t.VolumeClaimTemplates) > 0 {
 		c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, "new PVCs are created from volumeClaimTemplates", now)
+		return true, 0, nil
 	}
-	fail := func(msg string) {
-		c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureRestoreExecutor, msg, now)
-		v1beta1.RemoveCondition(&st.Conditions, v1beta1.ExecutorWaiting)
-		c.Recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
+	if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, t.Ref.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionFalse, v1beta1.TargetNotAvailable,
+			fmt.Sprintf("PVC %s/%s not found; the restore waits until it exists", ns, t.Ref.Name), now)
+		return false, c.cfg.WaitRequeue, nil
+	} else if err != nil {
+		return false, 0, fmt.Errorf("read PVC %s/%s: %w", ns, t.Ref.Name, err)
 	}
-	jobs, pvcs, resolved, err := c.build(ctx, work, repo)
-	if err != nil {
-		fail(err.Error())
-		return 0, nil
-	}
-	// Pause the backups of every PVC this restore writes, before anything
-	// is written to it, and wait for a backup already running there.
+	c.setCond(rs, v1beta1.RestoreTargetFound, v1beta1.ConditionTrue, v1beta1.TargetAvailable, "the target PVC exists", now)
+	return true, 0, nil
+}
+
+// failExecutor records that the restore's Jobs cannot be started: the
+// restore fails with msg rather than waiting for a cause no retry removes.
+func (c *Controller) failExecutor(rs *v1beta1.RestoreSession, msg string, now time.Time) {
+	c.setCond(rs, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionFalse, v1beta1.FailedToEnsureRestoreExecutor, msg, now)
+	v1beta1.RemoveCondition(&rs.Status.Conditions, v1beta1.ExecutorWaiting)
+	c.Recorder.Event(rs, corev1.EventTypeWarning, EventExecutorFailed, msg)
+}
+
+// pauseBackups pauses the backups of every PVC this restore writes, before
+// anything is written to it, and reports the target free once no backup
+// runs there; otherwise it returns when to look again.
+func (c *Controller) pauseBackups(rs, work *v1beta1.RestoreSession, pvcs []*corev1.PersistentVolumeClaim, now time.Time) (free bool, wait time.Duration) {
+	st := &rs.Status
 	targets := map[string]bool{}
-	if t.Ref.Name != "" {
+	if t := work.Spec.Target; t.Ref.Name != "" {
 		targets[t.Ref.Name] = true
 	}
 	for _, p := range pvcs {
 		targets[p.Name] = true
 	}
-	paused := c.backupsOf(ns, targets, st.PausedBackups)
+	paused := c.backupsOf(rs.Namespace, targets, st.PausedBackups)
 	if !slices.Equal(paused, st.PausedBackups) {
 		// Publish the pause first, so no backup of the target starts
 		// between this check and the restore Job.
 		st.PausedBackups = paused
-		return time.Millisecond, nil
+		return false, time.Millisecond
 	}
-	if running := c.runningBackup(ns, st.PausedBackups); running != "" {
+	if running := c.runningBackup(rs.Namespace, st.PausedBackups); running != "" {
 		c.setCond(rs, v1beta1.ExecutorWaiting, v1beta1.ConditionTrue, v1beta1.WaitingForBackup,
 			fmt.Sprintf("waiting: BackupSession %s is backing up the target; the restore starts when it ends", running), now)
-		return c.cfg.WaitRequeue, nil
+		return false, c.cfg.WaitRequeue
 	}
+	return true, 0
+}
+
+// createClaims creates the PVCs the restore writes into and its interim
+// volume before any Job needs them. It returns why the restore fails when
+// a claim can never be made, and an error for causes a retry may remove.
+func (c *Controller) createClaims(ctx context.Context, rs, work *v1beta1.RestoreSession, pvcs []*corev1.PersistentVolumeClaim) (string, error) {
+	ns := rs.Namespace
 	for _, p := range pvcs {
 		err := claim.Create(ctx, c.Kube, p, func(existing *corev1.PersistentVolumeClaim) bool {
 			return existing.Annotations[v1beta1.AnnotationRestoredBy] == string(rs.UID)
 		})
 		if err != nil {
 			if msg, ok := permanentClaimError(p.Name, err); ok {
-				fail(msg)
-				return 0, nil
+				return msg, nil
 			}
-			return 0, fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
+			return "", fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
 		}
 	}
-	if tpl := work.Spec.InterimVolumeTemplate; tpl != nil {
-		pvc, err := interim.Claim(tpl, ns, rs.Name, v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID), v1beta1.KindRestoreSession, rs.Name)
-		if err != nil {
-			fail(err.Error())
-			return 0, nil
-		}
-		if err := claim.Create(ctx, c.Kube, pvc, claim.ControlledBy(rs.UID)); err != nil {
-			if msg, ok := claim.Failure("interim volume", pvc.Name, err); ok {
-				fail(msg)
-				return 0, nil
-			}
-			return 0, fmt.Errorf("create PVC %s/%s: %w", ns, pvc.Name, err)
-		}
+	tpl := work.Spec.InterimVolumeTemplate
+	if tpl == nil {
+		return "", nil
 	}
-	if ready, wait, err := c.preHook(ctx, rs, work, now); err != nil || !ready {
-		return wait, err
+	pvc, err := interim.Claim(tpl, ns, rs.Name, v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID), v1beta1.KindRestoreSession, rs.Name)
+	if err != nil {
+		return err.Error(), nil
 	}
+	if err := claim.Create(ctx, c.Kube, pvc, claim.ControlledBy(rs.UID)); err != nil {
+		if msg, ok := claim.Failure("interim volume", pvc.Name, err); ok {
+			return msg, nil
+		}
+		return "", fmt.Errorf("create PVC %s/%s: %w", ns, pvc.Name, err)
+	}
+	return "", nil
+}
+
+// startJobs creates the first of the restore's Jobs (the others follow one
+// at a time as each ends, see watch) and records on the session what the
+// user should know about them.
+func (c *Controller) startJobs(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, jobs []*batchv1.Job, resolved []jobenv.ResolvedSnapshot, now time.Time) (time.Duration, error) {
 	n := int32(len(jobs))
 	created, after, err := c.createJob(ctx, rs, repo, jobs[0], 0, int(n), now)
 	if err != nil || !created {
 		if err != nil && jobrun.Permanent(err) {
-			fail(err.Error())
+			c.failExecutor(rs, err.Error(), now)
 			return 0, nil
 		}
 		return after, err
 	}
-	st.TotalHosts = &n
+	rs.Status.TotalHosts = &n
 	msg := fmt.Sprintf("Job %s created", jobs[0].Name)
 	if n > 1 {
 		msg = fmt.Sprintf("%d Jobs, created one at a time (one restic operation per repository); first: %s", n, jobs[0].Name)
