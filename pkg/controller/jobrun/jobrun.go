@@ -176,7 +176,7 @@ func (r *Runner) Start(ctx context.Context, st Start) (Started, error) {
 		r.kind.Component, r.kind.Annotation, owner, executor.RepositoryKey(repo.Namespace, repo.Name), lock)
 	var pin placement.Pin
 	if r.kind.Placed {
-		if pin, err = placement.Apply(ctx, r.kube, ns, &job.Spec.Template); err != nil {
+		if pin, err = placement.Apply(ctx, r.kube, ns, st.Name, &job.Spec.Template); err != nil {
 			r.gate.Release(jobKey)
 			if placement.IsRefusal(err) {
 				return Started{Outcome: PlaceFailed, Err: err}, nil

@@ -74,12 +74,12 @@ func refuse(format string, args ...any) error {
 // user is a pod that uses a claim.
 type user struct{ pod, node string }
 
-// Apply decides where the pod of tmpl (to be created in namespace) must run
-// and, when a volume pins it, adds the node to the pod's required node
-// affinity. It returns a *Refusal when the pod cannot run where it must,
-// and other errors when the API could not be read.
-func Apply(ctx context.Context, kube kubernetes.Interface, namespace string, tmpl *corev1.PodTemplateSpec) (Pin, error) {
-	pin, err := Decide(ctx, kube, namespace, &tmpl.Spec)
+// Apply decides where the pod of tmpl, of Job job (to be created in
+// namespace), must run and, when a volume pins it, adds the node to the
+// pod's required node affinity. It returns a *Refusal when the pod cannot
+// run where it must, and other errors when the API could not be read.
+func Apply(ctx context.Context, kube kubernetes.Interface, namespace, job string, tmpl *corev1.PodTemplateSpec) (Pin, error) {
+	pin, err := Decide(ctx, kube, namespace, job, &tmpl.Spec)
 	if err != nil || pin.Node == "" {
 		return pin, err
 	}
@@ -87,9 +87,11 @@ func Apply(ctx context.Context, kube kubernetes.Interface, namespace string, tmp
 	return pin, nil
 }
 
-// Decide returns the node the pod spec must run on (see the package
-// comment) without changing the spec.
-func Decide(ctx context.Context, kube kubernetes.Interface, namespace string, spec *corev1.PodSpec) (Pin, error) {
+// Decide returns the node the pod spec of Job job must run on (see the
+// package comment) without changing the spec. The pods of job itself do not
+// count as users of its volumes: a sync that starts a Job that exists
+// already (its status write was lost) must not find the Job in its own way.
+func Decide(ctx context.Context, kube kubernetes.Interface, namespace, job string, spec *corev1.PodSpec) (Pin, error) {
 	var users map[string][]user // claim -> pods using it, read once when needed
 	var pin Pin
 	for _, v := range spec.Volumes {
@@ -109,7 +111,7 @@ func Decide(ctx context.Context, kube kubernetes.Interface, namespace string, sp
 			continue
 		}
 		if users == nil {
-			if users, err = claimUsers(ctx, kube, namespace); err != nil {
+			if users, err = claimUsers(ctx, kube, namespace, job); err != nil {
 				return Pin{}, err
 			}
 		}
@@ -176,8 +178,9 @@ func exclusiveMode(pvc *corev1.PersistentVolumeClaim) corev1.PersistentVolumeAcc
 }
 
 // claimUsers lists the pods of namespace that are scheduled and not
-// finished, in pages, and keeps only which claim each one mounts.
-func claimUsers(ctx context.Context, kube kubernetes.Interface, namespace string) (map[string][]user, error) {
+// finished, in pages, and keeps only which claim each one mounts; the pods
+// of Job self are left out.
+func claimUsers(ctx context.Context, kube kubernetes.Interface, namespace, self string) (map[string][]user, error) {
 	out := map[string][]user{}
 	opts := metav1.ListOptions{Limit: pageSize,
 		FieldSelector: "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"}
@@ -190,6 +193,9 @@ func claimUsers(ctx context.Context, kube kubernetes.Interface, namespace string
 			p := &list.Items[i]
 			if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 				continue // field selectors are not applied by every client (fakes)
+			}
+			if ownedByJob(p, self) {
+				continue
 			}
 			for _, v := range p.Spec.Volumes {
 				if c := v.PersistentVolumeClaim; c != nil {
@@ -206,6 +212,12 @@ func claimUsers(ctx context.Context, kube kubernetes.Interface, namespace string
 		sort.Slice(us, func(i, j int) bool { return us[i].pod < us[j].pod })
 	}
 	return out, nil
+}
+
+// ownedByJob: pod is controlled by Job name.
+func ownedByJob(pod *corev1.Pod, name string) bool {
+	c := metav1.GetControllerOf(pod)
+	return c != nil && c.Kind == "Job" && c.Name == name
 }
 
 func describe(us []user) string {
@@ -243,6 +255,13 @@ func unfit(node *corev1.Node, spec *corev1.PodSpec) string {
 	for i := range node.Spec.Taints {
 		t := &node.Spec.Taints[i]
 		if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
+			continue
+		}
+		if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
+			// The node is Ready (above): the node lifecycle controller
+			// removes these taints within seconds of a node's return.
+			// Judged by them, the first backup after a node came back
+			// would fail although its pod is about to schedule.
 			continue
 		}
 		if !tolerated(spec.Tolerations, t) {

@@ -151,6 +151,20 @@ func TestPlacement(t *testing.T) {
 				s.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "db", Effect: corev1.TaintEffectNoSchedule}}
 			},
 			node: "b"},
+		{name: "node back Ready, its lifecycle taints not yet removed: pinned",
+			objs: []runtime.Object{pvc("data", rwo), appPod("app-0", "b", "data", corev1.PodRunning),
+				node("b", func(n *corev1.Node) {
+					n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute},
+						{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}, {Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute}}
+				})},
+			tmpl: jobPod("data"), node: "b"},
+		{name: "the Job's own pod is not a user (a retried start): RWOP not refused",
+			objs: []runtime.Object{pvc("data", rwop), func() *corev1.Pod {
+				p := appPod("stow-backup-s-x1", "b", "data", corev1.PodRunning)
+				p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "stow-backup-s", Controller: func() *bool { b := true; return &b }()}}
+				return p
+			}(), node("b")},
+			tmpl: jobPod("data")},
 		{name: "user nodeName elsewhere: conflict",
 			objs:    []runtime.Object{pvc("data", rwo), appPod("app-0", "b", "data", corev1.PodRunning), node("a"), node("b")},
 			tmpl:    jobPod("data"),
@@ -186,7 +200,7 @@ func TestPlacement(t *testing.T) {
 				tc.pod(&tmpl.Spec)
 			}
 			before := tmpl.DeepCopy()
-			pin, err := Apply(context.Background(), kube, ns, tmpl)
+			pin, err := Apply(context.Background(), kube, ns, "stow-backup-s", tmpl)
 			if len(tc.refusal) > 0 {
 				if !IsRefusal(err) {
 					t.Fatalf("err = %v, want a refusal", err)
@@ -245,7 +259,7 @@ func TestReadErrorsAreRetried(t *testing.T) {
 	kube.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("apiserver unavailable")
 	})
-	_, err := Apply(context.Background(), kube, ns, jobPod("data"))
+	_, err := Apply(context.Background(), kube, ns, "stow-backup-s", jobPod("data"))
 	if err == nil || IsRefusal(err) {
 		t.Fatalf("err = %v, want a plain error", err)
 	}
@@ -256,7 +270,7 @@ func TestReadErrorsAreRetried(t *testing.T) {
 func TestListsOnlyTheNamespaceInPages(t *testing.T) {
 	kube := k8sfake.NewSimpleClientset(pvc("data", corev1.ReadWriteOnce), pvc("shared", corev1.ReadWriteMany),
 		appPod("app-0", "b", "data", corev1.PodRunning), node("b"))
-	if _, err := Apply(context.Background(), kube, ns, jobPod("shared")); err != nil {
+	if _, err := Apply(context.Background(), kube, ns, "stow-backup-s", jobPod("shared")); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range kube.Actions() {
@@ -264,7 +278,7 @@ func TestListsOnlyTheNamespaceInPages(t *testing.T) {
 			t.Fatalf("an RWX claim listed pods: %v", a)
 		}
 	}
-	if _, err := Apply(context.Background(), kube, ns, jobPod("data")); err != nil {
+	if _, err := Apply(context.Background(), kube, ns, "stow-backup-s", jobPod("data")); err != nil {
 		t.Fatal(err)
 	}
 	lists := 0
