@@ -155,15 +155,7 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 
 func pause(t *testing.T, ns, name string) {
 	t.Helper()
-	c := context.Background()
-	bc, err := e.stow.StowV1beta1().BackupConfigurations(ns).Get(c, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc.Spec.Paused = true
-	if _, err := e.stow.StowV1beta1().BackupConfigurations(ns).Update(c, bc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateBC(t, ns, name, func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true })
 	// A trigger Job already started may still create one session: wait until
 	// the CronJob is suspended with no active Job, then for sessions to end.
 	waitFor(t, "trigger CronJob of "+name+" suspended and idle", 2*time.Minute, func(c context.Context) (bool, error) {

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	stow "github.com/stowhq/stow/client/clientset/versioned"
@@ -255,6 +256,25 @@ func settle[T comparable](t *testing.T, want T, get func() T) T {
 		return got == want, nil
 	})
 	return got
+}
+
+// updateBC changes the spec of BackupConfiguration ns/name with mutate, as
+// a user's client would: read, change, write, again on a conflict (the
+// operator writes its status at any time).
+func updateBC(t *testing.T, ns, name string, mutate func(*v1beta1.BackupConfiguration)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		bc, err := e.stow.StowV1beta1().BackupConfigurations(ns).Get(ctx(t), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		mutate(bc)
+		_, err = e.stow.StowV1beta1().BackupConfigurations(ns).Update(ctx(t), bc, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("update BackupConfiguration %s/%s: %v", ns, name, err)
+	}
 }
 
 // waitSession waits until a BackupSession of bc reaches a final phase and returns it.

@@ -115,14 +115,9 @@ func TestInterimVolumeBackup(t *testing.T) {
 	})
 
 	// A template without a size: the session fails naming the field.
-	bad, err := e.stow.StowV1beta1().BackupConfigurations(ns).Get(c, "bc", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad.Spec.InterimVolumeTemplate.Spec.Resources = corev1.VolumeResourceRequirements{}
-	if _, err := e.stow.StowV1beta1().BackupConfigurations(ns).Update(c, bad, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateBC(t, ns, "bc", func(bad *v1beta1.BackupConfiguration) {
+		bad.Spec.InterimVolumeTemplate.Spec.Resources = corev1.VolumeResourceRequirements{}
+	})
 	waitBCReady(t, ns, "bc")
 	failed := triggerBackup(t, ns, "bc", 2*time.Minute)
 	if failed.Status.Phase != v1beta1.BackupSessionFailed || !strings.Contains(failed.Status.Reason, "spec.resources.requests.storage") {

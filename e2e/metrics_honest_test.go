@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
@@ -63,14 +62,7 @@ func TestMetricsHonest(t *testing.T) {
 	waitGauge(t, "stash_backup_host_backup_success", host, 1)
 
 	// Exclude everything: the backup step fails, update-status never runs.
-	bc, err := e.stow.StowV1beta1().BackupConfigurations(ns).Get(c, "victim", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc.Spec.Target.Exclude = []string{"*"}
-	if _, err := e.stow.StowV1beta1().BackupConfigurations(ns).Update(c, bc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateBC(t, ns, "victim", func(bc *v1beta1.BackupConfiguration) { bc.Spec.Target.Exclude = []string{"*"} })
 	waitBCReady(t, ns, "victim")
 	if s := triggerBackup(t, ns, "victim", 3*time.Minute); s.Status.Phase != v1beta1.BackupSessionFailed {
 		t.Fatalf("session excluding everything ended %s: %s", s.Status.Phase, s.Status.Reason)

@@ -314,6 +314,21 @@ func (r *Runner) ReleaseFinished(ctx context.Context, owner metav1.Object, ttl f
 	return n, nil
 }
 
+// FinishedAt returns when Job namespace/name (from the cache) finished, and
+// false when it is not known to have finished.
+func (r *Runner) FinishedAt(namespace, name string) (time.Time, bool) {
+	j, err := r.jobs.Jobs(namespace).Get(name)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, cd := range j.Status.Conditions {
+		if (cd.Type == batchv1.JobComplete || cd.Type == batchv1.JobFailed) && cd.Status == corev1.ConditionTrue {
+			return cd.LastTransitionTime.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // finished: the Job is Complete or Failed.
 func finished(j *batchv1.Job) bool {
 	for _, cd := range j.Status.Conditions {

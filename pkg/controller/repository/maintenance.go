@@ -170,6 +170,16 @@ func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Reposit
 			res = &obs.Results[i]
 		}
 	}
+	if res != nil && res.RepositorySnapshots != nil {
+		if s := c.unrecordedBackup(repo, now); s != "" {
+			// The listing counted the snapshot of a backup whose Job ended
+			// before this one started (the location was free) but whose
+			// result the operator has not recorded yet: the count would
+			// move by it again when it is. Apply the refresh after it.
+			out.wake(time.Second)
+			return false, nil
+		}
+	}
 	msg := ""
 	if res == nil {
 		msg = "the maintenance Job reported no result"
@@ -186,6 +196,26 @@ func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Reposit
 		}
 	}
 	return true, nil
+}
+
+// unrecordedWait bounds how long a refresh waits for the result of a
+// finished backup: a session that cannot record it for longer has a problem
+// of its own (its Events say so), and the refresh is applied regardless.
+const unrecordedWait = time.Minute
+
+// unrecordedBackup names a BackupSession through repo whose backup Job
+// finished (less than unrecordedWait ago) and whose result is not in its
+// status yet, or "".
+func (c *Controller) unrecordedBackup(repo *v1beta1.Repository, now time.Time) string {
+	for _, s := range c.backupSessions(repo) {
+		if s.Status.Phase.IsFinal() || s.ResultTime() != nil {
+			continue
+		}
+		if at, ok := c.run.FinishedAt(s.Namespace, names.BackupJob(s.Name)); ok && now.Sub(at) < unrecordedWait {
+			return s.Namespace + "/" + s.Name
+		}
+	}
+	return ""
 }
 
 // finishRun records the end of a maintenance run of tasks: res is the

@@ -19,6 +19,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/jobresult"
+	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
 )
 
@@ -258,3 +259,47 @@ func TestMaintenanceOnANodeBoundVolume(t *testing.T) {
 		t.Fatalf("after losing n2: maintenance %+v, check %+v", st.Maintenance, st.Maintenance.Check)
 	}
 }
+
+// A refresh whose listing includes the snapshot of a backup that ended
+// before it but is not recorded yet is applied after that session's
+// result: the snapshot is counted once, not by both.
+func TestRefreshWaitsForAFinishedBackupsResult(t *testing.T) {
+	r := repository("demo")
+	r.UID = "repo-uid"
+	r.Annotations = map[string]string{v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenanceRefresh): "req-1"}
+	s := &v1beta1.BackupSession{ObjectMeta: metav1.ObjectMeta{Name: "s1", Namespace: "demo"},
+		Spec:   v1beta1.BackupSessionSpec{Invoker: v1beta1.BackupInvokerRef{Kind: v1beta1.KindBackupConfiguration, Name: "bc"}},
+		Status: v1beta1.BackupSessionStatus{Phase: v1beta1.BackupSessionRunning}}
+	f := newMaintFixture(t, r, bc("demo", "bc", ""), s)
+	f.syncRepo()
+	job := f.onlyJob()
+	// The backup's Job ended (the location was free for the refresh); the
+	// operator has not recorded its result yet.
+	backup := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: names.BackupJob("s1"), Namespace: "demo"},
+		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(f.now)}}}}
+	if _, err := f.kube.BatchV1().Jobs("demo").Create(context.Background(), backup, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(10 * time.Second)
+	f.finishPod(job, jobresult.Result{Step: "maintain", RepositorySnapshots: ptrInt64(1), TotalSize: "1 KiB"}, 0)
+	f.syncRepo()
+	if got := f.repo("demo", "repo").Status; got.Maintenance == nil || got.Maintenance.Job != job.Name || got.SnapshotCount != 0 {
+		t.Fatalf("refresh applied before the finished backup's result: %+v", got)
+	}
+	// The result is recorded: the session counts, then the listing sets the count.
+	s.Status.Phase = v1beta1.BackupSessionSucceeded
+	s.Status.Conditions = []v1beta1.Condition{{Type: v1beta1.RetentionPolicyApplied, Status: v1beta1.ConditionTrue,
+		Message: v1beta1.RetentionAppliedMessage(1, 0), LastTransitionTime: metav1.NewTime(f.now)}}
+	s.Status.Targets = []v1beta1.BackupTargetStatus{{Stats: []v1beta1.HostBackupStats{{Hostname: "host-0", Phase: v1beta1.HostSucceeded,
+		Snapshots: []v1beta1.SnapshotStats{{Name: "abc"}}}}}}
+	if _, err := f.stow.StowV1beta1().BackupSessions("demo").UpdateStatus(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.syncRepo()
+	got := f.repo("demo", "repo").Status
+	if rf := got.Maintenance.Refresh; rf == nil || rf.Succeeded == nil || !*rf.Succeeded || got.SnapshotCount != 1 || got.TotalSize != "1 KiB" {
+		t.Fatalf("after the session's result: refresh %+v, %d snapshots (%s); want the refresh applied, 1 snapshot", rf, got.SnapshotCount, got.TotalSize)
+	}
+}
+
+func ptrInt64(v int64) *int64 { return &v }
