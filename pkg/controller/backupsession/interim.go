@@ -6,15 +6,11 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/claim"
 	"github.com/stowhq/stow/pkg/interim"
 )
-
-// EventInterimDeleted: the interim volume of a finished session was deleted.
-const EventInterimDeleted = "InterimVolumeDeleted"
 
 // FailedInterimJobTTL is how long the finished Job of a failed session with
 // an interim volume is kept for its logs (a succeeded one's goes at once):
@@ -47,19 +43,13 @@ func (c *Controller) createInterim(ctx context.Context, s *v1beta1.BackupSession
 // hands its finished Job to the TTL controller: a finished pod still holds
 // its PVCs, so the volume's storage is freed once the pod is gone.
 func (c *Controller) endInterim(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration) error {
-	tpl := bc.Spec.InterimVolumeTemplate
-	if tpl == nil {
+	if bc.Spec.InterimVolumeTemplate == nil {
 		return nil
 	}
-	name := interim.ClaimName(tpl, s.Name)
-	deleted, err := claim.DeleteOwned(ctx, c.Kube, s.Namespace, name, s.UID)
-	if err != nil {
+	if err := claim.DeleteInterim(ctx, c.Kube, c.Recorder, s, bc.Spec.InterimVolumeTemplate); err != nil {
 		return err
 	}
-	if deleted {
-		c.Recorder.Eventf(s, corev1.EventTypeNormal, EventInterimDeleted, "Deleted the interim volume PVC %s", name)
-	}
-	_, err = c.Jobs.ReleaseFinished(ctx, s, func(*batchv1.Job) time.Duration {
+	_, err := c.Jobs.ReleaseFinished(ctx, s, func(*batchv1.Job) time.Duration {
 		if s.Status.Phase == v1beta1.BackupSessionSucceeded {
 			return 0
 		}

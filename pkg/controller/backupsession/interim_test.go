@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/claim"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -71,7 +72,7 @@ func TestInterimVolumeLifecycle(t *testing.T) {
 	if j := f.job(names.BackupJob("bc-1")); j == nil || j.Spec.TTLSecondsAfterFinished == nil || *j.Spec.TTLSecondsAfterFinished != 0 {
 		t.Fatalf("finished Job not released: %+v", j)
 	}
-	if !hasEvent(f.events(), EventInterimDeleted) {
+	if !hasEvent(f.events(), claim.EventInterimDeleted) {
 		t.Error("no InterimVolumeDeleted event")
 	}
 }

@@ -12,10 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/interim"
 )
 
 // ErrTaken: a PVC of that name exists and is not the one the session made.
@@ -87,4 +90,28 @@ func DeleteOwned(ctx context.Context, kube kubernetes.Interface, namespace, name
 		return false, fmt.Errorf("delete PVC %s/%s: %w", namespace, name, err)
 	}
 	return true, nil
+}
+
+// EventInterimDeleted: the interim volume of a finished session was deleted.
+const EventInterimDeleted = "InterimVolumeDeleted"
+
+// Session is a BackupSession or RestoreSession.
+type Session interface {
+	metav1.Object
+	runtime.Object
+}
+
+// DeleteInterim deletes the interim volume that session made from tpl, once
+// the session is finished, so its storage is not kept, and says so in an
+// Event on the session.
+func DeleteInterim(ctx context.Context, kube kubernetes.Interface, rec record.EventRecorder, session Session, tpl *corev1.PersistentVolumeClaim) error {
+	if tpl == nil {
+		return nil
+	}
+	name := interim.ClaimName(tpl, session.GetName())
+	deleted, err := DeleteOwned(ctx, kube, session.GetNamespace(), name, session.GetUID())
+	if deleted {
+		rec.Eventf(session, corev1.EventTypeNormal, EventInterimDeleted, "Deleted the interim volume PVC %s", name)
+	}
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/claim"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/names"
 )
@@ -56,7 +57,7 @@ func TestRestoreInterimVolume(t *testing.T) {
 	if interimPVC(f) != nil {
 		t.Fatal("interim PVC kept after the restore ended")
 	}
-	if !hasEvent(f.events(), EventInterimDeleted) {
+	if !hasEvent(f.events(), claim.EventInterimDeleted) {
 		t.Error("no InterimVolumeDeleted event")
 	}
 

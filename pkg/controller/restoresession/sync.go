@@ -44,7 +44,6 @@ const (
 	EventDisrupted            = "RestoreDisrupted"
 	EventSucceeded            = "RestoreSessionSucceeded"
 	EventFailed               = "RestoreSessionFailed"
-	EventInterimDeleted       = "InterimVolumeDeleted"
 )
 
 // sync reconciles one RestoreSession from observed state; it is idempotent.
@@ -630,19 +629,7 @@ const FailedRestoreJobTTL = time.Hour
 // its storage is not kept (the released Job's pod holds it until the TTL
 // controller removed that).
 func (c *Controller) deleteInterim(ctx context.Context, rs *v1beta1.RestoreSession) error {
-	tpl := rs.Spec.InterimVolumeTemplate
-	if tpl == nil {
-		return nil
-	}
-	name := interim.ClaimName(tpl, rs.Name)
-	deleted, err := claim.DeleteOwned(ctx, c.Kube, rs.Namespace, name, rs.UID)
-	if err != nil {
-		return err
-	}
-	if deleted {
-		c.Recorder.Eventf(rs, corev1.EventTypeNormal, EventInterimDeleted, "Deleted the interim volume PVC %s", name)
-	}
-	return nil
+	return claim.DeleteInterim(ctx, c.Kube, c.Recorder, rs, rs.Spec.InterimVolumeTemplate)
 }
 
 func (c *Controller) releaseJobs(ctx context.Context, rs *v1beta1.RestoreSession) {
