@@ -20,8 +20,9 @@ import (
 
 // A backup with an interimVolumeTemplate: the session's PVC exists while
 // its Job runs and the Job mounts it at the interim path; once the session
-// ended, the PVC is gone. A restore with one ends with its PVC deleted too. A template without a size fails the
-// session saying so, and creates nothing.
+// ended, the PVC is gone. A restore with one ends with its PVC deleted too.
+// A template without a size fails the session saying so, and creates
+// nothing.
 func TestInterimVolumeBackup(t *testing.T) {
 	t.Parallel()
 	e2eShared(t)
