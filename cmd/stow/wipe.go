@@ -29,12 +29,7 @@ Repository with wipeOut: true is deleted (docs/maintenance.md).`,
 	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
 		o := &wipeOptions{}
 		o.job.register(fs)
-		return func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError("unexpected arguments %q", args)
-			}
-			return o.run(ctx)
-		}
+		return noArgs(o.run)
 	},
 }
 
@@ -48,7 +43,7 @@ func (o *wipeOptions) run(ctx context.Context) error {
 		if err != nil {
 			res.Error = oneLine(err.Error())
 		}
-		res.Duration = time.Since(o.job.start).Round(time.Millisecond).String()
+		res.Duration = o.job.elapsed()
 		return o.job.finish(res, false)
 	}
 	if err := o.job.load(); err != nil {
