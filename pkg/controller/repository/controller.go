@@ -214,7 +214,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	now := metav1.NewTime(c.now())
 	var maint outcome
 	if c.maint != nil && valid.Status == v1beta1.ConditionTrue {
-		if maint, err = c.maintain(ctx, repo, now.Time); err != nil {
+		if maint, err = c.maintain(ctx, repo, sessions, now.Time); err != nil {
 			return 0, err
 		}
 	}

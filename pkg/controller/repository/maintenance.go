@@ -52,15 +52,16 @@ type outcome struct {
 	requeue   time.Duration
 }
 
-// maintain runs, or watches, the maintenance of repo at now.
-func (c *Controller) maintain(ctx context.Context, repo *v1beta1.Repository, now time.Time) (outcome, error) {
+// maintain runs, or watches, the maintenance of repo at now; sessions are
+// the BackupSessions through repo (backupSessions).
+func (c *Controller) maintain(ctx context.Context, repo *v1beta1.Repository, sessions []*v1beta1.BackupSession, now time.Time) (outcome, error) {
 	st := &v1beta1.MaintenanceStatus{}
 	if repo.Status.Maintenance != nil {
 		st = repo.Status.Maintenance.DeepCopy()
 	}
 	out := outcome{status: st}
 	if st.Job != "" {
-		done, err := c.watchMaintenance(ctx, repo, st, now, &out)
+		done, err := c.watchMaintenance(ctx, repo, st, sessions, now, &out)
 		if err != nil || !done {
 			return out, err
 		}
@@ -144,7 +145,7 @@ func (c *Controller) startMaintenance(ctx context.Context, repo *v1beta1.Reposit
 
 // watchMaintenance looks at the running maintenance Job; done reports that
 // it has ended (and its outcome is recorded in st).
-func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Repository, st *v1beta1.MaintenanceStatus, now time.Time, out *outcome) (done bool, err error) {
+func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Repository, st *v1beta1.MaintenanceStatus, sessions []*v1beta1.BackupSession, now time.Time, out *outcome) (done bool, err error) {
 	tasks := strings.Split(st.JobTasks, ",")
 	requests := decodeRequests(st.JobRequests)
 	obs, recheck, err := c.run.Watch(ctx, repo, st.Job, now)
@@ -171,7 +172,7 @@ func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Reposit
 		}
 	}
 	if res != nil && res.RepositorySnapshots != nil {
-		if s := c.unrecordedBackup(repo, now); s != "" {
+		if s := c.unrecordedBackup(sessions, now); s != "" {
 			// The listing counted the snapshot of a backup whose Job ended
 			// before this one started (the location was free) but whose
 			// result the operator has not recorded yet: the count would
@@ -203,11 +204,10 @@ func (c *Controller) watchMaintenance(ctx context.Context, repo *v1beta1.Reposit
 // of its own (its Events say so), and the refresh is applied regardless.
 const unrecordedWait = time.Minute
 
-// unrecordedBackup names a BackupSession through repo whose backup Job
-// finished (less than unrecordedWait ago) and whose result is not in its
-// status yet, or "".
-func (c *Controller) unrecordedBackup(repo *v1beta1.Repository, now time.Time) string {
-	for _, s := range c.backupSessions(repo) {
+// unrecordedBackup names one of sessions whose backup Job finished (less
+// than unrecordedWait ago) and whose result is not in its status yet, or "".
+func (c *Controller) unrecordedBackup(sessions []*v1beta1.BackupSession, now time.Time) string {
+	for _, s := range sessions {
 		if s.Status.Phase.IsFinal() || s.ResultTime() != nil {
 			continue
 		}
