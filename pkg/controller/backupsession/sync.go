@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/claim"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
@@ -324,7 +325,7 @@ func (c *Controller) initiate(ctx context.Context, s *v1beta1.BackupSession, bc 
 		c.failExecutor(s, why, now)
 		return 0, nil
 	}
-	if msg, err := c.createInterim(ctx, s, bc); err != nil || msg != "" {
+	if msg, err := claim.CreateInterim(ctx, c.Kube, s, v1beta1.KindBackupSession, bc.Spec.InterimVolumeTemplate, v1beta1.KindBackupConfiguration, bc.Name); err != nil || msg != "" {
 		if msg != "" {
 			c.failExecutor(s, msg, now)
 		}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/interim"
 )
@@ -99,6 +100,27 @@ const EventInterimDeleted = "InterimVolumeDeleted"
 type Session interface {
 	metav1.Object
 	runtime.Object
+}
+
+// CreateInterim creates the interim volume of session (of kind kind, run
+// for invoker invokerKind/invokerName) from tpl, before its Job. msg is the
+// session's failure when it cannot be made and waiting would not change
+// that; err is a transient API error (the sync is retried).
+func CreateInterim(ctx context.Context, kube kubernetes.Interface, session Session, kind string, tpl *corev1.PersistentVolumeClaim, invokerKind, invokerName string) (msg string, err error) {
+	if tpl == nil {
+		return "", nil
+	}
+	pvc, err := interim.Claim(tpl, session.GetNamespace(), session.GetName(), v1beta1.OwnerRef(kind, session.GetName(), session.GetUID()), invokerKind, invokerName)
+	if err != nil {
+		return err.Error(), nil
+	}
+	if err := Create(ctx, kube, pvc, ControlledBy(session.GetUID())); err != nil {
+		if msg, ok := Failure("interim volume", pvc.Name, err); ok {
+			return msg, nil
+		}
+		return "", fmt.Errorf("create PVC %s/%s: %w", pvc.Namespace, pvc.Name, err)
+	}
+	return "", nil
 }
 
 // DeleteInterim deletes the interim volume that session made from tpl, once

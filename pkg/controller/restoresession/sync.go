@@ -27,7 +27,6 @@ import (
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/placement"
 	"github.com/stowhq/stow/pkg/controller/podguard"
-	"github.com/stowhq/stow/pkg/interim"
 	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
@@ -455,21 +454,7 @@ func (c *Controller) createClaims(ctx context.Context, rs, work *v1beta1.Restore
 			return "", fmt.Errorf("create PVC %s/%s: %w", ns, p.Name, err)
 		}
 	}
-	tpl := work.Spec.InterimVolumeTemplate
-	if tpl == nil {
-		return "", nil
-	}
-	pvc, err := interim.Claim(tpl, ns, rs.Name, v1beta1.OwnerRef(v1beta1.KindRestoreSession, rs.Name, rs.UID), v1beta1.KindRestoreSession, rs.Name)
-	if err != nil {
-		return err.Error(), nil
-	}
-	if err := claim.Create(ctx, c.Kube, pvc, claim.ControlledBy(rs.UID)); err != nil {
-		if msg, ok := claim.Failure("interim volume", pvc.Name, err); ok {
-			return msg, nil
-		}
-		return "", fmt.Errorf("create PVC %s/%s: %w", ns, pvc.Name, err)
-	}
-	return "", nil
+	return claim.CreateInterim(ctx, c.Kube, rs, v1beta1.KindRestoreSession, work.Spec.InterimVolumeTemplate, v1beta1.KindRestoreSession, rs.Name)
 }
 
 // startJobs creates the first of the restore's Jobs (the others follow one
