@@ -321,20 +321,21 @@ func (r *Runner) FinishedAt(namespace, name string) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
+	return finishedAt(j)
+}
+
+// finished: the Job is Complete or Failed.
+func finished(j *batchv1.Job) bool {
+	_, ok := finishedAt(j)
+	return ok
+}
+
+// finishedAt is when the Job became Complete or Failed.
+func finishedAt(j *batchv1.Job) (time.Time, bool) {
 	for _, cd := range j.Status.Conditions {
 		if (cd.Type == batchv1.JobComplete || cd.Type == batchv1.JobFailed) && cd.Status == corev1.ConditionTrue {
 			return cd.LastTransitionTime.Time, true
 		}
 	}
 	return time.Time{}, false
-}
-
-// finished: the Job is Complete or Failed.
-func finished(j *batchv1.Job) bool {
-	for _, cd := range j.Status.Conditions {
-		if (cd.Type == batchv1.JobComplete || cd.Type == batchv1.JobFailed) && cd.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }
