@@ -14,6 +14,7 @@ package podpolicy
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -189,8 +190,10 @@ func (a Ask) String() string {
 
 // Asks returns the asks of obj, a Stow object of the given resource (typed
 // or unstructured; it is read through its JSON form, as admission sees it).
+// Every rule's path is under spec, so only the spec is read: a status can be
+// large (a Repository's references) and is read on every check.
 func Asks(resource string, obj any) ([]Ask, error) {
-	b, err := json.Marshal(obj)
+	b, err := json.Marshal(specOf(obj))
 	if err != nil {
 		return nil, err
 	}
@@ -317,4 +320,26 @@ func celTest(v string, t Test) string {
 		return v + " != 'Default'"
 	}
 	return "true"
+}
+
+// specOf returns obj with only its spec: {"spec": obj.Spec} for a typed
+// object (a struct, or pointer to one, with a Spec field), obj["spec"] of a
+// map or unstructured object, else obj itself.
+func specOf(obj any) any {
+	switch o := obj.(type) {
+	case map[string]any:
+		return map[string]any{"spec": o["spec"]}
+	case interface{ UnstructuredContent() map[string]any }:
+		return map[string]any{"spec": o.UnstructuredContent()["spec"]}
+	}
+	v := reflect.ValueOf(obj)
+	for v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		if f := v.FieldByName("Spec"); f.IsValid() && f.CanInterface() {
+			return map[string]any{"spec": f.Interface()}
+		}
+	}
+	return obj
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -146,6 +148,30 @@ func TestBuiltinsAskNothing(t *testing.T) {
 	for _, task := range builtin.Tasks() {
 		if asks, err := Asks(Tasks, task); err != nil || len(asks) > 0 {
 			t.Errorf("built-in Task %s asks %v (%v)", task.Name, fields(asks), err)
+		}
+	}
+}
+
+// Asks reads only the spec: every rule must be under it, and a typed
+// object, a map and an unstructured object ask the same.
+func TestAsksReadOnlyTheSpec(t *testing.T) {
+	for _, r := range Rules {
+		if !strings.HasPrefix(r.Path, "spec.") {
+			t.Errorf("rule %s of %s is not under spec: Asks would miss it", r.Path, r.Resource)
+		}
+	}
+	repo := &v1beta1.Repository{
+		Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{Local: &v1beta1.LocalSpec{
+			MountPath: "/repo", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib"}}}}},
+		Status: v1beta1.RepositoryStatus{References: []v1beta1.InvokerReference{{Kind: "BackupConfiguration", Name: "a"}}},
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, obj := range map[string]any{"typed": repo, "value": *repo, "map": u, "unstructured": &unstructured.Unstructured{Object: u}} {
+		if asks, err := Asks(Repositories, obj); err != nil || len(asks) != 1 || asks[0].Class != HostVolume {
+			t.Errorf("%s: asks %v (%v), want the hostPath", name, fields(asks), err)
 		}
 	}
 }
