@@ -30,6 +30,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/internal/index"
 	"github.com/stowhq/stow/pkg/controller/internal/lookup"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/metrics"
@@ -38,11 +39,11 @@ import (
 )
 
 // Indexes added to the BackupConfiguration informer, so that a change of a
-// Repository, PVC or Task re-queues only the configurations that use it.
-const (
-	IndexByRepository = "stow.dev/bc-by-repository" // "<repo ns>/<repo name>"
-	IndexByPVC        = "stow.dev/bc-by-pvc"        // "<ns>/<pvc name>"
-	IndexByTask       = "stow.dev/bc-by-task"       // task name
+// Repository (index.ByRepository), PVC or Task re-queues only the
+// configurations that use it.
+var (
+	IndexByPVC  = index.Index{Name: "stow.dev/bc-by-pvc", Func: indexByPVC}   // "<ns>/<pvc name>"
+	IndexByTask = index.Index{Name: "stow.dev/bc-by-task", Func: indexByTask} // task name
 )
 
 // Controller reconciles BackupConfigurations.
@@ -72,8 +73,9 @@ type Controller struct {
 	cronJobs   batchlisters.CronJobLister
 	roles      rbaclisters.RoleLister
 	bindings   rbaclisters.RoleBindingLister
-	// sessions are read for the status they decide (sessions.go).
-	sessions stowlisters.BackupSessionLister
+	// sessionInformer's sessions decide part of the status (sessions.go),
+	// looked up by invoker (index.ByInvoker).
+	sessionInformer cache.SharedIndexInformer
 
 	// secrets is read on demand (get only: the operator may not list or
 	// watch Secrets) and remembered for secretTTL; a failing Secret check
@@ -124,7 +126,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		kube: kube, stow: stow, recorder: recorder, opts: opts, now: time.Now, pusher: metrics.Nop{},
 		bcInformer: bcInf.Informer(),
 		bcs:        bcInf.Lister(), repos: repoInf.Lister(), tasks: taskInf.Lister(), fns: s.Functions().Lister(), restores: rsInf.Lister(),
-		sas: saInf.Lister(), cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(), sessions: s.BackupSessions().Lister(),
+		sas: saInf.Lister(), cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(), sessionInformer: s.BackupSessions().Informer(),
 		owned: owned, stowInformers: stowInformers,
 		secretRetry: workqueue.NewTypedItemExponentialFailureRateLimiter[string](secretRecheckFirst, secretRecheckMax),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -156,12 +158,14 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 	c.namespaces.OnChange(func(_, name string) { c.enqueueNamespace(name) })
 	c.namespaces.OnRestart(c.enqueueAll)
 
-	if err := c.bcInformer.AddIndexers(cache.Indexers{
-		IndexByRepository: indexByRepository, IndexByPVC: indexByPVC, IndexByTask: indexByTask,
-	}); err != nil {
-		// The informer already ran or another controller added the same
-		// names: lookups fall back to scanning the lister.
-		klog.InfoS("cannot add BackupConfiguration indexes; falling back to scans", "err", err)
+	for _, ix := range []index.Index{index.ByRepository, IndexByPVC, IndexByTask} {
+		if err := ix.AddTo(c.bcInformer); err != nil {
+			// The informer already ran: lookups scan the store instead.
+			klog.InfoS("cannot add a BackupConfiguration index; falling back to scans", "index", ix.Name, "err", err)
+		}
+	}
+	if err := index.ByInvoker.AddTo(c.sessionInformer); err != nil {
+		klog.InfoS("cannot add a BackupSession index; falling back to scans", "index", index.ByInvoker.Name, "err", err)
 	}
 
 	handlers := []struct {
@@ -232,31 +236,10 @@ func (c *Controller) enqueue(obj any) {
 	}
 }
 
-func (c *Controller) enqueueIndexed(index, value string) {
-	for _, bc := range c.byIndex(index, value) {
+func (c *Controller) enqueueIndexed(ix index.Index, value string) {
+	for _, bc := range index.Lookup[*v1beta1.BackupConfiguration](c.bcInformer, ix, value) {
 		c.queue.Add(bc.Namespace + "/" + bc.Name)
 	}
-}
-
-// byIndex returns the configurations whose index value is value.
-func (c *Controller) byIndex(index, value string) []*v1beta1.BackupConfiguration {
-	var out []*v1beta1.BackupConfiguration
-	if objs, err := c.bcInformer.GetIndexer().ByIndex(index, value); err == nil {
-		for _, o := range objs {
-			if bc, ok := o.(*v1beta1.BackupConfiguration); ok {
-				out = append(out, bc)
-			}
-		}
-		return out
-	}
-	fn := map[string]cache.IndexFunc{IndexByRepository: indexByRepository, IndexByPVC: indexByPVC, IndexByTask: indexByTask}[index]
-	all, _ := c.bcs.List(labels.Everything())
-	for _, bc := range all {
-		if vals, _ := fn(bc); len(vals) == 1 && vals[0] == value {
-			out = append(out, bc)
-		}
-	}
-	return out
 }
 
 // repositorySpecChanged reports whether what a configuration's checks read
@@ -273,7 +256,7 @@ func repositorySpecChanged(old, cur any) bool {
 
 func (c *Controller) onRepository(obj any) {
 	if key, ok := internal.KeyOf(obj); ok {
-		c.enqueueIndexed(IndexByRepository, key)
+		c.enqueueIndexed(index.ByRepository, key)
 	}
 }
 
@@ -334,14 +317,6 @@ func (c *Controller) onOwned(obj any) {
 			c.queue.Add(bc.Namespace + "/" + bc.Name)
 		}
 	}
-}
-
-func indexByRepository(obj any) ([]string, error) {
-	bc, ok := obj.(*v1beta1.BackupConfiguration)
-	if !ok || bc.Spec.Repository.Name == "" {
-		return nil, nil
-	}
-	return []string{internal.RepositoryKey(bc.Namespace, bc.Spec.Repository)}, nil
 }
 
 func indexByPVC(obj any) ([]string, error) {

@@ -2,21 +2,15 @@ package backupconfiguration
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/internal/index"
 )
 
 // sessionsOf lists bc's BackupSessions from the cache.
 func (c *Controller) sessionsOf(bc *v1beta1.BackupConfiguration) []*v1beta1.BackupSession {
-	all, _ := c.sessions.BackupSessions(bc.Namespace).List(labels.Everything())
-	var mine []*v1beta1.BackupSession
-	for _, s := range all {
-		if s.Spec.Invoker.Kind == v1beta1.KindBackupConfiguration && s.Spec.Invoker.Name == bc.Name {
-			mine = append(mine, s)
-		}
-	}
-	return mine
+	return index.Lookup[*v1beta1.BackupSession](c.sessionInformer, index.ByInvoker,
+		index.InvokerKey(bc.Namespace, v1beta1.KindBackupConfiguration, bc.Name))
 }
 
 // onSessionResult re-queues the configuration of a session whose result

@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
@@ -27,12 +26,14 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/client/clientset/versioned"
 	"github.com/stowhq/stow/client/informers/externalversions"
 	stowlisters "github.com/stowhq/stow/client/listers/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/internal/index"
 	"github.com/stowhq/stow/pkg/controller/jobrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/metrics"
@@ -49,8 +50,10 @@ type Controller struct {
 	repos    stowlisters.RepositoryLister
 	bcs      stowlisters.BackupConfigurationLister
 	restores stowlisters.RestoreSessionLister
-	// sessions are read for the backup status they decide (sessions.go).
-	sessions stowlisters.BackupSessionLister
+	// The configurations and restores of a Repository are looked up by
+	// index.ByRepository, their sessions (which decide the backup status,
+	// sessions.go) by index.ByInvoker.
+	bcInformer, rsInformer, sessionInformer cache.SharedIndexInformer
 	// maint and run are set by WithMaintenance.
 	maint *Maintenance
 	run   *jobrun.Runner
@@ -69,8 +72,18 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface,
 	repoInf, bcInf, rsInf := s.Repositories(), s.BackupConfigurations(), s.RestoreSessions()
 	c := &Controller{
 		kube: kube, stow: stow, recorder: recorder, now: time.Now, pusher: metrics.Nop{},
-		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(), sessions: s.BackupSessions().Lister(),
+		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(),
+		bcInformer: bcInf.Informer(), rsInformer: rsInf.Informer(), sessionInformer: s.BackupSessions().Informer(),
 		queue: internal.NewQueue("repository"),
+	}
+	for _, ix := range []struct {
+		inf cache.SharedIndexInformer
+		ix  index.Index
+	}{{c.bcInformer, index.ByRepository}, {c.rsInformer, index.ByRepository}, {c.sessionInformer, index.ByInvoker}} {
+		if err := ix.ix.AddTo(ix.inf); err != nil {
+			// The informer already ran: lookups scan the store instead.
+			klog.InfoS("repository controller: cannot add an index; falling back to scans", "index", ix.ix.Name, "err", err)
+		}
 	}
 	for _, h := range []struct {
 		inf cache.SharedIndexInformer
@@ -261,15 +274,13 @@ func cond(reason string, st v1beta1.ConditionStatus, msg string) v1beta1.Conditi
 func (c *Controller) references(repo *v1beta1.Repository) []v1beta1.InvokerReference {
 	key := repo.Namespace + "/" + repo.Name
 	var refs []v1beta1.InvokerReference
-	bcs, _ := c.bcs.List(labels.Everything())
-	for _, bc := range bcs {
-		if bc.DeletionTimestamp == nil && bc.Spec.Repository.Name != "" && internal.RepositoryKey(bc.Namespace, bc.Spec.Repository) == key {
+	for _, bc := range index.Lookup[*v1beta1.BackupConfiguration](c.bcInformer, index.ByRepository, key) {
+		if bc.DeletionTimestamp == nil {
 			refs = append(refs, v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: bc.Namespace, Name: bc.Name})
 		}
 	}
-	rss, _ := c.restores.List(labels.Everything())
-	for _, rs := range rss {
-		if rs.DeletionTimestamp == nil && rs.Spec.Repository.Name != "" && internal.RepositoryKey(rs.Namespace, rs.Spec.Repository) == key {
+	for _, rs := range index.Lookup[*v1beta1.RestoreSession](c.rsInformer, index.ByRepository, key) {
+		if rs.DeletionTimestamp == nil {
 			refs = append(refs, v1beta1.InvokerReference{Kind: v1beta1.KindRestoreSession, Namespace: rs.Namespace, Name: rs.Name})
 		}
 	}

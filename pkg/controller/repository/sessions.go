@@ -4,10 +4,10 @@ import (
 	"sort"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/internal/index"
 )
 
 // onSessionResult re-queues the Repository of the configuration whose
@@ -25,19 +25,10 @@ func (c *Controller) onSessionResult(s *v1beta1.BackupSession) {
 // backupSessions lists, from the cache, the BackupSessions of the live
 // configurations (in any namespace) that use repo.
 func (c *Controller) backupSessions(repo *v1beta1.Repository) []*v1beta1.BackupSession {
-	key := repo.Namespace + "/" + repo.Name
-	bcs, _ := c.bcs.List(labels.Everything())
 	var out []*v1beta1.BackupSession
-	for _, bc := range bcs {
-		if bc.Spec.Repository.Name == "" || internal.RepositoryKey(bc.Namespace, bc.Spec.Repository) != key {
-			continue
-		}
-		all, _ := c.sessions.BackupSessions(bc.Namespace).List(labels.Everything())
-		for _, s := range all {
-			if s.Spec.Invoker.Kind == v1beta1.KindBackupConfiguration && s.Spec.Invoker.Name == bc.Name {
-				out = append(out, s)
-			}
-		}
+	for _, bc := range index.Lookup[*v1beta1.BackupConfiguration](c.bcInformer, index.ByRepository, repo.Namespace+"/"+repo.Name) {
+		out = append(out, index.Lookup[*v1beta1.BackupSession](c.sessionInformer, index.ByInvoker,
+			index.InvokerKey(bc.Namespace, v1beta1.KindBackupConfiguration, bc.Name))...)
 	}
 	return out
 }
