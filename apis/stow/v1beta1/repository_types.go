@@ -19,6 +19,7 @@ import (
 // +kubebuilder:printcolumn:name="Last-Successful-Backup",type=date,JSONPath=`.status.lastBackupTime`
 // +kubebuilder:printcolumn:name="Last-Check",type=date,JSONPath=`.status.maintenance.check.lastTime`,priority=1
 // +kubebuilder:printcolumn:name="Last-Prune",type=date,JSONPath=`.status.maintenance.prune.lastTime`,priority=1
+// +kubebuilder:printcolumn:name="Used-By",type=integer,JSONPath=`.status.referenceCount`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Repository struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -219,6 +220,13 @@ type AllowedNamespaces struct {
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 }
 
+// MaxStatusReferences is how many users a Repository's status.references
+// lists. Each is about 90 bytes of JSON: 5,000 configurations of one
+// Repository made a 450 KB status, rewritten and sent to every watcher on
+// each change, and about 16,000 would pass etcd's object size limit, so its
+// status could not be written at all.
+const MaxStatusReferences = 100
+
 // RepositoryStatus is what the last backup learnt of the repository.
 type RepositoryStatus struct {
 	// +optional
@@ -242,8 +250,16 @@ type RepositoryStatus struct {
 	// (of one configuration's own snapshots) removed.
 	// +optional
 	SnapshotsRemovedOnLastCleanup int64 `json:"snapshotsRemovedOnLastCleanup,omitempty"`
+	// References are the live BackupConfigurations and RestoreSessions that
+	// use the Repository, sorted by kind, namespace and name: the first
+	// MaxStatusReferences of them, so that the object stays small however
+	// many use it. ReferenceCount counts them all.
 	// +optional
 	References []InvokerReference `json:"references,omitempty"`
+	// ReferenceCount is how many live BackupConfigurations and
+	// RestoreSessions use the Repository.
+	// +optional
+	ReferenceCount int32 `json:"referenceCount,omitempty"`
 	// Maintenance is the last and next run of each maintenance task.
 	// +optional
 	Maintenance *MaintenanceStatus `json:"maintenance,omitempty"`

@@ -240,8 +240,12 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		if r.Status.Backend != backend {
 			r.Status.Backend, changed = backend, true
 		}
-		if !slices.Equal(r.Status.References, refs) {
-			r.Status.References, changed = refs, true
+		listed := refs[:min(len(refs), v1beta1.MaxStatusReferences)]
+		if !slices.Equal(r.Status.References, listed) {
+			r.Status.References, changed = listed, true
+		}
+		if r.Status.ReferenceCount != int32(len(refs)) {
+			r.Status.ReferenceCount, changed = int32(len(refs)), true
 		}
 		if r.Status.ObservedGeneration != r.Generation {
 			r.Status.ObservedGeneration, changed = r.Generation, true

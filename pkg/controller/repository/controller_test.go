@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,9 @@ func TestStatusAndReferences(t *testing.T) {
 			t.Errorf("references[%d] = %+v, want %+v", i, r.Status.References[i], want[i])
 		}
 	}
+	if r.Status.ReferenceCount != 3 {
+		t.Errorf("referenceCount = %d, want 3", r.Status.ReferenceCount)
+	}
 	if r.Status.Backend != "s3" || r.Status.ObservedGeneration != 2 || len(r.Finalizers) != 1 {
 		t.Errorf("status backend %q observedGeneration %d finalizers %v", r.Status.Backend, r.Status.ObservedGeneration, r.Finalizers)
 	}
@@ -145,6 +149,31 @@ func TestStatusAndReferences(t *testing.T) {
 	f.sync("demo", "repo")
 	if got := f.repo("demo", "repo").Status.References; len(got) != 2 {
 		t.Errorf("references after delete = %+v", got)
+	}
+}
+
+// However many configurations use a Repository, its status lists the first
+// MaxStatusReferences and counts them all: 5,000 made a 450 KB status.
+func TestReferencesAreBounded(t *testing.T) {
+	objs := []runtime.Object{repository("demo")}
+	n := v1beta1.MaxStatusReferences + 50
+	for i := range n {
+		objs = append(objs, bc("demo", fmt.Sprintf("bc-%04d", i), ""))
+	}
+	f := newFixture(t, objs...)
+	f.sync("demo", "repo")
+	st := f.repo("demo", "repo").Status
+	if len(st.References) != v1beta1.MaxStatusReferences || st.ReferenceCount != int32(n) {
+		t.Fatalf("references %d, referenceCount %d; want %d and %d", len(st.References), st.ReferenceCount, v1beta1.MaxStatusReferences, n)
+	}
+	if first, last := st.References[0].Name, st.References[len(st.References)-1].Name; first != "bc-0000" || last != fmt.Sprintf("bc-%04d", v1beta1.MaxStatusReferences-1) {
+		t.Errorf("listed %s .. %s, want the first in order", first, last)
+	}
+	// One more user changes only the count.
+	_, _ = f.stow.StowV1beta1().BackupConfigurations("demo").Create(context.Background(), bc("demo", "zz-new", ""), metav1.CreateOptions{})
+	f.sync("demo", "repo")
+	if st := f.repo("demo", "repo").Status; st.ReferenceCount != int32(n+1) || len(st.References) != v1beta1.MaxStatusReferences {
+		t.Errorf("after one more: references %d, referenceCount %d", len(st.References), st.ReferenceCount)
 	}
 }
 
