@@ -168,35 +168,39 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		klog.InfoS("cannot add a BackupSession index; falling back to scans", "index", index.ByInvoker.Name, "err", err)
 	}
 
+	// A Repository's status (references, maintenance, size) changes often
+	// and means nothing to its configurations; with 5,000 of them each
+	// status write would re-queue all 5,000. (The filter is chosen here, not
+	// by comparing informers: Informer() returns a new wrapper per call.)
+	repoUpdate := func(old, cur any) {
+		if repositorySpecChanged(old, cur) {
+			c.onRepository(cur)
+		}
+	}
 	handlers := []struct {
 		inf cache.SharedIndexInformer
 		fn  func(any)
+		// update, when set, replaces fn for updates.
+		update func(old, cur any)
 	}{
-		{c.bcInformer, c.enqueue},
-		{repoInf.Informer(), c.onRepository},
-		{taskInf.Informer(), c.onTask},
+		{c.bcInformer, c.enqueue, nil},
+		{repoInf.Informer(), c.onRepository, repoUpdate},
+		{taskInf.Informer(), c.onTask, nil},
 		// A Function's pod settings or allowed namespaces decide whether
 		// the configurations whose Tasks use it may run; Functions change
 		// rarely, so all are re-examined.
-		{s.Functions().Informer(), func(any) { c.enqueueAll() }},
-		{rsInf.Informer(), c.onRestoreSession},
-		{saInf.Informer(), c.onOwned},
-		{cjInf.Informer(), c.onOwned},
-		{roleInf.Informer(), c.onOwned},
-		{rbInf.Informer(), c.onOwned},
+		{s.Functions().Informer(), func(any) { c.enqueueAll() }, nil},
+		{rsInf.Informer(), c.onRestoreSession, nil},
+		{saInf.Informer(), c.onOwned, nil},
+		{cjInf.Informer(), c.onOwned, nil},
+		{roleInf.Informer(), c.onOwned, nil},
+		{rbInf.Informer(), c.onOwned, nil},
 	}
 	c.synced = append(c.synced, internal.WatchSessionResults(s.BackupSessions().Informer(), c.onSessionResult))
 	for _, h := range handlers {
 		handler := internal.Handler(h.fn)
-		if h.inf == repoInf.Informer() {
-			// A Repository's status (references, maintenance, size) changes
-			// often and means nothing to its configurations; with 5,000 of
-			// them each status write would re-queue all 5,000.
-			handler.UpdateFunc = func(old, cur any) {
-				if repositorySpecChanged(old, cur) {
-					c.onRepository(cur)
-				}
-			}
+		if h.update != nil {
+			handler.UpdateFunc = h.update
 		}
 		if _, err := h.inf.AddEventHandler(handler); err != nil {
 			utilruntime.HandleError(fmt.Errorf("backupconfiguration controller: add event handler: %v", err))
