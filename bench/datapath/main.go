@@ -2,7 +2,11 @@
 // generated, fixed-seed data sets: full backup, incremental backup after a
 // 1% change, and restore, each timed with the rusage of the child; plus
 // `cat` of the set (cold after dropping caches, and warm) as the read limit.
-// It also runs `stow backup` with restic tuning flags to show their effect.
+// Stow is measured twice: as a session runs it (the data step of the Job,
+// `stow backup-pvc` and `stow restore-pvc`, with the Job's arguments and
+// environment, see job.go) and as the command-line tool (`stow backup`,
+// `stow restore`). It also runs `stow backup` with restic tuning flags to
+// show their effect.
 //
 // Configuration is by environment (hack/bench.sh sets it):
 //
@@ -33,26 +37,46 @@ import (
 	"time"
 
 	"github.com/stowhq/stow/bench/internal/results"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
-// tool is one way of backing up and restoring: bare restic, or stow with
-// some restic tuning flags.
+// toolKind is how a tool backs up and restores.
+type toolKind int
+
+const (
+	bareRestic toolKind = iota
+	stowCLI             // stow backup, stow restore
+	stowJob             // the data steps of a session's Job: stow backup-pvc, stow restore-pvc
+)
+
+// tool is one way of backing up and restoring: bare restic, Stow as a
+// session runs it, or Stow's command line, possibly with restic tuning flags.
 type tool struct {
 	name  string
-	stow  bool
+	kind  toolKind
 	flags []string // extra `stow backup` flags
 }
 
+// The tools at default settings. Their names are the report's rows.
+var (
+	resticTool  = tool{name: results.BaselineTool, kind: bareRestic}
+	sessionTool = tool{name: "stow session (Job: backup-pvc, restore-pvc)", kind: stowJob}
+	cliTool     = tool{name: "stow CLI (backup, restore)", kind: stowCLI}
+)
+
 var variants = map[string]tool{
-	"rc1":      {name: "stow --read-concurrency 1", stow: true, flags: []string{"--read-concurrency", "1"}},
-	"rc4":      {name: "stow --read-concurrency 4", stow: true, flags: []string{"--read-concurrency", "4"}},
-	"rc8":      {name: "stow --read-concurrency 8", stow: true, flags: []string{"--read-concurrency", "8"}},
-	"pack4":    {name: "stow --pack-size 4", stow: true, flags: []string{"--pack-size", "4"}},
-	"pack64":   {name: "stow --pack-size 64", stow: true, flags: []string{"--pack-size", "64"}},
-	"comp-off": {name: "stow --compression off", stow: true, flags: []string{"--compression", "off"}},
-	"comp-max": {name: "stow --compression max", stow: true, flags: []string{"--compression", "max"}},
+	"rc1":      {name: "stow CLI --read-concurrency 1", kind: stowCLI, flags: []string{"--read-concurrency", "1"}},
+	"rc4":      {name: "stow CLI --read-concurrency 4", kind: stowCLI, flags: []string{"--read-concurrency", "4"}},
+	"rc8":      {name: "stow CLI --read-concurrency 8", kind: stowCLI, flags: []string{"--read-concurrency", "8"}},
+	"pack4":    {name: "stow CLI --pack-size 4", kind: stowCLI, flags: []string{"--pack-size", "4"}},
+	"pack64":   {name: "stow CLI --pack-size 64", kind: stowCLI, flags: []string{"--pack-size", "64"}},
+	"comp-off": {name: "stow CLI --compression off", kind: stowCLI, flags: []string{"--compression", "off"}},
+	"comp-max": {name: "stow CLI --compression max", kind: stowCLI, flags: []string{"--compression", "max"}},
 }
+
+// benchPassword is the repositories' password.
+const benchPassword = "bench-password"
 
 type config struct {
 	scale, dir, out, label string
@@ -150,7 +174,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	pw := filepath.Join(c.dir, "password")
-	if err := os.WriteFile(pw, []byte("bench-password\n"), 0o600); err != nil {
+	if err := os.WriteFile(pw, []byte(benchPassword+"\n"), 0o600); err != nil {
 		return err
 	}
 	resticVersion, err := exec.Command(c.resticBin, "version").Output()
@@ -167,8 +191,9 @@ func run(ctx context.Context) error {
 	if label == "" && c.scale != "full" {
 		label = "smoke run at " + c.scale + " scale — not the issue's measurement"
 	}
-	d := &results.DataPath{Started: time.Now(), Scale: c.scale, Label: label, Runs: c.runs}
-	b := &bench{cfg: c, d: d, pw: pw, index: map[[3]string]int{}}
+	d := &results.DataPath{Started: time.Now(), Scale: c.scale, Label: label, Runs: c.runs,
+		StowTools: []string{sessionTool.name, cliTool.name}}
+	b := &bench{cfg: c, d: d, pw: pw, password: benchPassword, index: map[[3]string]int{}}
 	if os.Getenv("BENCH_NICE") == "1" {
 		b.note("ran at nice 19, idle IO class (BENCH_NICE=1): other load on the machine was favoured")
 	}
@@ -191,7 +216,7 @@ func run(ctx context.Context) error {
 			logf("generated set %s (%d files, %.1f MiB) in %.1fs", s.Name, s.Files, float64(s.Bytes)/(1<<20), time.Since(start).Seconds())
 		}
 		d.Sets = append(d.Sets, results.Set{Name: s.Name, Description: s.Description, Files: s.Files, Bytes: s.Bytes, Seed: s.Seed})
-		tools := []tool{{name: "restic"}, {name: "stow", stow: true}}
+		tools := []tool{resticTool, sessionTool, cliTool}
 		if slices.Contains(c.tuneSets, s.Name) {
 			tools = append(tools, c.tune...)
 		}
@@ -228,7 +253,8 @@ func logf(format string, a ...any) {
 type bench struct {
 	cfg      *config
 	d        *results.DataPath
-	pw       string
+	pw       string // the password file
+	password string // its content, the storage Secret's RESTIC_PASSWORD for the Job steps
 	index    map[[3]string]int
 	template string // an empty initialized repository
 }
@@ -331,30 +357,19 @@ func (b *bench) cycle(ctx context.Context, ds *dataSet, t tool, verify bool) err
 		return err
 	}
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "XDG_CACHE_HOME=" + cache, "STOW_RESTIC=" + b.cfg.resticBin, "TMPDIR=" + os.TempDir()}
-	resticArgs := func(a ...string) []string {
-		return append([]string{"--repo", repo, "--password-file", b.pw, "--cache-dir", filepath.Join(cache, "restic")}, a...)
-	}
-	// The repository is created untimed for both tools alike: a copy of one
+	// The repository is created untimed for all tools alike: a copy of one
 	// initialized once (restic init spends ~2 s deriving a key).
 	if err := b.freshRepo(ctx, env, repo); err != nil {
 		return err
 	}
-	backup := func() (results.Run, error) {
-		if err := b.settle(ctx, ds.dir, repo, cache); err != nil {
-			return results.Run{}, err
-		}
-		if t.stow {
-			return measure(ctx, env, b.cfg.stowBin, append([]string{"backup", "--repo", repo, "--password-file", b.pw, "--host", "bench", ds.dir}, t.flags...)...)
-		}
-		return measure(ctx, env, b.cfg.resticBin, resticArgs("backup", "--host", "bench", ds.dir)...)
-	}
+	ops := b.ops(t, ds, work, repo, cache, target, env)
 	withRepo := func(r results.Run, err error) (results.Run, error) {
 		if err == nil {
 			r.RepoBytes, err = dirSize(repo)
 		}
 		return r, err
 	}
-	r, err := withRepo(backup())
+	r, err := withRepo(ops.backup(ctx, "full"))
 	if err != nil {
 		return err
 	}
@@ -362,19 +377,12 @@ func (b *bench) cycle(ctx context.Context, ds *dataSet, t tool, verify bool) err
 	if err := ds.setVersion(1); err != nil {
 		return err
 	}
-	r, err = withRepo(backup())
+	r, err = withRepo(ops.backup(ctx, "incr"))
 	if err != nil {
 		return err
 	}
 	b.record(ds.spec.Name, t.name, "incr", r)
-	if err := b.settle(ctx, repo, cache); err != nil {
-		return err
-	}
-	if t.stow {
-		r, err = measure(ctx, env, b.cfg.stowBin, "restore", "--repo", repo, "--password-file", b.pw, "--snapshot", "latest", "--target", target)
-	} else {
-		r, err = measure(ctx, env, b.cfg.resticBin, resticArgs("restore", "latest:"+ds.dir, "--target", target)...)
-	}
+	r, err = ops.restore(ctx)
 	if err != nil {
 		return err
 	}
@@ -388,4 +396,96 @@ func (b *bench) cycle(ctx context.Context, ds *dataSet, t tool, verify bool) err
 		return err
 	}
 	return os.RemoveAll(work)
+}
+
+// toolOps are one tool's timed backup (op "full" or "incr") and restore of
+// the latest backup into the restore directory; each settles the machine
+// first (see settle).
+type toolOps struct {
+	backup  func(ctx context.Context, op string) (results.Run, error)
+	restore func(ctx context.Context) (results.Run, error)
+}
+
+func (b *bench) ops(t tool, ds *dataSet, work, repo, cache, target string, env []string) toolOps {
+	switch t.kind {
+	case stowCLI:
+		return toolOps{
+			backup: func(ctx context.Context, _ string) (results.Run, error) {
+				if err := b.settle(ctx, ds.dir, repo, cache); err != nil {
+					return results.Run{}, err
+				}
+				return measure(ctx, env, b.cfg.stowBin, append([]string{"backup", "--repo", repo, "--password-file", b.pw, "--host", "bench", ds.dir}, t.flags...)...)
+			},
+			restore: func(ctx context.Context) (results.Run, error) {
+				if err := b.settle(ctx, repo, cache); err != nil {
+					return results.Run{}, err
+				}
+				return measure(ctx, env, b.cfg.stowBin, "restore", "--repo", repo, "--password-file", b.pw, "--snapshot", "latest", "--target", target)
+			},
+		}
+	case stowJob:
+		return b.jobOps(ds, work, repo, target)
+	}
+	resticArgs := func(a ...string) []string {
+		return append([]string{"--repo", repo, "--password-file", b.pw, "--cache-dir", filepath.Join(cache, "restic")}, a...)
+	}
+	return toolOps{
+		backup: func(ctx context.Context, _ string) (results.Run, error) {
+			if err := b.settle(ctx, ds.dir, repo, cache); err != nil {
+				return results.Run{}, err
+			}
+			return measure(ctx, env, b.cfg.resticBin, resticArgs("backup", "--host", "bench", ds.dir)...)
+		},
+		restore: func(ctx context.Context) (results.Run, error) {
+			if err := b.settle(ctx, repo, cache); err != nil {
+				return results.Run{}, err
+			}
+			return measure(ctx, env, b.cfg.resticBin, resticArgs("restore", "latest:"+ds.dir, "--target", target)...)
+		},
+	}
+}
+
+// jobOps run the data steps of sessions' Jobs (job.go): each in a new pod,
+// so with an empty scratch directory, which holds restic's cache. The
+// restore is a RestoreSession without rules, whose snapshot the operator
+// resolved from the Snapshot record of the last backup.
+func (b *bench) jobOps(ds *dataSet, work, repo, target string) toolOps {
+	var last string // scratch directory of the last backup
+	run := func(ctx context.Context, scratch string, step func(scratch string) (jobStep, error)) (results.Run, error) {
+		if err := os.RemoveAll(scratch); err != nil {
+			return results.Run{}, err
+		}
+		if err := os.MkdirAll(scratch, 0o755); err != nil {
+			return results.Run{}, err
+		}
+		st, err := step(scratch)
+		if err != nil {
+			return results.Run{}, err
+		}
+		env := append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "STOW_RESTIC=" + b.cfg.resticBin}, st.env...)
+		return measure(ctx, env, b.cfg.stowBin, st.args...)
+	}
+	return toolOps{
+		backup: func(ctx context.Context, op string) (results.Run, error) {
+			if err := b.settle(ctx, ds.dir, repo); err != nil {
+				return results.Run{}, err
+			}
+			last = filepath.Join(work, "scratch-"+op)
+			return run(ctx, last, func(scratch string) (jobStep, error) {
+				return backupStep(repo, ds.dir, scratch, "bench-"+op, b.password)
+			})
+		},
+		restore: func(ctx context.Context) (results.Run, error) {
+			snap, err := stepSnapshot(last, ds.dir)
+			if err != nil {
+				return results.Run{}, fmt.Errorf("the backup's result: %v", err)
+			}
+			if err := b.settle(ctx, repo); err != nil {
+				return results.Run{}, err
+			}
+			return run(ctx, filepath.Join(work, "scratch-restore"), func(scratch string) (jobStep, error) {
+				return restoreStep(repo, target, scratch, b.password, []jobenv.ResolvedSnapshot{snap})
+			})
+		},
+	}
 }
