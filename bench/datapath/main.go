@@ -185,6 +185,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	prevStow := f.Versions.Stow
 	f.Machine = results.DetectMachine()
 	f.Versions = results.Versions{Go: runtime.Version(), Restic: strings.TrimSpace(string(resticVersion)), Stow: results.StowVersion()}
 	label := c.label
@@ -234,6 +235,7 @@ func run(ctx context.Context) error {
 			}
 		}
 	}
+	keepUnmeasured(d, f.DataPath, prevStow, all)
 	f.DataPath = d
 	if err := f.Save(c.out); err != nil {
 		return err
@@ -244,6 +246,59 @@ func run(ctx context.Context) error {
 	}
 	logf("wrote %s and %s", c.out, md)
 	return nil
+}
+
+// keepUnmeasured carries over from prev, the report this run replaces, the
+// sets of the same scale that this run did not measure (BENCH_SETS), so a
+// run of some sets does not erase the others; a note says when and with
+// which stow they were measured. Before sessions were measured, "stow" was
+// the command-line tool: its rows are renamed accordingly.
+func keepUnmeasured(d, prev *results.DataPath, prevStow string, all []setSpec) {
+	if prev == nil || prev.Scale != d.Scale || prev.Label != "" || d.Label != "" {
+		return
+	}
+	measured := map[string]bool{}
+	for _, s := range d.Sets {
+		measured[s.Name] = true
+	}
+	var sets []results.Set
+	for _, spec := range all {
+		for _, s := range d.Sets {
+			if s.Name == spec.Name {
+				sets = append(sets, s)
+			}
+		}
+		if measured[spec.Name] {
+			continue
+		}
+		for _, s := range prev.Sets {
+			if s.Name != spec.Name {
+				continue
+			}
+			sets = append(sets, s)
+			for _, m := range prev.Measurements {
+				if m.Set != s.Name {
+					continue
+				}
+				if len(prev.StowTools) == 0 {
+					if m.Tool == "stow" {
+						m.Tool = cliTool.name
+					} else if rest, ok := strings.CutPrefix(m.Tool, "stow --"); ok {
+						m.Tool = "stow CLI --" + rest
+					}
+				}
+				d.Measurements = append(d.Measurements, m)
+			}
+			when := prev.Started.UTC().Format("2006-01-02 15:04 UTC")
+			d.Notes = append(d.Notes, fmt.Sprintf("set %s not rerun (BENCH_SETS): its rows are from the run of %s (%d runs), stow %s", s.Name, when, prev.Runs, prevStow))
+			for _, n := range prev.Notes {
+				if strings.HasPrefix(n, "set "+s.Name+" not rerun") {
+					d.Notes[len(d.Notes)-1] = n // measured even earlier
+				}
+			}
+		}
+	}
+	d.Sets = sets
 }
 
 func logf(format string, a ...any) {
