@@ -18,7 +18,7 @@ func TestKeepUnmeasured(t *testing.T) {
 		return results.Measurement{Set: set, Tool: tool, Op: "full", Runs: []results.Run{{WallS: 1}}}
 	}
 	prev := &results.DataPath{Started: time.Date(2026, 11, 25, 13, 15, 0, 0, time.UTC), Scale: "full", Runs: 3,
-		Sets: []results.Set{{Name: "mixed"}, {Name: "big"}, {Name: "tiny"}},
+		Sets:         []results.Set{{Name: "mixed"}, {Name: "big"}, {Name: "tiny"}},
 		Measurements: []results.Measurement{run("mixed", "stow"), run("big", "restic"), run("tiny", "stow"), run("tiny", "stow --pack-size 64")}}
 	d := &results.DataPath{Scale: "full", Runs: 3, StowTools: []string{sessionTool.name, cliTool.name},
 		Sets: []results.Set{{Name: "big"}}, Measurements: []results.Measurement{run("big", cliTool.name)}}
