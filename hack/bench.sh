@@ -2,8 +2,8 @@
 # hack/bench.sh: Stow's benchmarks (`make bench`; not part of `make test`).
 #
 # Usage: hack/bench.sh [datapath|controlplane|all]      (default: all)
-#   datapath      stow backup/restore vs bare restic 0.19.1 on generated fixed-seed sets, restic
-#                 tuning variants, cat as the read limit (bench/datapath)
+#   datapath      stow (a session Job's data steps, and the CLI) vs bare restic 0.19.1 on generated
+#                 fixed-seed sets, restic tuning variants, cat as the read limit (bench/datapath)
 #   controlplane  session overhead and scale against a cluster with Stow deployed ($KUBECONFIG);
 #                 runs only with BENCH_CLUSTER=1 (it creates and deletes many objects)
 #   all           datapath, then controlplane when BENCH_CLUSTER=1

@@ -2,7 +2,11 @@
 // generated, fixed-seed data sets: full backup, incremental backup after a
 // 1% change, and restore, each timed with the rusage of the child; plus
 // `cat` of the set (cold after dropping caches, and warm) as the read limit.
-// It also runs `stow backup` with restic tuning flags to show their effect.
+// Stow is measured twice: as a session runs it (the data step of the Job,
+// `stow backup-pvc` and `stow restore-pvc`, with the Job's arguments and
+// environment, see job.go) and as the command-line tool (`stow backup`,
+// `stow restore`). It also runs `stow backup` with restic tuning flags to
+// show their effect.
 //
 // Configuration is by environment (hack/bench.sh sets it):
 //
@@ -33,26 +37,46 @@ import (
 	"time"
 
 	"github.com/stowhq/stow/bench/internal/results"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
-// tool is one way of backing up and restoring: bare restic, or stow with
-// some restic tuning flags.
+// toolKind is how a tool backs up and restores.
+type toolKind int
+
+const (
+	bareRestic toolKind = iota
+	stowCLI             // stow backup, stow restore
+	stowJob             // the data steps of a session's Job: stow backup-pvc, stow restore-pvc
+)
+
+// tool is one way of backing up and restoring: bare restic, Stow as a
+// session runs it, or Stow's command line, possibly with restic tuning flags.
 type tool struct {
 	name  string
-	stow  bool
+	kind  toolKind
 	flags []string // extra `stow backup` flags
 }
 
+// The tools at default settings. Their names are the report's rows.
+var (
+	resticTool  = tool{name: results.BaselineTool, kind: bareRestic}
+	sessionTool = tool{name: "stow session (Job: backup-pvc, restore-pvc)", kind: stowJob}
+	cliTool     = tool{name: "stow CLI (backup, restore)", kind: stowCLI}
+)
+
 var variants = map[string]tool{
-	"rc1":      {name: "stow --read-concurrency 1", stow: true, flags: []string{"--read-concurrency", "1"}},
-	"rc4":      {name: "stow --read-concurrency 4", stow: true, flags: []string{"--read-concurrency", "4"}},
-	"rc8":      {name: "stow --read-concurrency 8", stow: true, flags: []string{"--read-concurrency", "8"}},
-	"pack4":    {name: "stow --pack-size 4", stow: true, flags: []string{"--pack-size", "4"}},
-	"pack64":   {name: "stow --pack-size 64", stow: true, flags: []string{"--pack-size", "64"}},
-	"comp-off": {name: "stow --compression off", stow: true, flags: []string{"--compression", "off"}},
-	"comp-max": {name: "stow --compression max", stow: true, flags: []string{"--compression", "max"}},
+	"rc1":      {name: "stow CLI --read-concurrency 1", kind: stowCLI, flags: []string{"--read-concurrency", "1"}},
+	"rc4":      {name: "stow CLI --read-concurrency 4", kind: stowCLI, flags: []string{"--read-concurrency", "4"}},
+	"rc8":      {name: "stow CLI --read-concurrency 8", kind: stowCLI, flags: []string{"--read-concurrency", "8"}},
+	"pack4":    {name: "stow CLI --pack-size 4", kind: stowCLI, flags: []string{"--pack-size", "4"}},
+	"pack64":   {name: "stow CLI --pack-size 64", kind: stowCLI, flags: []string{"--pack-size", "64"}},
+	"comp-off": {name: "stow CLI --compression off", kind: stowCLI, flags: []string{"--compression", "off"}},
+	"comp-max": {name: "stow CLI --compression max", kind: stowCLI, flags: []string{"--compression", "max"}},
 }
+
+// benchPassword is the repositories' password.
+const benchPassword = "bench-password"
 
 type config struct {
 	scale, dir, out, label string
@@ -150,7 +174,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	pw := filepath.Join(c.dir, "password")
-	if err := os.WriteFile(pw, []byte("bench-password\n"), 0o600); err != nil {
+	if err := os.WriteFile(pw, []byte(benchPassword+"\n"), 0o600); err != nil {
 		return err
 	}
 	resticVersion, err := exec.Command(c.resticBin, "version").Output()
@@ -161,14 +185,16 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	prevStow := f.Versions.Stow
 	f.Machine = results.DetectMachine()
 	f.Versions = results.Versions{Go: runtime.Version(), Restic: strings.TrimSpace(string(resticVersion)), Stow: results.StowVersion()}
 	label := c.label
 	if label == "" && c.scale != "full" {
 		label = "smoke run at " + c.scale + " scale — not the issue's measurement"
 	}
-	d := &results.DataPath{Started: time.Now(), Scale: c.scale, Label: label, Runs: c.runs}
-	b := &bench{cfg: c, d: d, pw: pw, index: map[[3]string]int{}}
+	d := &results.DataPath{Started: time.Now(), Scale: c.scale, Label: label, Runs: c.runs,
+		StowTools: []string{sessionTool.name, cliTool.name}}
+	b := &bench{cfg: c, d: d, pw: pw, password: benchPassword, index: map[[3]string]int{}}
 	if os.Getenv("BENCH_NICE") == "1" {
 		b.note("ran at nice 19, idle IO class (BENCH_NICE=1): other load on the machine was favoured")
 	}
@@ -191,7 +217,7 @@ func run(ctx context.Context) error {
 			logf("generated set %s (%d files, %.1f MiB) in %.1fs", s.Name, s.Files, float64(s.Bytes)/(1<<20), time.Since(start).Seconds())
 		}
 		d.Sets = append(d.Sets, results.Set{Name: s.Name, Description: s.Description, Files: s.Files, Bytes: s.Bytes, Seed: s.Seed})
-		tools := []tool{{name: "restic"}, {name: "stow", stow: true}}
+		tools := []tool{resticTool, sessionTool, cliTool}
 		if slices.Contains(c.tuneSets, s.Name) {
 			tools = append(tools, c.tune...)
 		}
@@ -209,6 +235,7 @@ func run(ctx context.Context) error {
 			}
 		}
 	}
+	keepUnmeasured(d, f.DataPath, prevStow, all)
 	f.DataPath = d
 	if err := f.Save(c.out); err != nil {
 		return err
@@ -221,6 +248,59 @@ func run(ctx context.Context) error {
 	return nil
 }
 
+// keepUnmeasured carries over from prev, the report this run replaces, the
+// sets of the same scale that this run did not measure (BENCH_SETS), so a
+// run of some sets does not erase the others; a note says when and with
+// which stow they were measured. Before sessions were measured, "stow" was
+// the command-line tool: its rows are renamed accordingly.
+func keepUnmeasured(d, prev *results.DataPath, prevStow string, all []setSpec) {
+	if prev == nil || prev.Scale != d.Scale || prev.Label != "" || d.Label != "" {
+		return
+	}
+	measured := map[string]bool{}
+	for _, s := range d.Sets {
+		measured[s.Name] = true
+	}
+	var sets []results.Set
+	for _, spec := range all {
+		for _, s := range d.Sets {
+			if s.Name == spec.Name {
+				sets = append(sets, s)
+			}
+		}
+		if measured[spec.Name] {
+			continue
+		}
+		for _, s := range prev.Sets {
+			if s.Name != spec.Name {
+				continue
+			}
+			sets = append(sets, s)
+			for _, m := range prev.Measurements {
+				if m.Set != s.Name {
+					continue
+				}
+				if len(prev.StowTools) == 0 {
+					if m.Tool == "stow" {
+						m.Tool = cliTool.name
+					} else if rest, ok := strings.CutPrefix(m.Tool, "stow --"); ok {
+						m.Tool = "stow CLI --" + rest
+					}
+				}
+				d.Measurements = append(d.Measurements, m)
+			}
+			when := prev.Started.UTC().Format("2006-01-02 15:04 UTC")
+			d.Notes = append(d.Notes, fmt.Sprintf("set %s not rerun (BENCH_SETS): its rows are from the run of %s (%d runs), stow %s", s.Name, when, prev.Runs, prevStow))
+			for _, n := range prev.Notes {
+				if strings.HasPrefix(n, "set "+s.Name+" not rerun") {
+					d.Notes[len(d.Notes)-1] = n // measured even earlier
+				}
+			}
+		}
+	}
+	d.Sets = sets
+}
+
 func logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 }
@@ -228,7 +308,8 @@ func logf(format string, a ...any) {
 type bench struct {
 	cfg      *config
 	d        *results.DataPath
-	pw       string
+	pw       string // the password file
+	password string // its content, the storage Secret's RESTIC_PASSWORD for the Job steps
 	index    map[[3]string]int
 	template string // an empty initialized repository
 }
@@ -331,30 +412,19 @@ func (b *bench) cycle(ctx context.Context, ds *dataSet, t tool, verify bool) err
 		return err
 	}
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "XDG_CACHE_HOME=" + cache, "STOW_RESTIC=" + b.cfg.resticBin, "TMPDIR=" + os.TempDir()}
-	resticArgs := func(a ...string) []string {
-		return append([]string{"--repo", repo, "--password-file", b.pw, "--cache-dir", filepath.Join(cache, "restic")}, a...)
-	}
-	// The repository is created untimed for both tools alike: a copy of one
+	// The repository is created untimed for all tools alike: a copy of one
 	// initialized once (restic init spends ~2 s deriving a key).
 	if err := b.freshRepo(ctx, env, repo); err != nil {
 		return err
 	}
-	backup := func() (results.Run, error) {
-		if err := b.settle(ctx, ds.dir, repo, cache); err != nil {
-			return results.Run{}, err
-		}
-		if t.stow {
-			return measure(ctx, env, b.cfg.stowBin, append([]string{"backup", "--repo", repo, "--password-file", b.pw, "--host", "bench", ds.dir}, t.flags...)...)
-		}
-		return measure(ctx, env, b.cfg.resticBin, resticArgs("backup", "--host", "bench", ds.dir)...)
-	}
+	ops := b.ops(t, ds, work, repo, cache, target, env)
 	withRepo := func(r results.Run, err error) (results.Run, error) {
 		if err == nil {
 			r.RepoBytes, err = dirSize(repo)
 		}
 		return r, err
 	}
-	r, err := withRepo(backup())
+	r, err := withRepo(ops.backup(ctx, "full"))
 	if err != nil {
 		return err
 	}
@@ -362,19 +432,12 @@ func (b *bench) cycle(ctx context.Context, ds *dataSet, t tool, verify bool) err
 	if err := ds.setVersion(1); err != nil {
 		return err
 	}
-	r, err = withRepo(backup())
+	r, err = withRepo(ops.backup(ctx, "incr"))
 	if err != nil {
 		return err
 	}
 	b.record(ds.spec.Name, t.name, "incr", r)
-	if err := b.settle(ctx, repo, cache); err != nil {
-		return err
-	}
-	if t.stow {
-		r, err = measure(ctx, env, b.cfg.stowBin, "restore", "--repo", repo, "--password-file", b.pw, "--snapshot", "latest", "--target", target)
-	} else {
-		r, err = measure(ctx, env, b.cfg.resticBin, resticArgs("restore", "latest:"+ds.dir, "--target", target)...)
-	}
+	r, err = ops.restore(ctx)
 	if err != nil {
 		return err
 	}
@@ -388,4 +451,96 @@ func (b *bench) cycle(ctx context.Context, ds *dataSet, t tool, verify bool) err
 		return err
 	}
 	return os.RemoveAll(work)
+}
+
+// toolOps are one tool's timed backup (op "full" or "incr") and restore of
+// the latest backup into the restore directory; each settles the machine
+// first (see settle).
+type toolOps struct {
+	backup  func(ctx context.Context, op string) (results.Run, error)
+	restore func(ctx context.Context) (results.Run, error)
+}
+
+func (b *bench) ops(t tool, ds *dataSet, work, repo, cache, target string, env []string) toolOps {
+	switch t.kind {
+	case stowCLI:
+		return toolOps{
+			backup: func(ctx context.Context, _ string) (results.Run, error) {
+				if err := b.settle(ctx, ds.dir, repo, cache); err != nil {
+					return results.Run{}, err
+				}
+				return measure(ctx, env, b.cfg.stowBin, append([]string{"backup", "--repo", repo, "--password-file", b.pw, "--host", "bench", ds.dir}, t.flags...)...)
+			},
+			restore: func(ctx context.Context) (results.Run, error) {
+				if err := b.settle(ctx, repo, cache); err != nil {
+					return results.Run{}, err
+				}
+				return measure(ctx, env, b.cfg.stowBin, "restore", "--repo", repo, "--password-file", b.pw, "--snapshot", "latest", "--target", target)
+			},
+		}
+	case stowJob:
+		return b.jobOps(ds, work, repo, target)
+	}
+	resticArgs := func(a ...string) []string {
+		return append([]string{"--repo", repo, "--password-file", b.pw, "--cache-dir", filepath.Join(cache, "restic")}, a...)
+	}
+	return toolOps{
+		backup: func(ctx context.Context, _ string) (results.Run, error) {
+			if err := b.settle(ctx, ds.dir, repo, cache); err != nil {
+				return results.Run{}, err
+			}
+			return measure(ctx, env, b.cfg.resticBin, resticArgs("backup", "--host", "bench", ds.dir)...)
+		},
+		restore: func(ctx context.Context) (results.Run, error) {
+			if err := b.settle(ctx, repo, cache); err != nil {
+				return results.Run{}, err
+			}
+			return measure(ctx, env, b.cfg.resticBin, resticArgs("restore", "latest:"+ds.dir, "--target", target)...)
+		},
+	}
+}
+
+// jobOps run the data steps of sessions' Jobs (job.go): each in a new pod,
+// so with an empty scratch directory, which holds restic's cache. The
+// restore is a RestoreSession without rules, whose snapshot the operator
+// resolved from the Snapshot record of the last backup.
+func (b *bench) jobOps(ds *dataSet, work, repo, target string) toolOps {
+	var last string // scratch directory of the last backup
+	run := func(ctx context.Context, scratch string, step func(scratch string) (jobStep, error)) (results.Run, error) {
+		if err := os.RemoveAll(scratch); err != nil {
+			return results.Run{}, err
+		}
+		if err := os.MkdirAll(scratch, 0o755); err != nil {
+			return results.Run{}, err
+		}
+		st, err := step(scratch)
+		if err != nil {
+			return results.Run{}, err
+		}
+		env := append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "STOW_RESTIC=" + b.cfg.resticBin}, st.env...)
+		return measure(ctx, env, b.cfg.stowBin, st.args...)
+	}
+	return toolOps{
+		backup: func(ctx context.Context, op string) (results.Run, error) {
+			if err := b.settle(ctx, ds.dir, repo); err != nil {
+				return results.Run{}, err
+			}
+			last = filepath.Join(work, "scratch-"+op)
+			return run(ctx, last, func(scratch string) (jobStep, error) {
+				return backupStep(repo, ds.dir, scratch, "bench-"+op, b.password)
+			})
+		},
+		restore: func(ctx context.Context) (results.Run, error) {
+			snap, err := stepSnapshot(last, ds.dir)
+			if err != nil {
+				return results.Run{}, fmt.Errorf("the backup's result: %v", err)
+			}
+			if err := b.settle(ctx, repo); err != nil {
+				return results.Run{}, err
+			}
+			return run(ctx, filepath.Join(work, "scratch-restore"), func(scratch string) (jobStep, error) {
+				return restoreStep(repo, target, scratch, b.password, []jobenv.ResolvedSnapshot{snap})
+			})
+		},
+	}
 }

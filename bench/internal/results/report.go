@@ -8,7 +8,7 @@ import (
 
 // Goals from the issue.
 const (
-	GoalRatio         = 0.95 // stow throughput / bare restic throughput
+	GoalRatio         = 0.98 // stow throughput / bare restic throughput
 	GoalCreatedToJobS = 1.0  // BackupSession created -> Job created, p99
 	// BackupSession created -> Succeeded, minus the backup step.
 	GoalSessionOverheadS = 2.0
@@ -119,6 +119,7 @@ func (d *DataPath) markdown(b *strings.Builder) {
 		w("> **%s**\n\n", d.Label)
 	}
 	w("Scale `%s`, %d run(s), started %s. Local repository on the same disk, fresh repository and cache per run; ", d.Scale, d.Runs, d.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	w("`stow session` runs the data step of a session's Job (`stow backup-pvc`, `stow restore-pvc` with the arguments and environment pkg/resolve gives the Job, the restore's snapshot resolved by the operator), each with an empty scratch directory and so an empty restic cache, as in a new pod; `stow CLI` runs `stow backup` and `stow restore`, which keep restic's cache like bare restic. ")
 	w("`full` = first backup, `incr` = backup after changing 1%% of the data, `restore` = restore of the latest snapshot into an empty directory. ")
 	w("Before each timed backup or restore the harness writes back dirty pages, drops the page cache and reads the operation's inputs (set, repository, restic cache) back in, so both tools start warm on what they read and cold on what they write (without root: only the write-back); `cat` gives the read limit. ")
 	w("Peak RSS is wait4's ru_maxrss (the largest single process: stow or the restic it runs). ")
@@ -134,13 +135,31 @@ func (d *DataPath) markdown(b *strings.Builder) {
 		w("| %s | %s | %d | %.1f | %d |\n", s.Name, s.Description, s.Files, float64(s.Bytes)/(1<<20), s.Seed)
 	}
 	w("\n")
-	// Summary: default stow against restic.
-	w("### Stow (default settings) vs restic\n\n| set | op | ratio | goal >= %.2f |\n|---|---|---|---|\n", GoalRatio)
+	// Summary: Stow at its defaults against restic.
+	tools := d.StowTools
+	if len(tools) == 0 {
+		tools = []string{"stow"}
+	}
+	w("### Stow (default settings) vs restic\n\nRatio per tool; goal >= %.2f, **bold** where missed.\n\n| set | op |", GoalRatio)
+	for _, t := range tools {
+		w(" %s |", t)
+	}
+	w("\n|---|---|%s\n", strings.Repeat("---|", len(tools)))
 	for _, s := range d.Sets {
 		for _, op := range []string{"full", "incr", "restore"} {
-			if r, ok := d.Ratio(s.Name, "stow", op); ok {
-				w("| %s | %s | %.2f | %s |\n", s.Name, op, r, yesNo(r >= GoalRatio))
+			w("| %s | %s |", s.Name, op)
+			for _, t := range tools {
+				r, ok := d.Ratio(s.Name, t, op)
+				switch {
+				case !ok:
+					w(" - |")
+				case r >= GoalRatio:
+					w(" %.2f |", r)
+				default:
+					w(" **%.2f** |", r)
+				}
 			}
+			w("\n")
 		}
 	}
 	w("\n")

@@ -49,6 +49,10 @@ type DataPath struct {
 	Runs  int      `json:"runs"`
 	Notes []string `json:"notes,omitempty"`
 	Sets  []Set    `json:"sets"`
+	// StowTools are the tools that run Stow at its default settings, each
+	// a column of the summary against restic; empty means "stow" (the
+	// only one before sessions were measured).
+	StowTools []string `json:"stowTools,omitempty"`
 	// Measurements are in the order they should be reported.
 	Measurements []Measurement `json:"measurements"`
 }
