@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/stowhq/stow/bench/internal/results"
 )
@@ -69,6 +70,7 @@ func (h *harness) repositoryGrowth(ctx context.Context) error {
 			if err := set.change(version); err != nil {
 				return err
 			}
+			syscall.Sync() // the change written back, as in the overhead part
 			t, err := h.backup(ctx, e)
 			if err != nil {
 				return err
