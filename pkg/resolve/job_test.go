@@ -561,10 +561,11 @@ func TestRestoreJobs(t *testing.T) {
 	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != nobody || ptr.Deref(p.SecurityContext.RunAsGroup, -1) != nobody || ptr.Deref(p.AutomountServiceAccountToken, true) {
 		t.Errorf("restore pod security = %+v automount %v", p.SecurityContext, p.AutomountServiceAccountToken)
 	}
-	if names := containerNames(allContainers(j)); strings.Join(names, ",") != "pvc-restore-0,update-status-1" {
-		t.Errorf("containers = %v", names)
+	// One container: restore-pvc reports its own result (pkg/builtin).
+	if names := containerNames(allContainers(j)); strings.Join(names, ",") != "pvc-restore-0" || len(p.InitContainers) != 0 {
+		t.Errorf("containers = %v, init containers %d; want pvc-restore-0 alone", names, len(p.InitContainers))
 	}
-	c := p.InitContainers[0]
+	c := p.Containers[0]
 	if arg(t, c, "--source-hostname") != "src" || arg(t, c, "--mount-path") != "/data" || arg(t, c, "--snapshots") != "latest" {
 		t.Errorf("restore args = %q", c.Args)
 	}
@@ -612,7 +613,7 @@ func TestRestoreJobsVolumeClaimTemplates(t *testing.T) {
 		if claim != wantPVC {
 			t.Errorf("job %s mounts claim %q, want %q", j.Name, claim, wantPVC)
 		}
-		if got := arg(t, j.Spec.Template.Spec.InitContainers[0], "--target-name"); got != wantPVC {
+		if got := arg(t, j.Spec.Template.Spec.Containers[0], "--target-name"); got != wantPVC {
 			t.Errorf("job %s --target-name = %q", j.Name, got)
 		}
 	}
