@@ -235,6 +235,12 @@ func TestPodTimeline(t *testing.T) {
 			t.Errorf("stage %d = %v, want %v", i, got[i], want[i])
 		}
 	}
+	// A session that ended before the pod's phase said so (the operator
+	// reads the containers' exits): the pod's end is not a stage of it.
+	got = h.stages(t0.Add(-time.Second), "ns/j", t0.Add(3500*time.Millisecond))
+	if last := got[len(got)-1]; last != (span{"step-0 exited -> session done", 500 * time.Millisecond}) {
+		t.Errorf("last stage = %v, want step-0 exited -> session done, 0.5s", last)
+	}
 }
 
 // TestFileSet: the set is as large as asked, the same for the same seed,
