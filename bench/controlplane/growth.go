@@ -33,13 +33,13 @@ func (h *harness) repositoryGrowth(ctx context.Context) error {
 	if err := set.write(); err != nil {
 		return err
 	}
-	if err := h.firstBackup(ctx, e); err != nil {
+	if err := h.firstBackups(ctx, e, set); err != nil {
 		return err
 	}
 	grower := h.bare(e, e.stowRepo)
 	grower.cache = filepath.Join(e.repoDir, "grow-cache")
 	defer os.RemoveAll(grower.cache)
-	version, hosts := 0, 0
+	hosts := 0
 	var points []results.GrowthPoint
 	for _, target := range h.cfg.growthBytes {
 		size, _, err := repoSize(e.stowRepo)
@@ -66,8 +66,8 @@ func (h *harness) repositoryGrowth(ctx context.Context) error {
 		}
 		p := results.GrowthPoint{RepoBytes: size, Snapshots: snaps}
 		for range h.cfg.growthRuns {
-			version++
-			if err := set.change(version); err != nil {
+			e.version++
+			if err := set.change(e.version); err != nil {
 				return err
 			}
 			syscall.Sync() // the change written back, as in the overhead part
@@ -81,6 +81,7 @@ func (h *harness) repositoryGrowth(ctx context.Context) error {
 			}
 			p.SessionS = append(p.SessionS, t.total.Seconds())
 			p.StepS = append(p.StepS, t.step.Seconds())
+			p.Stages = addStages(p.Stages, t.stages)
 		}
 		logf("growth: repository %.0f MiB, %d snapshots: session p50 %.2fs (step %.2fs), %d failed", float64(size)/(1<<20), snaps,
 			results.Summarize(p.SessionS).Median, results.Summarize(p.StepS).Median, p.Failed)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -75,6 +76,13 @@ func summaryID(out []byte) (string, error) {
 		}
 	}
 	return "", errors.New("restic backup printed no summary")
+}
+
+// forget applies keep-last n to host's snapshots (what a session's
+// retention does after its backup) and returns the wall time.
+func (r *bareRestic) forget(ctx context.Context, host string, n int) (time.Duration, error) {
+	d, _, err := r.run(ctx, nil, "forget", "--host", host, "--keep-last", strconv.Itoa(n))
+	return d, err
 }
 
 // restore restores dir of snapshot id into target (empty).

@@ -33,7 +33,11 @@ type sessionEnv struct {
 	scratchDir        string // host directory bare restic restores into
 	bareCache         string // bare restic's cache, kept between its runs
 	backups, restores int    // sessions created so far (names)
+	version           int    // of the file set's last change
 }
+
+// keepLast is the configuration's retention (the demo's).
+const keepLast = 5
 
 const (
 	dataClaim    = "data"
@@ -90,7 +94,7 @@ func (h *harness) newSessionEnv(ctx context.Context, ns string) (*sessionEnv, er
 			Schedule: neverSoonCron, Paused: true,
 			Repository:      v1beta1.ObjectRef{Name: envRepo},
 			Target:          &v1beta1.BackupTarget{Ref: v1beta1.TargetRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Name: dataClaim}},
-			RetentionPolicy: v1beta1.RetentionPolicy{Name: "keep-last-5", KeepLast: 5, Prune: true},
+			RetentionPolicy: v1beta1.RetentionPolicy{Name: "keep-last-5", KeepLast: keepLast, Prune: true},
 		},
 	}, metav1.CreateOptions{}); err != nil {
 		return nil, err
@@ -260,17 +264,27 @@ func (h *harness) bare(e *sessionEnv, dir string) *bareRestic {
 	return &bareRestic{bin: h.cfg.restic, repo: dir, cache: e.bareCache}
 }
 
-// firstBackup runs the untimed first session (it creates the repository
-// and takes the full backup) and waits for the maintenance that a
-// repository's first backup starts (check and size refresh), so that it
-// does not run under a timed session.
-func (h *harness) firstBackup(ctx context.Context, e *sessionEnv) error {
-	t, err := h.backup(ctx, e)
-	if err != nil {
-		return err
-	}
-	if !t.ok {
-		return errors.New("the first backup session did not succeed")
+// firstBackups runs untimed sessions until the configuration keeps as many
+// snapshots as its retention allows, so that every timed session's forget
+// removes one, as it does from then on. The first creates the repository and
+// takes the full backup; it starts a maintenance run (check and size
+// refresh), which is waited for so that it does not run under a timed
+// session.
+func (h *harness) firstBackups(ctx context.Context, e *sessionEnv, set *fileSet) error {
+	for i := range keepLast {
+		if i > 0 {
+			e.version++
+			if err := set.change(e.version); err != nil {
+				return err
+			}
+		}
+		t, err := h.backup(ctx, e)
+		if err != nil {
+			return err
+		}
+		if !t.ok {
+			return errors.New("an untimed first backup session did not succeed")
+		}
 	}
 	return waitUntil(ctx, 5*time.Minute, "the repository's first maintenance (check, refresh)", func() bool {
 		r, err := h.stow.StowV1beta1().Repositories(e.ns).Get(ctx, envRepo, metav1.GetOptions{})
@@ -304,9 +318,6 @@ func (h *harness) sessionOverheadVsRestic(ctx context.Context) error {
 	if err := set.write(); err != nil {
 		return err
 	}
-	if err := h.firstBackup(ctx, e); err != nil {
-		return err
-	}
 	bare := h.bare(e, filepath.Join(e.repoDir, "bare"))
 	if err := bare.init(ctx); err != nil {
 		return err
@@ -314,21 +325,37 @@ func (h *harness) sessionOverheadVsRestic(ctx context.Context) error {
 	if _, _, err := bare.backup(ctx, e.dataDir, "bare"); err != nil {
 		return err
 	}
+	if err := h.firstBackups(ctx, e, set); err != nil {
+		return err
+	}
+	// Bare restic's repository as full: its forget removes one from now on.
+	for range keepLast - 1 {
+		if _, _, err := bare.backup(ctx, e.dataDir, "bare"); err != nil {
+			return err
+		}
+	}
 	bk := results.SessionOverhead{Op: "backup, 1% changed", Files: set.files(), Bytes: set.bytes()}
 	var lastID string
 	for i := 1; i <= h.cfg.overheadRuns; i++ {
-		if err := set.change(i); err != nil {
+		e.version++
+		if err := set.change(e.version); err != nil {
 			return err
 		}
 		var t timing
 		stow := func() (err error) { t, err = h.backup(ctx, e); return err }
-		var d time.Duration
-		restic := func() (err error) { d, lastID, err = bare.backup(ctx, e.dataDir, "bare"); return err }
+		var d, f time.Duration
+		restic := func() (err error) {
+			if d, lastID, err = bare.backup(ctx, e.dataDir, "bare"); err == nil {
+				f, err = bare.forget(ctx, "bare", keepLast)
+			}
+			return err
+		}
 		if err := alternate(i, stow, restic); err != nil {
 			return err
 		}
 		record(&bk, t, d)
-		logf("overhead: backup %d: session %.2fs (step %.2fs), restic %.2fs", i, t.total.Seconds(), t.step.Seconds(), d.Seconds())
+		bk.ResticForgetS = append(bk.ResticForgetS, f.Seconds())
+		logf("overhead: backup %d: session %.2fs (step %.2fs), restic %.2fs, then its forget %.2fs", i, t.total.Seconds(), t.step.Seconds(), d.Seconds(), f.Seconds())
 	}
 	rs := results.SessionOverhead{Op: "restore", Files: set.files(), Bytes: set.bytes()}
 	for i := 1; i <= h.cfg.overheadRuns; i++ {

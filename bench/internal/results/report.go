@@ -265,17 +265,17 @@ func (c *ControlPlane) overheadMarkdown(b *strings.Builder) {
 	}
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	w("### Session overhead: a session against bare restic on the same data\n\n")
-	w("Sessions run one after another; before each backup 1%% of the files change, before each restore the volume is emptied. Bare restic runs on the cluster's host, alternately with the sessions, on the same files, into a repository of the same kind (local backend) on the same disk, with its cache kept between runs as a user's would be. Overhead = the sessions' median minus restic's median.\n\n")
-	w("| operation | data | sessions | session created -> Succeeded s | of it the Job's step s | bare restic s | overhead s | goal | met |\n|---|---|---|---|---|---|---|---|---|\n")
+	w("Sessions run one after another; before each backup 1%% of the files change, before each restore the volume is emptied. Bare restic runs on the cluster's host, alternately with the sessions, on the same files, into a repository of the same kind (local backend) on the same disk, with its cache kept between runs as a user's would be. Overhead = the sessions' median minus restic's median. The configuration keeps the last 5 snapshots and the timed backups start with 5 kept, so each session's retention removes one; the last column is what bare restic's same forget costs (not part of the overhead's baseline, which is the backup alone).\n\n")
+	w("| operation | data | sessions | session created -> Succeeded s | of it the Job's step s | bare restic s | overhead s | goal | met | bare restic's forget after its backup s |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, o := range c.Overhead {
 		over := o.Overhead()
 		met := "-"
 		if !math.IsNaN(over) {
 			met = yesNo(over < GoalSessionOverheadS && o.Failed == 0)
 		}
-		w("| %s | %d files, %.0f MiB | %d (%d failed) | %s | %s | %s | %.2f | < %.0f s | %s |\n", o.Op, o.Files, float64(o.Bytes)/(1<<20),
+		w("| %s | %d files, %.0f MiB | %d (%d failed) | %s | %s | %s | %.2f | < %.0f s | %s | %s |\n", o.Op, o.Files, float64(o.Bytes)/(1<<20),
 			len(o.SessionS)+o.Failed, o.Failed, medRange(Summarize(o.SessionS), 2), medRange(Summarize(o.StepS), 2), medRange(Summarize(o.ResticS), 2),
-			over, GoalSessionOverheadS, met)
+			over, GoalSessionOverheadS, met, medRange(Summarize(o.ResticForgetS), 2))
 	}
 	w("\n")
 	var names []string
@@ -326,6 +326,38 @@ func (c *ControlPlane) growthMarkdown(b *strings.Builder) {
 	for _, g := range c.Growth {
 		w("| %.0f | %d | %d (%d failed) | %s | %s |\n", float64(g.RepoBytes)/(1<<20), g.Snapshots, len(g.SessionS)+g.Failed, g.Failed,
 			medRange(Summarize(g.SessionS), 2), medRange(Summarize(g.StepS), 2))
+	}
+	var names []string
+	for _, g := range c.Growth {
+		for _, st := range g.Stages {
+			if !slices.Contains(names, st.Name) {
+				names = append(names, st.Name)
+			}
+		}
+	}
+	if len(names) > 0 {
+		w("\n| span (medians) |")
+		for _, g := range c.Growth {
+			w(" %.0f MiB s |", float64(g.RepoBytes)/(1<<20))
+		}
+		w("\n|---|")
+		for range c.Growth {
+			w("---|")
+		}
+		w("\n")
+		for _, n := range names {
+			w("| %s |", n)
+			for _, g := range c.Growth {
+				cell := "-"
+				for _, st := range g.Stages {
+					if st.Name == n {
+						cell = medRange(Summarize(st.S), 2)
+					}
+				}
+				w(" %s |", cell)
+			}
+			w("\n")
+		}
 	}
 	first, last := c.Growth[0], c.Growth[len(c.Growth)-1]
 	lo, hi := Summarize(first.SessionS).Median, Summarize(last.SessionS).Median

@@ -142,7 +142,10 @@ type SessionOverhead struct {
 	SessionS []float64 `json:"sessionS"`
 	StepS    []float64 `json:"stepS,omitempty"`
 	ResticS  []float64 `json:"resticS"`
-	Failed   int       `json:"failed"` // sessions that did not succeed (not in SessionS)
+	// ResticForgetS: bare restic's forget after its backup (keep-last as
+	// the configuration's), not counted in ResticS; backups only.
+	ResticForgetS []float64 `json:"resticForgetS,omitempty"`
+	Failed        int       `json:"failed"` // sessions that did not succeed (not in SessionS)
 	// Stages split the sessions' time at what the harness saw happen
 	// (watch events), in order; one value per session.
 	Stages []Stage `json:"stages,omitempty"`
@@ -167,6 +170,7 @@ type GrowthPoint struct {
 	SessionS  []float64 `json:"sessionS"`
 	StepS     []float64 `json:"stepS,omitempty"`
 	Failed    int       `json:"failed"`
+	Stages    []Stage   `json:"stages,omitempty"`
 }
 
 // Load reads path; a missing file is an empty File.
