@@ -165,6 +165,22 @@ func tally(dir string) (files int, bytes int64, err error) {
 	return files, bytes, err
 }
 
+// readAll reads every regular file under dir (into the page cache).
+func readAll(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(io.Discard, f)
+		return err
+	})
+}
+
 // emptyDir removes everything inside dir, keeping dir itself (a volume's
 // root, which the kubelet mounted).
 func emptyDir(dir string) error {

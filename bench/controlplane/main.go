@@ -17,7 +17,9 @@
 //     RestoreSessions into the emptied volume, BENCH_CP_OVERHEAD_RUNS (5)
 //     each, created -> Succeeded, next to bare restic (STOW_RESTIC) doing
 //     the same on the cluster's host (overhead.go; local cluster only: the
-//     harness reads and writes the volumes' host directories);
+//     harness reads and writes the volumes' host directories). Before each
+//     restore the page cache is dropped (BENCH_DROP_CACHES=0 skips it) and
+//     the repositories read back in;
 //   - growth: the same backup session, BENCH_CP_GROWTH_RUNS (3) times at
 //     each repository size of BENCH_CP_GROWTH_GIB (0.2,2,8), grown by
 //     other hosts' snapshots (growth.go);
@@ -80,6 +82,7 @@ type config struct {
 	dataBytes                int64
 	overheadRuns, growthRuns int
 	growthBytes              []int64
+	dropCaches               bool // BENCH_DROP_CACHES (1): before each timed restore
 }
 
 // allParts are the parts in the order they run.
@@ -136,6 +139,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 // loadSessionData reads the knobs of the overhead and growth parts.
 func (c *config) loadSessionData(getenv func(string) string, get func(k, def string) string) error {
 	c.restic = getenv("STOW_RESTIC")
+	c.dropCaches = get("BENCH_DROP_CACHES", "1") != "0"
 	if c.restic == "" {
 		return errors.New("STOW_RESTIC is not set: the overhead and growth parts compare with bare restic (hack/bench.sh sets it)")
 	}

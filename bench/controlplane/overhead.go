@@ -376,7 +376,7 @@ func (h *harness) sessionOverheadVsRestic(ctx context.Context) error {
 			}
 			return err
 		}
-		if err := alternate(i, stow, restic); err != nil {
+		if err := alternateAfter(i, h.settleForRestore(e.stowRepo, bare.repo, bare.cache), stow, restic); err != nil {
 			return err
 		}
 		record(&rs, t, d)
@@ -408,15 +408,46 @@ func record(o *results.SessionOverhead, t timing, restic time.Duration) {
 // dirty pages written back (the set's change, the emptied volume, the
 // other's restore), so neither pays for what came before it.
 func alternate(run int, a, b func() error) error {
+	return alternateAfter(run, func() error { syscall.Sync(); return nil }, a, b)
+}
+
+// alternateAfter is alternate with settle run before each of a and b.
+func alternateAfter(run int, settle, a, b func() error) error {
 	if run%2 == 0 {
 		a, b = b, a
 	}
-	syscall.Sync()
-	if err := a(); err != nil {
-		return err
+	for _, f := range []func() error{a, b} {
+		if err := settle(); err != nil {
+			return err
+		}
+		if err := f(); err != nil {
+			return err
+		}
 	}
-	syscall.Sync()
-	return b()
+	return nil
+}
+
+// settleForRestore writes back dirty pages, drops the page cache (with
+// BENCH_DROP_CACHES, as bench/datapath does) and reads the repositories
+// back in: each restore starts warm on what it reads and cold on what it
+// writes. Without it, the restores after the first ran 2-3x slower, for
+// both tools alike, than the first (docs/performance.md).
+func (h *harness) settleForRestore(repos ...string) func() error {
+	return func() error {
+		syscall.Sync()
+		if !h.cfg.dropCaches {
+			return nil
+		}
+		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+			return fmt.Errorf("dropping the page cache (BENCH_DROP_CACHES=0 skips it): %v", err)
+		}
+		for _, r := range repos {
+			if err := readAll(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // sameTally fails unless dir holds exactly the set's files and bytes.
