@@ -288,7 +288,10 @@ func (h *harness) firstBackups(ctx context.Context, e *sessionEnv, set *fileSet)
 	}
 	return waitUntil(ctx, 5*time.Minute, "the repository's first maintenance (check, refresh)", func() bool {
 		r, err := h.stow.StowV1beta1().Repositories(e.ns).Get(ctx, envRepo, metav1.GetOptions{})
-		done := err == nil
+		if err != nil {
+			return false // the API's answer next time
+		}
+		done := true
 		for _, task := range []string{v1beta1.MaintenanceCheck, v1beta1.MaintenanceRefresh} {
 			run := r.Status.Maintenance.Run(task)
 			done = done && run != nil && run.LastTime != nil
