@@ -765,7 +765,9 @@ func TestRetentionInTheBackupStep(t *testing.T) {
 			if arg(t, c, "--apply-retention") != "true" || arg(t, c, "--retention-keep-last") != "5" || arg(t, c, "--retention-prune") != "true" || arg(t, c, "--backup-paths") != "/stow-data" {
 				t.Errorf("args = %q", c.Args)
 			}
-			if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--integrity-check") || strings.HasPrefix(a, "--metrics") }) {
+			if slices.ContainsFunc(c.Args, func(a string) bool {
+				return strings.HasPrefix(a, "--integrity-check") || strings.HasPrefix(a, "--metrics")
+			}) {
 				t.Errorf("update-status's other flags reached backup-pvc: %q", c.Args)
 			}
 			if job.Annotations[v1beta1.AnnotationExclusiveFrom] != "pvc-backup-0" {
