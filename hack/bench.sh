@@ -4,8 +4,9 @@
 # Usage: hack/bench.sh [datapath|controlplane|all]      (default: all)
 #   datapath      stow (a session Job's data steps, and the CLI) vs bare restic 0.19.1 on generated
 #                 fixed-seed sets, restic tuning variants, cat as the read limit (bench/datapath)
-#   controlplane  session overhead and scale against a cluster with Stow deployed ($KUBECONFIG);
-#                 runs only with BENCH_CLUSTER=1 (it creates and deletes many objects)
+#   controlplane  session overhead (also against bare restic on the same data), repository growth
+#                 and scale against a cluster with Stow deployed ($KUBECONFIG); runs only with
+#                 BENCH_CLUSTER=1 (it creates and deletes many objects)
 #   all           datapath, then controlplane when BENCH_CLUSTER=1
 # Results: bench/results.json (raw) and bench/results.md; each part replaces only its own section.
 #
@@ -76,6 +77,8 @@ if [[ $PART == controlplane || $PART == all ]]; then
         import_images
         deploy_stow "$ROOT/deploy"
       fi
+      bash hack/tools.sh restic >&2   # bare restic for the overhead and growth parts
+      export STOW_RESTIC=${STOW_RESTIC:-${STOW_TOOLS_BIN:-$HOME/.cache/stow/bin}/restic}
       "$GO" build -o "$BENCH_DIR/bin/controlplane" ./bench/controlplane
       BENCH_CLUSTER=1 "$BENCH_DIR/bin/controlplane"
       ;;

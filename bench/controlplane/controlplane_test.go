@@ -33,7 +33,9 @@ func TestLoadConfig(t *testing.T) {
 		{"needs KUBECONFIG", env("BENCH_CLUSTER", "1"), "KUBECONFIG"},
 		{"bad number", env("BENCH_CLUSTER", "1", "KUBECONFIG", "/k", "BENCH_CP_CONFIGS", "many"), "BENCH_CP_CONFIGS"},
 		{"unknown part", env("BENCH_CLUSTER", "1", "KUBECONFIG", "/k", "BENCH_CP_PARTS", "sessions,load"), "load"},
-		{"defaults", env("BENCH_CLUSTER", "1", "KUBECONFIG", "/k"), ""},
+		{"overhead needs restic", env("BENCH_CLUSTER", "1", "KUBECONFIG", "/k", "BENCH_CP_PARTS", "overhead"), "STOW_RESTIC"},
+		{"growth sizes must increase", env("BENCH_CLUSTER", "1", "KUBECONFIG", "/k", "STOW_RESTIC", "/r", "BENCH_CP_PARTS", "growth", "BENCH_CP_GROWTH_GIB", "2,0.2"), "BENCH_CP_GROWTH_GIB"},
+		{"defaults", env("BENCH_CLUSTER", "1", "KUBECONFIG", "/k", "STOW_RESTIC", "/r"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,8 +49,11 @@ func TestLoadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.sessions != 50 || c.configs != 5000 || c.concurrent != 200 || c.clutter != 10000 || len(c.parts) != 5 || c.out != "bench/results.json" {
+			if c.sessions != 50 || c.configs != 5000 || c.concurrent != 200 || c.clutter != 10000 || len(c.parts) != 7 || c.out != "bench/results.json" {
 				t.Fatalf("defaults = %+v, want the issues' 50 sessions, 5000 configs, 200 concurrent, 10000 clutter objects, all parts", c)
+			}
+			if c.dataFiles != 10_000 || c.dataBytes != 276<<20 || c.overheadRuns != 5 || len(c.growthBytes) != 3 || c.growthBytes[2] != 8<<30 {
+				t.Fatalf("defaults = %+v, want the issue's 10,000 files / 276 MiB, 5 runs, growth to 8 GiB", c)
 			}
 		})
 	}
@@ -176,5 +181,123 @@ stow_reconcile_duration_seconds_count{controller="repository"} 2
 	}
 	if _, err := parseQueueState([]byte("up 1\n")); err == nil {
 		t.Fatal("no error without the metrics")
+	}
+}
+
+// TestPodTimeline: each moment of a Job's pod is recorded once, when first
+// seen, and the stages between them come out in the order they happened.
+func TestPodTimeline(t *testing.T) {
+	o := newObserver()
+	t0 := time.Unix(5000, 0)
+	now := t0
+	o.now = func() time.Time { return now }
+	h := &harness{obs: o}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", Labels: map[string]string{batchv1.JobNameLabel: "j"}},
+		Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "step-0"}}, Containers: []corev1.Container{{Name: "step-1"}}}}
+	at := func(d time.Duration, change func(p *corev1.Pod)) {
+		now = t0.Add(d)
+		pod = pod.DeepCopy()
+		change(pod)
+		o.onPod(pod)
+	}
+	o.onJob(&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "j"}})
+	at(100*time.Millisecond, func(*corev1.Pod) {})
+	at(200*time.Millisecond, func(p *corev1.Pod) { p.Spec.NodeName = "n" })
+	at(time.Second, func(p *corev1.Pod) {
+		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "step-0", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	})
+	at(3*time.Second, func(p *corev1.Pod) {
+		p.Status.InitContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}
+	})
+	// The last container was never seen running: its start is when it was seen exited.
+	at(4*time.Second, func(p *corev1.Pod) {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "step-1", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}}}
+		p.Status.Phase = corev1.PodSucceeded
+	})
+	at(5*time.Second, func(*corev1.Pod) {}) // a later update moves nothing
+	got := h.stages(t0.Add(-time.Second), "ns/j", t0.Add(4500*time.Millisecond))
+	want := []span{
+		{"created -> Job", time.Second},
+		{"Job -> pod", 100 * time.Millisecond},
+		{"pod -> scheduled", 100 * time.Millisecond},
+		{"scheduled -> step-0 started", 800 * time.Millisecond},
+		{"step-0 started -> step-0 exited", 2 * time.Second},
+		{"step-0 exited -> step-1 started", time.Second},
+		{"step-1 started -> step-1 exited", 0},
+		{"step-1 exited -> pod done", 0},
+		{"pod done -> session done", 500 * time.Millisecond},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("stages = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("stage %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+	// A session that ended before the pod's phase said so (the operator
+	// reads the containers' exits): the pod's end is not a stage of it.
+	got = h.stages(t0.Add(-time.Second), "ns/j", t0.Add(3500*time.Millisecond))
+	if last := got[len(got)-1]; last != (span{"step-0 exited -> session done", 500 * time.Millisecond}) {
+		t.Errorf("last stage = %v, want step-0 exited -> session done, 0.5s", last)
+	}
+}
+
+// TestFileSet: the set is as large as asked, the same for the same seed,
+// and a change rewrites 1% of the files without changing their sizes.
+func TestFileSet(t *testing.T) {
+	dir := t.TempDir()
+	set := newFileSet(dir, 300, 3<<20)
+	if err := set.write(); err != nil {
+		t.Fatal(err)
+	}
+	files, bytes, err := tally(dir)
+	if err != nil || files != 300 || bytes != 3<<20 {
+		t.Fatalf("tally = %d files, %d bytes, %v; want 300, %d", files, bytes, err, 3<<20)
+	}
+	read := func(i int) string {
+		b, err := os.ReadFile(set.path(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := []string{read(0), read(1), read(100)}
+	other := newFileSet(t.TempDir(), 300, 3<<20)
+	if err := other.writeFile(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(other.path(1)); string(b) != before[1] {
+		t.Error("the same seed wrote a different file")
+	}
+	if err := set.change(1); err != nil {
+		t.Fatal(err)
+	}
+	if read(0) == before[0] || read(100) == before[2] || read(1) != before[1] {
+		t.Error("a change must rewrite every 100th file and only those")
+	}
+	if _, b, _ := tally(dir); b != bytes {
+		t.Errorf("a change moved the set's size from %d to %d", bytes, b)
+	}
+	if err := emptyDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := tally(dir); n != 0 {
+		t.Errorf("emptyDir left %d files", n)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("emptyDir removed the directory itself: %v", err)
+	}
+}
+
+func TestSummaryID(t *testing.T) {
+	out := []byte(`{"message_type":"status","percent_done":1}
+{"message_type":"summary","files_new":1,"snapshot_id":"abc123"}
+`)
+	if id, err := summaryID(out); err != nil || id != "abc123" {
+		t.Fatalf("summaryID = %q, %v", id, err)
+	}
+	if _, err := summaryID([]byte(`{"message_type":"status"}`)); err == nil {
+		t.Fatal("no summary, no error")
 	}
 }

@@ -12,6 +12,17 @@
 //     deleted; how many of the configurations and the objects Stow made for
 //     them the new operator rewrites (goal 0), and how long until it has
 //     reconciled them all;
+//   - overhead: BackupSessions after a 1% change of a fixed-seed set
+//     (BENCH_CP_DATA_FILES 10000 files, BENCH_CP_DATA_MIB 276 MiB) and
+//     RestoreSessions into the emptied volume, BENCH_CP_OVERHEAD_RUNS (5)
+//     each, created -> Succeeded, next to bare restic (STOW_RESTIC) doing
+//     the same on the cluster's host (overhead.go; local cluster only: the
+//     harness reads and writes the volumes' host directories). Before each
+//     restore the page cache is dropped (BENCH_DROP_CACHES=0 skips it) and
+//     the repositories read back in;
+//   - growth: the same backup session, BENCH_CP_GROWTH_RUNS (3) times at
+//     each repository size of BENCH_CP_GROWTH_GIB (0.2,2,8), grown by
+//     other hosts' snapshots (growth.go);
 //   - clutter: the operator's RSS settled after a restart, without and with
 //     BENCH_CP_CLUTTER (10000) unrelated Secrets of 100 KiB, PVCs and
 //     CronJobs in the cluster (clutter.go), and its peak while they are made.
@@ -21,7 +32,7 @@
 //
 // It creates namespaces stow-bench-*, deletes them afterwards (BENCH_CP_KEEP=1
 // keeps them), and refuses to run unless BENCH_CLUSTER=1. Other knobs:
-// BENCH_CP_PARTS (sessions,scale,restart,clutter,concurrent),
+// BENCH_CP_PARTS (sessions,overhead,growth,scale,restart,clutter,concurrent),
 // BENCH_STORAGE_CLASS, BENCH_OPERATOR_PID, BENCH_OUT (bench/results.json),
 // BENCH_LABEL, BENCH_CP_KEEP_CLUTTER=1 (keep the clutter for the next run).
 package main
@@ -65,10 +76,17 @@ type config struct {
 	parts                                        []string
 	operatorPID                                  int
 	keep, keepClutter                            bool
+	// Parts overhead and growth.
+	restic                   string // bare restic on this host
+	dataFiles                int
+	dataBytes                int64
+	overheadRuns, growthRuns int
+	growthBytes              []int64
+	dropCaches               bool // BENCH_DROP_CACHES (1): before each timed restore
 }
 
 // allParts are the parts in the order they run.
-var allParts = []string{"sessions", "scale", "restart", "clutter", "concurrent"}
+var allParts = []string{"sessions", "overhead", "growth", "scale", "restart", "clutter", "concurrent"}
 
 // loadConfig reads the environment; without BENCH_CLUSTER=1 it refuses, so
 // `go run ./bench/...` or a stray `make bench` never loads a cluster.
@@ -110,7 +128,44 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if c.runs < 1 {
 		return nil, fmt.Errorf("BENCH_CP_RUNS=%d: want at least 1", c.runs)
 	}
+	if slices.Contains(c.parts, "overhead") || slices.Contains(c.parts, "growth") {
+		if err := c.loadSessionData(getenv, get); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// loadSessionData reads the knobs of the overhead and growth parts.
+func (c *config) loadSessionData(getenv func(string) string, get func(k, def string) string) error {
+	c.restic = getenv("STOW_RESTIC")
+	c.dropCaches = get("BENCH_DROP_CACHES", "1") != "0"
+	if c.restic == "" {
+		return errors.New("STOW_RESTIC is not set: the overhead and growth parts compare with bare restic (hack/bench.sh sets it)")
+	}
+	var mib int
+	for _, n := range []struct {
+		env string
+		def int
+		dst *int
+	}{{"BENCH_CP_DATA_FILES", 10_000, &c.dataFiles}, {"BENCH_CP_DATA_MIB", 276, &mib}, {"BENCH_CP_OVERHEAD_RUNS", 5, &c.overheadRuns}, {"BENCH_CP_GROWTH_RUNS", 3, &c.growthRuns}} {
+		v, err := strconv.Atoi(get(n.env, strconv.Itoa(n.def)))
+		if err != nil || v < 1 {
+			return fmt.Errorf("%s=%q: want a number >= 1", n.env, getenv(n.env))
+		}
+		*n.dst = v
+	}
+	c.dataBytes = int64(mib) << 20
+	var last int64
+	for _, f := range strings.Split(get("BENCH_CP_GROWTH_GIB", "0.2,2,8"), ",") {
+		g, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		b := int64(g * (1 << 30))
+		if err != nil || b <= last {
+			return fmt.Errorf("BENCH_CP_GROWTH_GIB=%q: want increasing sizes in GiB, e.g. 0.2,2,8", getenv("BENCH_CP_GROWTH_GIB"))
+		}
+		c.growthBytes, last = append(c.growthBytes, b), b
+	}
+	return nil
 }
 
 func main() {
@@ -165,6 +220,10 @@ func run(ctx context.Context, c *config) error {
 		switch p {
 		case "sessions":
 			err = h.sessionOverhead(ctx)
+		case "overhead":
+			err = h.sessionOverheadVsRestic(ctx)
+		case "growth":
+			err = h.repositoryGrowth(ctx)
 		case "scale":
 			for r := 0; r < c.runs && err == nil; r++ {
 				err = h.scale(ctx, r)
@@ -213,6 +272,12 @@ func mergeParts(old, cur *results.ControlPlane, parts []string) *results.Control
 		out.Sessions, out.CreatedToJobS, out.JobDoneToPhaseS, out.SessionsFailed = old.Sessions, old.CreatedToJobS, old.JobDoneToPhaseS, old.SessionsFailed
 		out.SessionTotalS, out.SessionStepS = old.SessionTotalS, old.SessionStepS
 	}
+	if !slices.Contains(parts, "overhead") {
+		out.Overhead = old.Overhead
+	}
+	if !slices.Contains(parts, "growth") {
+		out.Growth = old.Growth
+	}
 	if !slices.Contains(parts, "scale") {
 		out.Configs, out.ConvergeS, out.CronJobsSeen, out.ReadyS, out.ReadySeen = old.Configs, old.ConvergeS, old.CronJobsSeen, old.ReadyS, old.ReadySeen
 		out.OperatorRSSMiB, out.OperatorIdleMiB = old.OperatorRSSMiB, old.OperatorIdleMiB
@@ -243,6 +308,7 @@ func (h *harness) startInformers(ctx context.Context) error {
 	sf := stowinformers.NewSharedInformerFactory(h.stow, 0)
 	jobs, cjs := kf.Batch().V1().Jobs().Informer(), kf.Batch().V1().CronJobs().Informer()
 	sessions, configs := sf.Stow().V1beta1().BackupSessions().Informer(), sf.Stow().V1beta1().BackupConfigurations().Informer()
+	restores := sf.Stow().V1beta1().RestoreSessions().Informer()
 	// Only Stow's pods: the harness must not cache every pod of the cluster.
 	pods := informers.NewSharedInformerFactoryWithOptions(h.kube, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 		lo.LabelSelector = v1beta1.LabelManagedBy + "=" + v1beta1.ManagedByStow
@@ -250,7 +316,7 @@ func (h *harness) startInformers(ctx context.Context) error {
 	for _, r := range []struct {
 		inf cache.SharedIndexInformer
 		f   func(any)
-	}{{jobs, h.obs.onJob}, {cjs, h.obs.onCronJob}, {sessions, h.obs.onSession}, {pods, h.obs.onPod}, {configs, h.obs.onConfig}} {
+	}{{jobs, h.obs.onJob}, {cjs, h.obs.onCronJob}, {sessions, h.obs.onSession}, {pods, h.obs.onPod}, {configs, h.obs.onConfig}, {restores, h.obs.onRestore}} {
 		if _, err := r.inf.AddEventHandler(handler(r.f)); err != nil {
 			return err
 		}
@@ -258,7 +324,7 @@ func (h *harness) startInformers(ctx context.Context) error {
 	kf.Start(ctx.Done())
 	sf.Start(ctx.Done())
 	go pods.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), jobs.HasSynced, cjs.HasSynced, sessions.HasSynced, pods.HasSynced, configs.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), jobs.HasSynced, cjs.HasSynced, sessions.HasSynced, pods.HasSynced, configs.HasSynced, restores.HasSynced) {
 		return errors.New("informers did not sync")
 	}
 	return nil

@@ -31,15 +31,36 @@ type observer struct {
 	step       map[string]time.Duration // BackupSession name -> its backup step's duration (status.targets[].stats[].duration)
 	cronJobs   map[string]time.Time     // CronJob name -> first seen
 	bcReady    map[string]time.Time     // BackupConfiguration name -> first seen with phase Ready
-	now        func() time.Time
+	// RestoreSessions: first seen in a final phase, that phase and the
+	// restore step's duration (status.stats[].duration).
+	restoreEnd   map[string]time.Time
+	restorePhase map[string]v1beta1.RestorePhase
+	restoreStep  map[string]time.Duration
+	// podEvents: Job name -> what its pod did (podEvent*) -> first seen;
+	// steps: Job name -> its pod's containers in the order they run.
+	podEvents map[string]map[string]time.Time
+	steps     map[string][]string
+	now       func() time.Time
 }
+
+// What the observer records of a Job's pod, with podStarted and
+// podExited for each container.
+const (
+	podEventCreated   = "pod created"
+	podEventScheduled = "pod scheduled"
+	podEventDone      = "pod Succeeded or Failed"
+)
+
+func podStarted(container string) string { return container + " started" }
+func podExited(container string) string  { return container + " exited" }
 
 func newObserver() *observer {
 	return &observer{
 		jobAdded: map[string]time.Time{}, jobDone: map[string]time.Time{}, podDone: map[string]time.Time{}, sessionEnd: map[string]time.Time{},
 		phase: map[string]v1beta1.BackupSessionPhase{}, reason: map[string]string{}, step: map[string]time.Duration{}, cronJobs: map[string]time.Time{},
-		bcReady: map[string]time.Time{},
-		now:     time.Now,
+		bcReady: map[string]time.Time{}, restoreEnd: map[string]time.Time{}, restorePhase: map[string]v1beta1.RestorePhase{},
+		restoreStep: map[string]time.Duration{}, podEvents: map[string]map[string]time.Time{}, steps: map[string][]string{},
+		now: time.Now,
 	}
 }
 
@@ -78,7 +99,7 @@ func (o *observer) onJob(obj any) {
 // controller marks finished a moment later).
 func (o *observer) onPod(obj any) {
 	p, ok := obj.(*corev1.Pod)
-	if !ok || (p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed) {
+	if !ok {
 		return
 	}
 	job := p.Labels[batchv1.JobNameLabel]
@@ -88,7 +109,76 @@ func (o *observer) onPod(obj any) {
 	t := o.now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	firstSeen(o.podDone, key(p.Namespace, job), t)
+	k := key(p.Namespace, job)
+	ev := o.podEvents[k]
+	if ev == nil {
+		ev = map[string]time.Time{}
+		o.podEvents[k] = ev
+		for _, c := range append(append([]corev1.Container(nil), p.Spec.InitContainers...), p.Spec.Containers...) {
+			o.steps[k] = append(o.steps[k], c.Name)
+		}
+	}
+	firstSeen(ev, podEventCreated, t)
+	if p.Spec.NodeName != "" {
+		firstSeen(ev, podEventScheduled, t)
+	}
+	for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		// A short container may be seen exited without ever being seen running.
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			firstSeen(ev, podStarted(cs.Name), t)
+		}
+		if cs.State.Terminated != nil {
+			firstSeen(ev, podExited(cs.Name), t)
+		}
+	}
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		firstSeen(ev, podEventDone, t)
+		firstSeen(o.podDone, k, t)
+	}
+}
+
+// podTimeline is what the pod of Job k was first seen doing, and its
+// containers in the order they run.
+func (o *observer) podTimeline(k string) (map[string]time.Time, []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[string]time.Time, len(o.podEvents[k]))
+	for e, t := range o.podEvents[k] {
+		out[e] = t
+	}
+	return out, append([]string(nil), o.steps[k]...)
+}
+
+func (o *observer) onRestore(obj any) {
+	rs, ok := obj.(*v1beta1.RestoreSession)
+	if !ok || !rs.Status.Phase.IsFinal() {
+		return
+	}
+	t := o.now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := key(rs.Namespace, rs.Name)
+	if _, seen := o.restoreEnd[k]; seen {
+		return
+	}
+	o.restoreEnd[k], o.restorePhase[k] = t, rs.Status.Phase
+	var step time.Duration
+	for _, h := range rs.Status.Stats {
+		if d, err := time.ParseDuration(h.Duration); err == nil {
+			step += d
+		}
+	}
+	if step > 0 {
+		o.restoreStep[k] = step
+	}
+}
+
+// restoreDone is how RestoreSession k ended, when it did.
+func (o *observer) restoreDone(k string) (phase v1beta1.RestorePhase, end time.Time, step time.Duration, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	end, ok = o.restoreEnd[k]
+	return o.restorePhase[k], end, o.restoreStep[k], ok
 }
 
 func (o *observer) onSession(obj any) {

@@ -44,6 +44,8 @@ confirms). Each snapshot is tagged with the mount path and the snapshot
 identity (namespace, invoker, target). A lock held by anyone else is waited
 for until the deadline, then the step fails naming the holder. Every path must lie inside the target volume
 (--mount-path); extra --args may tune restic, not change what Stow decides.
+With --apply-retention it then applies the --retention-* policy as
+update-status does (and update-status, if it runs next, does not again).
 The result goes to <output-dir>/output.json for update-status and to the
 termination log; on failure the step exits non-zero with a one-line cause.
 Unreadable files are a failure. Storage credentials come from the environment
@@ -56,6 +58,8 @@ Unreadable files are a failure. Storage credentials come from the environment
 		fs.StringVar(&o.excludes, "exclude", "", "comma-separated restic exclude patterns")
 		fs.StringVar(&o.extraArgs, "args", "", "extra restic backup arguments, space-separated")
 		fs.StringVar(&o.mountPath, "mount-path", "", "where the target volume is mounted (default: the mount point holding each path, from /proc/self/mountinfo)")
+		fs.BoolVar(&o.applyRetention, "apply-retention", false, "after a successful backup, apply the --retention-* policy here, as update-status would (update-status then skips it)")
+		o.retention.register(fs)
 		return noArgs(o.run)
 	},
 }
@@ -64,6 +68,8 @@ type backupPVCOptions struct {
 	job                                 jobFlags
 	session, paths, excludes, extraArgs string
 	mountPath                           string
+	applyRetention                      bool
+	retention                           retentionFlags
 }
 
 func (o *backupPVCOptions) run(ctx context.Context) error {
@@ -111,12 +117,21 @@ func (o *backupPVCOptions) run(ctx context.Context) error {
 			errs = append(errs, msg)
 		}
 	}
-	res.StaleLocksRemoved = r.LocksRemoved
 	if len(errs) > 0 {
+		res.StaleLocksRemoved = r.LocksRemoved
 		return fail(errors.New(strings.Join(errs, "; ")))
 	}
 	res.Duration = o.job.elapsed()
-	return o.job.finish(res, true)
+	// Retention here saves the Job a second container (and the kubelet's
+	// notice of the first one's exit). Its failure is reported as
+	// update-status reports it: in res.Retention, not as a failed backup,
+	// and the step exits non-zero.
+	var retErr error
+	if o.applyRetention {
+		retErr = o.retention.apply(ctx, &o.job, r, &res)
+	}
+	res.StaleLocksRemoved = r.LocksRemoved
+	return errors.Join(o.job.finish(res, true), retErr)
 }
 
 // mountsOf maps each backup path to the mount it lies on, and refuses a

@@ -30,15 +30,7 @@ it cannot push for anyone else). It exits non-zero if any step failed.`,
 		o.job.register(fs)
 		fs.StringVar(&o.backupSession, "backupsession", "", "BackupSession name (backup Jobs)")
 		fs.StringVar(&o.restoreSession, "restoresession", "", "RestoreSession name (restore Jobs)")
-		fs.IntVar(&o.policy.KeepLast, "retention-keep-last", 0, "keep the last N snapshots (0: not set)")
-		fs.IntVar(&o.policy.KeepHourly, "retention-keep-hourly", 0, "keep the last N hourly snapshots")
-		fs.IntVar(&o.policy.KeepDaily, "retention-keep-daily", 0, "keep the last N daily snapshots")
-		fs.IntVar(&o.policy.KeepWeekly, "retention-keep-weekly", 0, "keep the last N weekly snapshots")
-		fs.IntVar(&o.policy.KeepMonthly, "retention-keep-monthly", 0, "keep the last N monthly snapshots")
-		fs.IntVar(&o.policy.KeepYearly, "retention-keep-yearly", 0, "keep the last N yearly snapshots")
-		fs.StringVar(&o.keepTags, "retention-keep-tags", "", "comma-separated tags whose snapshots are kept")
-		fs.BoolVar(&o.policy.Prune, "retention-prune", false, "accepted for Stash compatibility: unreferenced data is pruned on the repository's maintenance schedule, not in a session")
-		fs.BoolVar(&o.policy.DryRun, "retention-dry-run", false, "only report what retention would remove")
+		o.retention.register(fs)
 		fs.BoolVar(&o.integrityCheck, "integrity-check", false, "also run restic check after retention (the repository's maintenance checks it on its own schedule)")
 		registerIgnoredMetricsFlags(fs)
 		fs.String("repository-namespace", "", "accepted for compatibility; the operator labels the metrics")
@@ -49,13 +41,11 @@ it cannot push for anyone else). It exits non-zero if any step failed.`,
 type updateStatusOptions struct {
 	job                           jobFlags
 	backupSession, restoreSession string
-	policy                        restic.RetentionPolicy
-	keepTags                      string
+	retention                     retentionFlags
 	integrityCheck                bool
 }
 
 func (o *updateStatusOptions) run(ctx context.Context) error {
-	o.policy.KeepTags = splitList(o.keepTags)
 	if err := o.job.load(); err != nil {
 		res := jobresult.Result{Step: "update-status", Host: o.job.host(), Error: oneLine(err.Error())}
 		return o.job.finish(res, false)
@@ -88,51 +78,30 @@ func (o *updateStatusOptions) run(ctx context.Context) error {
 }
 
 // maintainRepository applies retention to this configuration's own
-// snapshots, and checks the repository only when asked to (Stash checked
-// after every backup; Stow runs check, prune and the size refresh on the
-// Repository's maintenance schedule, so a session costs what its change
-// costs). A retention failure stops the chain, as a failed step should.
+// snapshots, unless the backup step applied it already (backup-pvc
+// --apply-retention: its result says so), and checks the repository only
+// when asked to (Stash checked after every backup; Stow runs check, prune
+// and the size refresh on the Repository's maintenance schedule, so a
+// session costs what its change costs). A retention failure stops the
+// chain, as a failed step should.
 func (o *updateStatusOptions) maintainRepository(ctx context.Context, res *jobresult.Result) error {
+	if res.Retention != nil && !o.integrityCheck {
+		logger.Printf("retention was applied by the backup step")
+		return nil
+	}
 	r, closeRepo, err := o.job.openRepository()
 	if err != nil {
 		return err
 	}
 	defer closeRepo()
 	defer func() { res.StaleLocksRemoved = r.LocksRemoved }()
-	id, ok := o.job.identity()
-	if !ok {
-		msg := "the snapshot identity (namespace, invoker, target) is unknown: retention is not applied, so no snapshot of anyone else can be removed"
-		res.Retention = &jobresult.RetentionResult{Error: msg}
-		return fmt.Errorf("retention: %s", msg)
-	}
-	policy, deadline := o.job.lockPolicy(), o.job.lockDeadline()
-	if o.policy.Prune {
-		logger.Printf("retention prune: unreferenced data is removed by the repository's scheduled prune, not in this session")
-		o.policy.Prune = false
-	}
-	if o.policy.IsEmpty() {
-		// Nothing to forget; still report how many snapshots it has.
-		snaps, err := r.Snapshots(ctx, restic.SnapshotFilter{Tags: []string{id.InvokerFilter()}})
-		if err != nil {
-			return fmt.Errorf("counting snapshots: %v", oneLine(err.Error()))
-		}
-		res.Retention = &jobresult.RetentionResult{SnapshotsKept: int64(len(snaps))}
-	} else {
-		var fr restic.ForgetResult
-		err := r.WaitForLock(ctx, "forget", policy, deadline, func(ctx context.Context) (err error) {
-			fr, err = r.Forget(ctx, o.policy, id.InvokerFilter())
+	if res.Retention == nil {
+		if err := o.retention.apply(ctx, &o.job, r, res); err != nil {
 			return err
-		})
-		if err != nil {
-			msg := oneLine(err.Error())
-			res.Retention = &jobresult.RetentionResult{Error: msg}
-			return fmt.Errorf("retention: %s", msg)
 		}
-		res.Retention = &jobresult.RetentionResult{SnapshotsKept: fr.Kept, SnapshotsRemoved: fr.Removed, RemovedIDs: removedIDs(fr)}
-		logger.Printf("retention of %s kept %d and removed %d snapshot(s)%s", id.InvokerFilter(), fr.Kept, fr.Removed, map[bool]string{true: " (dry run)"}[o.policy.DryRun])
 	}
 	if o.integrityCheck {
-		err := r.WaitForLock(ctx, "check", policy, deadline, r.Check)
+		err := r.WaitForLock(ctx, "check", o.job.lockPolicy(), o.job.lockDeadline(), r.Check)
 		res.Integrity = boolPtr(err == nil)
 		if err != nil {
 			return fmt.Errorf("integrity check: %s", oneLine(err.Error()))

@@ -44,7 +44,10 @@ type jobInput struct {
 	timeOut         *v1beta1.Duration
 	targetMount     string
 	restore         bool
-	extraEnv        []corev1.EnvVar
+	// soleUser: the Repository serves this backup's configuration alone,
+	// so its Job may apply retention in the backup step (fuseRetention).
+	soleUser bool
+	extraEnv []corev1.EnvVar
 	// contract and lockHost are fixed by the operator (contract.go).
 	contract jobenv.Contract
 	lockHost string
@@ -81,6 +84,7 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 		timeOut:     d.Spec.TimeOut,
 		targetMount: v1beta1.DefaultMountPath,
 		lockHost:    lockHost(string(s.UID), 0, opts),
+		soleUser:    soleUser(repo, d),
 	}
 	id := identity.Identity{Namespace: s.Namespace, InvokerKind: v1beta1.KindBackupConfiguration, InvokerName: d.Name,
 		TargetKind: v1beta1.KindPersistentVolumeClaim}
@@ -323,6 +327,15 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 		}
 		containers = append(containers, c)
 	}
+	exclusiveFrom := ""
+	if !in.restore {
+		exclusiveFrom = exclusiveStep(task)
+		if in.soleUser {
+			if fused, ok := fuseRetention(task, containers); ok {
+				containers, exclusiveFrom = []corev1.Container{fused}, fused.Name
+			}
+		}
+	}
 	pod, podMeta := podSpec(in, containers, jobVolumes(in, task), opts)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
@@ -336,8 +349,8 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 			Template:     corev1.PodTemplateSpec{ObjectMeta: podMeta, Spec: pod},
 		},
 	}
-	if !in.restore {
-		markExclusiveStep(job, task)
+	if exclusiveFrom != "" {
+		job.Annotations = map[string]string{v1beta1.AnnotationExclusiveFrom: exclusiveFrom}
 	}
 	if in.timeOut != nil && in.timeOut.Duration > 0 {
 		secs := int64(in.timeOut.Duration.Seconds())
@@ -467,15 +480,57 @@ func podSpec(in jobInput, containers []corev1.Container, volumes []corev1.Volume
 	return pod, podMeta
 }
 
-// markExclusiveStep names the backup's retention step (forget, check) on
-// the Job: from that step on the Job needs the repository alone.
-func markExclusiveStep(job *batchv1.Job, task *v1beta1.Task) {
+// exclusiveStep is the container of the backup's retention step (forget,
+// check): from that step on the Job needs the repository alone. The gate
+// (pkg/controller/executor) admits no other Job on the location once it
+// has started.
+func exclusiveStep(task *v1beta1.Task) string {
 	for i, step := range task.Spec.Steps {
 		if step.Name == v1beta1.FunctionUpdateStatus {
-			job.Annotations = map[string]string{v1beta1.AnnotationExclusiveFrom: StepContainerName(step.Name, i)}
-			return
+			return StepContainerName(step.Name, i)
 		}
 	}
+	return ""
+}
+
+// soleUser tells whether repo's status names bc as its only user: then no
+// other configuration's backup shares it, and the Job may hold it alone
+// from its start at no cost to anyone (fuseRetention). Without references
+// (not computed yet) the answer is no.
+func soleUser(repo *v1beta1.Repository, bc *v1beta1.BackupConfiguration) bool {
+	refs := repo.Status.References
+	return len(refs) == 1 && refs[0].Kind == v1beta1.KindBackupConfiguration && refs[0].Name == bc.Name && refs[0].Namespace == bc.Namespace
+}
+
+// fuseRetention makes the built-in backup's two steps (backup-pvc, then
+// update-status applying retention) one container: backup-pvc with
+// --apply-retention and update-status's --retention-* flags. A second
+// container costs its start and the kubelet's notice of the first one's
+// exit, most of a second (docs/performance.md). It declines (ok false) for
+// any other Task, and when update-status would also check the repository.
+// The one container is then the exclusive part: its forget needs the
+// repository alone, and the gate cannot see where in the container it is.
+func fuseRetention(task *v1beta1.Task, containers []corev1.Container) (corev1.Container, bool) {
+	steps := task.Spec.Steps
+	if len(steps) != 2 || len(containers) != 2 || steps[0].Name != v1beta1.FunctionPVCBackup || steps[1].Name != v1beta1.FunctionUpdateStatus {
+		return corev1.Container{}, false
+	}
+	backup, status := containers[0], containers[1]
+	if len(backup.Args) == 0 || backup.Args[0] != "backup-pvc" || len(status.Args) == 0 || status.Args[0] != "update-status" {
+		return corev1.Container{}, false
+	}
+	var retention []string
+	for _, a := range status.Args[1:] {
+		switch {
+		case strings.HasPrefix(a, "--integrity-check") && a != "--integrity-check=false":
+			return corev1.Container{}, false
+		case strings.HasPrefix(a, "--retention-"):
+			retention = append(retention, a)
+		}
+	}
+	fused := *backup.DeepCopy()
+	fused.Args = append(append(fused.Args, "--apply-retention=true"), retention...)
+	return fused, true
 }
 
 // applyContainerSettings applies runtime settings to c; later calls win.

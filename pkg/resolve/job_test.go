@@ -3,6 +3,7 @@ package resolve
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -561,10 +562,11 @@ func TestRestoreJobs(t *testing.T) {
 	if ptr.Deref(p.SecurityContext.RunAsUser, -1) != nobody || ptr.Deref(p.SecurityContext.RunAsGroup, -1) != nobody || ptr.Deref(p.AutomountServiceAccountToken, true) {
 		t.Errorf("restore pod security = %+v automount %v", p.SecurityContext, p.AutomountServiceAccountToken)
 	}
-	if names := containerNames(allContainers(j)); strings.Join(names, ",") != "pvc-restore-0,update-status-1" {
-		t.Errorf("containers = %v", names)
+	// One container: restore-pvc reports its own result (pkg/builtin).
+	if names := containerNames(allContainers(j)); strings.Join(names, ",") != "pvc-restore-0" || len(p.InitContainers) != 0 {
+		t.Errorf("containers = %v, init containers %d; want pvc-restore-0 alone", names, len(p.InitContainers))
 	}
-	c := p.InitContainers[0]
+	c := p.Containers[0]
 	if arg(t, c, "--source-hostname") != "src" || arg(t, c, "--mount-path") != "/data" || arg(t, c, "--snapshots") != "latest" {
 		t.Errorf("restore args = %q", c.Args)
 	}
@@ -612,7 +614,7 @@ func TestRestoreJobsVolumeClaimTemplates(t *testing.T) {
 		if claim != wantPVC {
 			t.Errorf("job %s mounts claim %q, want %q", j.Name, claim, wantPVC)
 		}
-		if got := arg(t, j.Spec.Template.Spec.InitContainers[0], "--target-name"); got != wantPVC {
+		if got := arg(t, j.Spec.Template.Spec.Containers[0], "--target-name"); got != wantPVC {
 			t.Errorf("job %s --target-name = %q", j.Name, got)
 		}
 	}
@@ -717,5 +719,63 @@ func TestRestoreIntoNewPVCsLikeStashCloneGuide(t *testing.T) {
 	rs.Spec.Target.VolumeMounts[1].MountPath = "/source/data"
 	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts); err == nil || !strings.Contains(err.Error(), "both mounted at /source/data") {
 		t.Errorf("two templates at one mount path: %v", err)
+	}
+}
+
+// TestRetentionInTheBackupStep: a Repository whose only user is the
+// configuration gets a one-container Job (backup-pvc applies retention);
+// a shared one keeps update-status as its own container, so that the gate
+// holds the repository alone only from the forget on.
+func TestRetentionInTheBackupStep(t *testing.T) {
+	mine := v1beta1.InvokerReference{Kind: v1beta1.KindBackupConfiguration, Namespace: "demo", Name: "nfs-backup"}
+	cases := []struct {
+		name   string
+		refs   []v1beta1.InvokerReference
+		params []v1beta1.Param
+		fused  bool
+	}{
+		{"sole user", []v1beta1.InvokerReference{mine}, nil, true},
+		{"references not computed yet", nil, nil, false},
+		{"shared with another configuration", []v1beta1.InvokerReference{mine, {Kind: v1beta1.KindBackupConfiguration, Namespace: "demo", Name: "other"}}, nil, false},
+		{"used by another configuration only", []v1beta1.InvokerReference{{Kind: v1beta1.KindBackupConfiguration, Namespace: "other", Name: "nfs-backup"}}, nil, false},
+		{"the check runs too", []v1beta1.InvokerReference{mine}, []v1beta1.Param{{Name: VarIntegrityCheck, Value: "true"}}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bc := backupConfig()
+			bc.Spec.Task.Params = tc.params
+			repo := s3Repo()
+			repo.Status.References = tc.refs
+			job := mustBackupJob(t, bc, repo)
+			p := job.Spec.Template.Spec
+			got := containerNames(allContainers(job))
+			if !tc.fused {
+				if strings.Join(got, ",") != "pvc-backup-0,update-status-1" || job.Annotations[v1beta1.AnnotationExclusiveFrom] != "update-status-1" {
+					t.Fatalf("containers %v, exclusive from %q; want the two steps, exclusive from update-status-1", got, job.Annotations[v1beta1.AnnotationExclusiveFrom])
+				}
+				if slices.Contains(p.InitContainers[0].Args, "--apply-retention=true") {
+					t.Error("the backup step applies retention although update-status runs")
+				}
+				return
+			}
+			if strings.Join(got, ",") != "pvc-backup-0" || len(p.InitContainers) != 0 {
+				t.Fatalf("containers %v (init %d); want pvc-backup-0 alone", got, len(p.InitContainers))
+			}
+			c := p.Containers[0]
+			if arg(t, c, "--apply-retention") != "true" || arg(t, c, "--retention-keep-last") != "5" || arg(t, c, "--retention-prune") != "true" || arg(t, c, "--backup-paths") != "/stow-data" {
+				t.Errorf("args = %q", c.Args)
+			}
+			if slices.ContainsFunc(c.Args, func(a string) bool {
+				return strings.HasPrefix(a, "--integrity-check") || strings.HasPrefix(a, "--metrics")
+			}) {
+				t.Errorf("update-status's other flags reached backup-pvc: %q", c.Args)
+			}
+			if job.Annotations[v1beta1.AnnotationExclusiveFrom] != "pvc-backup-0" {
+				t.Errorf("exclusive from %q; want the one container", job.Annotations[v1beta1.AnnotationExclusiveFrom])
+			}
+			if c.SecurityContext == nil || ptr.Deref(c.SecurityContext.AllowPrivilegeEscalation, true) || c.SecurityContext.Capabilities == nil {
+				t.Errorf("the one container is not hardened: %+v", c.SecurityContext)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package results
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -16,6 +17,9 @@ const (
 	GoalOperatorMiB      = 200.0
 	GoalClutterMiB       = 100.0 // operator RSS with 10,000 unrelated Secrets, PVCs and CronJobs
 	GoalClutterGrowth    = 10.0  // percent over the RSS without them
+	// A 1%-change backup session at the largest repository size, over the
+	// smallest: "flat" allows this much (percent).
+	GoalGrowthPct = 20.0
 )
 
 // Ops compared between stow and restic.
@@ -266,6 +270,124 @@ func (c *ControlPlane) markdown(b *strings.Builder) {
 		jobs, done := Summarize(c.ConcurrentJobsS), Summarize(c.ConcurrentDoneS)
 		w("| %d concurrent BackupSessions (%s): all Jobs created / all terminal | %s s / %s s, %d not Succeeded | - | - |\n",
 			c.Concurrent, runsOf(done.N), medRange(jobs, 1), medRange(done, 1), c.ConcurrentFailed)
+	}
+	w("\n")
+	c.overheadMarkdown(b)
+	c.growthMarkdown(b)
+}
+
+// overheadMarkdown is the session-vs-bare-restic table and where the
+// sessions spent their time.
+func (c *ControlPlane) overheadMarkdown(b *strings.Builder) {
+	if len(c.Overhead) == 0 {
+		return
+	}
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("### Session overhead: a session against bare restic on the same data\n\n")
+	w("Sessions run one after another; before each backup 1%% of the files change, before each restore the volume is emptied, the page cache dropped and both repositories read back in (as the data path does; skipped with BENCH_DROP_CACHES=0). Bare restic runs on the cluster's host, alternately with the sessions, on the same files, into a repository of the same kind (local backend) on the same disk, with its cache kept between runs as a user's would be. Overhead = the sessions' median minus restic's median. The configuration keeps the last 5 snapshots and the timed backups start with 5 kept, so each session's retention removes one; the last column is what bare restic's same forget costs (not part of the overhead's baseline, which is the backup alone).\n\n")
+	w("| operation | data | sessions | session created -> Succeeded s | of it the Job's step s | bare restic s | overhead s | goal | met | bare restic's forget after its backup s |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, o := range c.Overhead {
+		over := o.Overhead()
+		met := "-"
+		if !math.IsNaN(over) {
+			met = yesNo(over < GoalSessionOverheadS && o.Failed == 0)
+		}
+		w("| %s | %d files, %.0f MiB | %d (%d failed) | %s | %s | %s | %.2f | < %.0f s | %s | %s |\n", o.Op, o.Files, float64(o.Bytes)/(1<<20),
+			len(o.SessionS)+o.Failed, o.Failed, medRange(Summarize(o.SessionS), 2), medRange(Summarize(o.StepS), 2), medRange(Summarize(o.ResticS), 2),
+			over, GoalSessionOverheadS, met, medRange(Summarize(o.ResticForgetS), 2))
+	}
+	w("\n")
+	var names []string
+	for _, o := range c.Overhead {
+		for _, st := range o.Stages {
+			if !slices.Contains(names, st.Name) {
+				names = append(names, st.Name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	w("Where a session's time goes (medians of the sessions; each span from the first watch event showing one thing to the first showing the next):\n\n| span |")
+	for _, o := range c.Overhead {
+		w(" %s s |", o.Op)
+	}
+	w("\n|---|")
+	for range c.Overhead {
+		w("---|")
+	}
+	w("\n")
+	for _, n := range names {
+		w("| %s |", n)
+		for _, o := range c.Overhead {
+			cell := "-"
+			for _, st := range o.Stages {
+				if st.Name == n {
+					cell = medRange(Summarize(st.S), 2)
+				}
+			}
+			w(" %s |", cell)
+		}
+		w("\n")
+	}
+	w("\n")
+}
+
+// growthMarkdown is the 1%-change backup session at each repository size.
+func (c *ControlPlane) growthMarkdown(b *strings.Builder) {
+	if len(c.Growth) == 0 {
+		return
+	}
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("### A 1%% change as the repository grows\n\n")
+	w("The same backup session (1%% of the files changed before each) with the repository grown by other hosts' snapshots of random data in between.\n\n")
+	w("| repository MiB | snapshots | sessions | session created -> Succeeded s | of it the Job's step s |\n|---|---|---|---|---|\n")
+	for _, g := range c.Growth {
+		w("| %.0f | %d | %d (%d failed) | %s | %s |\n", float64(g.RepoBytes)/(1<<20), g.Snapshots, len(g.SessionS)+g.Failed, g.Failed,
+			medRange(Summarize(g.SessionS), 2), medRange(Summarize(g.StepS), 2))
+	}
+	var names []string
+	for _, g := range c.Growth {
+		for _, st := range g.Stages {
+			if !slices.Contains(names, st.Name) {
+				names = append(names, st.Name)
+			}
+		}
+	}
+	if len(names) > 0 {
+		w("\n| span (medians) |")
+		for _, g := range c.Growth {
+			w(" %.0f MiB s |", float64(g.RepoBytes)/(1<<20))
+		}
+		w("\n|---|")
+		for range c.Growth {
+			w("---|")
+		}
+		w("\n")
+		for _, n := range names {
+			w("| %s |", n)
+			for _, g := range c.Growth {
+				cell := "-"
+				for _, st := range g.Stages {
+					if st.Name == n {
+						cell = medRange(Summarize(st.S), 2)
+					}
+				}
+				w(" %s |", cell)
+			}
+			w("\n")
+		}
+	}
+	first, last := c.Growth[0], c.Growth[len(c.Growth)-1]
+	lo, hi := Summarize(first.SessionS).Median, Summarize(last.SessionS).Median
+	if len(c.Growth) > 1 && !math.IsNaN(lo) && !math.IsNaN(hi) && lo > 0 {
+		pct := 100 * (hi - lo) / lo
+		failed := 0
+		for _, g := range c.Growth {
+			failed += g.Failed
+		}
+		w("\nAt %.0fx the repository size the session takes %+.0f%% (goal: flat, within %.0f%%): %s.\n",
+			float64(last.RepoBytes)/float64(max(first.RepoBytes, 1)), pct, GoalGrowthPct, map[bool]string{true: "met", false: "**not met**"}[pct <= GoalGrowthPct && failed == 0])
 	}
 	w("\n")
 }

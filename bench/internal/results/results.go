@@ -126,6 +126,55 @@ type ControlPlane struct {
 	ClutterBaseMiB float64 `json:"clutterBaseMiB,omitempty"` // without them
 	ClutterMiB     float64 `json:"clutterMiB,omitempty"`     // with them
 	ClutterPeakMiB float64 `json:"clutterPeakMiB,omitempty"` // while they were created
+	// A session's time against bare restic doing the same on the same data
+	// (part overhead): one entry per operation (backup after a 1% change,
+	// restore into an empty volume).
+	Overhead []SessionOverhead `json:"overhead,omitempty"`
+	// The same 1%-change backup session as the repository grows (part growth).
+	Growth []GrowthPoint `json:"growth,omitempty"`
+}
+
+// SessionOverhead is one operation run as Stow sessions and as bare restic
+// on the host, alternately, on the same data.
+type SessionOverhead struct {
+	Op    string `json:"op"` // "backup" (after a 1% change) or "restore"
+	Files int    `json:"files"`
+	Bytes int64  `json:"bytes"`
+	// SessionS: session created -> Succeeded, one per session; StepS: of
+	// that, the Job's step (stow and restic) as the session's status
+	// reports it; ResticS: bare restic's same operation.
+	SessionS []float64 `json:"sessionS"`
+	StepS    []float64 `json:"stepS,omitempty"`
+	ResticS  []float64 `json:"resticS"`
+	// ResticForgetS: bare restic's forget after its backup (keep-last as
+	// the configuration's), not counted in ResticS; backups only.
+	ResticForgetS []float64 `json:"resticForgetS,omitempty"`
+	Failed        int       `json:"failed"` // sessions that did not succeed (not in SessionS)
+	// Stages split the sessions' time at what the harness saw happen
+	// (watch events), in order; one value per session.
+	Stages []Stage `json:"stages,omitempty"`
+}
+
+// Stage is one span of a session, e.g. "pod created -> scheduled".
+type Stage struct {
+	Name string    `json:"name"`
+	S    []float64 `json:"s"`
+}
+
+// Overhead is the session's median minus bare restic's median (NaN when
+// either is missing).
+func (o SessionOverhead) Overhead() float64 {
+	return Summarize(o.SessionS).Median - Summarize(o.ResticS).Median
+}
+
+// GrowthPoint is the 1%-change backup session at one repository size.
+type GrowthPoint struct {
+	RepoBytes int64     `json:"repoBytes"` // the repository's size on disk before the sessions
+	Snapshots int       `json:"snapshots"` // snapshots in it (most of other hosts)
+	SessionS  []float64 `json:"sessionS"`
+	StepS     []float64 `json:"stepS,omitempty"`
+	Failed    int       `json:"failed"`
+	Stages    []Stage   `json:"stages,omitempty"`
 }
 
 // Load reads path; a missing file is an empty File.

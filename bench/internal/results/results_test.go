@@ -183,3 +183,33 @@ func TestSaveLoad(t *testing.T) {
 		t.Error("report differs after a save/load round trip")
 	}
 }
+
+func TestOverheadAndGrowthMarkdown(t *testing.T) {
+	c := &ControlPlane{
+		Overhead: []SessionOverhead{
+			{Op: "backup, 1% changed", Files: 10000, Bytes: 276 << 20, SessionS: []float64{4, 5, 6}, StepS: []float64{2, 2, 2}, ResticS: []float64{2.5, 3, 3.5},
+				Stages: []Stage{{Name: "created -> Job", S: []float64{0.01, 0.02, 0.03}}}},
+			{Op: "restore", Files: 10000, Bytes: 276 << 20, SessionS: []float64{5}, ResticS: []float64{2}, Failed: 1},
+		},
+		Growth: []GrowthPoint{
+			{RepoBytes: 200 << 20, Snapshots: 3, SessionS: []float64{4, 4.2}},
+			{RepoBytes: 8 << 30, Snapshots: 20, SessionS: []float64{5, 5}},
+		},
+	}
+	var b strings.Builder
+	c.markdown(&b)
+	md := b.String()
+	for _, want := range []string{
+		"| backup, 1% changed | 10000 files, 276 MiB | 3 (0 failed) | 5.00 (4.00-6.00) | 2.00 (2.00-2.00) | 3.00 (2.50-3.50) | 2.00 | < 2 s | **no** |",
+		// Under the goal but a session failed: not met.
+		"| restore | 10000 files, 276 MiB | 2 (1 failed) | 5.00 | - | 2.00 | 3.00 | < 2 s | **no** |",
+		"| created -> Job | 0.02 (0.01-0.03) | - |",
+		"| 200 | 3 | 2 (0 failed) | 4.10 (4.00-4.20) | - |",
+		// 5.0 over 4.1 is +22%: not flat.
+		"At 41x the repository size the session takes +22% (goal: flat, within 20%): **not met**.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q\n%s", want, md)
+		}
+	}
+}

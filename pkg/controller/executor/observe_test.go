@@ -113,3 +113,62 @@ func TestNoPodMessageQuotesFailedCreate(t *testing.T) {
 		t.Errorf("without an event of the Job: %q", got)
 	}
 }
+
+// The kubelet reports the last container's exit about a second before the
+// pod's phase: a pod that restarts nothing is settled once its containers
+// have exited (or an init container failed), whatever its phase says.
+func TestObserveSettledBeforeThePodPhase(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	created := metav1.NewTime(now.Add(-time.Minute))
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stow-backup-s", UID: "job-uid", CreationTimestamp: created}}
+	ok := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Message: `{"step":"backup-pvc"}`}}
+	bad := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Message: `{"step":"backup-pvc","error":"boom"}`}}
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}
+	always := corev1.ContainerRestartPolicyAlways
+	cases := []struct {
+		name        string
+		restart     corev1.RestartPolicy
+		deleted     bool
+		sidecar     bool
+		step, final corev1.ContainerState
+		want        State
+	}{
+		{"every container exited 0", corev1.RestartPolicyNever, false, false, ok, ok, Succeeded},
+		{"the init step failed: the last never starts", corev1.RestartPolicyNever, false, false, bad, waiting, Failed},
+		{"the last step failed", corev1.RestartPolicyNever, false, false, ok, bad, Failed},
+		{"the last step runs", corev1.RestartPolicyNever, false, false, ok, running, Running},
+		{"containers may restart", corev1.RestartPolicyOnFailure, false, false, ok, ok, Running},
+		{"a sidecar: the phase decides", corev1.RestartPolicyNever, false, true, ok, ok, Running},
+		{"being deleted: not settled by exits", corev1.RestartPolicyNever, true, false, ok, ok, Deleted},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "p", CreationTimestamp: created, OwnerReferences: []metav1.OwnerReference{
+					{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID, Controller: ptr.To(true)}}},
+				Spec: corev1.PodSpec{RestartPolicy: tc.restart,
+					InitContainers: []corev1.Container{{Name: "pvc-backup-0"}}, Containers: []corev1.Container{{Name: "update-status-1"}}},
+				Status: corev1.PodStatus{Phase: corev1.PodRunning,
+					InitContainerStatuses: []corev1.ContainerStatus{{Name: "pvc-backup-0", State: tc.step}},
+					ContainerStatuses:     []corev1.ContainerStatus{{Name: "update-status-1", State: tc.final}}},
+			}
+			if tc.sidecar {
+				pod.Spec.InitContainers[0].RestartPolicy = &always
+			}
+			if tc.deleted {
+				pod.DeletionTimestamp = &created
+			}
+			got := Observe(job, []*corev1.Pod{pod}, now, 5*time.Minute)
+			if got.State != tc.want {
+				t.Fatalf("Observe = %s (%s); want %s", got.State, got.Message, tc.want)
+			}
+			if got.State == Failed && got.Message != "step pvc-backup-0 failed: boom" && got.Message != "step update-status-1 failed: boom" {
+				t.Errorf("message %q does not name the failed step and its error", got.Message)
+			}
+			if got.State == Succeeded && len(got.Results) != 2 {
+				t.Errorf("results = %+v; want both steps' reports", got.Results)
+			}
+		})
+	}
+}
