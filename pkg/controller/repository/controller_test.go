@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -228,13 +229,25 @@ func TestDeletion(t *testing.T) {
 	}
 }
 
+// Changes of a Repository's users are batched: many within invokerBatch
+// make one sync, not one each.
 func TestInvokersEnqueueTheirRepository(t *testing.T) {
 	f := newFixture(t)
-	f.c.onInvoker(bc("other", "a", "demo"))
+	for i := range 100 {
+		f.c.onInvoker(bc("other", fmt.Sprintf("a%d", i), "demo"))
+	}
 	f.c.onInvoker(cache.DeletedFinalStateUnknown{Obj: rs("demo", "r")})
 	f.c.onInvoker(&corev1.Pod{})
-	if f.c.queue.Len() != 1 { // both map to demo/repo, deduplicated
-		t.Fatalf("queue length = %d", f.c.queue.Len())
+	if n := f.c.queue.Len(); n != 0 {
+		t.Fatalf("queue length right after the changes = %d, want 0 (batched)", n)
+	}
+	if err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 5*invokerBatch, true, func(context.Context) (bool, error) {
+		return f.c.queue.Len() > 0, nil
+	}); err != nil {
+		t.Fatal("the Repository was never queued")
+	}
+	if n := f.c.queue.Len(); n != 1 { // all map to demo/repo, deduplicated
+		t.Fatalf("queue length = %d, want 1", n)
 	}
 	if k, _ := f.c.queue.Get(); k != "demo/repo" {
 		t.Errorf("key = %q", k)
