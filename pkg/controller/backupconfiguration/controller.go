@@ -197,6 +197,9 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		{rbInf.Informer(), c.onOwned, nil},
 	}
 	c.synced = append(c.synced, internal.WatchSessionResults(s.BackupSessions().Informer(), c.onSessionResult))
+	if _, err := c.sessionInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: c.onSessionAdded}); err != nil {
+		utilruntime.HandleError(fmt.Errorf("backupconfiguration controller: add event handler: %v", err))
+	}
 	for _, h := range handlers {
 		handler := internal.Handler(h.fn)
 		if h.update != nil {
@@ -306,7 +309,10 @@ func (c *Controller) onRestoreSession(obj any) {
 // Role or RoleBinding, so that a deleted or edited object is restored. The
 // namespace's shared trigger identity has no controller: a change of it
 // re-queues one configuration that uses it, whose reconcile restores it for
-// all.
+// all; with none (the last one was deleted while the operator was down, or
+// before its cache saw the objects) it queues sharedTriggerKey, whose sync
+// deletes them. The informers list every object at start, so this is also
+// the sweep after a restart.
 func (c *Controller) onOwned(obj any) {
 	m, ok := internal.MetaOf(obj)
 	if !ok {
@@ -319,9 +325,16 @@ func (c *Controller) onOwned(obj any) {
 	if m.GetName() == names.NamespaceTrigger {
 		if bc := c.sharedTriggerUser(m.GetNamespace(), ""); bc != nil {
 			c.queue.Add(bc.Namespace + "/" + bc.Name)
+		} else {
+			c.queue.Add(sharedTriggerKey(m.GetNamespace()))
 		}
 	}
 }
+
+// sharedTriggerKey is the queue key for namespace ns's shared trigger
+// identity: "ns/", which no configuration's key can be (names are not
+// empty).
+func sharedTriggerKey(ns string) string { return ns + "/" }
 
 func indexByPVC(obj any) ([]string, error) {
 	bc, ok := obj.(*v1beta1.BackupConfiguration)

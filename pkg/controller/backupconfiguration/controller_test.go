@@ -234,8 +234,8 @@ func TestReadyConfigurationGetsCronJobAndLeastPrivilegeRBAC(t *testing.T) {
 	if bc.Status.ObservedGeneration != 3 || bc.Status.Schedule != "*/5 * * * *" {
 		t.Errorf("observedGeneration %d schedule %q", bc.Status.ObservedGeneration, bc.Status.Schedule)
 	}
-	if len(bc.Finalizers) != 1 || bc.Finalizers[0] != v1beta1.Finalizer {
-		t.Errorf("finalizers = %v", bc.Finalizers)
+	if len(bc.Finalizers) != 0 {
+		t.Errorf("finalizers = %v on a configuration without sessions; a finalizer is a write it does not need", bc.Finalizers)
 	}
 
 	cj := f.cronJob("nightly")
@@ -600,12 +600,24 @@ func TestUserServiceAccountReplacesStowRBAC(t *testing.T) {
 	}
 }
 
+// A configuration that ran a session has Pushgateway metrics: it gets the
+// finalizer, and its deletion cleans up before the finalizer goes.
 func TestDeletionCleansUp(t *testing.T) {
-	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), backupConfig("other"), repository(ns), task()})
+	sess := func(bc string) *v1beta1.BackupSession {
+		s := session(bc+"-1", v1beta1.BackupSessionSucceeded, time.Now(), -1)
+		s.Namespace, s.Spec.Invoker.Name = ns, bc
+		return s
+	}
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), backupConfig("other"), repository(ns), task(), sess("bc"), sess("other")})
 	deleted := &groupRecorder{}
 	f.c.WithMetrics(deleted)
 	f.mustSync("bc")
 	f.mustSync("other")
+	for _, name := range []string{"bc", "other"} {
+		if got := f.bc(name).Finalizers; !slices.Equal(got, []string{v1beta1.Finalizer}) {
+			t.Fatalf("%s has finalizers %v after its session, want %s", name, got, v1beta1.Finalizer)
+		}
+	}
 	ctx := context.Background()
 	del := func(name string) {
 		bc := f.bc(name)
@@ -625,6 +637,18 @@ func TestDeletionCleansUp(t *testing.T) {
 	if f.cronJob("bc") != nil {
 		t.Error("cronjob not deleted")
 	}
+	assertNoSharedTrigger(t, f)
+	if got := f.bc("bc"); len(got.Finalizers) != 0 {
+		t.Errorf("finalizers = %v", got.Finalizers)
+	}
+	if want := []string{"BackupConfiguration/" + ns + "/bc"}; !slices.Equal(deleted.groups, want) {
+		t.Errorf("pushgateway groups deleted = %v, want %v", deleted.groups, want)
+	}
+}
+
+func assertNoSharedTrigger(t *testing.T, f *fixture) {
+	t.Helper()
+	ctx, name := context.Background(), names.NamespaceTrigger
 	if _, err := f.kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
 		t.Error("serviceaccount not deleted")
 	}
@@ -634,12 +658,95 @@ func TestDeletionCleansUp(t *testing.T) {
 	if _, err := f.kube.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
 		t.Error("rolebinding not deleted")
 	}
-	if got := f.bc("bc"); len(got.Finalizers) != 0 {
-		t.Errorf("finalizers = %v", got.Finalizers)
+}
+
+// A configuration without sessions has no finalizer: once it is gone, its
+// sync releases the shared trigger identity (the garbage collector takes
+// the CronJob it owns) and deletes the Pushgateway group a late session
+// may have left; the first session adds the finalizer.
+func TestDeletionWithoutFinalizerCleansUp(t *testing.T) {
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), backupConfig("other"), repository(ns), task()})
+	deleted := &groupRecorder{}
+	f.c.WithMetrics(deleted)
+	f.mustSync("bc")
+	f.mustSync("other")
+	ctx := context.Background()
+	if ref := metav1.GetControllerOf(f.cronJob("bc")); ref == nil || ref.UID != f.bc("bc").UID {
+		t.Fatalf("the CronJob's controller is %+v: the garbage collector would not delete it with bc", ref)
+	}
+
+	// The first session brings the finalizer, and only that write.
+	s := session("other-1", v1beta1.BackupSessionRunning, time.Now(), -1)
+	s.Namespace, s.Spec.Invoker.Name = ns, "other"
+	if _, err := f.stow.StowV1beta1().BackupSessions(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.refresh()
+	f.c.onSessionAdded(s)
+	if key, _ := f.c.queue.Get(); key != ns+"/other" {
+		t.Fatalf("a new session queued %q, want its configuration", key)
+	} else {
+		f.c.queue.Done(key)
+	}
+	f.mustSync("other")
+	if got := f.bc("other").Finalizers; !slices.Equal(got, []string{v1beta1.Finalizer}) {
+		t.Fatalf("finalizers %v after the first session", got)
+	}
+
+	if err := f.stow.StowV1beta1().BackupConfigurations(ns).Delete(ctx, "bc", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync("bc")
+	if _, err := f.kube.CoreV1().ServiceAccounts(ns).Get(ctx, names.NamespaceTrigger, metav1.GetOptions{}); err != nil {
+		t.Errorf("shared serviceaccount deleted while other still uses it: %v", err)
 	}
 	if want := []string{"BackupConfiguration/" + ns + "/bc"}; !slices.Equal(deleted.groups, want) {
 		t.Errorf("pushgateway groups deleted = %v, want %v", deleted.groups, want)
 	}
+	// other goes the finalizer's way; bc's gone no longer sees a user.
+	other := f.bc("other")
+	now := metav1.Now()
+	other.DeletionTimestamp = &now
+	if _, err := f.stow.StowV1beta1().BackupConfigurations(ns).Update(ctx, other, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync("other")
+	assertNoSharedTrigger(t, f)
+}
+
+// The shared trigger identity of a namespace whose configurations were
+// deleted while the operator was down is found by the informers' listing at
+// start (onOwned) and deleted; one still in use is not.
+func TestUnusedSharedTriggerIsSwept(t *testing.T) {
+	f := newFixture(t, healthyKube(), []runtime.Object{backupConfig("bc"), repository(ns), task()})
+	f.mustSync("bc")
+	ctx := context.Background()
+	sa, err := f.kube.CoreV1().ServiceAccounts(ns).Get(ctx, names.NamespaceTrigger, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.c.onOwned(sa)
+	if key, _ := f.c.queue.Get(); key != ns+"/bc" {
+		t.Fatalf("the shared ServiceAccount of a used identity queued %q, want its user", key)
+	} else {
+		f.c.queue.Done(key)
+	}
+
+	// bc is deleted while no operator watches: no event, no sync of bc.
+	if err := f.stow.StowV1beta1().BackupConfigurations(ns).Delete(ctx, "bc", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.refresh()
+	f.c.onOwned(sa)
+	key, _ := f.c.queue.Get()
+	f.c.queue.Done(key)
+	if key != sharedTriggerKey(ns) {
+		t.Fatalf("an unused shared ServiceAccount queued %q, want %q", key, sharedTriggerKey(ns))
+	}
+	if _, err := f.c.sync(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	assertNoSharedTrigger(t, f)
 }
 
 // groupRecorder records which Pushgateway groups the controller deletes.

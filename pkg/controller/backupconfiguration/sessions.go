@@ -4,6 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/internal/index"
 )
 
@@ -11,6 +12,20 @@ import (
 func (c *Controller) sessionsOf(bc *v1beta1.BackupConfiguration) []*v1beta1.BackupSession {
 	return index.Lookup[*v1beta1.BackupSession](c.sessionInformer, index.ByInvoker,
 		index.InvokerKey(bc.Namespace, v1beta1.KindBackupConfiguration, bc.Name))
+}
+
+// onSessionAdded re-queues the configuration of a new session when it has
+// no finalizer yet: the session's metrics will need one (needsFinalizer),
+// and the sooner it is there, the smaller the window in which a deletion
+// leaves only gone to clean up.
+func (c *Controller) onSessionAdded(obj any) {
+	s, ok := obj.(*v1beta1.BackupSession)
+	if !ok || s.Spec.Invoker.Kind != v1beta1.KindBackupConfiguration || s.Spec.Invoker.Name == "" {
+		return
+	}
+	if bc, err := c.bcs.BackupConfigurations(s.Namespace).Get(s.Spec.Invoker.Name); err == nil && !internal.HasFinalizer(bc, v1beta1.Finalizer) {
+		c.queue.Add(s.Namespace + "/" + s.Spec.Invoker.Name)
+	}
 }
 
 // onSessionResult re-queues the configuration of a session whose result

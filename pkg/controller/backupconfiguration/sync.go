@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -29,12 +31,16 @@ import (
 // sync reconciles one BackupConfiguration; it is idempotent and safe to call
 // for any key at any time.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
+	if ns, ok := strings.CutSuffix(key, "/"); ok { // sharedTriggerKey
+		return 0, c.releaseSharedTrigger(ctx, ns, "")
+	}
 	cached, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.BackupConfiguration, error) {
 		return c.bcs.BackupConfigurations(ns).Get(name)
 	})
 	if !found {
 		if err == nil {
-			c.secretRetry.Forget(key) // gone: its owned objects are garbage-collected
+			c.secretRetry.Forget(key)
+			err = c.gone(ctx, key)
 		}
 		return 0, err
 	}
@@ -43,7 +49,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if bc.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, bc)
 	}
-	if internal.AddFinalizer(bc, v1beta1.Finalizer) {
+	if c.needsFinalizer(bc) && internal.AddFinalizer(bc, v1beta1.Finalizer) {
 		updated, err := c.stow.StowV1beta1().BackupConfigurations(ns).Patch(ctx, bc.Name, types.MergePatchType, internal.FinalizerPatch(bc), metav1.PatchOptions{})
 		if err != nil {
 			return 0, fmt.Errorf("add finalizer to backupconfiguration %s: %v", key, err)
@@ -51,6 +57,38 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		bc = updated
 	}
 	return c.reconcile(ctx, bc)
+}
+
+// needsFinalizer tells whether bc has something to clean up that neither
+// the garbage collector nor gone can be trusted with: a Pushgateway group,
+// which exists once a session of bc has run. Until then bc goes without
+// Stow's finalizer: its CronJob and its own trigger identity are owned by it
+// and go with it, and the namespace's shared trigger identity is released
+// by gone, or by the sweep at start (onOwned). A finalizer costs a write
+// per configuration, a quarter of what a new configuration cost the API
+// server (docs/performance.md).
+func (c *Controller) needsFinalizer(bc *v1beta1.BackupConfiguration) bool {
+	return len(c.sessionsOf(bc)) > 0
+}
+
+// gone cleans up after a configuration deleted without Stow's finalizer
+// (needsFinalizer): the namespace's shared trigger identity, when no
+// configuration uses it any more, and the Pushgateway group in case a
+// session ran after bc's last reconcile (deleting an absent group is a
+// no-op; a Pushgateway that is down is only logged, there is no object
+// left to put an Event on).
+func (c *Controller) gone(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil // not a key of ours
+	}
+	if err := c.releaseSharedTrigger(ctx, ns, ""); err != nil {
+		return err
+	}
+	if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindBackupConfiguration, ns, name); err != nil {
+		klog.InfoS("could not delete the Pushgateway group of a deleted BackupConfiguration", "backupconfiguration", key, "err", err)
+	}
+	return nil
 }
 
 // finalize removes what Stow created for bc, then the finalizer.
@@ -62,7 +100,7 @@ func (c *Controller) finalize(ctx context.Context, bc *v1beta1.BackupConfigurati
 		c.event(bc, corev1.EventTypeWarning, internal.ReasonCleanupFailed, err.Error())
 		return err
 	}
-	if err := c.releaseSharedTrigger(ctx, bc); err != nil {
+	if err := c.releaseSharedTrigger(ctx, bc.Namespace, bc.UID); err != nil {
 		c.event(bc, corev1.EventTypeWarning, internal.ReasonCleanupFailed, err.Error())
 		return err
 	}
@@ -556,7 +594,7 @@ func (c *Controller) writeStatus(ctx context.Context, bc *v1beta1.BackupConfigur
 func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfiguration) error {
 	switch triggerIdentityOf(d) {
 	case identityUser:
-		if err := c.releaseSharedTrigger(ctx, bc); err != nil {
+		if err := c.releaseSharedTrigger(ctx, bc.Namespace, bc.UID); err != nil {
 			return err
 		}
 		return c.deleteOwned(ctx, bc, false)
@@ -566,7 +604,7 @@ func (c *Controller) ensureRBAC(ctx context.Context, bc, d *v1beta1.BackupConfig
 		}
 		return c.deleteOwned(ctx, bc, false)
 	}
-	if err := c.releaseSharedTrigger(ctx, bc); err != nil {
+	if err := c.releaseSharedTrigger(ctx, bc.Namespace, bc.UID); err != nil {
 		return err
 	}
 	ns := bc.Namespace

@@ -152,19 +152,19 @@ func (c *Controller) sharedTriggerUser(ns string, except types.UID) *v1beta1.Bac
 	return nil
 }
 
-// releaseSharedTrigger deletes the namespace's trigger objects when bc (being
-// deleted, or no longer using them) was the last configuration that used
-// them. A configuration created meanwhile is re-queued by the deletion
-// events and creates them again.
-func (c *Controller) releaseSharedTrigger(ctx context.Context, bc *v1beta1.BackupConfiguration) error {
-	ns, name := bc.Namespace, names.NamespaceTrigger
+// releaseSharedTrigger deletes the trigger objects of namespace ns when no
+// configuration there other than the one with UID except (being deleted,
+// or no longer using them; "" for none) uses them. A configuration created
+// meanwhile is re-queued by the deletion events and creates them again.
+func (c *Controller) releaseSharedTrigger(ctx context.Context, ns string, except types.UID) error {
+	name := names.NamespaceTrigger
 	_, errSA := c.sas.ServiceAccounts(ns).Get(name)
 	_, errRole := c.roles.Roles(ns).Get(name)
 	_, errRB := c.bindings.RoleBindings(ns).Get(name)
 	if apierrors.IsNotFound(errSA) && apierrors.IsNotFound(errRole) && apierrors.IsNotFound(errRB) {
 		return nil // the usual case of a namespace without them: no list
 	}
-	if c.sharedTriggerUser(ns, bc.UID) != nil {
+	if c.sharedTriggerUser(ns, except) != nil {
 		return nil
 	}
 	type deleter struct {
