@@ -121,14 +121,18 @@ func (r *Runner) execAll(ctx context.Context, ns string, targets []target, comma
 // Targets picks the containers an exec hook runs in: one per Running pod
 // that mounts claim, containerName or else the first container that mounts
 // it. Every such pod must consent (v1beta1.AnnotationExecHooks lists
-// invoker or "*"); why names what is wrong when the hook cannot run.
+// invoker or "*"); why names what is wrong when the hook cannot run. Not
+// application pods, so never targets: Stow's own Job pods (a post hook
+// runs as soon as the backup container has exited, while the kubelet may
+// still report its pod Running; another configuration's backup may mount
+// the claim meanwhile), and pods whose containers have all exited.
 func Targets(pods []corev1.Pod, claim, invoker, containerName string) (out []target, why string) {
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	ns := ""
 	for i := range pods {
 		p := &pods[i]
 		ns = p.Namespace
-		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil || stowJobPod(p) || exited(p) {
 			continue
 		}
 		vol := ""
@@ -175,6 +179,32 @@ func Targets(pods []corev1.Pod, claim, invoker, containerName string) (out []tar
 		return nil, fmt.Sprintf("no Running pod in %s mounts PVC %s, so the exec hook has nowhere to run: start the application that uses it, or use an HTTP hook", where, claim)
 	}
 	return out, ""
+}
+
+// stowJobPod tells whether p is a pod of one of Stow's Jobs (backup,
+// restore, maintenance). Skipping a pod only keeps a hook out of it, so a
+// pod that claims to be Stow's gains nothing by it.
+func stowJobPod(p *corev1.Pod) bool {
+	if p.Labels[v1beta1.LabelManagedBy] != v1beta1.ManagedByStow {
+		return false
+	}
+	ref := metav1.GetControllerOf(p)
+	return ref != nil && ref.Kind == "Job"
+}
+
+// exited tells whether every container of p has terminated: nothing is
+// left to exec in, whatever phase the kubelet reports yet.
+func exited(p *corev1.Pod) bool {
+	cs := p.Status.ContainerStatuses
+	if len(cs) == 0 {
+		return false
+	}
+	for _, c := range cs {
+		if c.State.Terminated == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // consents tells whether an AnnotationExecHooks value lets invoker run

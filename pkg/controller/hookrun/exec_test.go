@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
@@ -25,6 +26,31 @@ func pod(name, claim, consent string, phase corev1.PodPhase) corev1.Pod {
 	return p
 }
 
+// backupPod is a pod of a Stow backup Job whose container has not exited.
+func backupPod(name, claim string) corev1.Pod {
+	p := pod(name, claim, "", corev1.PodRunning)
+	p.Labels = map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow}
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: name, UID: "u", Controller: ptr.To(true)}}
+	return p
+}
+
+// exitedPod is a pod the kubelet still reports Running whose containers have
+// all terminated.
+func exitedPod(name, claim string) corev1.Pod {
+	p := pod(name, claim, "", corev1.PodRunning)
+	for _, c := range p.Spec.Containers {
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}})
+	}
+	return p
+}
+
+func labelledOnly(name, claim string) corev1.Pod {
+	p := pod(name, claim, "", corev1.PodRunning)
+	p.Labels = map[string]string{v1beta1.LabelManagedBy: v1beta1.ManagedByStow}
+	return p
+}
+
 func TestTargets(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -38,6 +64,9 @@ func TestTargets(t *testing.T) {
 			pod("c", "data", "", corev1.PodSucceeded), pod("d", "other", "", corev1.PodRunning)}, "", "a/db,b/db"},
 		{"no pod", []corev1.Pod{pod("d", "other", "*", corev1.PodRunning)}, "", "no Running pod in app mounts PVC data"},
 		{"no consent", []corev1.Pod{pod("a", "data", "bc-other", corev1.PodRunning)}, "", "pod a uses PVC data but does not consent"},
+		{"Stow's own Job pod, not yet reported finished", []corev1.Pod{pod("a", "data", "bc", corev1.PodRunning), backupPod("stow-backup-x", "data")}, "", "a/db"},
+		{"a pod whose containers all exited", []corev1.Pod{pod("a", "data", "bc", corev1.PodRunning), exitedPod("b", "data")}, "", "a/db"},
+		{"a pod labelled Stow's without a Job is an application pod", []corev1.Pod{pod("a", "data", "bc", corev1.PodRunning), labelledOnly("b", "data")}, "", "pod b uses PVC data but does not consent"},
 		{"missing container", []corev1.Pod{pod("a", "data", "bc", corev1.PodRunning)}, "nope", `pod a uses PVC data but has no container "nope"`},
 	} {
 		got, why := Targets(tc.pods, "data", "bc", tc.container)
