@@ -109,7 +109,11 @@ func (c *Controller) finalize(ctx context.Context, bc *v1beta1.BackupConfigurati
 		c.event(bc, corev1.EventTypeWarning, "MetricsCleanupFailed", "could not delete the Pushgateway group: "+err.Error())
 	}
 	internal.RemoveFinalizer(bc, v1beta1.Finalizer)
-	if _, err := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace).Patch(ctx, bc.Name, types.MergePatchType, internal.FinalizerPatch(bc), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	client := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace)
+	if err := internal.PatchFinalizers(bc, func(pt types.PatchType, data []byte) error {
+		_, err := client.Patch(ctx, bc.Name, pt, data, metav1.PatchOptions{})
+		return err
+	}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("remove finalizer of backupconfiguration %s/%s: %v", bc.Namespace, bc.Name, err)
 	}
 	return nil

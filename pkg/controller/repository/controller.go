@@ -195,7 +195,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		if err := c.pusher.DeleteInvokerGroup(ctx, v1beta1.KindRepository, repo.Namespace, repo.Name); err != nil {
 			c.event(repo, corev1.EventTypeWarning, internal.ReasonMetricsFailed, "Deleting the repository's metrics group failed: "+err.Error())
 		}
-		if _, err := client.Patch(ctx, repo.Name, types.MergePatchType, internal.FinalizerPatch(repo), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := internal.PatchFinalizers(repo, func(pt types.PatchType, data []byte) error {
+			_, err := client.Patch(ctx, repo.Name, pt, data, metav1.PatchOptions{})
+			return err
+		}); err != nil && !apierrors.IsNotFound(err) {
 			return 0, fmt.Errorf("remove finalizer of repository %s: %v", key, err)
 		}
 		return 0, nil

@@ -335,8 +335,10 @@ func (c *Controller) cleanup(ctx context.Context, rs *v1beta1.RestoreSession) er
 			return nil
 		}
 		latest.Finalizers = slices.Delete(latest.Finalizers, i, i+1)
-		_, err = client.Patch(ctx, latest.Name, types.MergePatchType, internal.FinalizerPatch(latest), metav1.PatchOptions{})
-		return err
+		return internal.PatchFinalizers(latest, func(pt types.PatchType, data []byte) error {
+			_, err := client.Patch(ctx, latest.Name, pt, data, metav1.PatchOptions{})
+			return err
+		})
 	})
 }
 
