@@ -278,4 +278,18 @@ func TestUnreadableObjectsDoNotStopOthers(t *testing.T) {
 			t.Errorf("Job %s ran for a bad object", j.Name)
 		}
 	}
+	// Each can be deleted: none holds a finalizer that today's schema would
+	// keep the operator from removing, so the namespace can go too.
+	bad := []struct{ plural, name string }{{"backupsessions", "bad-retryleft"}, {"restoresessions", "bad-timeout"}, {"backupconfigurations", "bad-delay"}}
+	for _, o := range bad {
+		if err := e.stow.StowV1beta1().RESTClient().Delete().Namespace(ns).Resource(o.plural).Name(o.name).Do(c).Error(); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatalf("delete %s %s: %v", o.plural, o.name, err)
+		}
+	}
+	for _, o := range bad {
+		waitFor(t, o.plural+" "+o.name+" deleted", 2*time.Minute, func(c context.Context) (bool, error) {
+			err := e.stow.StowV1beta1().RESTClient().Get().Namespace(ns).Resource(o.plural).Name(o.name).Do(c).Error()
+			return apierrors.IsNotFound(err), nil
+		})
+	}
 }

@@ -56,7 +56,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if cur.DeletionTimestamp != nil {
 		return 0, c.cleanup(ctx, cur)
 	}
-	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) {
+	// An unreadable session (stored under a looser schema) never runs, so
+	// it has no metrics to clean up: without a finalizer it can still be
+	// deleted, though today's schema refuses every write of it.
+	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) && v1beta1.DecodeError(cur) == "" {
 		if cur, err = c.ensureFinalizer(ctx, key, cur); cur == nil || err != nil {
 			return 0, err
 		}
