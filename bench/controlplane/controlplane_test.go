@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/bench/internal/results"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -299,5 +300,29 @@ func TestSummaryID(t *testing.T) {
 	}
 	if _, err := summaryID([]byte(`{"message_type":"status"}`)); err == nil {
 		t.Fatal("no summary, no error")
+	}
+}
+
+// A part run again replaces the notes of its earlier run; notes of parts
+// not run stay.
+func TestMergePartsDropsSupersededNotes(t *testing.T) {
+	old := &results.ControlPlane{Notes: []string{
+		"scale: creating the 1000 BackupConfigurations takes 3.3 s of the convergence time (32 parallel clients)",
+		"parts scale, restart measured at 14:50 UTC (BENCH_CP_PARTS)",
+		"parts sessions, scale measured at 14:22 UTC (BENCH_CP_PARTS)",
+		"parts clutter measured at 07:59 UTC (BENCH_CP_PARTS); load average at start 0.96 1.43 2.57, at end 5.13 3.84 3.31",
+		"session overhead: 1 sessions had no observed Job, 0 no observed end of the Job's pod",
+	}}
+	cur := &results.ControlPlane{Notes: []string{"scale: creating the 5000 BackupConfigurations takes 25.6 s of the convergence time (32 parallel clients)"}}
+	got := mergeParts(old, cur, []string{"scale", "restart"}).Notes
+	want := []string{
+		"scale: creating the 5000 BackupConfigurations takes 25.6 s of the convergence time (32 parallel clients)",
+		"parts scale, restart measured at 00:00 UTC (BENCH_CP_PARTS); load average at start , at end ",
+		"parts sessions, scale measured at 14:22 UTC (BENCH_CP_PARTS)",
+		"parts clutter measured at 07:59 UTC (BENCH_CP_PARTS); load average at start 0.96 1.43 2.57, at end 5.13 3.84 3.31",
+		"session overhead: 1 sessions had no observed Job, 0 no observed end of the Job's pod",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -293,12 +293,35 @@ func mergeParts(old, cur *results.ControlPlane, parts []string) *results.Control
 	}
 	if !slices.Equal(parts, allParts) {
 		for _, n := range old.Notes {
-			if !slices.Contains(out.Notes, n) {
+			if !slices.Contains(out.Notes, n) && !superseded(n, parts) {
 				out.Notes = append(out.Notes, n)
 			}
 		}
 	}
 	return &out
+}
+
+// notePart is the part an earlier note speaks of, by its prefix.
+var notePart = map[string]string{"scale:": "scale", "operator RSS not measured:": "scale", "session overhead:": "sessions"}
+
+// superseded tells whether an earlier report's note is about parts this run
+// measured again: its numbers are gone from the report, so the note goes too.
+func superseded(note string, parts []string) bool {
+	for prefix, part := range notePart {
+		if strings.HasPrefix(note, prefix) {
+			return slices.Contains(parts, part)
+		}
+	}
+	list, ok := strings.CutPrefix(note, "parts ")
+	if i := strings.Index(list, " measured at "); ok && i > 0 {
+		for _, p := range strings.Split(list[:i], ", ") {
+			if !slices.Contains(parts, p) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // startInformers watches Jobs, CronJobs and BackupSessions in every
