@@ -56,10 +56,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if cur.DeletionTimestamp != nil {
 		return 0, c.cleanup(ctx, cur)
 	}
-	// An unreadable session (stored under a looser schema) never runs, so
-	// it has no metrics to clean up: without a finalizer it can still be
-	// deleted, though today's schema refuses every write of it.
-	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) && v1beta1.DecodeError(cur) == "" {
+	if !slices.Contains(cur.Finalizers, v1beta1.Finalizer) && specValid(cur) {
 		if cur, err = c.ensureFinalizer(ctx, key, cur); cur == nil || err != nil {
 			return 0, err
 		}
@@ -154,6 +151,18 @@ func (c *Controller) invalid(cur, rs *v1beta1.RestoreSession, msg string, now ti
 	if !v1beta1.IsConditionFalse(cur.Status.Conditions, v1beta1.ValidationPassed) {
 		c.Recorder.Event(rs, corev1.EventTypeWarning, EventInvalid, msg)
 	}
+}
+
+// specValid tells whether rs's spec passes validation. A session that does
+// not never runs, so it has no metrics to clean up and gets no finalizer:
+// one stored under a looser schema (as an older Stow had) is refused on
+// every write by today's, and with its immutable spec even the invalid
+// field could not go with the finalizer (internal.PatchFinalizers), so a
+// finalizer would keep it, and its namespace, from ever being deleted.
+func specValid(rs *v1beta1.RestoreSession) bool {
+	work := rs.DeepCopy()
+	v1beta1.DefaultRestoreSession(work)
+	return len(v1beta1.ValidateRestoreSession(work)) == 0
 }
 
 // ensureFinalizer adds the finalizer cleanup needs (it drops the session's

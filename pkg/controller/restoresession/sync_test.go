@@ -254,21 +254,30 @@ func TestRestoreReplicasRunOneAtATime(t *testing.T) {
 	}
 }
 
-// An unreadable RestoreSession (its stored spec no longer decodes) ends
-// Invalid without Stow's finalizer: with an immutable spec and a schema
-// that refuses every write of it, a finalizer could never be removed again.
-func TestUnreadableRestoreGetsNoFinalizer(t *testing.T) {
-	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
-		rs.Annotations = map[string]string{v1beta1.AnnotationDecodeError: `spec.timeOut: "1 hour" is not a duration`}
-	})
-	f := newFixture(t, repository("repo"), secret(), pvc("data"), rs)
-	f.sync("rs")
-	got := f.restore("rs")
-	if len(got.Finalizers) != 0 {
-		t.Errorf("finalizers = %v", got.Finalizers)
-	}
-	if got.Status.Phase != v1beta1.RestoreInvalid || !strings.Contains(got.Status.Reason, "spec.timeOut") {
-		t.Errorf("phase %s, reason %q; want Invalid naming spec.timeOut", got.Status.Phase, got.Status.Reason)
+// An invalid RestoreSession (its stored spec no longer decodes, or fails
+// validation) ends Invalid without Stow's finalizer: with an immutable spec
+// and a schema that refuses every write of it, a finalizer could never be
+// removed again.
+func TestInvalidRestoreGetsNoFinalizer(t *testing.T) {
+	for name, mutate := range map[string]func(*v1beta1.RestoreSession){
+		"unreadable": func(rs *v1beta1.RestoreSession) {
+			rs.Annotations = map[string]string{v1beta1.AnnotationDecodeError: `spec.timeOut: "1 hour" is not a duration`}
+		},
+		"invalid": func(rs *v1beta1.RestoreSession) {
+			rs.Spec.Target.Rules = []v1beta1.Rule{{Snapshots: []string{"latest"}}, {Paths: []string{"/x"}}}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, repository("repo"), secret(), pvc("data"), newRestore("rs", mutate))
+			f.sync("rs")
+			got := f.restore("rs")
+			if len(got.Finalizers) != 0 {
+				t.Errorf("finalizers = %v", got.Finalizers)
+			}
+			if got.Status.Phase != v1beta1.RestoreInvalid {
+				t.Errorf("phase %s (%s); want Invalid", got.Status.Phase, got.Status.Reason)
+			}
+		})
 	}
 }
 
