@@ -206,15 +206,8 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("start metrics: %w", err)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case err := <-metricsErrs:
-			cancel(err)
-		case <-ctx.Done():
-		}
-	}()
+	ctx, cancel, metricsFailure := failOn(ctx, metricsErrs)
+	defer cancel()
 
 	runControllers := func(ctx context.Context) error {
 		return runOperator(ctx, o, kube, meta, stow, recorder, health, pusher, sessions)
@@ -226,10 +219,39 @@ func run(ctx context.Context, o options) error {
 		runErr = runWithLeaderElection(ctx, o, kube, recorder, health, runControllers)
 	}
 	wg.Wait()
-	if cause := context.Cause(ctx); runErr == nil && cause != nil && cause != context.Canceled {
-		runErr = cause
+	if err := metricsFailure(); runErr == nil && err != nil {
+		runErr = err
 	}
 	return runErr
+}
+
+// failOn returns a context that ends when ctx does or when errs delivers an
+// error, and failure, which returns that error (nil when ctx ended first).
+// Only such an error makes the operator exit non-zero: the end of ctx is
+// SIGTERM or SIGINT, a normal shutdown. signal.NotifyContext ends ctx with
+// a cause naming the signal ("terminated signal received"); taken for a
+// failure, it made every replaced pod of a rollout exit 1 (status Error).
+func failOn(ctx context.Context, errs <-chan error) (context.Context, context.CancelFunc, func() error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	failed := make(chan error, 1)
+	go func() {
+		select {
+		case err := <-errs:
+			failed <- err
+			cancel(err)
+		case <-ctx.Done():
+		}
+	}()
+	failure := func() error {
+		select {
+		case err := <-failed:
+			failed <- err // for a later call
+			return err
+		default:
+			return nil
+		}
+	}
+	return ctx, func() { cancel(nil) }, failure
 }
 
 // clusterIdentity is the UID of the kube-system namespace (a common cluster
