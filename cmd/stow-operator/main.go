@@ -233,26 +233,26 @@ func run(ctx context.Context, o options) error {
 // failure, it made every replaced pod of a rollout exit 1 (status Error).
 func failOn(ctx context.Context, errs <-chan error) (context.Context, context.CancelFunc, func() error) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	failed := make(chan error, 1)
 	go func() {
 		select {
 		case err := <-errs:
-			failed <- err
-			cancel(err)
+			cancel(errFailed{err})
 		case <-ctx.Done():
 		}
 	}()
 	failure := func() error {
-		select {
-		case err := <-failed:
-			failed <- err // for a later call
-			return err
-		default:
-			return nil
+		var f errFailed
+		if errors.As(context.Cause(ctx), &f) {
+			return f.error
 		}
+		return nil
 	}
 	return ctx, func() { cancel(nil) }, failure
 }
+
+// errFailed marks the cause failOn ends its context with, apart from the
+// causes of its parent.
+type errFailed struct{ error }
 
 // clusterIdentity is the UID of the kube-system namespace (a common cluster
 // id), unless --cluster-id names one.
