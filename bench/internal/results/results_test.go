@@ -109,7 +109,7 @@ func TestMarkdown(t *testing.T) {
 		ClutterObjects: 10000, ClutterBaseMiB: 40, ClutterMiB: 45, ClutterPeakMiB: 50,
 	}
 	md := f.Markdown()
-	for _, want := range []string{
+	reportHas(t, md,
 		"> **Data path: smoke run**",
 		"| 2 | 24105 MiB | 6.1.0 | Test CPU | 0.5 0.4 0.3 |",
 		"| go1.26.8 | restic 0.19.1 | v0.1.0-3-gabc |",
@@ -128,13 +128,23 @@ func TestMarkdown(t *testing.T) {
 		"| 0 of 2003 / 4.2 s | 0 rewritten | yes |",
 		// 12.5% growth fails the 10% goal although under 100 MiB.
 		"| 40.0 MiB / 45.0 MiB (+12%) | < 100 MiB, within 10% | **no** |",
-	} {
+	)
+	if strings.Contains(md, "concurrent BackupSessions") {
+		t.Error("report shows the concurrent test that was not run")
+	}
+	empty := (&File{}).Markdown()
+	if !strings.Contains(empty, "Data path: stow vs bare restic\n\nNot measured yet") || !strings.Contains(empty, "BENCH_CLUSTER=local") {
+		t.Errorf("empty report does not say what is missing:\n%s", empty)
+	}
+}
+
+// reportHas fails t for each of wants that md does not contain.
+func reportHas(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q\n%s", want, md)
 		}
-	}
-	if strings.Contains(md, "concurrent BackupSessions") {
-		t.Error("report shows the concurrent test that was not run")
 	}
 }
 
@@ -143,8 +153,7 @@ func TestMarkdownStowTools(t *testing.T) {
 	d := f.DataPath
 	d.StowTools = []string{"stow session", "stow"}
 	d.Measurements = append(d.Measurements, Measurement{Set: "mixed", Tool: "stow session", Op: "full", Runs: []Run{{WallS: 10.9}}})
-	md := f.Markdown()
-	for _, want := range []string{
+	reportHas(t, f.Markdown(),
 		"goal >= 0.98",
 		"| set | op | stow session | stow |\n|---|---|---|---|\n",
 		// Met, missed, and not measured.
@@ -152,18 +161,7 @@ func TestMarkdownStowTools(t *testing.T) {
 		"| mixed | incr | - | - |",
 		"| mixed | restore | - | **0.80** |",
 		"| stow session | full | 1 | 10.90 |",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q\n%s", want, md)
-		}
-	}
-	if false {
-		t.Error("report shows the concurrent test that was not run")
-	}
-	empty := (&File{}).Markdown()
-	if !strings.Contains(empty, "Data path: stow vs bare restic\n\nNot measured yet") || !strings.Contains(empty, "BENCH_CLUSTER=local") {
-		t.Errorf("empty report does not say what is missing:\n%s", empty)
-	}
+	)
 }
 
 func TestSaveLoad(t *testing.T) {
@@ -198,8 +196,7 @@ func TestOverheadAndGrowthMarkdown(t *testing.T) {
 	}
 	var b strings.Builder
 	c.markdown(&b)
-	md := b.String()
-	for _, want := range []string{
+	reportHas(t, b.String(),
 		"| backup, 1% changed | 10000 files, 276 MiB | 3 (0 failed) | 5.00 (4.00-6.00) | 2.00 (2.00-2.00) | 3.00 (2.50-3.50) | 2.00 | < 2 s | **no** |",
 		// Under the goal but a session failed: not met.
 		"| restore | 10000 files, 276 MiB | 2 (1 failed) | 5.00 | - | 2.00 | 3.00 | < 2 s | **no** |",
@@ -207,9 +204,5 @@ func TestOverheadAndGrowthMarkdown(t *testing.T) {
 		"| 200 | 3 | 2 (0 failed) | 4.10 (4.00-4.20) | - |",
 		// 5.0 over 4.1 is +22%: not flat.
 		"At 41x the repository size the session takes +22% (goal: flat, within 20%): **not met**.",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q\n%s", want, md)
-		}
-	}
+	)
 }
