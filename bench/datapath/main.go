@@ -194,7 +194,7 @@ func run(ctx context.Context) error {
 	}
 	d := &results.DataPath{Started: time.Now(), Scale: c.scale, Label: label, Runs: c.runs,
 		StowTools: []string{sessionTool.name, cliTool.name}}
-	b := &bench{cfg: c, d: d, pw: pw, password: benchPassword, index: map[[3]string]int{}}
+	b := &bench{cfg: c, d: d, pw: pw, index: map[[3]string]int{}}
 	if os.Getenv("BENCH_NICE") == "1" {
 		b.note("ran at nice 19, idle IO class (BENCH_NICE=1): other load on the machine was favoured")
 	}
@@ -308,8 +308,7 @@ func logf(format string, a ...any) {
 type bench struct {
 	cfg      *config
 	d        *results.DataPath
-	pw       string // the password file
-	password string // its content, the storage Secret's RESTIC_PASSWORD for the Job steps
+	pw       string // the password file (benchPassword; the Job steps get it as RESTIC_PASSWORD)
 	index    map[[3]string]int
 	template string // an empty initialized repository
 }
@@ -527,7 +526,7 @@ func (b *bench) jobOps(ds *dataSet, work, repo, target string) toolOps {
 			}
 			last = filepath.Join(work, "scratch-"+op)
 			return run(ctx, last, func(scratch string) (jobStep, error) {
-				return backupStep(repo, ds.dir, scratch, "bench-"+op, b.password)
+				return backupStep(repo, ds.dir, scratch, "bench-"+op, benchPassword)
 			})
 		},
 		restore: func(ctx context.Context) (results.Run, error) {
@@ -539,7 +538,7 @@ func (b *bench) jobOps(ds *dataSet, work, repo, target string) toolOps {
 				return results.Run{}, err
 			}
 			return run(ctx, filepath.Join(work, "scratch-restore"), func(scratch string) (jobStep, error) {
-				return restoreStep(repo, target, scratch, b.password, []jobenv.ResolvedSnapshot{snap})
+				return restoreStep(repo, target, scratch, benchPassword, []jobenv.ResolvedSnapshot{snap})
 			})
 		},
 	}
