@@ -10,8 +10,7 @@ import (
 
 // sessionsOf lists bc's BackupSessions from the cache.
 func (c *Controller) sessionsOf(bc *v1beta1.BackupConfiguration) []*v1beta1.BackupSession {
-	return index.Lookup[*v1beta1.BackupSession](c.sessionInformer, index.ByInvoker,
-		index.InvokerKey(bc.Namespace, v1beta1.KindBackupConfiguration, bc.Name))
+	return index.SessionsOf(c.sessionInformer, bc.Namespace, bc.Name)
 }
 
 // onSessionAdded re-queues the configuration of a new session when it has

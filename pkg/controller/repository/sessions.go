@@ -27,8 +27,7 @@ func (c *Controller) onSessionResult(s *v1beta1.BackupSession) {
 func (c *Controller) backupSessions(repo *v1beta1.Repository) []*v1beta1.BackupSession {
 	var out []*v1beta1.BackupSession
 	for _, bc := range index.Lookup[*v1beta1.BackupConfiguration](c.bcInformer, index.ByRepository, repo.Namespace+"/"+repo.Name) {
-		out = append(out, index.Lookup[*v1beta1.BackupSession](c.sessionInformer, index.ByInvoker,
-			index.InvokerKey(bc.Namespace, v1beta1.KindBackupConfiguration, bc.Name))...)
+		out = append(out, index.SessionsOf(c.sessionInformer, bc.Namespace, bc.Name)...)
 	}
 	return out
 }

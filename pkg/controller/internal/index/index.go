@@ -80,3 +80,9 @@ var ByInvoker = Index{Name: "stow.dev/by-invoker", Func: func(obj any) ([]string
 func InvokerKey(namespace, kind, name string) string {
 	return namespace + "/" + kind + "/" + name
 }
+
+// SessionsOf returns the BackupSessions of the BackupConfiguration
+// namespace/name in sessions, an informer with ByInvoker.
+func SessionsOf(sessions cache.SharedIndexInformer, namespace, name string) []*v1beta1.BackupSession {
+	return Lookup[*v1beta1.BackupSession](sessions, ByInvoker, InvokerKey(namespace, v1beta1.KindBackupConfiguration, name))
+}

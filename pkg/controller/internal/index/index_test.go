@@ -68,7 +68,7 @@ func TestByInvoker(t *testing.T) {
 	if err := ByInvoker.AddTo(inf); err != nil {
 		t.Fatal(err)
 	}
-	got := names(Lookup[*v1beta1.BackupSession](inf, ByInvoker, InvokerKey("a", v1beta1.KindBackupConfiguration, "x")))
+	got := names(SessionsOf(inf, "a", "x"))
 	if !slices.Equal(got, []string{"a/s1", "a/s2"}) {
 		t.Errorf("sessions of a/x = %v", got)
 	}
