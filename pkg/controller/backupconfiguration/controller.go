@@ -9,6 +9,7 @@ package backupconfiguration
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -335,6 +336,10 @@ func (c *Controller) onOwned(obj any) {
 // identity: "ns/", which no configuration's key can be (names are not
 // empty).
 func sharedTriggerKey(ns string) string { return ns + "/" }
+
+// sharedTriggerNamespace is the namespace of a sharedTriggerKey; ok is
+// false for a configuration's key.
+func sharedTriggerNamespace(key string) (ns string, ok bool) { return strings.CutSuffix(key, "/") }
 
 func indexByPVC(obj any) ([]string, error) {
 	bc, ok := obj.(*v1beta1.BackupConfiguration)

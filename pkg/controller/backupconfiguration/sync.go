@@ -31,7 +31,7 @@ import (
 // sync reconciles one BackupConfiguration; it is idempotent and safe to call
 // for any key at any time.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	if ns, ok := strings.CutSuffix(key, "/"); ok { // sharedTriggerKey
+	if ns, ok := sharedTriggerNamespace(key); ok {
 		return 0, c.releaseSharedTrigger(ctx, ns, "")
 	}
 	cached, found, err := internal.Lookup(key, func(ns, name string) (*v1beta1.BackupConfiguration, error) {
