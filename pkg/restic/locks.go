@@ -283,28 +283,28 @@ const lockRetryStep = time.Minute
 // WaitForLock runs op, which runs one restic command that takes a lock,
 // until it fails for another reason than a lock held by someone else.
 // Between attempts it removes the locks p proves stale. restic itself waits
-// up to a minute per attempt (--retry-lock). Past deadline (zero: one
-// attempt), it returns a *LockedError naming the holders.
+// up to a minute per attempt (--retry-lock). Once deadline has passed (zero:
+// after one attempt), it starts no further attempt and returns a
+// *LockedError naming the holders: every restic run costs a key derivation
+// and backend round trips, seconds on a loaded node, and the session's own
+// deadline follows this one by only a short margin
+// (pkg/resolve/contract.go).
 func (r *Restic) WaitForLock(ctx context.Context, op string, p LockPolicy, deadline time.Time, run func(context.Context) error) error {
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
 	}
 	defer func() { r.RetryLock = 0 }()
+	// The first attempt does not wait: a lock in the way may be one that
+	// can be proven stale and removed at once.
+	r.RetryLock = 0
 	for attempt := 0; ; attempt++ {
-		left := deadline.Sub(now())
-		// The first attempt does not wait: a lock in the way may be one
-		// that can be proven stale and removed at once.
-		r.RetryLock = 0
-		if attempt > 0 {
-			r.RetryLock = min(max(left, 0), lockRetryStep)
-		}
 		err := run(ctx)
-		if !errors.Is(err, ErrLocked) || left <= 0 || ctx.Err() != nil {
-			if errors.Is(err, ErrLocked) {
-				return r.lockedError(ctx, op, p)
-			}
+		if !errors.Is(err, ErrLocked) {
 			return err
+		}
+		if ctx.Err() != nil || !now().Before(deadline) {
+			return r.lockedError(ctx, op, p, nil)
 		}
 		locks, lerr := r.Locks(ctx)
 		if lerr != nil {
@@ -314,16 +314,27 @@ func (r *Restic) WaitForLock(ctx context.Context, op string, p LockPolicy, deadl
 		if rerr != nil {
 			r.logf("%v", rerr)
 		}
-		if len(removed) == 0 && attempt > 0 {
-			r.logf("restic %s: repository locked by %s; waiting until %s", op, describeLive(ctx, locks, p), deadline.UTC().Format(time.RFC3339))
+		left := deadline.Sub(now())
+		if len(removed) == 0 {
+			if left <= 0 {
+				return r.lockedError(ctx, op, p, locks)
+			}
+			if attempt > 0 {
+				r.logf("restic %s: repository locked by %s; waiting until %s", op, describeLive(ctx, locks, p), deadline.UTC().Format(time.RFC3339))
+			}
 		}
+		r.RetryLock = min(max(left, 0), lockRetryStep)
 	}
 }
 
-func (r *Restic) lockedError(ctx context.Context, op string, p LockPolicy) error {
-	locks, err := r.Locks(ctx)
-	if err != nil {
-		return &LockedError{Op: op}
+// lockedError names the live holders among locks, or among the locks
+// listed now when locks is nil.
+func (r *Restic) lockedError(ctx context.Context, op string, p LockPolicy, locks []LockInfo) error {
+	if locks == nil {
+		var err error
+		if locks, err = r.Locks(ctx); err != nil {
+			return &LockedError{Op: op}
+		}
 	}
 	var live []LockInfo
 	for _, l := range locks {

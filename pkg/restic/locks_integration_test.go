@@ -139,6 +139,40 @@ func TestIntegrationLiveLockOfAnotherWriterSurvives(t *testing.T) {
 	}
 }
 
+// No attempt starts once the deadline has passed: the attempt that ends
+// past it is the last, and the error names the holder from one listing. On
+// a loaded node each restic run takes seconds, and the session's deadline
+// is only a short margin after the lock deadline. The clock here moves 2 s
+// per attempt, so a loop that looked at the deadline only before an attempt
+// would start a third.
+func TestIntegrationNoAttemptAfterLockDeadline(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	ctx := context.Background()
+	r := newS3(t, m, "late", testPassword)
+	if _, err := r.EnsureRepository(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ext := holdLock(t, r)
+	start := time.Now()
+	clock := start
+	p := LockPolicy{Self: "stow-cafe0000-me", HostPrefix: "stow-cafe0000-", Now: func() time.Time { return clock }}
+	attempts := 0
+	forget := func(ctx context.Context) error {
+		attempts++
+		_, err := r.Forget(ctx, RetentionPolicy{KeepLast: 1}, "config=a")
+		clock = clock.Add(2 * time.Second)
+		return err
+	}
+	err := r.WaitForLock(ctx, "forget", p, start.Add(3*time.Second), forget)
+	var locked *LockedError
+	if !errors.As(err, &locked) || len(locked.Holders) == 0 || locked.Holders[0].ID != ext.lock.ID {
+		t.Fatalf("forget under a live lock = %v, want a LockedError naming lock %s", err, ext.lock.ID)
+	}
+	if attempts != 2 {
+		t.Errorf("%d attempts, want 2: the one without waiting, then one waiting until the deadline", attempts)
+	}
+}
+
 // A lock left by a killed Stow pod of this cluster is removed by ID once the
 // operator says the pod no longer runs; while it runs, the lock stays.
 func TestIntegrationLockOfGoneStowPodIsRemoved(t *testing.T) {
