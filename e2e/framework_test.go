@@ -298,11 +298,19 @@ func waitSession(t *testing.T, ns, bc string, timeout time.Duration, skip map[st
 	return found
 }
 
+// dumpNamespace logs what a failed test's namespace holds, the most telling
+// last: CI shows only the end of a failed run's output, so Events and Pods
+// come first and the sessions' phases and reasons close the dump.
 func dumpNamespace(t *testing.T, ns string) {
 	c := context.Background()
-	if l, err := e.stow.StowV1beta1().BackupSessions(ns).List(c, metav1.ListOptions{}); err == nil {
-		for _, s := range l.Items {
-			t.Logf("BackupSession %s: phase=%s reason=%q conditions=%+v targets=%+v", s.Name, s.Status.Phase, s.Status.Reason, s.Status.Conditions, s.Status.Targets)
+	if l, err := e.kube.CoreV1().Events(ns).List(c, metav1.ListOptions{}); err == nil {
+		for _, ev := range l.Items {
+			t.Logf("Event %s %s/%s: %s %s", ev.Type, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message)
+		}
+	}
+	if l, err := e.kube.CoreV1().Pods(ns).List(c, metav1.ListOptions{}); err == nil {
+		for _, p := range l.Items {
+			t.Logf("Pod %s: phase=%s conditions=%+v init=%+v containers=%+v", p.Name, p.Status.Phase, p.Status.Conditions, p.Status.InitContainerStatuses, p.Status.ContainerStatuses)
 		}
 	}
 	if l, err := e.stow.StowV1beta1().BackupConfigurations(ns).List(c, metav1.ListOptions{}); err == nil {
@@ -315,16 +323,12 @@ func dumpNamespace(t *testing.T, ns string) {
 			t.Logf("RestoreSession %s: phase=%s reason=%q conditions=%+v stats=%+v", r.Name, r.Status.Phase, r.Status.Reason, r.Status.Conditions, r.Status.Stats)
 		}
 	}
-	if l, err := e.kube.CoreV1().Pods(ns).List(c, metav1.ListOptions{}); err == nil {
-		for _, p := range l.Items {
-			t.Logf("Pod %s: phase=%s conditions=%+v init=%+v containers=%+v", p.Name, p.Status.Phase, p.Status.Conditions, p.Status.InitContainerStatuses, p.Status.ContainerStatuses)
+	if l, err := e.stow.StowV1beta1().BackupSessions(ns).List(c, metav1.ListOptions{}); err == nil {
+		for _, s := range l.Items {
+			t.Logf("BackupSession %s: phase=%s reason=%q conditions=%+v targets=%+v", s.Name, s.Status.Phase, s.Status.Reason, s.Status.Conditions, s.Status.Targets)
 		}
 	}
-	if l, err := e.kube.CoreV1().Events(ns).List(c, metav1.ListOptions{}); err == nil {
-		for _, ev := range l.Items {
-			t.Logf("Event %s %s/%s: %s %s", ev.Type, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message)
-		}
-	}
+	t.Logf("%s failed: its first error is logged above the dump of namespace %s", t.Name(), ns)
 }
 
 var _ = apierrors.IsNotFound
