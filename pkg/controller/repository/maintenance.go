@@ -66,7 +66,7 @@ func (c *Controller) maintain(ctx context.Context, repo *v1beta1.Repository, ses
 			return out, err
 		}
 	}
-	p := due(repo, now)
+	p := due(repo, st, now)
 	if len(p.invalid) > 0 {
 		out.conds = append(out.conds, v1beta1.Condition{Type: v1beta1.MaintenanceFailed, Status: v1beta1.ConditionTrue,
 			Reason: "InvalidSchedule", Message: strings.Join(p.invalid, "; ")})

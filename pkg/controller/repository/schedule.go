@@ -85,12 +85,13 @@ type plan struct {
 	invalid []string
 }
 
-// due decides, from repo and the time now, which maintenance tasks are due:
-// those whose scheduled time since their last run (or since the Repository
-// was created) has come, and those requested by a new annotation value.
-func due(repo *v1beta1.Repository, now time.Time) plan {
+// due decides, from repo, its maintenance status st and the time now, which
+// maintenance tasks are due: those whose scheduled time since their last run
+// (or since the Repository was created) has come, and those requested by a
+// new annotation value. st is the status as this reconcile leaves it, not
+// repo's: a run recorded in this very reconcile has answered its request.
+func due(repo *v1beta1.Repository, st *v1beta1.MaintenanceStatus, now time.Time) plan {
 	p := plan{requests: map[string]string{}, next: map[string]time.Time{}}
-	st := repo.Status.Maintenance
 	for _, task := range v1beta1.MaintenanceTasks {
 		r := st.Run(task)
 		if v := repo.Annotations[v1beta1.MaintenanceRequestAnnotation(task)]; v != "" && (r == nil || r.Request != v) {
