@@ -304,7 +304,11 @@ func (r *Restic) WaitForLock(ctx context.Context, op string, p LockPolicy, deadl
 			return err
 		}
 		if ctx.Err() != nil || !now().Before(deadline) {
-			return r.lockedError(ctx, op, p, nil)
+			locks, lerr := r.Locks(ctx)
+			if lerr != nil {
+				return &LockedError{Op: op}
+			}
+			return lockedError(ctx, op, p, locks)
 		}
 		locks, lerr := r.Locks(ctx)
 		if lerr != nil {
@@ -317,7 +321,7 @@ func (r *Restic) WaitForLock(ctx context.Context, op string, p LockPolicy, deadl
 		left := deadline.Sub(now())
 		if len(removed) == 0 {
 			if left <= 0 {
-				return r.lockedError(ctx, op, p, locks)
+				return lockedError(ctx, op, p, locks)
 			}
 			if attempt > 0 {
 				r.logf("restic %s: repository locked by %s; waiting until %s", op, describeLive(ctx, locks, p), deadline.UTC().Format(time.RFC3339))
@@ -327,15 +331,9 @@ func (r *Restic) WaitForLock(ctx context.Context, op string, p LockPolicy, deadl
 	}
 }
 
-// lockedError names the live holders among locks, or among the locks
-// listed now when locks is nil.
-func (r *Restic) lockedError(ctx context.Context, op string, p LockPolicy, locks []LockInfo) error {
-	if locks == nil {
-		var err error
-		if locks, err = r.Locks(ctx); err != nil {
-			return &LockedError{Op: op}
-		}
-	}
+// lockedError names the live holders among locks, the repository's locks
+// as last listed (all of them when none is judged live).
+func lockedError(ctx context.Context, op string, p LockPolicy, locks []LockInfo) error {
 	var live []LockInfo
 	for _, l := range locks {
 		if p.Judge(ctx, l) == LockLive {
