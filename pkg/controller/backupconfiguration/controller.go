@@ -94,6 +94,9 @@ type Controller struct {
 	stowInformers externalversions.SharedInformerFactory
 	synced        []cache.InformerSynced
 	queue         workqueue.TypedRateLimitingInterface[string]
+	// writes holds back a sync whose cache has not seen this controller's
+	// last write of that configuration (internal.OwnWrites).
+	writes *internal.OwnWrites
 }
 
 // secretState is what the controller keeps of a storage Secret: never its values.
@@ -130,6 +133,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface, owned in
 		sas: saInf.Lister(), cronJobs: cjInf.Lister(), roles: roleInf.Lister(), bindings: rbInf.Lister(), sessionInformer: s.BackupSessions().Informer(),
 		owned: owned, stowInformers: stowInformers,
 		secretRetry: workqueue.NewTypedItemExponentialFailureRateLimiter[string](secretRecheckFirst, secretRecheckMax),
+		writes:      internal.NewOwnWrites(nil),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "backupconfiguration"}),
 	}

@@ -25,6 +25,8 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
 	"github.com/stowhq/stow/client/informers/externalversions"
+	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
 	"github.com/stowhq/stow/pkg/controller/trim"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
@@ -1028,5 +1030,46 @@ func TestRepositoryStatusWriteRequeuesNoConfiguration(t *testing.T) {
 	waitRepo(func(r *v1beta1.Repository) bool { return r.Spec.Backend.StorageSecretName == "other" })
 	if n := drain(); n != 2 {
 		t.Errorf("a Repository spec change queued %d configurations, want 2", n)
+	}
+}
+
+// A sync on a cache that has not seen the controller's own status write
+// acts on nothing: from the older copy it would find the configuration not
+// yet Ready, write the status again and announce "Ready" a second time.
+func TestStaleCacheActsNoMore(t *testing.T) {
+	orig := backupConfig("nightly")
+	orig.ResourceVersion = "1"
+	f := newFixture(t, healthyKube(), []runtime.Object{orig, repository(ns), task()})
+	controllertest.StampResourceVersions(&f.stow.Fake, "backupconfigurations")
+	f.mustSync("nightly")
+	if bc := f.bc("nightly"); bc.Status.Phase != v1beta1.BackupInvokerReady || bc.ResourceVersion == "1" {
+		t.Fatalf("phase %q resourceVersion %s: want Ready by a write", bc.Status.Phase, bc.ResourceVersion)
+	}
+	if ev := f.events(); !slices.ContainsFunc(ev, func(e string) bool { return strings.Contains(e, internal.ReasonReady) }) {
+		t.Fatalf("events = %q, want Ready", ev)
+	}
+
+	f.refresh()
+	if err := f.sinf.Stow().V1beta1().BackupConfigurations().Informer().GetStore().Update(orig); err != nil {
+		t.Fatal(err)
+	}
+	f.kube.ClearActions()
+	f.stow.ClearActions()
+	after, err := f.c.sync(context.Background(), ns+"/nightly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := f.events(); len(ev) > 0 {
+		t.Errorf("a sync on the stale cache recorded Events: %q", ev)
+	}
+	if w := f.writes(); len(w) > 0 {
+		t.Errorf("a sync on the stale cache wrote %v", w)
+	}
+	if after != internal.StaleRequeue {
+		t.Errorf("requeue after %s, want %s", after, internal.StaleRequeue)
+	}
+	f.mustSync("nightly")
+	if w := f.writes(); len(w) > 0 {
+		t.Errorf("once the cache caught up, the sync wrote %v", w)
 	}
 }

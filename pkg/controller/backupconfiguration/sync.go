@@ -40,9 +40,13 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if !found {
 		if err == nil {
 			c.secretRetry.Forget(key)
+			c.writes.Forget(key)
 			err = c.gone(ctx, key)
 		}
 		return 0, err
+	}
+	if c.writes.Stale(key, cached.ResourceVersion) {
+		return internal.StaleRequeue, nil
 	}
 	ns := cached.Namespace
 	bc := cached.DeepCopy()
@@ -54,6 +58,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		if err != nil {
 			return 0, fmt.Errorf("add finalizer to backupconfiguration %s: %v", key, err)
 		}
+		c.writes.Replaced(key, cached.ResourceVersion)
 		bc = updated
 	}
 	return c.reconcile(ctx, bc)
@@ -565,7 +570,7 @@ func (c *Controller) writeStatus(ctx context.Context, bc *v1beta1.BackupConfigur
 	wasReady := bc.Status.Phase == v1beta1.BackupInvokerReady
 	client := c.stow.StowV1beta1().BackupConfigurations(bc.Namespace)
 	var written *v1beta1.BackupConfiguration
-	err := internal.UpdateStatus(bc.DeepCopy(),
+	err := internal.UpdateStatus(c.writes, bc.DeepCopy(),
 		func() (*v1beta1.BackupConfiguration, error) { return client.Get(ctx, bc.Name, metav1.GetOptions{}) },
 		mutate,
 		func(obj *v1beta1.BackupConfiguration) error {

@@ -43,7 +43,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return c.BackupSessions.BackupSessions(ns).Get(name)
 	})
 	if !found {
+		c.Writes.Forget(key)
 		return 0, err
+	}
+	if c.Writes.Stale(key, cur.ResourceVersion) {
+		return internal.StaleRequeue, nil
 	}
 	s := cur.DeepCopy()
 	now := c.Clock.Now()
@@ -218,7 +222,7 @@ func (c *Controller) updateStatus(ctx context.Context, orig, s *v1beta1.BackupSe
 		return nil
 	}
 	client := c.Stow.StowV1beta1().BackupSessions(s.Namespace)
-	return internal.UpdateSessionStatus(s, orig.Status.Phase.IsFinal(),
+	return internal.UpdateSessionStatus(c.Writes, s, orig.Status.Phase.IsFinal(),
 		func(obj *v1beta1.BackupSession) bool { return obj.Status.Phase.IsFinal() },
 		func(obj *v1beta1.BackupSession) { obj.Status = s.Status },
 		func() (*v1beta1.BackupSession, error) { return client.Get(ctx, s.Name, metav1.GetOptions{}) },

@@ -18,6 +18,9 @@
 //   - UpdateStatus: read-modify-write of a status subresource with
 //     retry.RetryOnConflict, writing only when the mutation changed something;
 //     UpdateSessionStatus adds the sessions' rule that a final status stands.
+//   - OwnWrites: the resourceVersions a controller's own writes replaced, so
+//     a sync on a cache that has not seen its last write is put off instead
+//     of acting (Events, metrics, Jobs) a second time.
 //   - SortReferences: the order of Repository.status.references.
 //   - Event reasons shared by the controllers.
 package internal

@@ -275,8 +275,11 @@ func IsControlledBy(obj metav1.Object, uid types.UID) bool {
 
 // UpdateStatus writes a status with optimistic concurrency: mutate is applied
 // to cur (first attempt) or to a fresh copy from get (after a conflict), and
-// update is called only when mutate reports a change.
-func UpdateStatus[T any](cur T, get func() (T, error), mutate func(T) bool, update func(T) error) error {
+// update is called only when mutate reports a change. A write that succeeds
+// is recorded in w (nil: not recorded) as replacing cur's resourceVersion
+// and the one it was written over.
+func UpdateStatus[T metav1.Object](w *OwnWrites, cur T, get func() (T, error), mutate func(T) bool, update func(T) error) error {
+	key, from := cur.GetNamespace()+"/"+cur.GetName(), cur.GetResourceVersion()
 	first := true
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		obj := cur
@@ -291,7 +294,12 @@ func UpdateStatus[T any](cur T, get func() (T, error), mutate func(T) bool, upda
 		if !mutate(obj) {
 			return nil
 		}
-		return update(obj)
+		over := obj.GetResourceVersion()
+		if err := update(obj); err != nil {
+			return err
+		}
+		w.Replaced(key, from, over)
+		return nil
 	})
 }
 
@@ -300,10 +308,15 @@ func UpdateStatus[T any](cur T, get func() (T, error), mutate func(T) bool, upda
 // so after a conflict the status is put on the newest object — unless that
 // one is already final while orig was not: the sync then ran on a stale
 // cache, before the write that ended the session, and the final status
-// stands. final tells whether an object's phase is final; setStatus copies
+// stands (OwnWrites keeps such syncs from running at all after the
+// controller's own writes; this covers a write it does not know of, such as
+// one by an earlier operator process). final tells whether an object's phase is final; setStatus copies
 // cur's status onto another object.
-func UpdateSessionStatus[T comparable](cur T, origFinal bool, final func(T) bool, setStatus func(T), get func() (T, error), update func(T) error) error {
-	return UpdateStatus(cur, get, func(obj T) bool {
+func UpdateSessionStatus[T interface {
+	comparable
+	metav1.Object
+}](w *OwnWrites, cur T, origFinal bool, final func(T) bool, setStatus func(T), get func() (T, error), update func(T) error) error {
+	return UpdateStatus(w, cur, get, func(obj T) bool {
 		if obj == cur {
 			return true
 		}

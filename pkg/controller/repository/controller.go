@@ -63,6 +63,10 @@ type Controller struct {
 
 	synced []cache.InformerSynced
 	queue  workqueue.TypedRateLimitingInterface[string]
+	// writes holds back a sync whose cache has not seen this controller's
+	// last write of that Repository (a maintenance run it recorded would
+	// be due again in the older copy).
+	writes *internal.OwnWrites
 }
 
 // NewController wires the informers; the caller starts stowInformers.
@@ -74,7 +78,7 @@ func NewController(kube kubernetes.Interface, stow versioned.Interface,
 		kube: kube, stow: stow, recorder: recorder, now: time.Now, pusher: metrics.Nop{},
 		repos: repoInf.Lister(), bcs: bcInf.Lister(), restores: rsInf.Lister(),
 		bcInformer: bcInf.Informer(), rsInformer: rsInf.Informer(), sessionInformer: s.BackupSessions().Informer(),
-		queue: internal.NewQueue("repository"),
+		queue: internal.NewQueue("repository"), writes: internal.NewOwnWrites(nil),
 	}
 	for _, ix := range []struct {
 		inf cache.SharedIndexInformer
@@ -174,7 +178,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return c.repos.Repositories(ns).Get(name)
 	})
 	if !found {
+		c.writes.Forget(key)
 		return 0, err
+	}
+	if c.writes.Stale(key, cached.ResourceVersion) {
+		return internal.StaleRequeue, nil
 	}
 	ns, name := cached.Namespace, cached.Name
 	repo := cached.DeepCopy()
@@ -208,6 +216,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		if err != nil {
 			return 0, fmt.Errorf("add finalizer to repository %s: %v", key, err)
 		}
+		c.writes.Replaced(key, cached.ResourceVersion)
 		repo = updated
 	}
 
@@ -259,7 +268,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		changed = fromSessions(&r.Status, sessions) || changed
 		return maint.apply(&r.Status, now) || changed
 	}
-	err = internal.UpdateStatus(repo.DeepCopy(),
+	err = internal.UpdateStatus(c.writes, repo.DeepCopy(),
 		func() (*v1beta1.Repository, error) { return client.Get(ctx, name, metav1.GetOptions{}) },
 		mutate,
 		func(r *v1beta1.Repository) error {

@@ -18,6 +18,8 @@ import (
 	stowfake "github.com/stowhq/stow/client/clientset/versioned/fake"
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/controller/executor"
+	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/resolve"
@@ -160,6 +162,48 @@ func TestMaintenanceRequestedCheck(t *testing.T) {
 	f.syncRepo()
 	if l, _ := f.kube.BatchV1().Jobs("demo").List(context.Background(), metav1.ListOptions{}); len(l.Items) != 0 {
 		t.Fatalf("an answered request started Job %s", l.Items[0].Name)
+	}
+}
+
+// A sync on a cache that has not seen the write recording a maintenance run
+// acts on nothing: in that copy the run's Job is still in flight, and
+// acting on it would announce (and push) the run's end a second time, or
+// start the answered request again once the Job is gone. It looks again
+// shortly, when the cache will have caught up.
+func TestMaintenanceStaleCacheActsNoMore(t *testing.T) {
+	r := repository("demo")
+	r.UID, r.ResourceVersion = "repo-uid", "1"
+	r.Annotations = map[string]string{v1beta1.MaintenanceRequestAnnotation(v1beta1.MaintenanceCheck): "req-1"}
+	f := newMaintFixture(t, r)
+	controllertest.StampResourceVersions(&f.stow.Fake, "repositories")
+	f.syncRepo()
+	job := f.onlyJob()
+	stale := f.repo("demo", "repo")
+	f.now = f.now.Add(time.Minute)
+	f.finishPod(job, jobresult.Result{Step: "maintain", Integrity: ptrBool(true)}, 0)
+	f.syncRepo()
+	if got := f.repo("demo", "repo"); got.Status.Maintenance.Check == nil || got.ResourceVersion == stale.ResourceVersion {
+		t.Fatalf("the run was not recorded by a write: %+v (resourceVersion %s)", got.Status.Maintenance, got.ResourceVersion)
+	}
+	f.events()
+	_ = f.kube.BatchV1().Jobs("demo").Delete(context.Background(), job.Name, metav1.DeleteOptions{})
+	if err := f.sinf.Stow().V1beta1().Repositories().Informer().GetStore().Update(stale); err != nil {
+		t.Fatal(err)
+	}
+	f.stow.ClearActions()
+	f.kube.ClearActions()
+	after, err := f.c.sync(context.Background(), "demo/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := f.events(); ev != "" {
+		t.Errorf("a sync on the stale cache recorded Events: %q", ev)
+	}
+	if a := append(f.stow.Actions(), f.kube.Actions()...); len(a) > 0 {
+		t.Errorf("a sync on the stale cache called the API: %v", a)
+	}
+	if after != internal.StaleRequeue {
+		t.Errorf("requeue after %s, want %s", after, internal.StaleRequeue)
 	}
 }
 

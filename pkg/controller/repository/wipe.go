@@ -211,7 +211,7 @@ func (c *Controller) setWipe(ctx context.Context, repo *v1beta1.Repository, st v
 	cd := v1beta1.Condition{Type: v1beta1.WipeOut, Status: st, Reason: reason, Message: msg}
 	client := c.stow.StowV1beta1().Repositories(repo.Namespace)
 	now := metav1.NewTime(c.now())
-	err := internal.UpdateStatus(repo.DeepCopy(),
+	err := internal.UpdateStatus(c.writes, repo.DeepCopy(),
 		func() (*v1beta1.Repository, error) { return client.Get(ctx, repo.Name, metav1.GetOptions{}) },
 		func(r *v1beta1.Repository) bool { return v1beta1.SetCondition(&r.Status.Conditions, cd, now) },
 		func(r *v1beta1.Repository) error {

@@ -51,7 +51,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return c.RestoreSessions.RestoreSessions(ns).Get(name)
 	})
 	if !found {
+		c.Writes.Forget(key)
 		return 0, err
+	}
+	if c.Writes.Stale(key, cur.ResourceVersion) {
+		return internal.StaleRequeue, nil
 	}
 	if cur.DeletionTimestamp != nil {
 		return 0, c.cleanup(ctx, cur)
@@ -294,7 +298,7 @@ func (c *Controller) updateStatus(ctx context.Context, orig, rs *v1beta1.Restore
 		return nil
 	}
 	client := c.Stow.StowV1beta1().RestoreSessions(rs.Namespace)
-	return internal.UpdateSessionStatus(rs, orig.Status.Phase.IsFinal(),
+	return internal.UpdateSessionStatus(c.Writes, rs, orig.Status.Phase.IsFinal(),
 		func(obj *v1beta1.RestoreSession) bool { return obj.Status.Phase.IsFinal() },
 		func(obj *v1beta1.RestoreSession) { obj.Status = rs.Status },
 		func() (*v1beta1.RestoreSession, error) { return client.Get(ctx, rs.Name, metav1.GetOptions{}) },
@@ -318,6 +322,9 @@ func (c *Controller) addFinalizer(ctx context.Context, rs *v1beta1.RestoreSessio
 		}
 		latest.Finalizers = append(latest.Finalizers, v1beta1.Finalizer)
 		out, err = client.Patch(ctx, latest.Name, types.MergePatchType, internal.FinalizerPatch(latest), metav1.PatchOptions{})
+		if err == nil {
+			c.Writes.Replaced(rs.Namespace+"/"+rs.Name, rs.ResourceVersion, latest.ResourceVersion)
+		}
 		return err
 	})
 	return out, err

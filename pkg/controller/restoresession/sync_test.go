@@ -16,6 +16,7 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
+	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/restic"
@@ -348,5 +349,52 @@ func TestRestoreStashFunctionOutput(t *testing.T) {
 		if !stash && (got.Status.Phase != v1beta1.RestoreFailed || !strings.Contains(fmt.Sprint(got.Status.Stats), "reported no result")) {
 			t.Errorf("without any report: %s %+v", got.Status.Phase, got.Status.Stats)
 		}
+	}
+}
+
+// A sync on a cache that has not seen the write that ended the restore acts
+// on nothing: from the older, Running copy it would end the restore again,
+// with a second Event and a second metrics push.
+func TestStaleCacheActsNoMore(t *testing.T) {
+	rs := newRestore("rs")
+	rs.ResourceVersion = "1"
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), backupOf("nightly", "data"), rs)
+	controllertest.StampResourceVersions(&f.stow.Fake, "restoresessions")
+	f.sync("rs")
+	f.sync("rs")
+	job := f.job(names.RestoreJob("rs", 0))
+	if job == nil {
+		t.Fatal("no restore Job")
+	}
+	stale := f.restore("rs")
+	f.clock.Step(30 * time.Second)
+	f.setPod(job.Name, corev1.PodSucceeded, t0, nil, restoreOK())
+	f.sync("rs")
+	if got := f.restore("rs"); got.Status.Phase != v1beta1.RestoreSucceeded || got.ResourceVersion == stale.ResourceVersion {
+		t.Fatalf("phase %s resourceVersion %s: want Succeeded by a write", got.Status.Phase, got.ResourceVersion)
+	}
+	f.events()
+	pushes := len(f.pusher.restores)
+
+	if err := f.sinf.Stow().V1beta1().RestoreSessions().Informer().GetIndexer().Update(stale); err != nil {
+		t.Fatal(err)
+	}
+	f.stow.ClearActions()
+	f.kube.ClearActions()
+	after, err := f.c.sync(context.Background(), ns+"/rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := f.events(); len(ev) > 0 {
+		t.Errorf("a sync on the stale cache recorded Events: %q", ev)
+	}
+	if len(f.pusher.restores) != pushes {
+		t.Errorf("a sync on the stale cache pushed the restore's metrics again")
+	}
+	if a := append(f.stow.Actions(), f.kube.Actions()...); len(a) > 0 {
+		t.Errorf("a sync on the stale cache called the API: %v", a)
+	}
+	if after != internal.StaleRequeue {
+		t.Errorf("requeue after %s, want %s", after, internal.StaleRequeue)
 	}
 }

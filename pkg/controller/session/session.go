@@ -41,6 +41,9 @@ type Base struct {
 	// Hooks runs the sessions' pre and post hooks (docs/hooks.md).
 	Hooks *hookrun.Runner
 	Queue workqueue.TypedRateLimitingInterface[string]
+	// Writes holds back a sync whose cache has not seen the controller's
+	// own last write of that session (internal.OwnWrites).
+	Writes *internal.OwnWrites
 
 	BackupSessions       stowlisters.BackupSessionLister
 	RestoreSessions      stowlisters.RestoreSessionLister
@@ -117,6 +120,7 @@ func New(o Options, cfg *Config, d Deps) *Base {
 	b := &Base{
 		Kube: kube, Stow: stow, Recorder: recorder, Pusher: pusher, Clock: cfg.Clock,
 		Queue:                internal.NewQueue(o.Name),
+		Writes:               internal.NewOwnWrites(cfg.Clock),
 		BackupSessions:       si.BackupSessions().Lister(),
 		RestoreSessions:      si.RestoreSessions().Lister(),
 		BackupConfigurations: si.BackupConfigurations().Lister(),
