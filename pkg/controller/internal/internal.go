@@ -310,8 +310,8 @@ func UpdateStatus[T metav1.Object](w *OwnWrites, cur T, get func() (T, error), m
 // cache, before the write that ended the session, and the final status
 // stands (OwnWrites keeps such syncs from running at all after the
 // controller's own writes; this covers a write it does not know of, such as
-// one by an earlier operator process). final tells whether an object's phase is final; setStatus copies
-// cur's status onto another object.
+// one by an earlier operator process). final tells whether an object's
+// phase is final; setStatus copies cur's status onto another object.
 func UpdateSessionStatus[T interface {
 	comparable
 	metav1.Object
