@@ -2,9 +2,11 @@ package backupsession
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -124,5 +126,39 @@ func TestTooManyJobsShownAsWaiting(t *testing.T) {
 	}
 	if f.requeued[ns+"/b-1"] == 0 {
 		t.Fatal("the waiting session is not asked again")
+	}
+}
+
+// A session keeps the deadline it started with when its configuration's
+// timeOut is changed or removed; its expiry names that timeOut. Reading the
+// configuration's timeOut instead was a nil dereference once it was removed:
+// the operator panicked on that session, after every restart.
+func TestTimeOutRemovedWhileSessionRuns(t *testing.T) {
+	bc := readyBC("bc", "data", func(bc *v1beta1.BackupConfiguration) { bc.Spec.TimeOut = &v1beta1.Duration{Duration: time.Hour} })
+	f := newFixture(t, bc, repository("repo"), newSession("bc-1", "bc", t0, ""))
+	f.sync("bc-1")
+	f.setPod("bc-1", corev1.PodRunning, t0, nil)
+	cur, err := f.stow.StowV1beta1().BackupConfigurations(ns).Get(context.Background(), "bc", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.TimeOut = nil
+	if _, err := f.stow.StowV1beta1().BackupConfigurations(ns).Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.resync()
+	f.clock.Step(61 * time.Minute)
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("sync panicked after spec.timeOut was removed: %v", r)
+			}
+		}()
+		f.sync("bc-1")
+	}()
+	s := f.session("bc-1")
+	c := cond(t, s.Status.Conditions, v1beta1.DeadlineExceeded, v1beta1.ConditionTrue)
+	if s.Status.Phase != v1beta1.BackupSessionFailed || !strings.Contains(c.Message, "timeOut 1h0m0s") {
+		t.Fatalf("phase %s, DeadlineExceeded %q: want Failed, naming the timeOut the session started with", s.Status.Phase, c.Message)
 	}
 }

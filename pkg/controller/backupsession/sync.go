@@ -172,7 +172,7 @@ func (c *Controller) start(ctx context.Context, s *v1beta1.BackupSession, bc *v1
 // expire ends a session past its timeOut: the pre hook is aborted and a
 // started Job stopped, so nothing of it keeps running after its deadline.
 func (c *Controller) expire(ctx context.Context, s *v1beta1.BackupSession, bc *v1beta1.BackupConfiguration, initiated bool, now time.Time) error {
-	msg := fmt.Sprintf("the session did not complete within timeOut %s", bc.Spec.TimeOut.Duration)
+	msg := fmt.Sprintf("the session did not complete within timeOut %s", internal.TimeOutOf(s.CreationTimestamp, s.Status.SessionDeadline))
 	if err := c.abortPreHook(ctx, s, bc, now); err != nil {
 		return err
 	}

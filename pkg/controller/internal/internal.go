@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"time"
@@ -183,11 +184,27 @@ func RunWorkers(ctx context.Context, name string, queue workqueue.TypedRateLimit
 	logger := klog.FromContext(ctx).WithValues("controller", name)
 	for i := 0; i < max(workers, 1); i++ {
 		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for ProcessNext(ctx, logger, queue, observed(name, sync)) {
+			for ProcessNext(ctx, logger, queue, observed(name, recovered(sync))) {
 			}
 		}, time.Second)
 	}
 	<-ctx.Done()
+}
+
+// recovered turns a panic of sync into an error: the key is retried with
+// backoff and the panic logged with its stack, while every other object goes
+// on being reconciled. A panic that reached the worker would end the
+// process, and the same object would end the next one: a crash loop in which
+// no backup of any namespace runs (principle 10 of the design).
+func recovered(sync SyncFunc) SyncFunc {
+	return func(ctx context.Context, key string) (after time.Duration, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				after, err = 0, fmt.Errorf("sync of %s panicked: %v\n%s", key, r, debug.Stack())
+			}
+		}()
+		return sync(ctx, key)
+	}
 }
 
 // observed wraps sync so every reconcile is counted in the operator metrics.
@@ -350,6 +367,17 @@ func RepositoryKey(invokerNS string, ref v1beta1.ObjectRef) string {
 		ns = invokerNS
 	}
 	return ns + "/" + ref.Name
+}
+
+// TimeOutOf is the timeOut a session's deadline was fixed from (see
+// SetSessionDeadline). Messages name it rather than the invoker's current
+// timeOut, which may have changed or been removed since (an expired session
+// whose configuration no longer has a timeOut once crashed the operator).
+func TimeOutOf(created metav1.Time, deadline *metav1.Time) time.Duration {
+	if deadline == nil {
+		return 0
+	}
+	return deadline.Sub(created.Time)
 }
 
 // SetSessionDeadline fixes a session's deadline, from its creation and its

@@ -210,7 +210,7 @@ func (c *Controller) ensureFinalizer(ctx context.Context, key string, cur *v1bet
 // Jobs of every host stopped, so nothing of it keeps running after its
 // deadline.
 func (c *Controller) expire(ctx context.Context, rs, work *v1beta1.RestoreSession, initiated bool, now time.Time) error {
-	msg := fmt.Sprintf("the restore did not complete within timeOut %s", work.Spec.TimeOut.Duration)
+	msg := fmt.Sprintf("the restore did not complete within timeOut %s", internal.TimeOutOf(rs.CreationTimestamp, rs.Status.SessionDeadline))
 	if err := c.abortPreHook(ctx, rs, work, now); err != nil {
 		return err
 	}
