@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -432,8 +433,8 @@ func TestBadInputs(t *testing.T) {
 		{name: "usage policy forbids namespace", stow: []runtime.Object{repository("vault"), task()},
 			mutate:   func(bc *v1beta1.BackupConfiguration) { bc.Spec.Repository.Namespace = "vault" },
 			kube:     append(healthyKube(), secret("vault", password)),
-			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `does not allow use from namespace "demo"`,
-			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
+			condType: v1beta1.RepositoryFound, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.RepositoryNotAvailable, msg: `repository vault/repo not found, or its usagePolicy does not allow namespace "demo"`,
+			phase: v1beta1.BackupInvokerNotReady, cronJob: "suspended", event: "Warning RepositoryNotFound"},
 		{name: "paused", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "suspended: spec.paused is true",
 			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal Ready created CronJob"},
@@ -1071,5 +1072,48 @@ func TestStaleCacheActsNoMore(t *testing.T) {
 	f.mustSync("nightly")
 	if w := f.writes(); len(w) > 0 {
 		t.Errorf("once the cache caught up, the sync wrote %v", w)
+	}
+}
+
+// A Repository of another namespace that does not allow this one tells the
+// configuration's writer nothing: not whether it exists, nor anything of
+// its Secret (found, lacking a password, missing). Both conditions read the
+// same as for a Repository that does not exist.
+func TestForbiddenRepositoryTellsNothing(t *testing.T) {
+	var want []v1beta1.Condition
+	for _, tc := range []struct {
+		name  string
+		stow  []runtime.Object
+		vault []runtime.Object
+	}{
+		{"no repository", nil, nil},
+		{"secret with password", []runtime.Object{repository("vault")}, []runtime.Object{secret("vault", password)}},
+		{"secret without password", []runtime.Object{repository("vault")}, []runtime.Object{secret("vault", map[string][]byte{"X": []byte("y")})}},
+		{"no secret", []runtime.Object{repository("vault")}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bc := backupConfig("bc")
+			bc.Spec.Repository.Namespace = "vault"
+			f := newFixture(t, append(healthyKube(), tc.vault...), append([]runtime.Object{bc, task()}, tc.stow...))
+			_ = f.sync("bc")
+			got := f.bc("bc")
+			var conds []v1beta1.Condition
+			for _, typ := range []string{v1beta1.RepositoryFound, v1beta1.BackendSecretFound, v1beta1.ValidationPassed} {
+				c := condOf(t, got, typ)
+				conds = append(conds, v1beta1.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message})
+			}
+			if want == nil {
+				want = conds
+				return
+			}
+			if !equality.Semantic.DeepEqual(conds, want) {
+				t.Errorf("conditions %+v differ from those of a Repository that does not exist: %+v", conds, want)
+			}
+			for _, a := range f.kube.Actions() {
+				if a.GetResource().Resource == "secrets" {
+					t.Errorf("read a Secret of a Repository it may not use: %v", a)
+				}
+			}
+		})
 	}
 }

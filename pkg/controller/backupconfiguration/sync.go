@@ -385,6 +385,21 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 	// Repository and its usagePolicy.
 	repoKey := internal.RepositoryKey(d.Namespace, d.Spec.Repository)
 	repo, err := c.repos.Repositories(d.Spec.Repository.Namespace).Get(d.Spec.Repository.Name)
+	// A Repository of another namespace that does not allow this one is
+	// reported exactly as one that does not exist, and nothing more is read
+	// of it (its Secret, its backend): a writer here learns nothing about
+	// another namespace that it may not use.
+	unusable := fmt.Sprintf("repository %s not found, or its usagePolicy does not allow namespace %q", repoKey, d.Namespace)
+	cross := d.Spec.Repository.Namespace != "" && d.Spec.Repository.Namespace != d.Namespace
+	if cross && err == nil && d.Spec.Repository.Name != "" {
+		var nsLabels map[string]string
+		if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
+			nsLabels = l
+		}
+		if v1beta1.ValidateUsage(repo, d.Namespace, nsLabels) != nil {
+			repo, err = nil, apierrors.NewNotFound(v1beta1.Resource("repositories"), d.Spec.Repository.Name)
+		}
+	}
 	switch {
 	case d.Spec.Repository.Name == "":
 		repo = nil
@@ -394,6 +409,9 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 	case err == nil:
 		repo = nil
 		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable, fmt.Sprintf("repository %s is being deleted", repoKey)), reason: internal.ReasonRepositoryNotFound})
+	case apierrors.IsNotFound(err) && cross:
+		repo = nil
+		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable, unusable), reason: internal.ReasonRepositoryNotFound})
 	case apierrors.IsNotFound(err):
 		repo = nil
 		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable, fmt.Sprintf("repository %s not found", repoKey)), reason: internal.ReasonRepositoryNotFound})
@@ -402,15 +420,6 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 		checks = append(checks, check{cond: cond(v1beta1.RepositoryFound, v1beta1.ConditionUnknown, v1beta1.UnableToCheckRepositoryAvailability, fmt.Sprintf("repository %s: %v", repoKey, err)), reason: internal.ReasonRepositoryNotFound})
 	}
 	if repo != nil {
-		var nsLabels map[string]string
-		if repo.Namespace != d.Namespace {
-			if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
-				nsLabels = l
-			}
-		}
-		if err := v1beta1.ValidateUsage(repo, d.Namespace, nsLabels); err != nil {
-			invalid = append(invalid, err.Error())
-		}
 		if d.Spec.Target != nil {
 			if errs := v1beta1.ValidateMountsApart(v1beta1.TargetMountPath(d.Spec.Target.VolumeMounts), repo,
 				field.NewPath("spec", "target", "volumeMounts").Index(0).Child("mountPath")); len(errs) > 0 {

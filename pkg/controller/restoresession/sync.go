@@ -75,7 +75,14 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	v1beta1.DefaultRestoreSession(work)
 
 	repo, _ := c.Repositories.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
-	if msg := c.validate(ctx, work, repo); msg != "" {
+	nsLabels := c.namespaceLabels(ctx, work.Namespace)
+	if repo != nil && repo.Namespace != work.Namespace && v1beta1.ValidateUsage(repo, work.Namespace, nsLabels()) != nil {
+		// Reported as a Repository that does not exist (inputsExist), and
+		// nothing more is read of it: a writer here learns nothing about a
+		// namespace whose Repository it may not use.
+		repo = nil
+	}
+	if msg := c.validate(ctx, work, repo, nsLabels); msg != "" {
 		c.invalid(cur, rs, msg, now)
 		return 0, c.updateStatus(ctx, cur, rs)
 	}
@@ -248,33 +255,17 @@ func (c *Controller) setCond(rs *v1beta1.RestoreSession, typ string, status v1be
 }
 
 // validate returns the one-line cause that makes rs Invalid, or "".
-func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository) string {
+func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession, repo *v1beta1.Repository, labelsOf func() map[string]string) string {
 	if errs := v1beta1.ValidateRestoreSession(work); len(errs) > 0 {
 		return errs.ToAggregate().Error()
 	}
 	if repo != nil && v1beta1.DecodeError(repo) != "" {
 		return fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, v1beta1.DecodeError(repo))
 	}
-	var nsLabels map[string]string
-	read := false
-	labelsOf := func() map[string]string {
-		if !read {
-			if nsObj, err := c.Kube.CoreV1().Namespaces().Get(ctx, work.Namespace, metav1.GetOptions{}); err == nil {
-				nsLabels = nsObj.Labels
-			}
-			read = true
-		}
-		return nsLabels
-	}
 	if work.Spec.Target != nil {
 		if errs := v1beta1.ValidateMountsApart(v1beta1.TargetMountPath(work.Spec.Target.VolumeMounts), repo,
 			field.NewPath("spec", "target", "volumeMounts").Index(0).Child("mountPath")); len(errs) > 0 {
 			return errs.ToAggregate().Error()
-		}
-	}
-	if repo != nil && repo.Namespace != work.Namespace {
-		if err := v1beta1.ValidateUsage(repo, work.Namespace, labelsOf()); err != nil {
-			return err.Error()
 		}
 	}
 	// A missing Task or Function fails the session when it starts.
@@ -289,6 +280,22 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 		return why
 	}
 	return ""
+}
+
+// namespaceLabels reads the labels of namespace ns once, when first asked
+// (usagePolicy selectors and Task usage match them); nil when unreadable.
+func (c *Controller) namespaceLabels(ctx context.Context, ns string) func() map[string]string {
+	var labels map[string]string
+	read := false
+	return func() map[string]string {
+		if !read {
+			if nsObj, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+				labels = nsObj.Labels
+			}
+			read = true
+		}
+		return labels
+	}
 }
 
 // updateStatus writes rs.Status when it differs from orig; the operator is
@@ -394,8 +401,11 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 func (c *Controller) inputsExist(ctx context.Context, rs, work *v1beta1.RestoreSession, repo *v1beta1.Repository, now time.Time) (ready bool, wait time.Duration, err error) {
 	ns := rs.Namespace
 	if repo == nil {
-		c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable,
-			fmt.Sprintf("Repository %s/%s not found; the restore waits for it", work.Spec.Repository.Namespace, work.Spec.Repository.Name), now)
+		msg := fmt.Sprintf("Repository %s/%s not found; the restore waits for it", work.Spec.Repository.Namespace, work.Spec.Repository.Name)
+		if work.Spec.Repository.Namespace != ns {
+			msg = fmt.Sprintf("Repository %s/%s not found, or its usagePolicy does not allow namespace %q; the restore waits for it", work.Spec.Repository.Namespace, work.Spec.Repository.Name, ns)
+		}
+		c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionFalse, v1beta1.RepositoryNotAvailable, msg, now)
 		return false, c.cfg.WaitRequeue, nil
 	}
 	c.setCond(rs, v1beta1.RepositoryFound, v1beta1.ConditionTrue, v1beta1.RepositoryAvailable, "the Repository exists", now)

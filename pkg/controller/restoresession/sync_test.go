@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -396,5 +397,51 @@ func TestStaleCacheActsNoMore(t *testing.T) {
 	}
 	if after != internal.StaleRequeue {
 		t.Errorf("requeue after %s, want %s", after, internal.StaleRequeue)
+	}
+}
+
+// A restore from a Repository of another namespace that does not allow this
+// one reads as one from a Repository that does not exist: it waits, with the
+// same status, and nothing of the Repository (its Secret, its backend) is
+// read or reported.
+func TestForbiddenRepositoryTellsNothing(t *testing.T) {
+	fromVault := func(rs *v1beta1.RestoreSession) { rs.Spec.Repository.Namespace = "vault" }
+	var want *v1beta1.RestoreSessionStatus
+	for _, tc := range []struct {
+		name string
+		objs []runtime.Object
+	}{
+		{"no repository", nil},
+		{"repository without usagePolicy", []runtime.Object{func() runtime.Object {
+			r := repository("repo")
+			r.Namespace = "vault"
+			r.Spec.Backend.Local = &v1beta1.LocalSpec{MountPath: "/stow-data"} // would overlap the target's mount
+			return r
+		}(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "vault"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, append([]runtime.Object{pvc("data"), newRestore("rs", fromVault)}, tc.objs...)...)
+			f.sync("rs")
+			got := f.restore("rs")
+			c := cond(t, got.Status.Conditions, v1beta1.RepositoryFound, v1beta1.ConditionFalse)
+			contains(t, "RepositoryFound", c.Message, `not found, or its usagePolicy does not allow namespace "app"`)
+			if got.Status.Phase.IsFinal() || f.built != 0 {
+				t.Fatalf("phase %s, %d Jobs built: want a waiting restore", got.Status.Phase, f.built)
+			}
+			for _, a := range f.kube.Actions() {
+				if a.GetResource().Resource == "secrets" {
+					t.Errorf("read a Secret of a Repository it may not use: %v", a)
+				}
+			}
+			st := got.Status.DeepCopy()
+			for i := range st.Conditions {
+				st.Conditions[i].LastTransitionTime = metav1.Time{}
+			}
+			if want == nil {
+				want = st
+			} else if !equality.Semantic.DeepEqual(st, want) {
+				t.Errorf("status %+v differs from that of a restore from a Repository that does not exist: %+v", st, want)
+			}
+		})
 	}
 }
