@@ -25,6 +25,10 @@ taken under mount path M lands at <mount-path>/<path relative to M>.
 With --snapshots (ids or "latest" of the source host), those snapshots are
 restored. Otherwise, with --restore-paths, the latest snapshot of the source
 host (--source-hostname, else --hostname, else host-0) holding each path.
+"latest" and --restore-paths take the newest snapshot tagged with the
+target's identity when the host has one, else the newest of the host (whose
+owner the log names): in a repository shared by several PVCs, all host-0,
+the host's newest may be another PVC's.
 Otherwise, with --source-hostname, the latest snapshot of every path of that
 host (Stash's meaning of a rule with only a sourceHost).
 Otherwise the latest snapshot of this target: the snapshots the operator
@@ -141,12 +145,23 @@ func (o *restorePVCOptions) plan(ctx context.Context, r *restic.Restic, base res
 		for _, s := range splitList(o.snapshots) {
 			p := base
 			p.Snapshot = s
+			if s == "latest" {
+				snap, err := o.latestOf(ctx, r, base, "")
+				if err != nil {
+					return nil, "", err
+				}
+				p.Resolved = snap
+			}
 			plan = append(plan, p)
 		}
 	case o.paths != "":
 		for _, path := range splitList(o.paths) {
 			p := base
-			p.Snapshot, p.Path = "latest", path
+			snap, err := o.latestOf(ctx, r, base, path)
+			if err != nil {
+				return nil, "", err
+			}
+			p.Resolved, p.Path = snap, path
 			plan = append(plan, p)
 		}
 	case o.sourceHost != "":
@@ -164,6 +179,61 @@ func (o *restorePVCOptions) plan(ctx context.Context, r *restic.Restic, base res
 		return o.targetPlan(ctx, r, base)
 	}
 	return plan, "host " + base.Host, nil
+}
+
+// latestOf is the snapshot a rule's "latest" means: the newest of the source
+// host (holding path, when set) taken at or before base.AsOf, among those
+// tagged with this target's identity when there are any. Every stand-alone
+// PVC is host-0 and mounted at the same path, so in a repository shared by
+// several PVCs "the latest of the host" alone is whichever PVC was backed up
+// last, possibly another namespace's. Without a snapshot of this target,
+// the newest of the host is taken, as Stash does (a repository written by
+// Stash, or a clone from another PVC), and the log names whose it is.
+func (o *restorePVCOptions) latestOf(ctx context.Context, r *restic.Restic, base restic.RestoreOptions, path string) (*restic.Snapshot, error) {
+	f := restic.SnapshotFilter{Host: base.Host}
+	if path != "" {
+		f.Paths = []string{path}
+	}
+	snaps, err := r.Snapshots(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	snaps = restic.TakenBy(snaps, base.AsOf)
+	if len(snaps) == 0 {
+		msg := "no snapshot found for host " + base.Host
+		if path != "" {
+			msg += " and path " + path
+		}
+		return nil, errors.New(msg + takenBy(base.AsOf))
+	}
+	id, known := o.job.identity()
+	var own, newest *restic.Snapshot
+	for i := range snaps {
+		s := &snaps[i]
+		if newest == nil || s.Time.After(newest.Time) {
+			newest = s
+		}
+		if sid, ok := identity.FromTags(s.Tags); known && ok && sid.Namespace == id.Namespace && sid.TargetKind == id.TargetKind && sid.TargetName == id.TargetName &&
+			(own == nil || s.Time.After(own.Time)) {
+			own = s
+		}
+	}
+	if own != nil {
+		return own, nil
+	}
+	if sid, ok := identity.FromTags(newest.Tags); ok && known {
+		logger.Printf("no snapshot of %s %s/%s matches host %s%s: restoring snapshot %s of %s %s/%s, the newest of the host (Stash's meaning of the rule)",
+			id.TargetKind, id.Namespace, id.TargetName, base.Host, pathNote(path), short(newest.ID), sid.TargetKind, sid.Namespace, sid.TargetName)
+	}
+	return newest, nil
+}
+
+// pathNote is " and path <p>" for messages, or "" without a path.
+func pathNote(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " and path " + p
 }
 
 // targetPlan restores the latest snapshot of each path of this target: the
