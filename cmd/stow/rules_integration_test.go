@@ -49,7 +49,7 @@ func TestIntegrationRulesPreferTheTargetsOwnSnapshots(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, ns, pvc, want string
-		args               []string
+		args                []string
 	}{
 		{"snapshots latest", "team-a", "data", "team-a", []string{"--snapshots=latest"}},
 		{"rule paths", "team-a", "data", "team-a", []string{"--restore-paths=" + mount}},
