@@ -4,27 +4,34 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 	"github.com/stowhq/stow/client/clientset/versioned"
+	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/builtin"
 )
 
 // ensureBuiltins creates the built-in Functions and Tasks, or updates their
-// spec when it differs (a new --image, a new operator version).
-func ensureBuiltins(ctx context.Context, stow versioned.Interface, image string) error {
+// spec when it differs (a new --image, a new operator version). restored is
+// called with each existing object whose spec it put back.
+func ensureBuiltins(ctx context.Context, stow versioned.Interface, image string, restored ...func(obj runtime.Object)) error {
 	err := ensureSpecs(ctx, "Function", stow.StowV1beta1().Functions(), builtin.Functions(image),
-		func(o *v1beta1.Function) *v1beta1.FunctionSpec { return &o.Spec })
+		func(o *v1beta1.Function) *v1beta1.FunctionSpec { return &o.Spec }, restored...)
 	if err != nil {
 		return err
 	}
 	return ensureSpecs(ctx, "Task", stow.StowV1beta1().Tasks(), builtin.Tasks(),
-		func(o *v1beta1.Task) *v1beta1.TaskSpec { return &o.Spec })
+		func(o *v1beta1.Task) *v1beta1.TaskSpec { return &o.Spec }, restored...)
 }
 
 // objectClient is what ensureSpecs needs of a typed cluster-scoped client.
@@ -37,7 +44,10 @@ type objectClient[T any] interface {
 // ensureSpecs creates each of wants (objects of kind) that does not exist
 // and gives an existing one want's spec (spec points at an object's), with
 // conflict retry.
-func ensureSpecs[T metav1.Object, S any](ctx context.Context, kind string, client objectClient[T], wants []T, spec func(T) *S) error {
+func ensureSpecs[T interface {
+	metav1.Object
+	runtime.Object
+}, S any](ctx context.Context, kind string, client objectClient[T], wants []T, spec func(T) *S, restored ...func(obj runtime.Object)) error {
 	logger := klog.FromContext(ctx)
 	for _, want := range wants {
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -53,9 +63,12 @@ func ensureSpecs[T metav1.Object, S any](ctx context.Context, kind string, clien
 				return err
 			}
 			*spec(cur) = *spec(want)
-			_, err = client.Update(ctx, cur, metav1.UpdateOptions{})
+			updated, err := client.Update(ctx, cur, metav1.UpdateOptions{})
 			if err == nil {
 				logger.Info("Updated built-in "+kind, "name", want.GetName())
+				for _, f := range restored {
+					f(updated)
+				}
 			}
 			return err
 		})
@@ -64,4 +77,95 @@ func ensureSpecs[T metav1.Object, S any](ctx context.Context, kind string, clien
 		}
 	}
 	return nil
+}
+
+// builtinsKey is the one key of the keeper's queue: any change to a
+// built-in ensures them all (a handful of Gets).
+const builtinsKey = "builtins"
+
+// EventBuiltinRestored is the reason of the Warning Event on a built-in
+// Function or Task whose spec the operator put back.
+const EventBuiltinRestored = "BuiltinRestored"
+
+// builtinKeeper puts a built-in Function or Task back as soon as it is
+// edited or deleted, with a Warning Event saying so. Every session's Job is
+// built from them: an edited built-in (Stash's documentation shows a
+// Function named update-status running Stash's image) broke every backup
+// until the operator's next start silently reverted it.
+type builtinKeeper struct {
+	stow     versioned.Interface
+	image    string
+	recorder record.EventRecorder
+	queue    workqueue.TypedRateLimitingInterface[string]
+	synced   []cache.InformerSynced
+}
+
+func newBuiltinKeeper(stow versioned.Interface, image string, inf externalversions.SharedInformerFactory, recorder record.EventRecorder) (*builtinKeeper, error) {
+	k := &builtinKeeper{stow: stow, image: image, recorder: recorder,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "builtins"})}
+	names := map[string]bool{}
+	for _, f := range builtin.Functions(image) {
+		names["Function/"+f.Name] = true
+	}
+	for _, t := range builtin.Tasks() {
+		names["Task/"+t.Name] = true
+	}
+	enqueue := func(kind string) func(obj any) {
+		return func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if m, ok := obj.(metav1.Object); ok && names[kind+"/"+m.GetName()] {
+				k.queue.Add(builtinsKey)
+			}
+		}
+	}
+	for kind, i := range map[string]cache.SharedIndexInformer{"Function": inf.Stow().V1beta1().Functions().Informer(), "Task": inf.Stow().V1beta1().Tasks().Informer()} {
+		// Additions are not watched: the start ensured them, and the
+		// keeper's own re-creation of a deleted one is one.
+		if _, err := i.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(_, n any) { enqueue(kind)(n) },
+			DeleteFunc: enqueue(kind),
+		}); err != nil {
+			return nil, err
+		}
+		k.synced = append(k.synced, i.HasSynced)
+	}
+	return k, nil
+}
+
+// Run ensures the built-ins whenever one changed, until ctx is done.
+func (k *builtinKeeper) Run(ctx context.Context, _ int) error {
+	defer k.queue.ShutDown()
+	if !cache.WaitForNamedCacheSync("builtins", ctx.Done(), k.synced...) {
+		return nil
+	}
+	go func() {
+		<-ctx.Done()
+		k.queue.ShutDown()
+	}()
+	for k.processNext(ctx) {
+	}
+	return nil
+}
+
+func (k *builtinKeeper) processNext(ctx context.Context) bool {
+	key, quit := k.queue.Get()
+	if quit {
+		return false
+	}
+	defer k.queue.Done(key)
+	err := ensureBuiltins(ctx, k.stow, k.image, func(obj runtime.Object) {
+		m, _ := obj.(metav1.Object)
+		k.recorder.Eventf(obj, corev1.EventTypeWarning, EventBuiltinRestored,
+			"%s is one of Stow's built-ins, which the Jobs of every session are built from: its spec was put back. Give a Function or Task of your own another name", m.GetName())
+	})
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Could not restore the built-in Functions and Tasks, will retry")
+		k.queue.AddRateLimited(key)
+		return true
+	}
+	k.queue.Forget(key)
+	return true
 }

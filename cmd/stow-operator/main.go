@@ -368,6 +368,10 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 		},
 		Gate: gate, PendingTimeout: o.PendingTimeout,
 	}, stowOwned)
+	keeper, err := newBuiltinKeeper(stow, o.Image, stowInformers, recorder)
+	if err != nil {
+		return err
+	}
 	sessions.set(stowInformers.Stow().V1beta1().BackupSessions().Lister(), stowInformers.Stow().V1beta1().RestoreSessions().Lister())
 
 	stowOwned.Start(ctx.Done())
@@ -378,7 +382,7 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 		run  func(context.Context, int) error
 	}{
 		{"backupconfiguration", bc.Run}, {"repository", repo.Run},
-		{"backupsession", bs.Run}, {"restoresession", rs.Run},
+		{"backupsession", bs.Run}, {"restoresession", rs.Run}, {"builtins", keeper.Run},
 	}
 	errs := make(chan error, len(controllers))
 	var wg sync.WaitGroup
