@@ -435,6 +435,11 @@ func TestBadInputs(t *testing.T) {
 			kube:     append(healthyKube(), secret("vault", password)),
 			condType: v1beta1.RepositoryFound, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.RepositoryNotAvailable, msg: `repository vault/repo not found, or its usagePolicy does not allow namespace "demo"`,
 			phase: v1beta1.BackupInvokerNotReady, cronJob: "suspended", event: "Warning RepositoryNotFound"},
+		{name: "restic argument the Job would refuse", mutate: func(bc *v1beta1.BackupConfiguration) {
+			bc.Spec.Target.Args = []string{"--ignore-inode", "--tag=t1,t2"} // Stash's passing_args guide
+		}, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
+			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `spec.target.args: restic backup argument "--tag=t1,t2" is not allowed`,
+			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
 		{name: "paused", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "suspended: spec.paused is true",
 			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal Ready created CronJob"},

@@ -26,6 +26,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
+	"github.com/stowhq/stow/pkg/restic"
 )
 
 // sync reconciles one BackupConfiguration; it is idempotent and safe to call
@@ -425,6 +426,15 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 				field.NewPath("spec", "target", "volumeMounts").Index(0).Child("mountPath")); len(errs) > 0 {
 				invalid = append(invalid, errs.ToAggregate().Error())
 			}
+		}
+	}
+
+	// The Job's runner refuses extra restic arguments outside its
+	// allow-list (pkg/restic/args.go) in every session; say so now, as
+	// the Job would receive them (space-joined, then split).
+	if d.Spec.Target != nil && len(d.Spec.Target.Args) > 0 {
+		if err := restic.CheckBackupArgs(strings.Fields(strings.Join(d.Spec.Target.Args, " "))); err != nil {
+			invalid = append(invalid, "spec.target.args: "+err.Error())
 		}
 	}
 

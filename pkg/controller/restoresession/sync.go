@@ -31,6 +31,7 @@ import (
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
 	"github.com/stowhq/stow/pkg/resolve"
+	"github.com/stowhq/stow/pkg/restic"
 )
 
 // Event reasons.
@@ -261,6 +262,12 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 	}
 	if repo != nil && v1beta1.DecodeError(repo) != "" {
 		return fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, v1beta1.DecodeError(repo))
+	}
+	if work.Spec.Target != nil && len(work.Spec.Target.Args) > 0 {
+		// As the restore Job's runner would refuse them, when it runs.
+		if err := restic.CheckRestoreArgs(strings.Fields(strings.Join(work.Spec.Target.Args, " "))); err != nil {
+			return "spec.target.args: " + err.Error()
+		}
 	}
 	if work.Spec.Target != nil {
 		if errs := v1beta1.ValidateMountsApart(v1beta1.TargetMountPath(work.Spec.Target.VolumeMounts), repo,

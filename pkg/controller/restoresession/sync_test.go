@@ -445,3 +445,18 @@ func TestForbiddenRepositoryTellsNothing(t *testing.T) {
 		})
 	}
 }
+
+// Extra restic arguments the restore Job's runner would refuse make the
+// restore Invalid at once, not fail when its Job runs.
+func TestRestoreArgsTheJobWouldRefuse(t *testing.T) {
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.Spec.Target.Args = []string{"--tag=t1,t2"} // Stash's passing_args guide
+	})
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), rs)
+	f.sync("rs")
+	got := f.restore("rs")
+	if got.Status.Phase != v1beta1.RestoreInvalid || f.built != 0 {
+		t.Fatalf("phase %s, %d Jobs built: want Invalid before any Job", got.Status.Phase, f.built)
+	}
+	contains(t, "reason", got.Status.Reason, `spec.target.args: restic restore argument "--tag=t1,t2" is not allowed`)
+}
