@@ -32,6 +32,10 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 
 // ParseSchedule checks a (resolved) schedule the way the CronJob controller
 // parses it, and returns the schedule so callers can compute next times.
+// A schedule that parses but names no existing date ("0 0 31 2 *",
+// February 31st) is refused too: cron's Next returns the zero time for it,
+// so a configuration would be Ready and never back up, and a maintenance
+// task would take zero for "due long ago" and run on every reconcile.
 func ParseSchedule(schedule string) (cron.Schedule, error) {
 	if strings.Contains(schedule, "TZ=") {
 		return nil, fmt.Errorf("schedule %q: set the time zone with spec.timeZone, not TZ=", schedule)
@@ -39,6 +43,11 @@ func ParseSchedule(schedule string) (cron.Schedule, error) {
 	s, err := cronParser.Parse(schedule)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %v", schedule, err)
+	}
+	// cron searches five years ahead: a date that exists (February 29th
+	// included) is found, one that does not never is.
+	if s.Next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("schedule %q never fires: no date matches it (such as February 30th, or the 31st of a month of 30 days)", schedule)
 	}
 	return s, nil
 }

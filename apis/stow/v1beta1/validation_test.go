@@ -34,6 +34,14 @@ func TestValidateBackupConfiguration(t *testing.T) {
 		{"six-field cron", func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 * * * *" }, "spec.schedule"},
 		{"empty schedule", func(b *BackupConfiguration) { b.Spec.Schedule = " " }, "spec.schedule: Required"},
 		{"TZ in schedule", func(b *BackupConfiguration) { b.Spec.Schedule = "TZ=UTC 0 * * * *" }, "spec.timeZone"},
+		// Schedules that parse but name no existing date: cron's Next
+		// is the zero time, the CronJob never runs, the configuration
+		// was Ready and never backed up.
+		{"February 31st", func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 31 2 *" }, "spec.schedule: Invalid value: \"0 0 31 2 *\": schedule \"0 0 31 2 *\" never fires"},
+		{"February 30th", func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 30 2 *" }, "never fires"},
+		{"31st of 30-day months", func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 31 4,6,9,11 *" }, "never fires"},
+		{"February 29th fires in leap years", func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 29 2 *" }, ""},
+		{"31st or a Monday of February", func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 31 2 MON" }, ""},
 		{"valid time zone", func(b *BackupConfiguration) { b.Spec.TimeZone = str("Europe/Berlin") }, ""},
 		{"unknown time zone", func(b *BackupConfiguration) { b.Spec.TimeZone = str("Mars/Olympus") }, "spec.timeZone"},
 		{"missing target", func(b *BackupConfiguration) { b.Spec.Target = nil }, "spec.target: Required"},

@@ -365,3 +365,41 @@ func TestRefreshWaitsForAFinishedBackupsResult(t *testing.T) {
 }
 
 func ptrInt64(v int64) *int64 { return &v }
+
+// A Repository whose prune schedule never fires ("0 0 31 2 *") runs no
+// prune, however often it is reconciled, and says why on its status, naming
+// the field; it is not requeued for it (the old due() ran back-to-back
+// prune Jobs, with their Events, on every reconcile).
+func TestMaintenanceScheduleThatNeverFiresRunsNothing(t *testing.T) {
+	r := repository("demo")
+	r.UID = "repo-uid"
+	r.Spec.Maintenance = &v1beta1.RepositoryMaintenance{
+		Prune:   &v1beta1.MaintenanceSchedule{Schedule: "0 0 31 2 *"},
+		Check:   &v1beta1.CheckSchedule{MaintenanceSchedule: v1beta1.MaintenanceSchedule{Suspend: true}},
+		Refresh: &v1beta1.MaintenanceSchedule{Suspend: true},
+	}
+	f := newMaintFixture(t, r)
+	for i := 0; i < 5; i++ {
+		f.syncRepo()
+		f.now = f.now.Add(time.Minute)
+	}
+	if l, _ := f.kube.BatchV1().Jobs("demo").List(context.Background(), metav1.ListOptions{}); len(l.Items) > 0 {
+		t.Errorf("%d maintenance Jobs for a schedule that never fires", len(l.Items))
+	}
+	if ev := f.events(); strings.Contains(ev, EventMaintenanceStarted) {
+		t.Errorf("events: %s", ev)
+	}
+	got := f.repo("demo", "repo")
+	c := v1beta1.GetCondition(got.Status.Conditions, v1beta1.MaintenanceFailed)
+	if c == nil || c.Status != v1beta1.ConditionTrue || c.Reason != "InvalidSchedule" ||
+		!strings.Contains(c.Message, "spec.maintenance.prune.schedule") || !strings.Contains(c.Message, "never fires") {
+		t.Errorf("MaintenanceFailed = %+v", c)
+	}
+	if got.Status.Maintenance != nil && got.Status.Maintenance.Prune != nil && got.Status.Maintenance.Prune.NextTime != nil {
+		t.Errorf("prune has a next time %v", got.Status.Maintenance.Prune.NextTime)
+	}
+	requeue, err := f.c.sync(context.Background(), "demo/repo")
+	if err != nil || requeue != 0 {
+		t.Errorf("sync: requeue %v, err %v; want no requeue", requeue, err)
+	}
+}

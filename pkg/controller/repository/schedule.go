@@ -116,6 +116,13 @@ func due(repo *v1beta1.Repository, st *v1beta1.MaintenanceStatus, now time.Time)
 			from = r.LastTime.Time
 		}
 		at := sched.Next(from)
+		if at.IsZero() {
+			// cron's "no time found" (a date that does not exist):
+			// never due, not due long ago. ParseSchedule refuses such
+			// schedules; this holds should one get through.
+			p.invalid = append(p.invalid, fmt.Sprintf("spec.maintenance.%s.schedule: schedule %q never fires", task, spec))
+			continue
+		}
 		if (r == nil || r.LastTime == nil) && repo.Status.FirstBackupTime != nil && firstAfterBackup[task] {
 			// A new repository is checked and measured right after its
 			// first backup, then on schedule: its status does not stay
@@ -130,7 +137,9 @@ func due(repo *v1beta1.Repository, st *v1beta1.MaintenanceStatus, now time.Time)
 		if p.dueAt.IsZero() || at.Before(p.dueAt) {
 			p.dueAt = at
 		}
-		p.next[task] = sched.Next(now)
+		if next := sched.Next(now); !next.IsZero() {
+			p.next[task] = next
+		}
 	}
 	return p
 }

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,53 @@ func TestRequestsRoundTrip(t *testing.T) {
 	out := decodeRequests(encodeRequests(in))
 	if len(out) != 2 || out["check"] != in["check"] || out["unlock"] != in["unlock"] {
 		t.Fatalf("round trip: %v", out)
+	}
+}
+
+// A maintenance schedule that names no existing date ("0 0 31 2 *") is
+// reported as invalid, naming its field, and is never due: cron's Next
+// returns the zero time for it, which due() took for "due long ago", so the
+// prune ran on every reconcile, right after it had run.
+func TestMaintenanceScheduleThatNeverFires(t *testing.T) {
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, s := range []string{"0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"} {
+		r := repoAt(created)
+		r.Spec.Maintenance = &v1beta1.RepositoryMaintenance{Prune: &v1beta1.MaintenanceSchedule{Schedule: s}}
+		now := created.Add(time.Minute)
+		p := due(r, r.Status.Maintenance, now)
+		if slices.Contains(p.tasks, v1beta1.MaintenancePrune) {
+			t.Errorf("%q: prune is due at %s (dueAt %v)", s, now, p.dueAt)
+		}
+		if len(p.invalid) != 1 || !strings.Contains(p.invalid[0], "spec.maintenance.prune.schedule") || !strings.Contains(p.invalid[0], "never fires") {
+			t.Errorf("%q: invalid = %q, want spec.maintenance.prune.schedule ... never fires", s, p.invalid)
+		}
+		if _, ok := p.next[v1beta1.MaintenancePrune]; ok {
+			t.Errorf("%q: a next run at %v", s, p.next[v1beta1.MaintenancePrune])
+		}
+		last := metav1.NewTime(now)
+		r.Status.Maintenance = &v1beta1.MaintenanceStatus{Prune: &v1beta1.MaintenanceRun{LastTime: &last}}
+		if p := due(r, r.Status.Maintenance, now.Add(time.Second)); slices.Contains(p.tasks, v1beta1.MaintenancePrune) {
+			t.Errorf("%q: prune due again 1s after it ran", s)
+		}
+	}
+}
+
+// due() takes cron's zero time for "not due" even for a schedule that
+// passes ParseSchedule: February 29th, last run in 2097, has no match in
+// the five years cron searches (2100 is no leap year).
+func TestMaintenanceZeroNextTimeIsNotDue(t *testing.T) {
+	created := time.Date(2097, 3, 1, 0, 0, 0, 0, time.UTC)
+	r := repoAt(created)
+	r.Spec.Maintenance = &v1beta1.RepositoryMaintenance{
+		Prune:   &v1beta1.MaintenanceSchedule{Schedule: "0 0 29 2 *"},
+		Check:   &v1beta1.CheckSchedule{MaintenanceSchedule: v1beta1.MaintenanceSchedule{Suspend: true}},
+		Refresh: &v1beta1.MaintenanceSchedule{Suspend: true},
+	}
+	p := due(r, r.Status.Maintenance, created.Add(time.Hour))
+	if len(p.tasks) != 0 || len(p.next) != 0 {
+		t.Errorf("tasks %v, next %v; want none", p.tasks, p.next)
+	}
+	if len(p.invalid) != 1 || !strings.Contains(p.invalid[0], "spec.maintenance.prune.schedule") {
+		t.Errorf("invalid = %q", p.invalid)
 	}
 }
