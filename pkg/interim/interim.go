@@ -21,7 +21,7 @@ const (
 	// VolumeName is the interim volume's name in the Job's pod.
 	VolumeName = "stow-interim-volume"
 	// MountPath is where every container of the Job mounts it.
-	MountPath = "/stow-interim-volume"
+	MountPath = v1beta1.InterimMountPath
 	// DataDir is INTERIM_DATA_DIR when a session has an interim volume.
 	DataDir = MountPath + "/data"
 )
@@ -79,8 +79,21 @@ func Claim(tpl *corev1.PersistentVolumeClaim, namespace, sessionName string, own
 }
 
 // Mount adds the interim PVC claimName to pod and mounts it at MountPath in
-// every container.
-func Mount(pod *corev1.PodSpec, claimName string) {
+// every container. A container that mounts another volume at MountPath is
+// an error, not replaced: that mount may be the target's, and a backup of
+// the empty interim volume in its place would succeed, its retention then
+// forgetting the real snapshots.
+func Mount(pod *corev1.PodSpec, claimName string) error {
+	m := corev1.VolumeMount{Name: VolumeName, MountPath: MountPath}
+	for _, cs := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
+		for i := range cs {
+			for _, o := range cs[i].VolumeMounts {
+				if o.MountPath == MountPath && o.Name != VolumeName {
+					return fmt.Errorf("container %s mounts volume %q at %s, where Stow mounts the interim volume: mount it elsewhere", cs[i].Name, o.Name, MountPath)
+				}
+			}
+		}
+	}
 	vol := corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName}}}
 	replaced := false
@@ -92,14 +105,16 @@ func Mount(pod *corev1.PodSpec, claimName string) {
 	if !replaced {
 		pod.Volumes = append(pod.Volumes, vol)
 	}
-	m := corev1.VolumeMount{Name: VolumeName, MountPath: MountPath}
 	for _, cs := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
 		for i := range cs {
 			mount(&cs[i], m)
 		}
 	}
+	return nil
 }
 
+// mount puts m into c, in place of a mount of its volume (Mount has made
+// sure that no other volume is mounted at its path).
 func mount(c *corev1.Container, m corev1.VolumeMount) {
 	for i := range c.VolumeMounts {
 		if c.VolumeMounts[i].Name == m.Name || c.VolumeMounts[i].MountPath == m.MountPath {

@@ -69,16 +69,39 @@ func TestClaim(t *testing.T) {
 func TestMount(t *testing.T) {
 	pod := corev1.PodSpec{
 		InitContainers: []corev1.Container{{Name: "backup-0"}},
-		Containers:     []corev1.Container{{Name: "update-status-1", VolumeMounts: []corev1.VolumeMount{{Name: "x", MountPath: MountPath}}}},
+		Containers:     []corev1.Container{{Name: "update-status-1", VolumeMounts: []corev1.VolumeMount{{Name: "x", MountPath: "/x"}}}},
 	}
-	Mount(&pod, "stow-interim-s")
-	Mount(&pod, "stow-interim-s") // idempotent
+	for i := 0; i < 2; i++ { // idempotent
+		if err := Mount(&pod, "stow-interim-s"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if len(pod.Volumes) != 1 || pod.Volumes[0].PersistentVolumeClaim == nil || pod.Volumes[0].PersistentVolumeClaim.ClaimName != "stow-interim-s" {
 		t.Fatalf("volumes = %+v", pod.Volumes)
 	}
 	for _, c := range append(pod.InitContainers, pod.Containers...) {
-		if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].Name != VolumeName || c.VolumeMounts[0].MountPath != MountPath {
+		if n := len(c.VolumeMounts); c.VolumeMounts[n-1].Name != VolumeName || c.VolumeMounts[n-1].MountPath != MountPath {
 			t.Errorf("container %s mounts %+v", c.Name, c.VolumeMounts)
 		}
+	}
+	if m := pod.Containers[0].VolumeMounts; len(m) != 2 || m[0].Name != "x" {
+		t.Errorf("the container's own mount is gone: %+v", m)
+	}
+}
+
+// Another volume mounted at the interim volume's path (the target, say) is
+// an error: replacing it would back up, or restore into, the interim volume
+// instead, and the session would succeed.
+func TestMountRefusesAnotherVolumeAtItsPath(t *testing.T) {
+	pod := corev1.PodSpec{
+		Volumes:    []corev1.Volume{{Name: "stow-volume"}},
+		Containers: []corev1.Container{{Name: "pvc-backup-0", VolumeMounts: []corev1.VolumeMount{{Name: "stow-volume", MountPath: MountPath}}}},
+	}
+	err := Mount(&pod, "stow-interim-s")
+	if err == nil || !strings.Contains(err.Error(), `container pvc-backup-0 mounts volume "stow-volume" at /stow-interim-volume`) {
+		t.Fatalf("Mount: %v", err)
+	}
+	if m := pod.Containers[0].VolumeMounts; len(m) != 1 || m[0].Name != "stow-volume" || len(pod.Volumes) != 1 {
+		t.Errorf("pod changed: mounts %+v, volumes %+v", m, pod.Volumes)
 	}
 }

@@ -1,8 +1,10 @@
 package resolve
 
 import (
+	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -67,4 +69,83 @@ func TestInterimVolumeMount(t *testing.T) {
 		}
 		check(t, jobs[0].Spec.Template.Spec, "stow-interim-"+rs.Name)
 	})
+}
+
+// A target mounted where Stow mounts a volume of its own is refused by
+// validation and, should such a spec reach the resolver (stored under an
+// older schema), by the resolver: the target mount used to be replaced, so
+// the backup read the new, empty interim volume (or Stow's scratch space,
+// or the local repository) and succeeded, and its retention then forgot
+// real snapshots; a restore wrote into a volume deleted when it ended.
+func TestTargetMountedWhereStowMountsItsOwn(t *testing.T) {
+	tasks, fns := builtins()
+	cases := []struct {
+		name, mountPath string
+		repo            *v1beta1.Repository
+		interim         bool
+		want            string
+	}{
+		{"interim volume", interim.MountPath, s3Repo(), true, `mounts volume "stow-volume" at /stow-interim-volume, where Stow mounts the interim volume`},
+		{"scratch volume", v1beta1.TmpDirMountPath, s3Repo(), false, `mounts volume "stow-volume" at /stow-tmp, where Stow mounts volume "stow-tmp-dir"`},
+		{"local repository", "/repo", localRepo(), false, `mounts volume "stow-volume" at /repo, where Stow mounts volume "stow-local-backend"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mounts := []corev1.VolumeMount{{Name: "data", MountPath: tc.mountPath}}
+			bc := backupConfig()
+			bc.Spec.Target.VolumeMounts = mounts
+			rs := restoreSession()
+			rs.Spec.Target.VolumeMounts = mounts
+			if tc.interim {
+				bc.Spec.InterimVolumeTemplate = interimTemplate()
+				rs.Spec.InterimVolumeTemplate = interimTemplate()
+			}
+			if tc.repo.Spec.Backend.Local != nil {
+				if errs := v1beta1.ValidateMountsApart(tc.mountPath, tc.repo, nil); len(errs) == 0 {
+					t.Error("ValidateMountsApart admits the target at the local repository's mountPath")
+				}
+			} else {
+				if errs := v1beta1.ValidateBackupConfiguration(bc); len(errs) == 0 {
+					t.Error("ValidateBackupConfiguration admits the target there")
+				}
+				if errs := v1beta1.ValidateRestoreSession(rs); len(errs) == 0 {
+					t.Error("ValidateRestoreSession admits the target there")
+				}
+			}
+			if job, err := BackupJob(bc, session(), tc.repo, tasks[v1beta1.TaskPVCBackup], fns, opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("BackupJob: %v; want %q (mounts %+v)", err, tc.want, mountsOf(job))
+			}
+			if jobs, _, err := RestoreJobs(rs, tc.repo, tasks[v1beta1.TaskPVCRestore], fns, nil, opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("RestoreJobs: %v; want %q (%d Jobs)", err, tc.want, len(jobs))
+			}
+		})
+	}
+}
+
+// A PVC of a volumeClaimTemplate mounted where Stow mounts its own volume is
+// an error too, not a silent replacement.
+func TestTemplateMountedWhereStowMountsItsOwn(t *testing.T) {
+	tasks, fns := builtins()
+	rs := restoreSession()
+	rs.Spec.Target.Ref.Name = ""
+	rs.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}, {ObjectMeta: metav1.ObjectMeta{Name: "config"}}}
+	rs.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "config", MountPath: v1beta1.TmpDirMountPath}}
+	if errs := v1beta1.ValidateRestoreSession(rs); len(errs) == 0 {
+		t.Error("validation admits a template mounted at /stow-tmp")
+	}
+	_, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
+	if err == nil || !strings.Contains(err.Error(), "volumeClaimTemplate 1 (PVC config)") || !strings.Contains(err.Error(), "at /stow-tmp") {
+		t.Errorf("RestoreJobs: %v", err)
+	}
+}
+
+func mountsOf(job *batchv1.Job) [][]corev1.VolumeMount {
+	if job == nil {
+		return nil
+	}
+	var out [][]corev1.VolumeMount
+	for _, c := range allContainers(job) {
+		out = append(out, c.VolumeMounts)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -98,7 +99,9 @@ func BackupJob(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *
 		return nil, err
 	}
 	if tpl := d.Spec.InterimVolumeTemplate; tpl != nil {
-		interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, s.Name))
+		if err := interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, s.Name)); err != nil {
+			return nil, fmt.Errorf("backupconfiguration %q: %v", bc.Name, err)
+		}
 	}
 	return job, nil
 }
@@ -249,9 +252,13 @@ func restoreJob(r restoreInput, ord int, opts Options) (*batchv1.Job, []*corev1.
 		return nil, nil, err
 	}
 	if tpl := d.Spec.InterimVolumeTemplate; tpl != nil {
-		interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, rs.Name))
+		if err := interim.Mount(&job.Spec.Template.Spec, interim.ClaimName(tpl, rs.Name)); err != nil {
+			return nil, nil, fmt.Errorf("restoresession %q: %v", rs.Name, err)
+		}
 	}
-	mountExtraClaims(job, claims, mounts)
+	if err := mountExtraClaims(job, claims, mounts); err != nil {
+		return nil, nil, fmt.Errorf("restoresession %q: %v", rs.Name, err)
+	}
 	return job, claims, nil
 }
 
@@ -282,15 +289,18 @@ func ordinalClaims(rs *v1beta1.RestoreSession, t *v1beta1.RestoreTarget, ord int
 
 // mountExtraClaims mounts every claim but the first (the Task's target
 // volume, named by TARGET_NAME) at its own mount path from claimMounts.
-func mountExtraClaims(job *batchv1.Job, claims []*corev1.PersistentVolumeClaim, mounts []string) {
+func mountExtraClaims(job *batchv1.Job, claims []*corev1.PersistentVolumeClaim, mounts []string) error {
 	for i, c := range claims[min(1, len(claims)):] {
 		volName := fmt.Sprintf("%s-%d", v1beta1.TargetVolumeName, i+1)
 		job.Spec.Template.Spec.Volumes = append(job.Spec.Template.Spec.Volumes, corev1.Volume{
 			Name:         volName,
 			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}},
 		})
-		mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: mounts[i+1]})
+		if err := mountAll(&job.Spec.Template.Spec, corev1.VolumeMount{Name: volName, MountPath: mounts[i+1]}); err != nil {
+			return fmt.Errorf("volumeClaimTemplate %d (PVC %s): %v", i+1, c.Name, err)
+		}
 	}
+	return nil
 }
 
 func restoreLabels(rs *v1beta1.RestoreSession) map[string]string {
@@ -430,9 +440,13 @@ func stepContainer(in jobInput, opVars map[string]string, i int, step v1beta1.Fu
 		}}},
 		Env: append([]corev1.EnvVar(nil), in.extraEnv...),
 	}
-	upsertMount(&c, corev1.VolumeMount{Name: v1beta1.TmpDirVolumeName, MountPath: v1beta1.TmpDirMountPath})
+	if err := upsertMount(&c, corev1.VolumeMount{Name: v1beta1.TmpDirVolumeName, MountPath: v1beta1.TmpDirMountPath}); err != nil {
+		return corev1.Container{}, fmt.Errorf("function %q (step %d of task %q): %v", fn.Name, i, in.task.Name, err)
+	}
 	if l := in.repo.Spec.Backend.Local; l != nil {
-		upsertMount(&c, corev1.VolumeMount{Name: v1beta1.LocalBackendVolumeName, MountPath: l.MountPath, SubPath: l.SubPath})
+		if err := upsertMount(&c, corev1.VolumeMount{Name: v1beta1.LocalBackendVolumeName, MountPath: l.MountPath, SubPath: l.SubPath}); err != nil {
+			return corev1.Container{}, fmt.Errorf("function %q (step %d of task %q) and the local Repository %s/%s: %v", fn.Name, i, in.task.Name, in.repo.Namespace, in.repo.Name, err)
+		}
 	}
 	applyContainerSettings(&c, spec.RuntimeSettings)
 	applyContainerSettings(&c, in.rt.Container)
@@ -636,21 +650,31 @@ func mergePullSecrets(a, b []corev1.LocalObjectReference) []corev1.LocalObjectRe
 	return out
 }
 
-// upsertMount adds m to c, replacing a mount at its path or of its volume
-// and subPath.
-func upsertMount(c *corev1.Container, m corev1.VolumeMount) {
+// upsertMount adds m to c, replacing a mount of its volume and subPath. A
+// mount of another volume at m's path is an error, not replaced: it is the
+// target's, or a Function's, and the step would read or write m's volume in
+// its place (a backup of Stow's scratch space that succeeds).
+func upsertMount(c *corev1.Container, m corev1.VolumeMount) error {
+	for _, o := range c.VolumeMounts {
+		if path.Clean(o.MountPath) == path.Clean(m.MountPath) && (o.Name != m.Name || o.SubPath != m.SubPath) {
+			return fmt.Errorf("container %s mounts volume %q at %s, where Stow mounts volume %q: mount it elsewhere", c.Name, o.Name, o.MountPath, m.Name)
+		}
+	}
 	c.VolumeMounts = upsert(c.VolumeMounts, m, func(o corev1.VolumeMount) bool {
-		return o.MountPath == m.MountPath || o.Name == m.Name && o.SubPath == m.SubPath
+		return o.Name == m.Name && o.SubPath == m.SubPath
 	})
+	return nil
 }
 
-func mountAll(p *corev1.PodSpec, m corev1.VolumeMount) {
-	for i := range p.InitContainers {
-		upsertMount(&p.InitContainers[i], m)
+func mountAll(p *corev1.PodSpec, m corev1.VolumeMount) error {
+	for _, cs := range [][]corev1.Container{p.InitContainers, p.Containers} {
+		for i := range cs {
+			if err := upsertMount(&cs[i], m); err != nil {
+				return err
+			}
+		}
 	}
-	for i := range p.Containers {
-		upsertMount(&p.Containers[i], m)
-	}
+	return nil
 }
 
 // upsertEnv sets e in c, replacing a variable of its name.

@@ -99,7 +99,11 @@ type BackupTarget struct {
 	// Exclude holds restic --exclude patterns; a pattern may not contain a comma.
 	// +optional
 	Exclude []string `json:"exclude,omitempty"`
-	// VolumeMounts[0].mountPath is where the PVC is mounted (default /stow-data).
+	// VolumeMounts[0].mountPath is where the PVC is mounted (default
+	// /stow-data); not /stow-tmp or /stow-interim-volume, nor under them,
+	// where Stow mounts its own volumes.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(m, m.mountPath != '/stow-tmp' && !m.mountPath.startsWith('/stow-tmp/') && m.mountPath != '/stow-interim-volume' && !m.mountPath.startsWith('/stow-interim-volume/'))",message="mountPath must not be /stow-tmp, /stow-interim-volume or under them: Stow mounts its scratch and interim volumes there"
 	// +optional
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 	// Alias is the restic --host of the snapshots (default host-0).

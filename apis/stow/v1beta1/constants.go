@@ -22,6 +22,10 @@ const (
 	OutputFileName         = "output.json"
 	DefaultBackupHistory   = int32(1)
 	DefaultMaxRetry        = int32(1)
+	// InterimMountPath is where a session's interim volume
+	// (interimVolumeTemplate, pkg/interim) is mounted in every container
+	// of its Job.
+	InterimMountPath = "/stow-interim-volume"
 
 	// Finalizer guards cleanup of CronJobs, RBAC and Repository references.
 	Finalizer = "stow.dev"

@@ -127,6 +127,7 @@ type Backend struct {
 // into every Job container at mountPath.
 // +kubebuilder:validation:XValidation:rule="self.mountPath != '/stow' && !self.mountPath.startsWith('/stow/')",message="mountPath must not be /stow or below it"
 // +kubebuilder:validation:XValidation:rule="self.mountPath.startsWith('/')",message="mountPath must be absolute"
+// +kubebuilder:validation:XValidation:rule="self.mountPath != '/' && self.mountPath != '/stow-tmp' && !self.mountPath.startsWith('/stow-tmp/') && self.mountPath != '/stow-interim-volume' && !self.mountPath.startsWith('/stow-interim-volume/')",message="mountPath must not be /, /stow-tmp, /stow-interim-volume or under them: Stow mounts its scratch and interim volumes there"
 type LocalSpec struct {
 	corev1.VolumeSource `json:",inline"`
 	// +kubebuilder:validation:MinLength=1

@@ -69,7 +69,12 @@ type RestoreSessionSpec struct {
 type RestoreTarget struct {
 	// +optional
 	Ref TargetRef `json:"ref,omitempty"`
-	// VolumeMounts[0].mountPath is where the PVC is mounted (default /stow-data).
+	// VolumeMounts[0].mountPath is where the PVC is mounted (default
+	// /stow-data); with volumeClaimTemplates, the entry named like a
+	// template is where its PVC is mounted. Not /stow-tmp or
+	// /stow-interim-volume, nor under them, where Stow mounts its own volumes.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(m, m.mountPath != '/stow-tmp' && !m.mountPath.startsWith('/stow-tmp/') && m.mountPath != '/stow-interim-volume' && !m.mountPath.startsWith('/stow-interim-volume/'))",message="mountPath must not be /stow-tmp, /stow-interim-volume or under them: Stow mounts its scratch and interim volumes there"
 	// +optional
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 	// Rules select what to restore. With none, the latest snapshot of this

@@ -226,3 +226,34 @@ func TestSchemaAdmitsWhatTheOperatorReads(t *testing.T) {
 		t.Errorf("timeZone: %v", errs)
 	}
 }
+
+// TestSchemaKeepsMountsOffStowsOwn: the CRDs refuse a local repository, or
+// a target, mounted where Stow mounts its scratch and interim volumes (the
+// target there was replaced by the empty interim volume, and its backup
+// succeeded), and admit paths that merely look alike.
+func TestSchemaKeepsMountsOffStowsOwn(t *testing.T) {
+	repo := loadCRD(t, "repositories")
+	local := `{"apiVersion":"stow.dev/v1beta1","kind":"Repository","metadata":{"name":"a"},
+		"spec":{"backend":{"storageSecretName":"s","local":{"mountPath":"/repo","persistentVolumeClaim":{"claimName":"c"}}}}}`
+	if errs := repo.validate(obj(t, local)); len(errs) > 0 {
+		t.Fatalf("valid local repository refused: %v", errs)
+	}
+	for mp, bad := range map[string]bool{"/stow-tmp": true, "/stow-tmp/repo": true, "/stow-interim-volume": true, "/stow-interim-volume/r": true, "/": true,
+		"/stow-tmpfs": false, "/stow-interim-volume-repo": false} {
+		errs := repo.validate(set(t, local, "spec.backend.local.mountPath", mp))
+		if got := len(errs) > 0; got != bad {
+			t.Errorf("local mountPath %q: refused %v, want %v (%v)", mp, got, bad, errs)
+		} else if bad && !strings.Contains(errs.ToAggregate().Error(), "spec.backend.local") {
+			t.Errorf("local mountPath %q: the rejection does not name the field: %v", mp, errs)
+		}
+	}
+	m := loadMalformed(t)
+	for _, plural := range []string{"backupconfigurations", "restoresessions"} {
+		v := loadCRD(t, plural)
+		for _, mp := range []string{"/data", "/stow-data", "/stow-interim-volume-2", "/source/data"} {
+			if errs := v.validate(set(t, base(t, m, plural), "spec.target.volumeMounts", []interface{}{map[string]interface{}{"name": "data", "mountPath": mp}})); len(errs) > 0 {
+				t.Errorf("%s target mountPath %q refused: %v", plural, mp, errs)
+			}
+		}
+	}
+}

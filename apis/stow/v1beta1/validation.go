@@ -43,6 +43,8 @@ func ValidateRepository(r *Repository) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("local", "mountPath"), mp, "must be an absolute path"))
 		case path.Clean(mp) == "/stow" || strings.HasPrefix(path.Clean(mp), "/stow/") || path.Clean(mp) == "/":
 			errs = append(errs, field.Invalid(p.Child("local", "mountPath"), mp, "must not be / or under /stow (used by Stow itself)"))
+		case ReservedMountPath(mp) != "":
+			errs = append(errs, field.Invalid(p.Child("local", "mountPath"), mp, reservedMessage(ReservedMountPath(mp))))
 		}
 		if hasDotDot(b.Local.SubPath) {
 			errs = append(errs, field.Invalid(p.Child("local", "subPath"), b.Local.SubPath, "must not contain '..'"))
@@ -196,15 +198,54 @@ func validateTargetRef(r TargetRef, ns string, nameRequired bool, p *field.Path)
 	return errs
 }
 
+// validateMounts checks the target's volumeMounts: the first is where the
+// target is mounted, the others where a restore mounts the PVCs of its
+// volumeClaimTemplates (the resolver's claimMounts).
 func validateMounts(mounts []corev1.VolumeMount, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if len(mounts) > 0 {
-		mp := mounts[0].MountPath
-		if !path.IsAbs(mp) || hasDotDot(mp) || path.Clean(mp) == "/" || path.Clean(mp) == TmpDirMountPath || strings.HasPrefix(path.Clean(mp), TmpDirMountPath+"/") {
-			errs = append(errs, field.Invalid(p.Index(0).Child("mountPath"), mp, "must be an absolute path, not /, not under "+TmpDirMountPath+", without '..'"))
+	for i, m := range mounts {
+		mp := m.MountPath
+		switch {
+		case !path.IsAbs(mp) || hasDotDot(mp) || path.Clean(mp) == "/":
+			errs = append(errs, field.Invalid(p.Index(i).Child("mountPath"), mp, "must be an absolute path, not /, without '..'"))
+		case ReservedMountPath(mp) != "":
+			errs = append(errs, field.Invalid(p.Index(i).Child("mountPath"), mp, reservedMessage(ReservedMountPath(mp))))
 		}
 	}
 	return errs
+}
+
+// reservedMounts are the paths Stow mounts its own volumes at in every
+// container of a Job pod, with what it mounts there. Secrets reach the
+// containers as environment variables and hooks run in other pods, so they
+// mount nothing; the local repository's mountPath is the Repository's
+// choice, checked against the target by ValidateMountsApart.
+var reservedMounts = []struct{ path, what string }{
+	{TmpDirMountPath, "its scratch volume (restic's cache, the step results)"},
+	{InterimMountPath, "the interim volume of interimVolumeTemplate"},
+}
+
+// ReservedMountPath returns the path Stow mounts its own volume at that mp
+// is, or lies under, or "" when mp is free. A volume mounted there would
+// replace Stow's, or be hidden by it: a backup would read, or a restore
+// write, the wrong volume, and succeed.
+func ReservedMountPath(mp string) string {
+	c := path.Clean(mp)
+	for _, r := range reservedMounts {
+		if within(c, r.path) {
+			return r.path
+		}
+	}
+	return ""
+}
+
+func reservedMessage(reserved string) string {
+	for _, r := range reservedMounts {
+		if r.path == reserved {
+			return fmt.Sprintf("must not be %s or under it: Stow mounts %s there", r.path, r.what)
+		}
+	}
+	return "must not be " + reserved + " or under it"
 }
 
 // ValidateRestoreSession checks a RestoreSession spec (after DefaultRestoreSession).

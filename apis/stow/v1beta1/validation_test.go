@@ -59,7 +59,25 @@ func TestValidateBackupConfiguration(t *testing.T) {
 		{"exclude with comma", func(b *BackupConfiguration) { b.Spec.Target.Exclude = []string{"*.tmp,*.log"} }, "spec.target.exclude[0]"},
 		{"mount path under tmp", func(b *BackupConfiguration) {
 			b.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/stow-tmp/data"}}
-		}, "mountPath"},
+		}, "spec.target.volumeMounts[0].mountPath: Invalid value: \"/stow-tmp/data\": must not be /stow-tmp or under it: Stow mounts its scratch volume"},
+		// The interim volume is mounted there in every container: with an
+		// interimVolumeTemplate the target was replaced by it, and the
+		// backup of the empty interim volume succeeded.
+		{"mount path at the interim volume", func(b *BackupConfiguration) {
+			b.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/stow-interim-volume"}}
+		}, "spec.target.volumeMounts[0].mountPath: Invalid value: \"/stow-interim-volume\": must not be /stow-interim-volume or under it: Stow mounts the interim volume of interimVolumeTemplate there"},
+		{"mount path under the interim volume", func(b *BackupConfiguration) {
+			b.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/stow-interim-volume/data"}}
+		}, "spec.target.volumeMounts[0].mountPath"},
+		{"interim volume path spelled otherwise", func(b *BackupConfiguration) {
+			b.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "//stow-interim-volume/./"}}
+		}, "spec.target.volumeMounts[0].mountPath"},
+		{"mount path next to the interim volume", func(b *BackupConfiguration) {
+			b.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/stow-interim-volume-2"}}
+		}, ""},
+		{"mount path at /", func(b *BackupConfiguration) {
+			b.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/"}}
+		}, "spec.target.volumeMounts[0].mountPath"},
 		{"missing retention name", func(b *BackupConfiguration) { b.Spec.RetentionPolicy.Name = "" }, "spec.retentionPolicy.name"},
 		{"negative history", func(b *BackupConfiguration) { v := int32(-1); b.Spec.BackupHistoryLimit = &v }, "backupHistoryLimit"},
 		{"zero timeout", func(b *BackupConfiguration) { b.Spec.TimeOut = &Duration{} }, "spec.timeOut"},
@@ -96,6 +114,8 @@ func TestValidateRepository(t *testing.T) {
 		{"s3 missing bucket", RepositorySpec{Backend: Backend{StorageSecretName: "s", S3: &S3Spec{Endpoint: "e"}}}, "spec.backend.s3.bucket"},
 		{"local relative", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "repo"}}}, "absolute"},
 		{"local under /stow", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/stow/repo"}}}, "mountPath"},
+		{"local at the scratch volume", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/stow-tmp"}}}, "spec.backend.local.mountPath: Invalid value: \"/stow-tmp\": must not be /stow-tmp or under it"},
+		{"local under the interim volume", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/stow-interim-volume/repo"}}}, "spec.backend.local.mountPath: Invalid value: \"/stow-interim-volume/repo\": must not be /stow-interim-volume or under it"},
 		{"local subPath escape", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo", SubPath: "../x"}}}, "subPath"},
 		{"wipeOut local", RepositorySpec{WipeOut: true, Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo"}}}, "spec.wipeOut"},
 		{"selector without selector", RepositorySpec{
@@ -145,6 +165,15 @@ func TestValidateRestoreSession(t *testing.T) {
 			r.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "restored-${POD_ORDINAL}"}}}
 		}, ""},
 		{"missing target", nil, func(r *RestoreSession) { r.Spec.Target = nil }, "spec.target: Required"},
+		{"target at the interim volume", nil, func(r *RestoreSession) {
+			r.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/stow-interim-volume"}}
+		}, "spec.target.volumeMounts[0].mountPath: Invalid value: \"/stow-interim-volume\""},
+		// Every entry names where a template's PVC is mounted.
+		{"template mounted under the scratch volume", nil, func(r *RestoreSession) {
+			r.Spec.Target.Ref.Name = ""
+			r.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}, {ObjectMeta: metav1.ObjectMeta{Name: "config"}}}
+			r.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "config", MountPath: "/stow-tmp/config"}}
+		}, "spec.target.volumeMounts[1].mountPath: Invalid value: \"/stow-tmp/config\""},
 		{"restoreAsOf with latest", []Rule{{Snapshots: []string{"latest"}}}, func(r *RestoreSession) { r.Spec.RestoreAsOf = &metav1.Time{} }, ""},
 		{"restoreAsOf with a snapshot id", []Rule{{Snapshots: []string{"4bba301e"}}}, func(r *RestoreSession) { r.Spec.RestoreAsOf = &metav1.Time{} }, "spec.restoreAsOf chooses the snapshot"},
 	}
