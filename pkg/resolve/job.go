@@ -159,6 +159,11 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 	if t == nil {
 		return nil, nil, fmt.Errorf("restoresession %q has no target", rs.Name)
 	}
+	if t.Ref.Name != "" && len(t.VolumeClaimTemplates) > 0 {
+		// Defence for a session stored under an older schema: its Job
+		// would restore into ref while the templates' PVCs stay empty.
+		return nil, nil, fmt.Errorf("restoresession %q: target.ref.name and target.volumeClaimTemplates are both set: restore either into the existing PVC %s or into new PVCs from the templates", rs.Name, t.Ref.Name)
+	}
 	host := v1beta1.Host(t.Alias)
 	rule := MatchRule(t.Rules, host)
 	if rule == nil && len(t.Rules) > 0 {

@@ -620,6 +620,23 @@ func TestRestoreJobsVolumeClaimTemplates(t *testing.T) {
 	}
 }
 
+// TestRestoreJobsRefOrTemplates: a session naming both target.ref and
+// volumeClaimTemplates (stored under an older schema, which admitted it) is
+// refused: its Job restored into ref's PVC while the template's new PVC was
+// created and mounted nowhere, and the restore succeeded.
+func TestRestoreJobsRefOrTemplates(t *testing.T) {
+	tasks, fns := builtins()
+	rs := restoreSession() // target.ref.name: nfs-pvc
+	rs.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}}}
+	if errs := v1beta1.ValidateRestoreSession(rs); len(errs) == 0 {
+		t.Error("ValidateRestoreSession admits target.ref.name with volumeClaimTemplates")
+	}
+	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
+	if err == nil || !strings.Contains(err.Error(), "target.ref.name and target.volumeClaimTemplates are both set") {
+		t.Errorf("RestoreJobs: %d Jobs, %d PVCs, %v; want refused", len(jobs), len(pvcs), err)
+	}
+}
+
 // TestRestoreJobsResolvedSnapshots: the snapshots the operator found in the
 // target's records reach the runner only when no rule chooses what to restore.
 func TestRestoreJobsResolvedSnapshots(t *testing.T) {

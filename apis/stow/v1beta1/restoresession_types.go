@@ -65,7 +65,9 @@ type RestoreSessionSpec struct {
 	RestoreAsOf *metav1.Time `json:"restoreAsOf,omitempty"`
 }
 
-// RestoreTarget is the PVC (or new PVCs) to restore into.
+// RestoreTarget is the PVC (or new PVCs) to restore into: ref names an
+// existing PVC, volumeClaimTemplates make new ones; not both.
+// +kubebuilder:validation:XValidation:rule="!(has(self.ref) && has(self.ref.name) && size(self.ref.name) > 0 && has(self.volumeClaimTemplates) && size(self.volumeClaimTemplates) > 0)",message="must not be set together with spec.target.ref.name: restore either into the existing PVC that ref names, or into new PVCs made from volumeClaimTemplates",fieldPath=".volumeClaimTemplates"
 type RestoreTarget struct {
 	// +optional
 	Ref TargetRef `json:"ref,omitempty"`
@@ -90,7 +92,7 @@ type RestoreTarget struct {
 	// +optional
 	Args []string `json:"args,omitempty"`
 	// VolumeClaimTemplates create new PVCs to restore into; ${POD_ORDINAL} is
-	// replaced by each replica ordinal.
+	// replaced by each replica ordinal. Not with ref.name.
 	// +optional
 	VolumeClaimTemplates []corev1.PersistentVolumeClaim `json:"volumeClaimTemplates,omitempty"`
 	// +kubebuilder:validation:Minimum=1

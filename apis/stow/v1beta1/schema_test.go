@@ -257,3 +257,34 @@ func TestSchemaKeepsMountsOffStowsOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaRestoreTargetIsRefOrTemplates: a RestoreSession restores into
+// the PVC target.ref names or into new PVCs from volumeClaimTemplates; the
+// CRD refuses both at once, and admits each alone, as in Stash's clone-pvc
+// guide (the StatefulSet one, e2e/clone_test.go).
+func TestSchemaRestoreTargetIsRefOrTemplates(t *testing.T) {
+	v := loadCRD(t, "restoresessions")
+	tpl := func(name string) map[string]interface{} {
+		return map[string]interface{}{"metadata": map[string]interface{}{"name": name},
+			"spec": map[string]interface{}{"accessModes": []interface{}{"ReadWriteOnce"},
+				"resources": map[string]interface{}{"requests": map[string]interface{}{"storage": "2Gi"}}}}
+	}
+	clone := `{"apiVersion":"stow.dev/v1beta1","kind":"RestoreSession","metadata":{"name":"restore-statefulset"},
+		"spec":{"repository":{"name":"repo"},"rules":[{"paths":["/source/data","/source/config"]}],
+		"target":{"replicas":3,"volumeMounts":[{"name":"restore-data-restore-demo","mountPath":"/source/data"},
+			{"name":"restore-config-restore-demo","mountPath":"/source/config"}]}}}`
+	templates := []interface{}{tpl("restore-data-restore-demo-${POD_ORDINAL}"), tpl("restore-config-restore-demo-${POD_ORDINAL}")}
+	if errs := v.validate(set(t, clone, "spec.target.volumeClaimTemplates", templates)); len(errs) > 0 {
+		t.Errorf("Stash's clone guide refused: %v", errs)
+	}
+	if errs := v.validate(set(t, clone, "spec.target.ref", map[string]interface{}{"name": "data"})); len(errs) > 0 {
+		t.Errorf("ref alone refused: %v", errs)
+	}
+	both := set(t, clone, "spec.target.volumeClaimTemplates", templates)
+	both["spec"].(map[string]interface{})["target"].(map[string]interface{})["ref"] = map[string]interface{}{"name": "data"}
+	errs := v.validate(both)
+	if len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "spec.target.volumeClaimTemplates: Invalid value") ||
+		!strings.Contains(errs.ToAggregate().Error(), "must not be set together with spec.target.ref.name") {
+		t.Errorf("ref and templates together: %v", errs)
+	}
+}

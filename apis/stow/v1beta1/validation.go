@@ -248,6 +248,10 @@ func reservedMessage(reserved string) string {
 	return "must not be " + reserved + " or under it"
 }
 
+// refAndTemplates is why a RestoreSession may not name both target.ref and
+// target.volumeClaimTemplates.
+const refAndTemplates = "must not be set together with spec.target.ref.name: restore either into the existing PVC that ref names, or into new PVCs made from volumeClaimTemplates"
+
 // ValidateRestoreSession checks a RestoreSession spec (after DefaultRestoreSession).
 func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
 	if DecodeError(rs) != "" {
@@ -267,6 +271,12 @@ func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
 	}
 	tp := spec.Child("target")
 	errs = append(errs, validateTargetRef(s.Target.Ref, rs.Namespace, len(s.Target.VolumeClaimTemplates) == 0, tp.Child("ref"))...)
+	if s.Target.Ref.Name != "" && len(s.Target.VolumeClaimTemplates) > 0 {
+		// The Job would restore into the PVC of ref (TARGET_NAME) and the
+		// first template's new PVC would be made and mounted nowhere: a
+		// restore that succeeds having overwritten the PVC not asked for.
+		errs = append(errs, field.Forbidden(tp.Child("volumeClaimTemplates"), refAndTemplates))
+	}
 	errs = append(errs, validateMounts(s.Target.VolumeMounts, tp.Child("volumeMounts"))...)
 	seenHosts := map[string]bool{}
 	emptyHostRules := 0

@@ -164,6 +164,11 @@ func TestValidateRestoreSession(t *testing.T) {
 			r.Spec.Target.Ref.Name = ""
 			r.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "restored-${POD_ORDINAL}"}}}
 		}, ""},
+		// Both: the Job restored into ref's PVC, the template's new PVC
+		// was made and mounted nowhere, and the restore succeeded.
+		{"name and templates", nil, func(r *RestoreSession) {
+			r.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}}}
+		}, "spec.target.volumeClaimTemplates: Forbidden: must not be set together with spec.target.ref.name"},
 		{"missing target", nil, func(r *RestoreSession) { r.Spec.Target = nil }, "spec.target: Required"},
 		{"target at the interim volume", nil, func(r *RestoreSession) {
 			r.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/stow-interim-volume"}}

@@ -160,6 +160,41 @@ func TestRestoreInvalid(t *testing.T) {
 	}
 }
 
+// Targets an older schema admitted and that restored into the wrong place
+// (and succeeded) end Invalid, naming the field, before any PVC or Job is
+// made.
+func TestRestoreInvalidTargets(t *testing.T) {
+	tpl := []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}}}
+	for name, tc := range map[string]struct {
+		mutate func(*v1beta1.RestoreSession)
+		reason string
+	}{
+		"ref and templates": {func(rs *v1beta1.RestoreSession) { rs.Spec.Target.VolumeClaimTemplates = tpl },
+			"spec.target.volumeClaimTemplates: Forbidden: must not be set together with spec.target.ref.name"},
+		"target at the interim volume": {func(rs *v1beta1.RestoreSession) {
+			rs.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/stow-interim-volume"}}
+			rs.Spec.InterimVolumeTemplate = &corev1.PersistentVolumeClaim{}
+		}, "spec.target.volumeMounts[0].mountPath: Invalid value: \"/stow-interim-volume\""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, repository("repo"), secret(), pvc("data"), newRestore("rs", tc.mutate))
+			f.syncRestore("rs", 3)
+			got := f.restore("rs")
+			if got.Status.Phase != v1beta1.RestoreInvalid {
+				t.Fatalf("phase = %s (%s)", got.Status.Phase, got.Status.Reason)
+			}
+			cond(t, got.Status.Conditions, v1beta1.ValidationPassed, v1beta1.ConditionFalse)
+			contains(t, "reason", got.Status.Reason, tc.reason)
+			if f.built != 0 {
+				t.Error("Jobs were built")
+			}
+			if l, _ := f.kube.CoreV1().PersistentVolumeClaims(ns).List(context.Background(), metav1.ListOptions{}); len(l.Items) != 1 {
+				t.Errorf("%d PVCs, want only the existing one", len(l.Items))
+			}
+		})
+	}
+}
+
 func TestRestoreWatchdog(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
