@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"encoding/json"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -169,6 +171,15 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 	if rule == nil && len(t.Rules) > 0 {
 		return nil, nil, fmt.Errorf("restoresession %q: no rule matches host %q", rs.Name, host)
 	}
+	// Every replica's Job and PVCs are built here, on every sync: a
+	// session stored under an older schema (no maximum) or with a large
+	// Task must not take the operator's memory with it.
+	if errs := v1beta1.ValidateRestoreFanOut(&d.Spec, taskBytes(task, fns), field.NewPath("spec", "target", "replicas")); len(errs) > 0 {
+		return nil, nil, fmt.Errorf("restoresession %q: %v", rs.Name, errs.ToAggregate())
+	}
+	if n := len(t.VolumeClaimTemplates); n > v1beta1.MaxVolumeClaimTemplates {
+		return nil, nil, fmt.Errorf("restoresession %q: %d volumeClaimTemplates, at most %d", rs.Name, n, v1beta1.MaxVolumeClaimTemplates)
+	}
 	replicas := 1
 	if len(t.VolumeClaimTemplates) > 0 && t.Replicas != nil && *t.Replicas > 1 {
 		replicas = int(*t.Replicas)
@@ -185,6 +196,29 @@ func RestoreJobs(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1b
 		pvcs = append(pvcs, claims...)
 	}
 	return jobs, pvcs, nil
+}
+
+// taskBytes is the size of task and of the Functions its steps run: each
+// replica of a restore is built from a copy of them.
+func taskBytes(task *v1beta1.Task, fns map[string]*v1beta1.Function) int {
+	if task == nil {
+		return 0
+	}
+	n := 0
+	if raw, err := json.Marshal(task.Spec); err == nil {
+		n += len(raw)
+	}
+	for i, step := range task.Spec.Steps {
+		if i >= v1beta1.MaxTaskSteps {
+			break // resolveTask refuses the Task
+		}
+		if fn := fns[step.Name]; fn != nil {
+			if raw, err := json.Marshal(fn.Spec); err == nil {
+				n += len(raw)
+			}
+		}
+	}
+	return n
 }
 
 // restoreInput is what every ordinal's Job of one RestoreSession is built
@@ -387,6 +421,12 @@ func resolveTask(in jobInput) (map[string]string, *v1beta1.Task, error) {
 	}
 	if len(in.task.Spec.Steps) == 0 {
 		return nil, nil, fmt.Errorf("task %q has no steps", in.task.Name)
+	}
+	if n := len(in.task.Spec.Steps); n > v1beta1.MaxTaskSteps {
+		return nil, nil, fmt.Errorf("task %q has %d steps, at most %d", in.task.Name, n, v1beta1.MaxTaskSteps)
+	}
+	if n := len(in.taskParams); n > v1beta1.MaxParams {
+		return nil, nil, fmt.Errorf("%s %q: %d task params, at most %d", strings.ToLower(in.vars[VarInvokerKind]), in.vars[VarInvokerName], n, v1beta1.MaxParams)
 	}
 	if in.repo.Spec.Backend.StorageSecretName == "" {
 		return nil, nil, fmt.Errorf("repository %q has no storageSecretName", in.repo.Name)

@@ -3,6 +3,7 @@ package resolve
 import (
 	"fmt"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -634,6 +635,100 @@ func TestRestoreJobsRefOrTemplates(t *testing.T) {
 	jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
 	if err == nil || !strings.Contains(err.Error(), "target.ref.name and target.volumeClaimTemplates are both set") {
 		t.Errorf("RestoreJobs: %d Jobs, %d PVCs, %v; want refused", len(jobs), len(pvcs), err)
+	}
+}
+
+// TestRestoreJobsFanOutIsBounded: RestoreJobs builds every replica's Job and
+// PVCs on every sync. replicas 2147483647 (admitted by the schema, which had
+// only a minimum) made it allocate without end; 20,000 took 634 MiB, and
+// the operator's limit is 256 MiB. Beyond MaxRestoreReplicas, or replicas
+// times the size of what each is built from beyond MaxRestoreFanOutBytes,
+// it refuses before building anything, for sessions stored under an older
+// schema too.
+func TestRestoreJobsFanOutIsBounded(t *testing.T) {
+	tasks, fns := builtins()
+	newRS := func(replicas int32) *v1beta1.RestoreSession {
+		rs := restoreSession()
+		rs.Spec.Target.Ref.Name = ""
+		rs.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{
+			ObjectMeta: metav1.ObjectMeta{Name: "data-${POD_ORDINAL}"},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+			},
+		}}
+		rs.Spec.Target.Replicas = ptr.To(replicas)
+		return rs
+	}
+	// The smallest first: without the bound, the larger would exhaust
+	// this machine's memory too, so the test stops at the first admitted.
+	for _, n := range []int32{v1beta1.MaxRestoreReplicas + 1, 20000, 2147483647} {
+		rs := newRS(n)
+		if errs := v1beta1.ValidateRestoreSession(rs); len(errs) == 0 {
+			t.Errorf("ValidateRestoreSession admits replicas %d", n)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		jobs, pvcs, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), "spec.target.replicas") {
+			t.Fatalf("replicas %d: %d Jobs, %d PVCs, %v; want refused", n, len(jobs), len(pvcs), err)
+		}
+		if mib := (after.TotalAlloc - before.TotalAlloc) >> 20; mib > 1 {
+			t.Errorf("replicas %d: %d MiB allocated before refusing", n, mib)
+		}
+	}
+	jobs, pvcs, err := RestoreJobs(newRS(v1beta1.MaxRestoreReplicas), s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
+	if err != nil || len(jobs) != v1beta1.MaxRestoreReplicas || len(pvcs) != v1beta1.MaxRestoreReplicas {
+		t.Fatalf("replicas %d: %d Jobs, %d PVCs, %v", v1beta1.MaxRestoreReplicas, len(jobs), len(pvcs), err)
+	}
+
+	// Each replica copies the spec: 100 replicas of a 1 MiB template
+	// held some 130 MiB at once. The bound counts the spec's size...
+	rs := newRS(20)
+	rs.Spec.Target.VolumeClaimTemplates[0].Annotations = map[string]string{"note": strings.Repeat("x", 1<<20)}
+	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts); err == nil || !strings.Contains(err.Error(), "here at most 15 replicas") {
+		t.Errorf("20 replicas of a 1 MiB spec: %v", err)
+	}
+	rs.Spec.Target.Replicas = ptr.To(int32(15))
+	if jobs, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts); err != nil || len(jobs) != 15 {
+		t.Errorf("15 replicas of a 1 MiB spec: %d Jobs, %v", len(jobs), err)
+	}
+	// ... and, where only the resolver sees them, the Task's and its
+	// Functions'.
+	big := map[string]*v1beta1.Function{}
+	for name, fn := range fns {
+		fn = fn.DeepCopy()
+		fn.Spec.Args = append(fn.Spec.Args, "--note="+strings.Repeat("x", 1<<20))
+		big[name] = fn
+	}
+	rs = newRS(20)
+	if errs := v1beta1.ValidateRestoreSession(rs); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], big, nil, opts); err == nil || !strings.Contains(err.Error(), "too many for a spec, Task and Functions of") {
+		t.Errorf("20 replicas of a 2 MiB Task: %v", err)
+	}
+}
+
+// Steps and params are containers and variables of every Job: past the
+// schema's bounds (a Task or session stored under an older schema) the
+// resolver refuses them.
+func TestBuildRefusesTooManyStepsOrParams(t *testing.T) {
+	tasks, fns := builtins()
+	task := tasks[v1beta1.TaskPVCBackup].DeepCopy()
+	for len(task.Spec.Steps) <= v1beta1.MaxTaskSteps {
+		task.Spec.Steps = append(task.Spec.Steps, task.Spec.Steps[0])
+	}
+	if _, err := BackupJob(backupConfig(), session(), s3Repo(), task, fns, opts); err == nil || !strings.Contains(err.Error(), "has 33 steps, at most 32") {
+		t.Errorf("33 steps: %v", err)
+	}
+	bc := backupConfig()
+	for i := 0; i <= v1beta1.MaxParams; i++ {
+		bc.Spec.Task.Params = append(bc.Spec.Task.Params, v1beta1.Param{Name: fmt.Sprintf("P%d", i), Value: "v"})
+	}
+	if _, err := BackupJob(bc, session(), s3Repo(), tasks[v1beta1.TaskPVCBackup], fns, opts); err == nil || !strings.Contains(err.Error(), "65 task params, at most 64") {
+		t.Errorf("65 params: %v", err)
 	}
 }
 

@@ -101,7 +101,7 @@ type BackupTarget struct {
 	Exclude []string `json:"exclude,omitempty"`
 	// VolumeMounts[0].mountPath is where the PVC is mounted (default
 	// /stow-data); not /stow-tmp or /stow-interim-volume, nor under them,
-	// where Stow mounts its own volumes.
+	// where Stow mounts its own volumes. At most MaxVolumeMounts (16).
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.all(m, m.mountPath != '/stow-tmp' && !m.mountPath.startsWith('/stow-tmp/') && m.mountPath != '/stow-interim-volume' && !m.mountPath.startsWith('/stow-interim-volume/'))",message="mountPath must not be /stow-tmp, /stow-interim-volume or under them: Stow mounts its scratch and interim volumes there"
 	// +optional

@@ -52,10 +52,17 @@ type Param struct {
 	Value string `json:"value"`
 }
 
+// MaxParams bounds a list of Params: each is a variable substituted into
+// every step of the Job (and every replica of a restore). Stash's Tasks and
+// Functions take a handful; Stow's built-in variables are about 40.
+const MaxParams = 64
+
 // TaskRef selects a Task and adds parameters that override built-in variables.
 type TaskRef struct {
 	// +optional
 	Name string `json:"name,omitempty"`
+	// Params override the Task's variables; at most MaxParams (64).
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Params []Param `json:"params,omitempty"`
 }

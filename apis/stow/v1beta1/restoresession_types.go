@@ -65,6 +65,23 @@ type RestoreSessionSpec struct {
 	RestoreAsOf *metav1.Time `json:"restoreAsOf,omitempty"`
 }
 
+// Bounds of a restore's fan-out: what one sync of a RestoreSession builds in
+// the operator's memory and creates through the API (see RestoreTarget).
+const (
+	// MaxVolumeMounts bounds a target's volumeMounts (the target's, and
+	// with volumeClaimTemplates one per template).
+	MaxVolumeMounts         = 16
+	MaxRestoreReplicas      = 100
+	MaxVolumeClaimTemplates = 8
+	// MaxRestoreFanOutBytes bounds replicas times the size of what each
+	// replica's Job and PVCs are made from (the session's spec; for the
+	// resolver also its Task and Functions): every replica copies it, and
+	// a spec near the API server's object limit (1.5 MiB) made 100
+	// replicas hold some 130 MiB at once. A spec of a few KiB is far from
+	// it at 100 replicas.
+	MaxRestoreFanOutBytes = 16 << 20
+)
+
 // RestoreTarget is the PVC (or new PVCs) to restore into: ref names an
 // existing PVC, volumeClaimTemplates make new ones; not both.
 // +kubebuilder:validation:XValidation:rule="!(has(self.ref) && has(self.ref.name) && size(self.ref.name) > 0 && has(self.volumeClaimTemplates) && size(self.volumeClaimTemplates) > 0)",message="must not be set together with spec.target.ref.name: restore either into the existing PVC that ref names, or into new PVCs made from volumeClaimTemplates",fieldPath=".volumeClaimTemplates"
@@ -75,6 +92,7 @@ type RestoreTarget struct {
 	// /stow-data); with volumeClaimTemplates, the entry named like a
 	// template is where its PVC is mounted. Not /stow-tmp or
 	// /stow-interim-volume, nor under them, where Stow mounts its own volumes.
+	// At most MaxVolumeMounts (16): one per template and the target.
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.all(m, m.mountPath != '/stow-tmp' && !m.mountPath.startsWith('/stow-tmp/') && m.mountPath != '/stow-interim-volume' && !m.mountPath.startsWith('/stow-interim-volume/'))",message="mountPath must not be /stow-tmp, /stow-interim-volume or under them: Stow mounts its scratch and interim volumes there"
 	// +optional
@@ -92,10 +110,22 @@ type RestoreTarget struct {
 	// +optional
 	Args []string `json:"args,omitempty"`
 	// VolumeClaimTemplates create new PVCs to restore into; ${POD_ORDINAL} is
-	// replaced by each replica ordinal. Not with ref.name.
+	// replaced by each replica ordinal. Not with ref.name. At most
+	// MaxVolumeClaimTemplates (8): a StatefulSet has one or two; each is a
+	// PVC, an API call, per replica.
+	// +kubebuilder:validation:MaxItems=8
 	// +optional
 	VolumeClaimTemplates []corev1.PersistentVolumeClaim `json:"volumeClaimTemplates,omitempty"`
+	// Replicas is how many ordinals (each its own PVCs, Job and host) a
+	// restore into volumeClaimTemplates makes; 1 to MaxRestoreReplicas (100).
+	// The operator builds every replica's Job and PVCs on each sync of the
+	// session and creates the PVCs in one sync: a replica costs about 32 KiB
+	// (more with a larger spec, see MaxRestoreFanOutBytes), so 100 is some
+	// 3 MiB and 100 to 800 PVCs, while replicas 20,000 took 634 MiB and
+	// crashed the operator (256 MiB) on every restart. 100 is well above a
+	// StatefulSet restored by one RestoreSession.
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
 }

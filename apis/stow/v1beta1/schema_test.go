@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -286,5 +287,50 @@ func TestSchemaRestoreTargetIsRefOrTemplates(t *testing.T) {
 	if len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "spec.target.volumeClaimTemplates: Invalid value") ||
 		!strings.Contains(errs.ToAggregate().Error(), "must not be set together with spec.target.ref.name") {
 		t.Errorf("ref and templates together: %v", errs)
+	}
+}
+
+// TestSchemaBoundsWhatMultipliesWork: lists whose every item is a PVC, a
+// container or a variable of every Job (and of every replica of a restore)
+// are bounded at admission, with room for real use.
+func TestSchemaBoundsWhatMultipliesWork(t *testing.T) {
+	list := func(n int, item func(i int) interface{}) []interface{} {
+		var out []interface{}
+		for i := 0; i < n; i++ {
+			out = append(out, item(i))
+		}
+		return out
+	}
+	tpl := func(i int) interface{} {
+		return map[string]interface{}{"metadata": map[string]interface{}{"name": fmt.Sprintf("v%d-${POD_ORDINAL}", i)}}
+	}
+	step := func(i int) interface{} { return map[string]interface{}{"name": fmt.Sprintf("f%d", i)} }
+	param := func(i int) interface{} { return map[string]interface{}{"name": fmt.Sprintf("P%d", i), "value": "v"} }
+	rs := loadCRD(t, "restoresessions")
+	restore := `{"apiVersion":"stow.dev/v1beta1","kind":"RestoreSession","metadata":{"name":"a"},
+		"spec":{"repository":{"name":"r"},"target":{"replicas":100}}}`
+	task := loadCRD(t, "tasks")
+	taskDoc := `{"apiVersion":"stow.dev/v1beta1","kind":"Task","metadata":{"name":"t"},"spec":{"steps":[{"name":"f"}]}}`
+	for _, c := range []struct {
+		what  string
+		v     *crdValidator
+		doc   string
+		path  string
+		ok    interface{}
+		bad   interface{}
+		field string
+	}{
+		{"volumeClaimTemplates", rs, restore, "spec.target.volumeClaimTemplates", list(8, tpl), list(9, tpl), "spec.target.volumeClaimTemplates"},
+		{"task steps", task, taskDoc, "spec.steps", list(32, step), list(33, step), "spec.steps"},
+		{"step params", task, taskDoc, "spec.steps", []interface{}{map[string]interface{}{"name": "f", "params": list(64, param)}},
+			[]interface{}{map[string]interface{}{"name": "f", "params": list(65, param)}}, "spec.steps[0].params"},
+	} {
+		if errs := c.v.validate(set(t, c.doc, c.path, c.ok)); len(errs) > 0 {
+			t.Errorf("%s at the limit refused: %v", c.what, errs)
+		}
+		errs := c.v.validate(set(t, c.doc, c.path, c.bad))
+		if len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), c.field+": Too many") {
+			t.Errorf("%s over the limit: %v", c.what, errs)
+		}
 	}
 }

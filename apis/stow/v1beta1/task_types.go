@@ -21,9 +21,16 @@ type Task struct {
 	Spec TaskSpec `json:"spec"`
 }
 
+// MaxTaskSteps bounds a Task's steps: each is a container of every Job
+// built from it (and of every replica of a restore). Stash's Tasks have
+// two to four.
+const MaxTaskSteps = 32
+
 // TaskSpec lists the steps and the pod volumes they use.
 type TaskSpec struct {
+	// Steps are the Job's containers, in order; at most MaxTaskSteps (32).
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
 	Steps []FunctionRef `json:"steps"`
 	// Volumes may use ${VAR} placeholders, e.g. claimName: ${TARGET_NAME}.
 	// +optional
@@ -40,6 +47,8 @@ type TaskSpec struct {
 type FunctionRef struct {
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
+	// Params are the step's inputs; at most MaxParams (64).
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Params []Param `json:"params,omitempty"`
 }

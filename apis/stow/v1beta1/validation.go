@@ -1,6 +1,7 @@
 package v1beta1
 
 import (
+	"encoding/json"
 	"fmt"
 	"path"
 	"sort"
@@ -117,6 +118,7 @@ func ValidateBackupConfiguration(bc *BackupConfiguration) field.ErrorList {
 	}
 	errs := decodeErrors(bc, durations...)
 	errs = append(errs, validateSchedule(bc.Namespace, bc.Name, s.Schedule, s.TimeZone, spec)...)
+	errs = append(errs, tooMany(spec.Child("task", "params"), len(s.Task.Params), MaxParams)...)
 	if s.Driver != "" && s.Driver != ResticDriver {
 		errs = append(errs, field.NotSupported(spec.Child("driver"), s.Driver, []string{string(ResticDriver)}))
 	}
@@ -202,7 +204,7 @@ func validateTargetRef(r TargetRef, ns string, nameRequired bool, p *field.Path)
 // target is mounted, the others where a restore mounts the PVCs of its
 // volumeClaimTemplates (the resolver's claimMounts).
 func validateMounts(mounts []corev1.VolumeMount, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
+	errs := tooMany(p, len(mounts), MaxVolumeMounts)
 	for i, m := range mounts {
 		mp := m.MountPath
 		switch {
@@ -271,6 +273,9 @@ func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
 	}
 	tp := spec.Child("target")
 	errs = append(errs, validateTargetRef(s.Target.Ref, rs.Namespace, len(s.Target.VolumeClaimTemplates) == 0, tp.Child("ref"))...)
+	errs = append(errs, tooMany(spec.Child("task", "params"), len(s.Task.Params), MaxParams)...)
+	errs = append(errs, tooMany(tp.Child("volumeClaimTemplates"), len(s.Target.VolumeClaimTemplates), MaxVolumeClaimTemplates)...)
+	errs = append(errs, ValidateRestoreFanOut(&s, 0, tp.Child("replicas"))...)
 	if s.Target.Ref.Name != "" && len(s.Target.VolumeClaimTemplates) > 0 {
 		// The Job would restore into the PVC of ref (TARGET_NAME) and the
 		// first template's new PVC would be made and mounted nowhere: a
@@ -319,6 +324,48 @@ func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
 		errs = append(errs, field.Invalid(spec.Child("timeOut"), s.TimeOut.Duration.String(), "must be positive"))
 	}
 	return errs
+}
+
+// tooMany refuses a list longer than max: the schema bounds it, an object
+// stored under an older schema may not be.
+func tooMany(p *field.Path, n, max int) field.ErrorList {
+	if n > max {
+		return field.ErrorList{field.TooMany(p, n, max)}
+	}
+	return nil
+}
+
+// ValidateRestoreFanOut bounds what one sync of a RestoreSession builds: a
+// Job and the PVCs of every replica, each a copy of what spec (and, for
+// the resolver, extraBytes of Task and Functions) holds. Replicas beyond
+// MaxRestoreReplicas, or replicas times that size beyond
+// MaxRestoreFanOutBytes, are refused at p (spec.target.replicas): the
+// operator would build them all in memory on every sync.
+func ValidateRestoreFanOut(s *RestoreSessionSpec, extraBytes int, p *field.Path) field.ErrorList {
+	if s.Target == nil || s.Target.Replicas == nil {
+		return nil
+	}
+	r := *s.Target.Replicas
+	switch {
+	case r < 1 || r > MaxRestoreReplicas:
+		return field.ErrorList{field.Invalid(p, r, fmt.Sprintf("must be between 1 and %d: the operator builds every replica's Job and PVCs on each sync", MaxRestoreReplicas))}
+	case r == 1 || len(s.Target.VolumeClaimTemplates) == 0:
+		return nil // one Job (replicas only count with volumeClaimTemplates)
+	}
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return field.ErrorList{field.InternalError(p, err)}
+	}
+	size := len(raw) + extraBytes
+	if int64(r)*int64(size) <= MaxRestoreFanOutBytes {
+		return nil
+	}
+	what := "a spec"
+	if extraBytes > 0 {
+		what = "a spec, Task and Functions"
+	}
+	return field.ErrorList{field.Invalid(p, r, fmt.Sprintf("too many for %s of %d KiB: the operator builds every replica's Job and PVCs, each a copy of it, on each sync, and replicas × that size must stay within %d MiB (here at most %d replicas)",
+		what, (size+1023)/1024, MaxRestoreFanOutBytes>>20, MaxRestoreFanOutBytes/size))}
 }
 
 // ValidateUsage checks that a Repository may be used from invokerNS, whose

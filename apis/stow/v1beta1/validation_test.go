@@ -1,6 +1,7 @@
 package v1beta1
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -82,6 +83,9 @@ func TestValidateBackupConfiguration(t *testing.T) {
 		{"negative history", func(b *BackupConfiguration) { v := int32(-1); b.Spec.BackupHistoryLimit = &v }, "backupHistoryLimit"},
 		{"zero timeout", func(b *BackupConfiguration) { b.Spec.TimeOut = &Duration{} }, "spec.timeOut"},
 		{"unknown driver", func(b *BackupConfiguration) { b.Spec.Driver = "VolumeSnapshotter" }, "spec.driver"},
+		{"64 params", func(b *BackupConfiguration) { b.Spec.Task.Params = params(64) }, ""},
+		{"65 params", func(b *BackupConfiguration) { b.Spec.Task.Params = params(65) }, "spec.task.params: Too many: 65: must have at most 64 items"},
+		{"17 volume mounts", func(b *BackupConfiguration) { b.Spec.Target.VolumeMounts = volumeMounts(17) }, "spec.target.volumeMounts: Too many: 17: must have at most 16 items"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,6 +174,24 @@ func TestValidateRestoreSession(t *testing.T) {
 			r.Spec.Target.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}}}
 		}, "spec.target.volumeClaimTemplates: Forbidden: must not be set together with spec.target.ref.name"},
 		{"missing target", nil, func(r *RestoreSession) { r.Spec.Target = nil }, "spec.target: Required"},
+		// Every replica's Job and PVCs are built on each sync: replicas
+		// 2147483647 (the schema had only a minimum) crashed the operator.
+		{"100 replicas", nil, func(r *RestoreSession) { templates(r, 2, 100) }, ""},
+		{"101 replicas", nil, func(r *RestoreSession) { templates(r, 2, 101) }, "spec.target.replicas: Invalid value: 101: must be between 1 and 100"},
+		{"2147483647 replicas", nil, func(r *RestoreSession) { templates(r, 1, 2147483647) }, "spec.target.replicas: Invalid value: 2147483647"},
+		{"101 replicas without templates", nil, func(r *RestoreSession) { v := int32(101); r.Spec.Target.Replicas = &v }, "spec.target.replicas"},
+		{"8 templates", nil, func(r *RestoreSession) { templates(r, 8, 3) }, ""},
+		{"9 templates", nil, func(r *RestoreSession) { templates(r, 9, 1) }, "spec.target.volumeClaimTemplates: Too many: 9: must have at most 8 items"},
+		{"a large spec times 100 replicas", nil, func(r *RestoreSession) {
+			templates(r, 1, 100)
+			r.Spec.Target.VolumeClaimTemplates[0].Annotations = map[string]string{"note": strings.Repeat("x", 256<<10)}
+		}, "spec.target.replicas: Invalid value: 100: too many for a spec of 257 KiB"},
+		{"a large spec times few replicas", nil, func(r *RestoreSession) {
+			templates(r, 1, 60)
+			r.Spec.Target.VolumeClaimTemplates[0].Annotations = map[string]string{"note": strings.Repeat("x", 256<<10)}
+		}, ""},
+		{"65 params", nil, func(r *RestoreSession) { r.Spec.Task.Params = params(65) }, "spec.task.params: Too many"},
+		{"17 volume mounts", nil, func(r *RestoreSession) { r.Spec.Target.VolumeMounts = volumeMounts(17) }, "spec.target.volumeMounts: Too many"},
 		{"target at the interim volume", nil, func(r *RestoreSession) {
 			r.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/stow-interim-volume"}}
 		}, "spec.target.volumeMounts[0].mountPath: Invalid value: \"/stow-interim-volume\""},
@@ -194,6 +216,33 @@ func TestValidateRestoreSession(t *testing.T) {
 				t.Fatalf("want %q, got %v", tc.wantErr, err)
 			}
 		})
+	}
+}
+
+func params(n int) []Param {
+	var out []Param
+	for i := 0; i < n; i++ {
+		out = append(out, Param{Name: fmt.Sprintf("P%d", i), Value: "v"})
+	}
+	return out
+}
+
+func volumeMounts(n int) []corev1.VolumeMount {
+	var out []corev1.VolumeMount
+	for i := 0; i < n; i++ {
+		out = append(out, corev1.VolumeMount{Name: fmt.Sprintf("m%d", i), MountPath: fmt.Sprintf("/m%d", i)})
+	}
+	return out
+}
+
+// templates makes r restore into n new PVCs per replica, replicas times.
+func templates(r *RestoreSession, n int, replicas int32) {
+	r.Spec.Target.Ref.Name = ""
+	r.Spec.Target.Replicas = &replicas
+	r.Spec.Target.VolumeClaimTemplates = nil
+	for i := 0; i < n; i++ {
+		r.Spec.Target.VolumeClaimTemplates = append(r.Spec.Target.VolumeClaimTemplates,
+			corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("v%d-${POD_ORDINAL}", i)}})
 	}
 }
 

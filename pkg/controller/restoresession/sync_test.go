@@ -171,6 +171,14 @@ func TestRestoreInvalidTargets(t *testing.T) {
 	}{
 		"ref and templates": {func(rs *v1beta1.RestoreSession) { rs.Spec.Target.VolumeClaimTemplates = tpl },
 			"spec.target.volumeClaimTemplates: Forbidden: must not be set together with spec.target.ref.name"},
+		// The schema had only a minimum: every replica's Job and PVCs were
+		// built on each sync, until the operator ran out of memory.
+		// (101, not 2147483647: without the bound this test would build
+		// them all too.)
+		"replicas 101": {func(rs *v1beta1.RestoreSession) {
+			n := int32(101)
+			rs.Spec.Target.Ref.Name, rs.Spec.Target.Replicas, rs.Spec.Target.VolumeClaimTemplates = "", &n, tpl
+		}, "spec.target.replicas: Invalid value: 101: must be between 1 and 100"},
 		"target at the interim volume": {func(rs *v1beta1.RestoreSession) {
 			rs.Spec.Target.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/stow-interim-volume"}}
 			rs.Spec.InterimVolumeTemplate = &corev1.PersistentVolumeClaim{}
