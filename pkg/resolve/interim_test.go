@@ -73,10 +73,11 @@ func TestInterimVolumeMount(t *testing.T) {
 
 // A target mounted where Stow mounts a volume of its own is refused by
 // validation and, should such a spec reach the resolver (stored under an
-// older schema), by the resolver: the target mount used to be replaced, so
-// the backup read the new, empty interim volume (or Stow's scratch space,
-// or the local repository) and succeeded, and its retention then forgot
-// real snapshots; a restore wrote into a volume deleted when it ended.
+// older schema, or a stale status), by the resolver: the target mount used
+// to be replaced, so the backup read the new, empty interim volume (or
+// Stow's scratch space, or the local repository) and succeeded, and its
+// retention then forgot real snapshots; a restore wrote into a volume
+// deleted when it ended.
 func TestTargetMountedWhereStowMountsItsOwn(t *testing.T) {
 	tasks, fns := builtins()
 	cases := []struct {
@@ -85,8 +86,9 @@ func TestTargetMountedWhereStowMountsItsOwn(t *testing.T) {
 		interim         bool
 		want            string
 	}{
-		{"interim volume", interim.MountPath, s3Repo(), true, `mounts volume "stow-volume" at /stow-interim-volume, where Stow mounts the interim volume`},
-		{"scratch volume", v1beta1.TmpDirMountPath, s3Repo(), false, `mounts volume "stow-volume" at /stow-tmp, where Stow mounts volume "stow-tmp-dir"`},
+		{"interim volume", interim.MountPath, s3Repo(), true, "target mount path /stow-interim-volume is at or under /stow-interim-volume, where Stow mounts its own volume"},
+		{"interim data dir", interim.DataDir, s3Repo(), true, "target mount path /stow-interim-volume/data is at or under /stow-interim-volume"},
+		{"scratch volume", v1beta1.TmpDirMountPath, s3Repo(), false, "target mount path /stow-tmp is at or under /stow-tmp"},
 		{"local repository", "/repo", localRepo(), false, `mounts volume "stow-volume" at /repo, where Stow mounts volume "stow-local-backend"`},
 	}
 	for _, tc := range cases {
@@ -122,8 +124,32 @@ func TestTargetMountedWhereStowMountsItsOwn(t *testing.T) {
 	}
 }
 
+// A Function that mounts a volume where Stow mounts its scratch or interim
+// volume fails the build, naming both, instead of losing its mount.
+func TestFunctionMountWhereStowMountsItsOwn(t *testing.T) {
+	tasks, fns := builtins()
+	for _, tc := range []struct{ path, want string }{
+		{v1beta1.TmpDirMountPath, `container pvc-backup-0 mounts volume "cache" at /stow-tmp, where Stow mounts volume "stow-tmp-dir"`},
+		{interim.MountPath, `container pvc-backup-0 mounts volume "cache" at /stow-interim-volume, where Stow mounts the interim volume`},
+	} {
+		fs := map[string]*v1beta1.Function{}
+		for k, v := range fns {
+			fs[k] = v
+		}
+		fn := fns[v1beta1.FunctionPVCBackup].DeepCopy()
+		fn.Spec.VolumeMounts = append(fn.Spec.VolumeMounts, corev1.VolumeMount{Name: "cache", MountPath: tc.path})
+		fs[fn.Name] = fn
+		bc := backupConfig()
+		bc.Spec.InterimVolumeTemplate = interimTemplate()
+		if _, err := BackupJob(bc, session(), s3Repo(), tasks[v1beta1.TaskPVCBackup], fs, opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Function mounting at %s: %v; want %q", tc.path, err, tc.want)
+		}
+	}
+}
+
 // A PVC of a volumeClaimTemplate mounted where Stow mounts its own volume is
-// an error too, not a silent replacement.
+// refused, and one mounted at the local repository's mountPath is an error
+// too, not a silent replacement of the repository's mount.
 func TestTemplateMountedWhereStowMountsItsOwn(t *testing.T) {
 	tasks, fns := builtins()
 	rs := restoreSession()
@@ -133,9 +159,13 @@ func TestTemplateMountedWhereStowMountsItsOwn(t *testing.T) {
 	if errs := v1beta1.ValidateRestoreSession(rs); len(errs) == 0 {
 		t.Error("validation admits a template mounted at /stow-tmp")
 	}
-	_, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
-	if err == nil || !strings.Contains(err.Error(), "volumeClaimTemplate 1 (PVC config)") || !strings.Contains(err.Error(), "at /stow-tmp") {
-		t.Errorf("RestoreJobs: %v", err)
+	if _, _, err := RestoreJobs(rs, s3Repo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts); err == nil || !strings.Contains(err.Error(), "target mount path /stow-tmp is at or under /stow-tmp") {
+		t.Errorf("RestoreJobs, a template at /stow-tmp: %v", err)
+	}
+	rs.Spec.Target.VolumeMounts[1].MountPath = "/repo"
+	_, _, err := RestoreJobs(rs, localRepo(), tasks[v1beta1.TaskPVCRestore], fns, nil, opts)
+	if err == nil || !strings.Contains(err.Error(), "volumeClaimTemplate 1 (PVC config)") || !strings.Contains(err.Error(), `mounts volume "stow-local-backend" at /repo, where Stow mounts volume "stow-volume-1"`) {
+		t.Errorf("RestoreJobs, a template at the local repository: %v", err)
 	}
 }
 

@@ -364,6 +364,14 @@ func restoreLabels(rs *v1beta1.RestoreSession) map[string]string {
 // buildJob turns in into the Job: one container per Task step, the last the
 // main container, so the steps run in order and the Job ends with the last.
 func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
+	// Validation refuses these; a spec that got past it (an older schema,
+	// a stale status) must not have its target under Stow's own volumes,
+	// where a Function's scratch data would land in it or hide it.
+	for _, mp := range append([]string{in.targetMount}, in.contract.ExtraMounts...) {
+		if r := v1beta1.ReservedMountPath(mp); r != "" {
+			return nil, fmt.Errorf("%s %q: target mount path %s is at or under %s, where Stow mounts its own volume (spec.target.volumeMounts)", strings.ToLower(in.vars[VarInvokerKind]), in.vars[VarInvokerName], mp, r)
+		}
+	}
 	opVars, task, err := resolveTask(in)
 	if err != nil {
 		return nil, err
