@@ -128,6 +128,7 @@ type Backend struct {
 // +kubebuilder:validation:XValidation:rule="self.mountPath != '/stow' && !self.mountPath.startsWith('/stow/')",message="mountPath must not be /stow or below it"
 // +kubebuilder:validation:XValidation:rule="self.mountPath.startsWith('/')",message="mountPath must be absolute"
 // +kubebuilder:validation:XValidation:rule="self.mountPath != '/' && self.mountPath != '/stow-tmp' && !self.mountPath.startsWith('/stow-tmp/') && self.mountPath != '/stow-interim-volume' && !self.mountPath.startsWith('/stow-interim-volume/')",message="mountPath must not be /, /stow-tmp, /stow-interim-volume or under them: Stow mounts its scratch and interim volumes there"
+// +kubebuilder:validation:XValidation:rule="!has(self.emptyDir) && !has(self.ephemeral) && !has(self.configMap) && !has(self.secret) && !has(self.downwardAPI) && !has(self.projected)",message="emptyDir, ephemeral, configMap, secret, downwardAPI and projected volumes live only as long as one Job's pod and cannot hold a repository: every backup would write a new one, lost when its Job ends; use a persistentVolumeClaim, nfs or hostPath"
 type LocalSpec struct {
 	corev1.VolumeSource `json:",inline"`
 	// +kubebuilder:validation:MinLength=1

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ func ValidateRepository(r *Repository) field.ErrorList {
 		case ReservedMountPath(mp) != "":
 			errs = append(errs, field.Invalid(p.Child("local", "mountPath"), mp, reservedMessage(ReservedMountPath(mp))))
 		}
+		errs = append(errs, validateLocalSource(b.Local.VolumeSource, p.Child("local"))...)
 		if hasDotDot(b.Local.SubPath) {
 			errs = append(errs, field.Invalid(p.Child("local", "subPath"), b.Local.SubPath, "must not contain '..'"))
 		}
@@ -459,4 +461,31 @@ func ValidateMountsApart(targetMount string, repo *Repository, p *field.Path) fi
 		return field.ErrorList{field.Invalid(p, targetMount, fmt.Sprintf("overlaps the mountPath %s of the local Repository %s/%s: mount the target and the repository apart", r, repo.Namespace, repo.Name))}
 	}
 	return nil
+}
+
+// validateLocalSource refuses a local backend's volume that cannot keep a
+// repository: the Job's pod declares it, so a pod-scoped volume (emptyDir,
+// ephemeral, or one projected from the API) is a new, empty repository in
+// every Job, lost when the Job ends, while its sessions end Succeeded. A
+// volume without a source is one too: the API server makes it an emptyDir.
+// Stash's local backend guide has an emptyDir example; in Stash's sidecar
+// it lived as long as the workload's pod.
+func validateLocalSource(v corev1.VolumeSource, p *field.Path) field.ErrorList {
+	const why = "lives only as long as one Job's pod and cannot hold a repository: every backup would write a new one, lost when its Job ends; use a persistentVolumeClaim, nfs or hostPath"
+	for _, s := range []struct {
+		name string
+		set  bool
+	}{{"emptyDir", v.EmptyDir != nil}, {"ephemeral", v.Ephemeral != nil}, {"configMap", v.ConfigMap != nil},
+		{"secret", v.Secret != nil}, {"downwardAPI", v.DownwardAPI != nil}, {"projected", v.Projected != nil}} {
+		if s.set {
+			return field.ErrorList{field.Forbidden(p.Child(s.name), "the volume "+why)}
+		}
+	}
+	rv := reflect.ValueOf(v)
+	for i := 0; i < rv.NumField(); i++ {
+		if f := rv.Field(i); f.Kind() == reflect.Pointer && !f.IsNil() {
+			return nil
+		}
+	}
+	return field.ErrorList{field.Required(p, "a volume source (persistentVolumeClaim, nfs, hostPath, ...): without one the volume is an emptyDir, which "+why)}
 }

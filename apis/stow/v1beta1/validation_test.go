@@ -111,7 +111,16 @@ func TestValidateRepository(t *testing.T) {
 		wantErr string
 	}{
 		{"s3", RepositorySpec{Backend: Backend{StorageSecretName: "s", S3: &S3Spec{Endpoint: "http://127.0.0.1:9000", Bucket: "b"}}}, ""},
-		{"local", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo"}}}, ""},
+		{"local", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo",
+			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "repo"}}}}}, ""},
+		{"local nfs", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo",
+			VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/"}}}}}, ""},
+		// Stash's local backend guide (backends/local/examples/emptyDir.yaml).
+		{"local emptyDir", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/safe/data",
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}}, "spec.backend.local.emptyDir: Forbidden: the volume lives only as long as one Job's pod"},
+		{"local projected", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo",
+			VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}}}}, "spec.backend.local.projected"},
+		{"local without a volume source", RepositorySpec{Backend: Backend{StorageSecretName: "s", Local: &LocalSpec{MountPath: "/repo"}}}, "spec.backend.local: Required value: a volume source"},
 		{"no backend", RepositorySpec{Backend: Backend{StorageSecretName: "s"}}, "spec.backend: Required"},
 		{"two backends", RepositorySpec{Backend: Backend{StorageSecretName: "s", GCS: &GCSSpec{Bucket: "b"}, B2: &B2Spec{Bucket: "b"}}}, "b2,gcs"},
 		{"missing secret name", RepositorySpec{Backend: Backend{Rest: &RestServerSpec{URL: "http://x"}}}, "storageSecretName"},
