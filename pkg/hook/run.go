@@ -8,12 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
@@ -55,45 +53,14 @@ func Run(ctx context.Context, h v1beta1.Handler, timeout time.Duration) error {
 	return errors.New("the hook has none of httpGet, httpPost, tcpSocket")
 }
 
-// port is the number of a hook's port: a hook runs in a pod of its own, so a
-// named port (of which pod?) means nothing.
-func port(p intstr.IntOrString, what string) (int, error) {
-	if p.Type == intstr.String {
-		n, err := strconv.Atoi(p.StrVal)
-		if err != nil {
-			return 0, fmt.Errorf("%s.port %q: a hook needs a port number (a named port belongs to a pod, and a hook runs in a pod of its own)", what, p.StrVal)
-		}
-		return n, nil
-	}
-	return p.IntValue(), nil
-}
-
-func hostPort(host string, p intstr.IntOrString, what string) (string, error) {
-	if host == "" {
-		return "", fmt.Errorf("%s.host is required: the hook runs in a pod of its own, so it must name the service it calls", what)
-	}
-	n, err := port(p, what)
-	if err != nil {
-		return "", err
-	}
-	if n < 1 || n > 65535 {
-		return "", fmt.Errorf("%s.port %d is not between 1 and 65535", what, n)
-	}
-	return net.JoinHostPort(host, strconv.Itoa(n)), nil
-}
-
 func runHTTP(ctx context.Context, method string, a v1beta1.HTTPGetAction, body io.Reader, ctype, what string) error {
-	hp, err := hostPort(a.Host, a.Port, what)
+	hp, err := v1beta1.HookEndpoint(a.Host, a.Port, what)
 	if err != nil {
 		return err
 	}
-	scheme := strings.ToLower(string(a.Scheme))
-	switch scheme {
-	case "":
-		scheme = "http"
-	case "http", "https":
-	default:
-		return fmt.Errorf("%s.scheme %q: use HTTP or HTTPS", what, a.Scheme)
+	scheme, err := v1beta1.HookScheme(a.Scheme, what)
+	if err != nil {
+		return err
 	}
 	path := a.Path
 	if !strings.HasPrefix(path, "/") {
@@ -152,7 +119,7 @@ func redactURL(err error, u *url.URL) string {
 }
 
 func runTCP(ctx context.Context, a corev1.TCPSocketAction) error {
-	hp, err := hostPort(a.Host, a.Port, "tcpSocket")
+	hp, err := v1beta1.HookEndpoint(a.Host, a.Port, "tcpSocket")
 	if err != nil {
 		return err
 	}

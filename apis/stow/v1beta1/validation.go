@@ -120,6 +120,9 @@ func ValidateBackupConfiguration(bc *BackupConfiguration) field.ErrorList {
 	}
 	errs := decodeErrors(bc, durations...)
 	errs = append(errs, validateSchedule(bc.Namespace, bc.Name, s.Schedule, s.TimeZone, spec)...)
+	if s.Hooks != nil {
+		errs = append(errs, validateHooks(spec.Child("hooks"), s.Hooks.PreBackup, s.Hooks.PostBackup, "preBackup", "postBackup")...)
+	}
 	errs = append(errs, tooMany(spec.Child("task", "params"), len(s.Task.Params), MaxParams)...)
 	if s.Driver != "" && s.Driver != ResticDriver {
 		errs = append(errs, field.NotSupported(spec.Child("driver"), s.Driver, []string{string(ResticDriver)}))
@@ -264,6 +267,9 @@ func ValidateRestoreSession(rs *RestoreSession) field.ErrorList {
 	spec := field.NewPath("spec")
 	s := rs.Spec
 	errs := decodeErrors(rs, durationField{spec.Child("timeOut"), s.TimeOut})
+	if s.Hooks != nil {
+		errs = append(errs, validateHooks(spec.Child("hooks"), s.Hooks.PreRestore, s.Hooks.PostRestore, "preRestore", "postRestore")...)
+	}
 	if s.Driver != "" && s.Driver != ResticDriver {
 		errs = append(errs, field.NotSupported(spec.Child("driver"), s.Driver, []string{string(ResticDriver)}))
 	}

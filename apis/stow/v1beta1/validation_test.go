@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 func validBC() *BackupConfiguration {
@@ -321,5 +322,46 @@ func TestValidateMountsApart(t *testing.T) {
 	}
 	if errs := ValidateMountsApart("/stow-data", &Repository{}, nil); len(errs) > 0 {
 		t.Errorf("non-local repository: %v", errs)
+	}
+}
+
+// A network hook that could never run (no host, a named port, an unknown
+// scheme, body and form) makes the object Invalid at once, in the words
+// the hook Job would fail with in every session; values left to rendering
+// are judged when the hook runs. The named-port fragments are Stash's
+// (guides/hooks/configuring-hooks).
+func TestValidateNetworkHooks(t *testing.T) {
+	get := func(host string, port intstr.IntOrString) *Handler {
+		return &Handler{HTTPGet: &HTTPGetAction{Host: host, Port: port, Path: "/"}}
+	}
+	for _, tc := range []struct {
+		name    string
+		hook    *Handler
+		wantErr string
+	}{
+		{"httpGet with host and port", get("app.demo.svc", intstr.FromInt32(8080)), ""},
+		{"numeric port as a string", get("app", intstr.FromString("8080")), ""},
+		{"port left to rendering", get("app", intstr.FromString("${PORT}")), ""},
+		{"host left to rendering", get("${SERVICE}", intstr.FromString("http")), ""},
+		{"named port", get("app", intstr.FromString("my-port")), `spec.hooks.preBackup.httpGet: Invalid value: "": httpGet.port "my-port": a hook needs a port number`},
+		{"no host", &Handler{HTTPGet: &HTTPGetAction{Port: intstr.FromInt32(80)}, ContainerName: "my-container"}, "httpGet.host is required"},
+		{"tcpSocket named port", &Handler{TCPSocket: &corev1.TCPSocketAction{Host: "db", Port: intstr.FromString("my-port")}}, "spec.hooks.preBackup.tcpSocket"},
+		{"scheme", &Handler{HTTPGet: &HTTPGetAction{Host: "a", Port: intstr.FromInt32(80), Scheme: "FTP"}}, `spec.hooks.preBackup.httpGet.scheme: Invalid value: "FTP"`},
+		{"body and form", &Handler{HTTPPost: &HTTPPostAction{HTTPGetAction: HTTPGetAction{Host: "a", Port: intstr.FromInt32(80)}, Body: "x",
+			Form: []FormEntry{{Key: "k", Values: []string{"v"}}}}}, "set body or form, not both"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bc := validBC()
+			bc.Spec.Hooks = &BackupHooks{PreBackup: tc.hook}
+			err := ValidateBackupConfiguration(bc).ToAggregate()
+			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("want %q, got %v", tc.wantErr, err)
+			}
+		})
+	}
+	rs := &RestoreSession{Spec: RestoreSessionSpec{Repository: ObjectRef{Name: "r"}, Target: &RestoreTarget{Ref: TargetRef{Name: "data"}},
+		Hooks: &RestoreHooks{PostRestore: &PostHookHandler{Handler: *get("", intstr.FromInt32(80))}}}}
+	if err := ValidateRestoreSession(rs).ToAggregate(); err == nil || !strings.Contains(err.Error(), "spec.hooks.postRestore.httpGet: Invalid value: \"\": httpGet.host is required") {
+		t.Errorf("restore post hook without host: %v", err)
 	}
 }
