@@ -42,9 +42,10 @@ func waitGauge(t *testing.T, name string, labels map[string]string, v float64) {
 // TestMetricsHonest (issue 17): a backup that fails in its backup step (its
 // excludes leave nothing, so update-status never runs) sets
 // stash_backup_host_backup_success to 0, which is the StowBackupHostFailed
-// expression (== 0); and a configuration in another namespace whose Task
-// parameters claim to be that one (NAMESPACE, INVOKER_NAME) does not change
-// its metrics: the operator pushes under its own labels, Jobs push nothing.
+// expression (== 0); a configuration in another namespace whose Task
+// parameters claim to be that one (NAMESPACE, INVOKER_NAME) is Invalid, and
+// its sessions do not change the victim's metrics: the operator pushes under
+// its own labels, Jobs push nothing.
 func TestMetricsHonest(t *testing.T) {
 	t.Parallel()
 	e2eShared(t)
@@ -78,6 +79,13 @@ func TestMetricsHonest(t *testing.T) {
 	spoof := backupConfig(ns2, "spoofer", "data", "0 0 1 1 *", 2)
 	spoof.Spec.Task.Params = []v1beta1.Param{{Name: "NAMESPACE", Value: ns}, {Name: "INVOKER_NAME", Value: "victim"}}
 	createBC(t, spoof)
+	// Task parameters may not replace variables Stow computes: Invalid.
+	cd := waitBCCondition(t, ns2, "spoofer", v1beta1.ValidationPassed, v1beta1.ConditionFalse, v1beta1.ResourceValidationFailed, v1beta1.BackupInvokerInvalid)
+	if !strings.Contains(cd.Message, `spec.task.params[0].name: Invalid value: "NAMESPACE"`) {
+		t.Fatalf("spoofing configuration: %s", cd.Message)
+	}
+	// Without them it backs up its own PVC, under its own labels.
+	updateBC(t, ns2, "spoofer", func(bc *v1beta1.BackupConfiguration) { bc.Spec.Task.Params = nil })
 	waitBCReady(t, ns2, "spoofer")
 	s := triggerBackup(t, ns2, "spoofer", 3*time.Minute)
 	t.Logf("spoofing session ended %s %s", s.Status.Phase, s.Status.Reason)

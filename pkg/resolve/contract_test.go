@@ -12,14 +12,14 @@ import (
 )
 
 // What a snapshot is tagged with, which operator to ask about lock holders
-// and the lock deadline are the operator's: Task params, Function templates
-// and runtimeSettings cannot change them, and every container gets them.
+// and the lock deadline are the operator's: Function templates and
+// runtimeSettings cannot change them, and every container gets them (Task
+// params naming NAMESPACE or INVOKER_NAME are refused outright: params_test.go).
 func TestJobContractCannotBeOverridden(t *testing.T) {
 	tasks, fns := builtins()
 	o := opts
 	o.OperatorURL, o.LockHostPrefix = "http://stow-operator.stow-system.svc:56789", "stow-0123abcd-"
 	bc := backupConfig()
-	bc.Spec.Task.Params = []v1beta1.Param{{Name: VarNamespace, Value: "victim"}, {Name: VarInvokerName, Value: "theirs"}}
 	bc.Spec.RuntimeSettings.Container = &v1beta1.ContainerRuntimeSettings{Env: []corev1.EnvVar{
 		{Name: jobenv.Namespace, Value: "victim"}, {Name: jobenv.LockHostPrefix, Value: ""}, {Name: jobenv.OperatorURL, Value: "http://evil"}}}
 	timeOut := v1beta1.Duration{Duration: 10 * time.Minute}

@@ -280,7 +280,7 @@ func restoreJob(r restoreInput, ord int, opts Options) (*batchv1.Job, []*corev1.
 	}
 	var mounts []string
 	if len(claims) > 0 {
-		in.extraEnv = []corev1.EnvVar{{Name: "POD_ORDINAL", Value: strconv.Itoa(ord)}}
+		in.extraEnv = []corev1.EnvVar{{Name: VarPodOrdinal, Value: strconv.Itoa(ord)}}
 		if mounts, err = claimMounts(t, rs.Name); err != nil {
 			return nil, nil, err
 		}
@@ -305,7 +305,7 @@ func restoreJob(r restoreInput, ord int, opts Options) (*batchv1.Job, []*corev1.
 // volumeClaimTemplates with ${POD_ORDINAL} substituted, marked as restored
 // by rs so the controller adopts only its own.
 func ordinalClaims(rs *v1beta1.RestoreSession, t *v1beta1.RestoreTarget, ord int) ([]*corev1.PersistentVolumeClaim, error) {
-	ordVars := map[string]string{"POD_ORDINAL": strconv.Itoa(ord)}
+	ordVars := map[string]string{VarPodOrdinal: strconv.Itoa(ord)}
 	var claims []*corev1.PersistentVolumeClaim
 	for i := range t.VolumeClaimTemplates {
 		var pvc corev1.PersistentVolumeClaim
@@ -420,8 +420,9 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 }
 
 // resolveTask checks what every Job needs and substitutes the operator
-// variables (built-ins overridden by spec.task.params) into the Task, so a
-// bad Task is rejected before any container is built. It returns the
+// variables and spec.task.params (which may not name a computed variable:
+// ValidateTaskParams) into the Task, so a bad Task is rejected before any
+// container is built. It returns the
 // variables too: the steps' Functions are substituted with them.
 func resolveTask(in jobInput) (map[string]string, *v1beta1.Task, error) {
 	if in.task == nil {
@@ -438,6 +439,9 @@ func resolveTask(in jobInput) (map[string]string, *v1beta1.Task, error) {
 	}
 	if in.repo.Spec.Backend.StorageSecretName == "" {
 		return nil, nil, fmt.Errorf("repository %q has no storageSecretName", in.repo.Name)
+	}
+	if errs := ValidateInvoker(v1beta1.TaskRef{Params: in.taskParams}); len(errs) > 0 {
+		return nil, nil, fmt.Errorf("%s %q: %v", strings.ToLower(in.vars[VarInvokerKind]), in.vars[VarInvokerName], errs.ToAggregate())
 	}
 	opVars := make(map[string]string, len(in.vars)+len(in.taskParams))
 	for k, v := range in.vars {

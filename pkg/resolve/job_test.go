@@ -236,23 +236,25 @@ func TestRepositoryVars(t *testing.T) {
 	}
 }
 
-// Precedence: step params < built-ins < spec.task.params < ADDON_IMAGE.
+// Precedence: step params < built-ins < spec.task.params < ADDON_IMAGE;
+// spec.task.params may not name a built-in (TestTaskParamsMayNotReplaceComputedVariables).
 func TestVariablePrecedence(t *testing.T) {
 	task := &v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: "custom"}, Spec: v1beta1.TaskSpec{Steps: []v1beta1.FunctionRef{{
-		Name: "fn", Params: []v1beta1.Param{{Name: "P", Value: "step"}, {Name: "HOSTNAME", Value: "step"}, {Name: "NAMESPACE", Value: "step"}},
+		Name: "fn", Params: []v1beta1.Param{{Name: "P", Value: "step"}, {Name: "R", Value: "step"}, {Name: "HOSTNAME", Value: "step"},
+			{Name: "NAMESPACE", Value: "step"}, {Name: "ADDON_IMAGE", Value: "step"}},
 	}}}}
 	fn := &v1beta1.Function{ObjectMeta: metav1.ObjectMeta{Name: "fn"}, Spec: v1beta1.FunctionSpec{
 		Image: "img:${TAG:=1}",
-		Args:  []string{"p=${P}", "host=${HOSTNAME}", "ns=${NAMESPACE}", "addon=${ADDON_IMAGE}", "q=${Q:=dflt}"},
+		Args:  []string{"p=${P}", "r=${R}", "host=${HOSTNAME}", "ns=${NAMESPACE}", "addon=${ADDON_IMAGE}", "q=${Q:=dflt}"},
 	}}
 	bc := backupConfig()
-	bc.Spec.Task.Params = []v1beta1.Param{{Name: "HOSTNAME", Value: "user"}, {Name: "ADDON_IMAGE", Value: "user"}, {Name: "TAG", Value: "2"}}
+	bc.Spec.Task.Params = []v1beta1.Param{{Name: "R", Value: "user"}, {Name: "TAG", Value: "2"}}
 	job, err := BackupJob(bc, session(), s3Repo(), task, map[string]*v1beta1.Function{"fn": fn}, opts)
 	if err != nil {
 		t.Fatalf("BackupJob: %v", err)
 	}
 	c := job.Spec.Template.Spec.Containers[0]
-	want := []string{"p=step", "host=user", "ns=demo", "addon=img:2", "q=dflt"}
+	want := []string{"p=step", "r=user", "host=host-0", "ns=demo", "addon=img:2", "q=dflt"}
 	if strings.Join(c.Args, " ") != strings.Join(want, " ") {
 		t.Errorf("args = %q, want %q", c.Args, want)
 	}

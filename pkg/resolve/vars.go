@@ -33,8 +33,9 @@ type Options struct {
 }
 
 // Variable names (the ${VAR} of Task and Function templates, as in Stash).
-// Only the ones Stow computes are listed;
-// Task step params and spec.task.params may add any others.
+// Only the ones Stow computes are listed; Task step params and
+// spec.task.params may add any others, but spec.task.params may not
+// replace these (params.go).
 const (
 	VarNamespace                 = "NAMESPACE"
 	VarBackupSession             = "BACKUP_SESSION"
@@ -142,7 +143,7 @@ func commonVars(ns, kind, name string, tmp v1beta1.EmptyDirSettings, hasInterim 
 
 // BackupVars returns the variables above for a backup. It does not include
 // Task step params or spec.task.params: buildJob layers those (step params <
-// these variables < spec.task.params < ADDON_IMAGE). bc is defaulted on a copy, never modified.
+// these variables, spec.task.params naming others < ADDON_IMAGE). bc is defaulted on a copy, never modified.
 func BackupVars(bc *v1beta1.BackupConfiguration, s *v1beta1.BackupSession, repo *v1beta1.Repository, opts Options) map[string]string {
 	bc = bc.DeepCopy()
 	v1beta1.DefaultBackupConfiguration(bc)

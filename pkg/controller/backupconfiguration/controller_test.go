@@ -440,6 +440,14 @@ func TestBadInputs(t *testing.T) {
 		}, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
 			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `spec.target.args: restic backup argument "--tag=t1,t2" is not allowed`,
 			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
+		// A Task parameter may not replace a variable Stow computes: the
+		// Job would mount another PVC than the one checked and tagged.
+		{name: "task param replaces TARGET_NAME", stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
+			mutate: func(bc *v1beta1.BackupConfiguration) {
+				bc.Spec.Task.Params = []v1beta1.Param{{Name: "TARGET_NAME", Value: "other-pvc"}}
+			},
+			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `spec.task.params[0].name: Invalid value: "TARGET_NAME"`,
+			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
 		{name: "paused", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "suspended: spec.paused is true",
 			phase: v1beta1.BackupInvokerReady, cronJob: "suspended", event: "Normal Ready created CronJob"},

@@ -26,6 +26,7 @@ import (
 	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/names"
 	"github.com/stowhq/stow/pkg/podpolicy"
+	"github.com/stowhq/stow/pkg/resolve"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -369,6 +370,9 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 	var checks []check
 	var invalid []string
 	if errs := v1beta1.ValidateBackupConfiguration(d); len(errs) > 0 {
+		invalid = append(invalid, errs.ToAggregate().Error())
+	}
+	if errs := resolve.ValidateInvoker(d.Spec.Task); len(errs) > 0 {
 		invalid = append(invalid, errs.ToAggregate().Error())
 	}
 

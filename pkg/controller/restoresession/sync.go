@@ -260,6 +260,9 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 	if errs := v1beta1.ValidateRestoreSession(work); len(errs) > 0 {
 		return errs.ToAggregate().Error()
 	}
+	if errs := resolve.ValidateInvoker(work.Spec.Task); len(errs) > 0 {
+		return errs.ToAggregate().Error()
+	}
 	if repo != nil && v1beta1.DecodeError(repo) != "" {
 		return fmt.Sprintf("Repository %s/%s is invalid: %s", repo.Namespace, repo.Name, v1beta1.DecodeError(repo))
 	}

@@ -203,6 +203,26 @@ func TestRestoreInvalidTargets(t *testing.T) {
 	}
 }
 
+// A Task parameter naming a variable Stow computes makes the restore
+// Invalid, naming the parameter: TARGET_NAME would restore into another PVC
+// than the one whose backups the restore paused and whose snapshot it chose.
+func TestRestoreTaskParamReplacingTargetIsInvalid(t *testing.T) {
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.Spec.Task.Params = []v1beta1.Param{{Name: "outputDir", Value: "/stow-tmp/out"}, {Name: "TARGET_NAME", Value: "other-pvc"}}
+	})
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), pvc("other-pvc"), rs)
+	f.sync("rs")
+	got := f.restore("rs")
+	if got.Status.Phase != v1beta1.RestoreInvalid {
+		t.Fatalf("phase = %s (%s)", got.Status.Phase, got.Status.Reason)
+	}
+	cond(t, got.Status.Conditions, v1beta1.ValidationPassed, v1beta1.ConditionFalse)
+	contains(t, "reason", got.Status.Reason, `spec.task.params[1].name: Invalid value: "TARGET_NAME"`)
+	if f.built != 0 {
+		t.Fatal("a restore redirected by a Task parameter built Jobs")
+	}
+}
+
 func TestRestoreWatchdog(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
