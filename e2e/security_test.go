@@ -152,9 +152,25 @@ func TestSecurityTenantEscalationsRefused(t *testing.T) {
 	_, err = as.StowV1beta1().RestoreSessions(ns).Create(c, rs, metav1.CreateOptions{})
 	refused(t, "restore tolerations", err, "spec.runtimeSettings.pod.tolerations", podpolicy.Placement, user, ns)
 
+	// A ConfigMap the tenant may not get cannot reach the Job through env
+	// (the Job's pod would read it with the operator's rights); a Secret
+	// it may get can.
+	bc := backupConfig(ns, "env-ref", "data", "0 0 1 1 *", 1)
+	bc.Spec.RuntimeSettings.Container = &v1beta1.ContainerRuntimeSettings{Env: []corev1.EnvVar{{Name: "CA", ValueFrom: &corev1.EnvVarSource{
+		ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}, Key: "ca.crt"}}}}}
+	_, err = as.StowV1beta1().BackupConfigurations(ns).Create(c, bc, metav1.CreateOptions{})
+	if want := "spec.runtimeSettings.container.env[*].valueFrom.configMapKeyRef names a ConfigMap that " + user + " may not get in namespace " + ns + " (it names kube-root-ca.crt)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("env from a ConfigMap the tenant may not get: %v; want %q", err, want)
+	}
+	bc.Spec.RuntimeSettings.Container.Env[0].ValueFrom = &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "repo-secret"}, Key: "RESTIC_PASSWORD"}}
+	if _, err = as.StowV1beta1().BackupConfigurations(ns).Create(c, bc, metav1.CreateOptions{}); err != nil {
+		t.Errorf("env from a Secret the tenant may get: %v", err)
+	}
+
 	// Backup input is only the target volume: a comma-joined value is
 	// rejected, not split; a path outside the volume makes it Invalid.
-	bc := backupConfig(ns, "comma", "data", "0 0 1 1 *", 1)
+	bc = backupConfig(ns, "comma", "data", "0 0 1 1 *", 1)
 	bc.Spec.Target.Paths = []string{"/stow-data,/proc/self"}
 	if _, err := as.StowV1beta1().BackupConfigurations(ns).Create(c, bc, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "spec.target.paths[0]") {
 		t.Errorf("comma-joined path: %v", err)

@@ -24,7 +24,8 @@ func main() {
 # Refuses a Stow object that asks for more than a restricted pod (root or
 # another uid, privilege, capabilities, node volumes, another ServiceAccount,
 # node placement, an exec hook) unless the requesting user may create pods in
-# its namespace or holds "use" on podsettings.stow.dev. See docs/security.md.
+# its namespace or holds "use" on podsettings.stow.dev, and one whose Job
+# would read a Secret or ConfigMap the user may not get. See docs/security.md.
 `)
 	for i, o := range []any{policy, binding} {
 		if i > 0 {

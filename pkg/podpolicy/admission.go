@@ -23,6 +23,10 @@ func ClusterScoped(resource string) bool { return resource == Tasks || resource 
 
 func variable(c Class) string { return "may_" + strings.ReplaceAll(string(c), "-", "_") }
 
+// refVariable is the variable telling whether the user may get every
+// object of resource (secrets, configmaps), or create pods.
+func refVariable(resource string) string { return "may_get_" + resource }
+
 // Permission is how a message names the Stow permission for class c.
 func Permission(c Class) string {
 	return fmt.Sprintf("%s %s.%s/%s", PermissionVerb, PermissionResource, PermissionGroup, c)
@@ -52,11 +56,23 @@ func Policy() (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAd
 				fmt.Sprintf(".name('%s').check('%s').allowed()", c, PermissionVerb)),
 		})
 	}
+	// Who may create pods, or get every Secret (ConfigMap) of the
+	// namespace, may name any: no check per name.
+	for _, c := range []Class{Secrets, ConfigMaps} {
+		vars = append(vars, admissionv1.Variable{
+			Name:       refVariable(string(c)),
+			Expression: "variables.may_create_pods || " + inNamespace(fmt.Sprintf("authorizer.group('').resource('%s')", c), ".check('get').allowed()"),
+		})
+	}
 	var validations []admissionv1.Validation
 	for _, r := range Rules {
 		where := "in namespace ' + request.namespace + '"
 		if ClusterScoped(r.Resource) {
 			where = "in every namespace"
+		}
+		if r.Ref != nil {
+			validations = append(validations, refValidation(r, where))
+			continue
 		}
 		msg := fmt.Sprintf("%s asks for %s: ' + request.userInfo.username + ' may not create pods %s and lacks the Stow permission %s (docs/security.md)",
 			r.Field(), r.What, where, Permission(r.Class))
@@ -95,4 +111,26 @@ func Policy() (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAd
 		},
 	}
 	return policy, binding
+}
+
+// refValidation refuses an object whose field (rule r) names a Secret or
+// ConfigMap the requesting user may not get, unless they may create pods
+// (which could read it anyway): the Job's pod, made with the operator's
+// rights, would read it for them. The Stow permission does not grant this.
+// Names are checked one by one only when the user may not get every object
+// of that kind.
+func refValidation(r Rule, where string) admissionv1.Validation {
+	kind := r.Ref.Kind()
+	names := ""
+	if n := r.namesCEL(); n != "" {
+		names = " (it names ' + " + n + " + ')"
+	}
+	msg := fmt.Sprintf("%s names a %s that ' + request.userInfo.username + ' may not get %s%s, nor may they create pods there: the Stow Job would read it for them (docs/security.md)",
+		r.Field(), kind, where, names)
+	return admissionv1.Validation{
+		Expression:        fmt.Sprintf("request.resource.resource != '%s' || variables.%s || !(%s)", r.Resource, refVariable(r.Ref.Resource), r.deniedCEL()),
+		MessageExpression: "'" + msg + "'",
+		Message:           fmt.Sprintf("%s names a %s, which needs the right to get it or to create pods", r.Field(), kind),
+		Reason:            ptr.To(metav1.StatusReasonForbidden),
+	}
 }

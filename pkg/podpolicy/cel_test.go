@@ -38,6 +38,17 @@ func TestCELAgreesWithGo(t *testing.T) {
 				Hooks: &v1beta1.BackupHooks{PreBackup: &v1beta1.Handler{Exec: &corev1.ExecAction{Command: []string{"x"}}}},
 			}},
 			&v1beta1.BackupConfiguration{Spec: v1beta1.BackupConfigurationSpec{RuntimeSettings: v1beta1.RuntimeSettings{
+				Pod: &v1beta1.PodRuntimeSettings{ImagePullSecrets: []corev1.LocalObjectReference{{Name: "r"}}},
+				Container: &v1beta1.ContainerRuntimeSettings{
+					Env: []corev1.EnvVar{{Name: "A", Value: "a"}, {Name: "B", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+						{Name: "C", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}}}},
+						{Name: "D", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}}}}},
+					EnvFrom: []corev1.EnvFromSource{{Prefix: "X_", SecretRef: &corev1.SecretEnvSource{}}, {ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}}}},
+				},
+			}}},
+			&v1beta1.BackupConfiguration{Spec: v1beta1.BackupConfigurationSpec{RuntimeSettings: v1beta1.RuntimeSettings{
+				Container: &v1beta1.ContainerRuntimeSettings{Env: []corev1.EnvVar{{Name: "A", Value: "a"}}, EnvFrom: []corev1.EnvFromSource{}}}}},
+			&v1beta1.BackupConfiguration{Spec: v1beta1.BackupConfigurationSpec{RuntimeSettings: v1beta1.RuntimeSettings{
 				Pod: &v1beta1.PodRuntimeSettings{SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}, AutomountServiceAccountToken: ptr.To(false)},
 				Container: &v1beta1.ContainerRuntimeSettings{SecurityContext: &corev1.SecurityContext{
 					Privileged: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}, ProcMount: ptr.To(corev1.DefaultProcMount)}},
@@ -47,15 +58,24 @@ func TestCELAgreesWithGo(t *testing.T) {
 			&v1beta1.Repository{Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{Local: &v1beta1.LocalSpec{VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}}},
 			&v1beta1.Repository{Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{Local: &v1beta1.LocalSpec{VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}}},
 			&v1beta1.Repository{Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{S3: &v1beta1.S3Spec{Bucket: "b"}}}},
+			&v1beta1.Repository{Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{Local: &v1beta1.LocalSpec{VolumeSource: corev1.VolumeSource{
+				Secret: &corev1.SecretVolumeSource{SecretName: "s"}, CSI: &corev1.CSIVolumeSource{Driver: "d", NodePublishSecretRef: &corev1.LocalObjectReference{Name: "s"}},
+				Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{DownwardAPI: &corev1.DownwardAPIProjection{}}, {ConfigMap: &corev1.ConfigMapProjection{}}}}}}}}},
 		},
 		Tasks: {
 			&v1beta1.Task{Spec: v1beta1.TaskSpec{Volumes: []corev1.Volume{{Name: "a"}, {Name: "b", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}}},
 			&v1beta1.Task{Spec: v1beta1.TaskSpec{Volumes: []corev1.Volume{{Name: "a"}}}},
+			&v1beta1.Task{Spec: v1beta1.TaskSpec{Volumes: []corev1.Volume{{Name: "a", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "b", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "t"}}, {Secret: &corev1.SecretProjection{}}}}}},
+				{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}}}}}}},
 			&v1beta1.Task{},
 		},
 		Functions: {
 			&v1beta1.Function{Spec: v1beta1.FunctionSpec{Ports: []corev1.ContainerPort{{ContainerPort: 1}, {ContainerPort: 2, HostPort: 2}}}},
 			&v1beta1.Function{Spec: v1beta1.FunctionSpec{Ports: []corev1.ContainerPort{{ContainerPort: 1}}}},
+			&v1beta1.Function{Spec: v1beta1.FunctionSpec{RuntimeSettings: &v1beta1.ContainerRuntimeSettings{
+				EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}}}}}}},
 		},
 	}
 	asked := map[string]bool{}
@@ -85,7 +105,12 @@ func TestCELAgreesWithGo(t *testing.T) {
 	}
 	// Every rule of BackupConfigurations but the pod-level ones not set
 	// above was seen asking at least once.
-	for _, k := range []string{"backupconfigurations spec.runtimeSettings.container.securityContext.procMount", "functions spec.ports[].hostPort", "tasks spec.volumes[].hostPath", "repositories spec.backend.local.hostPath"} {
+	for _, k := range []string{"backupconfigurations spec.runtimeSettings.container.securityContext.procMount", "functions spec.ports[].hostPort", "tasks spec.volumes[].hostPath", "repositories spec.backend.local.hostPath",
+		"backupconfigurations spec.runtimeSettings.container.env[].valueFrom.secretKeyRef", "backupconfigurations spec.runtimeSettings.container.env[].valueFrom.configMapKeyRef",
+		"backupconfigurations spec.runtimeSettings.container.envFrom[].secretRef", "backupconfigurations spec.runtimeSettings.container.envFrom[].configMapRef",
+		"backupconfigurations spec.runtimeSettings.pod.imagePullSecrets[]", "repositories spec.backend.local.secret", "repositories spec.backend.local.csi.nodePublishSecretRef",
+		"repositories spec.backend.local.projected.sources[].configMap", "tasks spec.volumes[].projected.sources[].serviceAccountToken",
+		"tasks spec.volumes[].projected.sources[].secret", "tasks spec.volumes[].configMap", "functions spec.runtimeSettings.envFrom[].secretRef"} {
 		if !asked[k] {
 			t.Errorf("%s never asked in the samples", k)
 		}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -59,8 +60,37 @@ const (
 	Command Class = "command"
 )
 
-// Classes lists every Class, for documentation and the admission policy.
+// Classes lists every Class an admin may grant with the Stow permission, for
+// documentation and the admission policy.
 var Classes = []Class{Identity, Privileged, HostVolume, ServiceAccount, Placement, Command}
+
+// Classes of references: a field naming a Secret or ConfigMap of the
+// namespace that the Job's pod, made with the operator's rights, would read
+// (an environment variable, envFrom, a volume, an image pull secret). The
+// Stow permission does not grant them: the writer must be able to get that
+// very object (or create pods, which can read it anyway).
+const (
+	// Secrets: a Secret the pod reads.
+	Secrets Class = "secrets"
+	// ConfigMaps: a ConfigMap the pod reads.
+	ConfigMaps Class = "configmaps"
+)
+
+// Ref says which object a reference rule's field names.
+type Ref struct {
+	// Resource is "secrets" or "configmaps" (core API group).
+	Resource string
+	// Name is the field holding the object's name, relative to the rule's field.
+	Name string
+}
+
+// Kind is the object's kind, for messages.
+func (r Ref) Kind() string {
+	if r.Resource == "configmaps" {
+		return "ConfigMap"
+	}
+	return "Secret"
+}
 
 // Test is what makes a field an ask.
 type Test int
@@ -92,6 +122,9 @@ type Rule struct {
 	Class Class
 	// What says in a few words what the field asks for.
 	What string
+	// Ref is set when the field names a Secret or ConfigMap (Class Secrets
+	// or ConfigMaps): the writer must be able to get it, or create pods.
+	Ref *Ref
 }
 
 // Field is the Path as users write it, without the [] markers.
@@ -132,6 +165,41 @@ var containerSC = []scField{
 	{"appArmorProfile.type", Unconfined, Privileged, "no AppArmor confinement"},
 }
 
+// envRefs are the fields of container settings (env, envFrom) that name a
+// Secret or ConfigMap, relative to the settings.
+var envRefs = []struct {
+	path string
+	ref  Ref
+	what string
+}{
+	{"env[].valueFrom.secretKeyRef", Ref{"secrets", "name"}, "a Secret's value in an environment variable"},
+	{"env[].valueFrom.configMapKeyRef", Ref{"configmaps", "name"}, "a ConfigMap's value in an environment variable"},
+	{"envFrom[].secretRef", Ref{"secrets", "name"}, "a Secret's values as environment variables"},
+	{"envFrom[].configMapRef", Ref{"configmaps", "name"}, "a ConfigMap's values as environment variables"},
+}
+
+// volumeRefs are the fields of a volume source that name a Secret or
+// ConfigMap, relative to the source.
+var volumeRefs = []struct {
+	path string
+	ref  Ref
+	what string
+}{
+	{"secret", Ref{"secrets", "secretName"}, "a Secret as files"},
+	{"configMap", Ref{"configmaps", "name"}, "a ConfigMap as files"},
+	{"projected.sources[].secret", Ref{"secrets", "name"}, "a Secret as files"},
+	{"projected.sources[].configMap", Ref{"configmaps", "name"}, "a ConfigMap as files"},
+	{"csi.nodePublishSecretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+	{"azureFile", Ref{"secrets", "secretName"}, "a Secret for the volume driver"},
+	{"cephfs.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+	{"cinder.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+	{"flexVolume.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+	{"iscsi.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+	{"rbd.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+	{"scaleIO.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+	{"storageos.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+}
+
 // Rules is the whole table, in a stable order.
 var Rules = buildRules()
 
@@ -139,6 +207,20 @@ func buildRules() []Rule {
 	var out []Rule
 	add := func(res, path string, t Test, c Class, what string) {
 		out = append(out, Rule{Resource: res, Path: path, Test: t, Class: c, What: what})
+	}
+	addRef := func(res, path string, ref Ref, what string) {
+		out = append(out, Rule{Resource: res, Path: path, Test: Present, Class: Class(ref.Resource), What: what, Ref: &ref})
+	}
+	// volume adds the asks of a volume source at prefix: a node directory,
+	// a node-side git clone, the pod's ServiceAccount token, Secrets and
+	// ConfigMaps.
+	volume := func(res, prefix string) {
+		add(res, prefix+"hostPath", Present, HostVolume, "a directory of the node")
+		add(res, prefix+"gitRepo", Present, Privileged, "a git clone made by the node")
+		add(res, prefix+"projected.sources[].serviceAccountToken", Present, ServiceAccount, "a ServiceAccount token in the pod")
+		for _, v := range volumeRefs {
+			addRef(res, prefix+v.path, v.ref, v.what)
+		}
 	}
 	for _, res := range []string{BackupConfigurations, RestoreSessions} {
 		for _, f := range podSC {
@@ -151,6 +233,10 @@ func buildRules() []Rule {
 		add(res, "spec.runtimeSettings.pod.automountServiceAccountToken", True, ServiceAccount, "a ServiceAccount token in the pod")
 		add(res, "spec.runtimeSettings.pod.nodeName", Present, Placement, "a node, bypassing the scheduler")
 		add(res, "spec.runtimeSettings.pod.tolerations", NonEmpty, Placement, "tolerations of node taints")
+		for _, e := range envRefs {
+			addRef(res, "spec.runtimeSettings.container."+e.path, e.ref, e.what)
+		}
+		addRef(res, "spec.runtimeSettings.pod.imagePullSecrets[]", Ref{"secrets", "name"}, "a Secret's registry credentials")
 	}
 	for _, h := range []string{"preBackup", "postBackup"} {
 		add(BackupConfigurations, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the pods using the target PVC")
@@ -158,12 +244,15 @@ func buildRules() []Rule {
 	for _, h := range []string{"preRestore", "postRestore"} {
 		add(RestoreSessions, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the pods using the target PVC")
 	}
-	add(Repositories, "spec.backend.local.hostPath", Present, HostVolume, "a directory of the node")
-	add(Tasks, "spec.volumes[].hostPath", Present, HostVolume, "a directory of the node")
+	volume(Repositories, "spec.backend.local.")
+	volume(Tasks, "spec.volumes[].")
 	for _, f := range containerSC {
 		add(Functions, "spec.runtimeSettings.securityContext."+f.path, f.test, f.class, f.what)
 	}
 	add(Functions, "spec.ports[].hostPort", Positive, Privileged, "a port of the node")
+	for _, e := range envRefs {
+		addRef(Functions, "spec.runtimeSettings."+e.path, e.ref, e.what)
+	}
 	return out
 }
 
@@ -181,10 +270,15 @@ func RulesFor(resource string) []Rule {
 // Ask is one field of an object that asks for more than a restricted pod.
 type Ask struct {
 	Rule
+	// Names are the Secrets or ConfigMaps a reference rule's field names.
+	Names []string
 }
 
 // String names the field and what it asks for.
 func (a Ask) String() string {
+	if a.Ref != nil && len(a.Names) > 0 {
+		return fmt.Sprintf("%s asks for %s (%s %s) (%s)", a.Field(), a.What, a.Ref.Kind(), strings.Join(a.Names, ", "), a.Class)
+	}
 	return fmt.Sprintf("%s asks for %s (%s)", a.Field(), a.What, a.Class)
 }
 
@@ -203,11 +297,47 @@ func Asks(resource string, obj any) ([]Ask, error) {
 	}
 	var out []Ask
 	for _, r := range RulesFor(resource) {
-		if match(m, strings.Split(r.Path, "."), r.Test) {
-			out = append(out, Ask{r})
+		path := strings.Split(r.Path, ".")
+		if !match(m, path, r.Test) {
+			continue
 		}
+		a := Ask{Rule: r}
+		if r.Ref != nil {
+			a.Names = refNames(m, path, r.Ref.Name, nil)
+		}
+		out = append(out, a)
 	}
 	return out, nil
+}
+
+// refNames collects the names (field name of the objects at path) that the
+// objects at path in v hold, in order and without repeats; an object
+// without a name is listed as "".
+func refNames(v any, path []string, name string, out []string) []string {
+	if len(path) == 0 {
+		m, _ := v.(map[string]any)
+		n, _ := m[name].(string)
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+		return out
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return out
+	}
+	seg := path[0]
+	if list, ok := strings.CutSuffix(seg, "[]"); ok {
+		items, _ := m[list].([]any)
+		for _, item := range items {
+			out = refNames(item, path[1:], name, out)
+		}
+		return out
+	}
+	if next, ok := m[seg]; ok && next != nil {
+		return refNames(next, path[1:], name, out)
+	}
+	return out
 }
 
 // Classes returns the distinct classes of asks, sorted.
@@ -284,20 +414,61 @@ func test(v any, t Test) bool {
 // admission (variable "object") has the rule's ask. It mirrors match: every
 // step is guarded by has(), a "[]" step by exists().
 func (r Rule) CEL() string {
-	return celPath("object", strings.Split(r.Path, "."), r.Test, 0)
+	return celPath("object", strings.Split(r.Path, "."), func(v string) string { return celTest(v, r.Test) }, 0)
 }
 
-func celPath(root string, path []string, t Test, depth int) string {
+// deniedCEL is, for a reference rule, the CEL expression that is true when
+// the object names a Secret or ConfigMap the requesting user may not get.
+func (r Rule) deniedCEL() string {
+	return celPath("object", strings.Split(r.Path, "."), func(v string) string { return "!" + r.mayGet(v) }, 0)
+}
+
+// mayGet is the authorizer check that the user may get the object that the
+// reference at v names: in the request's namespace, or in every namespace
+// for a cluster-scoped object (a Task's or Function's reference is
+// resolved in each session's namespace). The API server allows two such
+// checks per expression (each costs 350000 of 1000000); the policy's
+// variable may_get_<resource> (get on every one) spares them.
+func (r Rule) mayGet(v string) string {
+	name := fmt.Sprintf("(has(%s.%s) ? %s.%s : '')", v, r.Ref.Name, v, r.Ref.Name)
+	return inNamespace(fmt.Sprintf("authorizer.group('').resource('%s')", r.Ref.Resource), fmt.Sprintf(".name(%s).check('get').allowed()", name))
+}
+
+// namesCEL is, for a reference rule with one list step, the CEL expression
+// listing the names its field holds ("a, b", "" when it holds none); "" for
+// other rules. It does not use the authorizer: the API server evaluates
+// message expressions without one.
+func (r Rule) namesCEL() string {
+	path := strings.Split(r.Path, ".")
+	list := -1
+	for i, seg := range path {
+		if strings.HasSuffix(seg, "[]") {
+			if list >= 0 {
+				return ""
+			}
+			list = i
+		}
+	}
+	if list < 0 {
+		return ""
+	}
+	items := "object." + strings.Join(append(path[:list:list], strings.TrimSuffix(path[list], "[]")), ".")
+	ref := strings.Join(append([]string{"x0"}, path[list+1:]...), ".")
+	present := celPath("x0", path[list+1:], func(v string) string { return celTest(v, Present) }, 1)
+	return fmt.Sprintf("(%s ? %s.filter(x0, %s).map(x0, has(%s.%s) ? %s.%s : '').join(', ') : '')", r.CEL(), items, present, ref, r.Ref.Name, ref, r.Ref.Name)
+}
+
+func celPath(root string, path []string, leaf func(string) string, depth int) string {
 	if len(path) == 0 {
-		return celTest(root, t)
+		return leaf(root)
 	}
 	seg := path[0]
 	if name, ok := strings.CutSuffix(seg, "[]"); ok {
 		v := fmt.Sprintf("x%d", depth)
-		return fmt.Sprintf("has(%s.%s) && %s.%s.exists(%s, %s)", root, name, root, name, v, celPath(v, path[1:], t, depth+1))
+		return fmt.Sprintf("has(%s.%s) && %s.%s.exists(%s, %s)", root, name, root, name, v, celPath(v, path[1:], leaf, depth+1))
 	}
 	field := root + "." + seg
-	rest := celPath(field, path[1:], t, depth)
+	rest := celPath(field, path[1:], leaf, depth)
 	if rest == "true" {
 		return "has(" + field + ")"
 	}

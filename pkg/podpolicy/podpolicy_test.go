@@ -175,3 +175,63 @@ func TestAsksReadOnlyTheSpec(t *testing.T) {
 		}
 	}
 }
+
+// A Secret or ConfigMap named in env, envFrom, an image pull secret or a
+// volume is an ask (the Job's pod reads it with the operator's rights), and
+// the ask names the object. Before, a writer who may not get Secret db-admin
+// had the Job carry it as REST_SERVER_PASSWORD to a REST server of theirs.
+func TestReferencesAreAsks(t *testing.T) {
+	secretRef := func(name string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: "password"}}
+	}
+	bc := &v1beta1.BackupConfiguration{Spec: v1beta1.BackupConfigurationSpec{RuntimeSettings: v1beta1.RuntimeSettings{
+		Container: &v1beta1.ContainerRuntimeSettings{
+			Env: []corev1.EnvVar{{Name: "REST_SERVER_USERNAME", Value: "x"}, {Name: "REST_SERVER_PASSWORD", ValueFrom: secretRef("db-admin")},
+				{Name: "OTHER", ValueFrom: secretRef("db-admin")}, {Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+			EnvFrom: []corev1.EnvFromSource{{Prefix: "APP_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}},
+		},
+	}}}
+	asks, err := Asks(BackupConfigurations, bc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range asks {
+		got = append(got, a.String())
+	}
+	want := []string{
+		"spec.runtimeSettings.container.env[*].valueFrom.secretKeyRef asks for a Secret's value in an environment variable (Secret db-admin) (secrets)",
+		"spec.runtimeSettings.container.envFrom[*].configMapRef asks for a ConfigMap's values as environment variables (ConfigMap settings) (configmaps)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("asks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if c := ClassesOf(asks); len(c) != 2 || c[0] != ConfigMaps || c[1] != Secrets {
+		t.Errorf("classes %v", c)
+	}
+
+	repo := &v1beta1.Repository{Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{Local: &v1beta1.LocalSpec{
+		MountPath: "/repo", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db-admin"}}}}}}
+	if asks, _ := Asks(Repositories, repo); len(asks) != 1 || asks[0].Class != Secrets || asks[0].Names[0] != "db-admin" {
+		t.Errorf("secret volume repository: %v", fields(asks))
+	}
+	task := &v1beta1.Task{Spec: v1beta1.TaskSpec{Volumes: []corev1.Volume{{Name: "p", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "t"}}, {ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "a"}}}}}}}}}}
+	if got := strings.Join(fields(mustAsks(t, Tasks, task)), ","); got != "spec.volumes[*].projected.sources[*].serviceAccountToken,spec.volumes[*].projected.sources[*].configMap" {
+		t.Errorf("projected task volume: %s", got)
+	}
+	rs := &v1beta1.RestoreSession{Spec: v1beta1.RestoreSessionSpec{RuntimeSettings: v1beta1.RuntimeSettings{
+		Pod: &v1beta1.PodRuntimeSettings{ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}}}}}
+	if asks := mustAsks(t, RestoreSessions, rs); len(asks) != 1 || asks[0].Field() != "spec.runtimeSettings.pod.imagePullSecrets[*]" || asks[0].Names[0] != "regcred" {
+		t.Errorf("image pull secret: %v", fields(asks))
+	}
+}
+
+func mustAsks(t *testing.T, res string, obj any) []Ask {
+	t.Helper()
+	asks, err := Asks(res, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asks
+}

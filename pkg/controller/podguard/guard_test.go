@@ -80,3 +80,27 @@ func TestGuard(t *testing.T) {
 		t.Errorf("nil guard: %q", why)
 	}
 }
+
+// A configuration whose Job would read a Secret is checked like every ask:
+// the operator runs it only once the admission policy checked that its
+// writer may get that Secret, and says which Secret otherwise.
+func TestGuardSecretReference(t *testing.T) {
+	ctx := context.Background()
+	bc := &v1beta1.BackupConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "bc", Namespace: "team", CreationTimestamp: metav1.NewTime(installed.Add(time.Minute))},
+		Spec: v1beta1.BackupConfigurationSpec{RuntimeSettings: v1beta1.RuntimeSettings{Container: &v1beta1.ContainerRuntimeSettings{
+			Env: []corev1.EnvVar{{Name: "REST_SERVER_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "db-admin"}, Key: "password"}}}}}}},
+	}
+	why := New(Admission, fake.NewClientset()).Check(ctx, Object{podpolicy.BackupConfigurations, bc})
+	if !strings.Contains(why, "spec.runtimeSettings.container.env[*].valueFrom.secretKeyRef asks for a Secret's value in an environment variable (Secret db-admin) (secrets) of BackupConfiguration team/bc") ||
+		!strings.Contains(why, "is not installed") {
+		t.Errorf("without the policy: %q", why)
+	}
+	if why := New(Admission, withPolicy()).Check(ctx, Object{podpolicy.BackupConfigurations, bc}); why != "" {
+		t.Errorf("written after the policy: %q", why)
+	}
+	if why := New(Refuse, withPolicy()).Check(ctx, Object{podpolicy.BackupConfigurations, bc}); !strings.Contains(why, "Secret db-admin") {
+		t.Errorf("refuse: %q", why)
+	}
+}
