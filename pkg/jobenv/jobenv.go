@@ -7,12 +7,14 @@
 //
 // Kubernetes gives `env` precedence over `envFrom`, so neither the storage
 // Secret nor runtimeSettings.container.envFrom can override these; the
-// resolver replaces any `env` entry of the same name.
+// resolver replaces any `env` entry of the same name. Reserved lists them
+// with the other variables a user's runtimeSettings may not set.
 package jobenv
 
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -69,7 +71,11 @@ type Contract struct {
 	AsOf           time.Time
 }
 
-// Env renders c as container environment variables.
+// Env renders c as container environment variables. Every variable of the
+// contract is set, empty when unused: an `env` entry wins over every
+// `envFrom` source, so no Secret or ConfigMap (the storage Secret included)
+// can supply one, say a STOW_RESOLVED_SNAPSHOTS naming another target's
+// snapshots.
 func (c Contract) Env() []corev1.EnvVar {
 	env := []corev1.EnvVar{
 		{Name: Namespace, Value: c.Identity.Namespace},
@@ -79,21 +85,109 @@ func (c Contract) Env() []corev1.EnvVar {
 		{Name: TargetName, Value: c.Identity.TargetName},
 		{Name: OperatorURL, Value: c.OperatorURL},
 		{Name: LockHostPrefix, Value: c.LockHostPrefix},
+		{Name: LockDeadline},
+		{Name: Resolved},
+		{Name: AsOf},
+		{Name: ExtraMounts},
 	}
-	if !c.LockDeadline.IsZero() {
-		env = append(env, corev1.EnvVar{Name: LockDeadline, Value: c.LockDeadline.UTC().Format(time.RFC3339)})
-	}
-	if len(c.Resolved) > 0 {
-		raw, _ := json.Marshal(c.Resolved) // plain strings and times: cannot fail
-		env = append(env, corev1.EnvVar{Name: Resolved, Value: string(raw)})
-	}
-	if !c.AsOf.IsZero() {
-		env = append(env, corev1.EnvVar{Name: AsOf, Value: c.AsOf.UTC().Format(time.RFC3339Nano)})
-	}
-	if len(c.ExtraMounts) > 0 {
-		env = append(env, corev1.EnvVar{Name: ExtraMounts, Value: strings.Join(c.ExtraMounts, ",")})
+	for i := range env {
+		switch env[i].Name {
+		case LockDeadline:
+			if !c.LockDeadline.IsZero() {
+				env[i].Value = c.LockDeadline.UTC().Format(time.RFC3339)
+			}
+		case Resolved:
+			if len(c.Resolved) > 0 {
+				raw, _ := json.Marshal(c.Resolved) // plain strings and times: cannot fail
+				env[i].Value = string(raw)
+			}
+		case AsOf:
+			if !c.AsOf.IsZero() {
+				env[i].Value = c.AsOf.UTC().Format(time.RFC3339Nano)
+			}
+		case ExtraMounts:
+			env[i].Value = strings.Join(c.ExtraMounts, ",")
+		}
 	}
 	return env
+}
+
+// reservedPrefixes and reservedNames are environment variables that steer
+// Stow's runner, restic or the programs of a Job's containers: the
+// operator's contract, restic's own settings, the loader, where programs
+// and certificates are found, and what Stow sets itself. A user's
+// runtimeSettings may not set them (Reserved).
+var reservedPrefixes = []struct{ prefix, what string }{
+	{"STOW_", "Stow's runner (the operator's contract: snapshot identity, locks, what a restore restores; STOW_RESTIC: the program run as restic)"},
+	{"RESTIC_", "restic's own settings (repository, password, password command, cache)"},
+	{"LD_", "the dynamic loader (code loaded into every program of the container)"},
+}
+
+var reservedNames = map[string]string{
+	"PATH":              "where the container's programs are found",
+	"HOME":              "the home directory of the runner and restic",
+	"TMPDIR":            "where the runner and restic keep temporary files",
+	"SSL_CERT_FILE":     "the certificates restic trusts",
+	"SSL_CERT_DIR":      "the certificates restic trusts",
+	"CA_CERT_DATA":      "the certificate authority restic trusts for the repository (a key of the storage Secret)",
+	"GODEBUG":           "the Go runtime's security defaults (TLS, X.509) of the runner and restic",
+	"NICE_ADJUSTMENT":   "restic's CPU priority, set by Stow from runtimeSettings.container.nice",
+	"IONICE_CLASS":      "restic's IO priority, set by Stow from runtimeSettings.container.ionice",
+	"IONICE_CLASS_DATA": "restic's IO priority, set by Stow from runtimeSettings.container.ionice",
+	"POD_ORDINAL":       "the restore ordinal, set by Stow",
+}
+
+// Reserved says what environment variable name controls when a user's
+// runtimeSettings may not set it, else "".
+func Reserved(name string) string {
+	for _, p := range reservedPrefixes {
+		if strings.HasPrefix(name, p.prefix) {
+			return p.what
+		}
+	}
+	return reservedNames[name]
+}
+
+// ReservedList names the reserved variables for messages: STOW_*, ... PATH, ...
+func ReservedList() string {
+	var out []string
+	for _, p := range reservedPrefixes {
+		out = append(out, p.prefix+"*")
+	}
+	return strings.Join(append(out, sortedNames()...), ", ")
+}
+
+// SafePrefix says why an envFrom prefix could produce a reserved name from
+// some key of its Secret or ConfigMap ("" when it cannot). The keys are not
+// known when the Job is made and may change before it starts, so only a
+// prefix that no reserved name (or reserved prefix) starts with is safe.
+func SafePrefix(prefix string) string {
+	if prefix == "" {
+		return "without a prefix every key becomes a variable of that name, and may be one that controls the runner, restic or the loader (" + ReservedList() + ")"
+	}
+	if why := Reserved(prefix); why != "" {
+		return fmt.Sprintf("variables starting with %q control %s", prefix, why)
+	}
+	for _, p := range reservedPrefixes {
+		if strings.HasPrefix(p.prefix, prefix) {
+			return fmt.Sprintf("a key could make it %s*, which controls %s", p.prefix, p.what)
+		}
+	}
+	for _, n := range sortedNames() {
+		if strings.HasPrefix(n, prefix) {
+			return fmt.Sprintf("a key could make it %s, which controls %s", n, reservedNames[n])
+		}
+	}
+	return ""
+}
+
+func sortedNames() []string {
+	names := make([]string, 0, len(reservedNames))
+	for n := range reservedNames {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Names lists the variables of the contract.

@@ -12,16 +12,21 @@ import (
 )
 
 // What a snapshot is tagged with, which operator to ask about lock holders
-// and the lock deadline are the operator's: Function templates and
-// runtimeSettings cannot change them, and every container gets them (Task
-// params naming NAMESPACE or INVOKER_NAME are refused outright: params_test.go).
+// and the lock deadline are the operator's: Function templates cannot
+// change them, and every container gets them, every one set so that no
+// envFrom source supplies one (Task params naming NAMESPACE or INVOKER_NAME
+// and runtimeSettings env naming STOW_* are refused outright: params_test.go,
+// env_test.go).
 func TestJobContractCannotBeOverridden(t *testing.T) {
 	tasks, fns := builtins()
 	o := opts
 	o.OperatorURL, o.LockHostPrefix = "http://stow-operator.stow-system.svc:56789", "stow-0123abcd-"
 	bc := backupConfig()
-	bc.Spec.RuntimeSettings.Container = &v1beta1.ContainerRuntimeSettings{Env: []corev1.EnvVar{
-		{Name: jobenv.Namespace, Value: "victim"}, {Name: jobenv.LockHostPrefix, Value: ""}, {Name: jobenv.OperatorURL, Value: "http://evil"}}}
+	for _, fn := range fns {
+		fn.Spec.RuntimeSettings = &v1beta1.ContainerRuntimeSettings{Env: []corev1.EnvVar{
+			{Name: jobenv.Namespace, Value: "victim"}, {Name: jobenv.LockHostPrefix, Value: ""}, {Name: jobenv.OperatorURL, Value: "http://evil"},
+			{Name: jobenv.Resolved, Value: `[{"id":"theirs"}]`}}}
+	}
 	timeOut := v1beta1.Duration{Duration: 10 * time.Minute}
 	bc.Spec.TimeOut = &timeOut
 	s := session()
@@ -36,6 +41,7 @@ func TestJobContractCannotBeOverridden(t *testing.T) {
 		jobenv.TargetKind: "PersistentVolumeClaim", jobenv.TargetName: "nfs-pvc",
 		jobenv.OperatorURL: o.OperatorURL, jobenv.LockHostPrefix: o.LockHostPrefix,
 		jobenv.LockDeadline: "2026-12-01T10:09:30Z", // timeOut minus the margin
+		jobenv.Resolved:     "", jobenv.AsOf: "", jobenv.ExtraMounts: "",
 	}
 	for _, c := range append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...) {
 		got := map[string]string{}
@@ -46,8 +52,8 @@ func TestJobContractCannotBeOverridden(t *testing.T) {
 			got[e.Name] = e.Value
 		}
 		for k, v := range want {
-			if got[k] != v {
-				t.Errorf("container %s: %s = %q, want %q", c.Name, k, got[k], v)
+			if got, ok := got[k]; !ok || got != v {
+				t.Errorf("container %s: %s = %q (set: %v), want %q", c.Name, k, got, ok, v)
 			}
 		}
 	}

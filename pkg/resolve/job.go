@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -372,17 +374,12 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 			return nil, fmt.Errorf("%s %q: target mount path %s is at or under %s, where Stow mounts its own volume (spec.target.volumeMounts)", strings.ToLower(in.vars[VarInvokerKind]), in.vars[VarInvokerName], mp, r)
 		}
 	}
-	opVars, task, err := resolveTask(in)
+	containers, task, err := buildContainers(in)
 	if err != nil {
 		return nil, err
 	}
-	var containers []corev1.Container
-	for i, step := range task.Spec.Steps {
-		c, err := stepContainer(in, opVars, i, step)
-		if err != nil {
-			return nil, err
-		}
-		containers = append(containers, c)
+	if err := paramsChooseNothing(in, containers, jobVolumes(in, task)); err != nil {
+		return nil, err
 	}
 	exclusiveFrom := ""
 	if !in.restore {
@@ -419,6 +416,129 @@ func buildJob(in jobInput, opts Options) (*batchv1.Job, error) {
 	return job, nil
 }
 
+// buildContainers resolves the Task and makes one container per step.
+func buildContainers(in jobInput) ([]corev1.Container, *v1beta1.Task, error) {
+	opVars, task, err := resolveTask(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	var containers []corev1.Container
+	for i, step := range task.Spec.Steps {
+		c, err := stepContainer(in, opVars, i, step)
+		if err != nil {
+			return nil, nil, err
+		}
+		containers = append(containers, c)
+	}
+	return containers, task, nil
+}
+
+// TaskParamError is a spec.task.params entry that decides what the Job's
+// pod mounts or reads (paramsChooseNothing).
+type TaskParamError struct {
+	Index int
+	Name  string
+	// What is the part of the pod the parameter decides.
+	What string
+}
+
+func (e *TaskParamError) Error() string {
+	return fmt.Sprintf("spec.task.params[%d] (%s) decides %s; a Task parameter may fill in the Task's values but not choose a volume, "+
+		"a Secret, a ConfigMap, a mount or an environment variable name of the Job's pod (docs/security.md)", e.Index, e.Name, e.What)
+}
+
+// paramsChooseNothing refuses spec.task.params that decide which volumes
+// the pod has, what each container mounts where, which Secrets and
+// ConfigMaps its environment comes from or the names of its variables. A
+// Task or Function may put a parameter anywhere (claimName: ${pvc},
+// secretName: ${secret}, a volumeMount's name), and its author was checked
+// at admission for the template, not for the value a configuration's writer
+// gives: that value could name a Secret the writer may not read, another
+// PVC than the target, or mount a Secret volume at the target's path. Each
+// parameter is given another value; if the pod's inputs change, it decides
+// them. The Task's own parameters (outputDir, args, ...) only fill in values.
+func paramsChooseNothing(in jobInput, containers []corev1.Container, volumes []corev1.Volume) error {
+	want := podInputs(containers, volumes)
+	for i, p := range in.taskParams {
+		alt := in
+		alt.taskParams = append([]v1beta1.Param(nil), in.taskParams...)
+		alt.taskParams[i].Value = p.Value + "-stow-probe"
+		cs, task, err := buildContainers(alt)
+		if err != nil {
+			// The other value does not even resolve (a number field, say):
+			// leave the parameter out instead.
+			alt.taskParams = append(append([]v1beta1.Param(nil), in.taskParams[:i]...), in.taskParams[i+1:]...)
+			if cs, task, err = buildContainers(alt); err != nil {
+				continue
+			}
+		}
+		got := podInputs(cs, jobVolumes(alt, task))
+		if what := firstDifference(want, got); what != "" {
+			return &TaskParamError{Index: i, Name: p.Name, What: what}
+		}
+	}
+	return nil
+}
+
+// podInputs describes what a pod's containers get beyond values: each
+// volume's source, each mount (container, path, subPath, volume source),
+// each variable's name and where its value comes from, each envFrom
+// source. Sorted.
+func podInputs(containers []corev1.Container, volumes []corev1.Volume) []string {
+	source := map[string]string{}
+	var out []string
+	for _, v := range volumes {
+		b, _ := json.Marshal(v.VolumeSource)
+		source[v.Name] = string(b)
+		out = append(out, "a volume "+string(b))
+	}
+	for _, c := range containers {
+		for _, m := range c.VolumeMounts {
+			src, ok := source[m.Name]
+			if !ok {
+				src = fmt.Sprintf("(no volume %q)", m.Name)
+			}
+			out = append(out, fmt.Sprintf("what container %s mounts at %s (subPath %q%s, readOnly %v): %s", c.Name, m.MountPath, m.SubPath, subPathExpr(m), m.ReadOnly, src))
+		}
+		for _, e := range c.Env {
+			out = append(out, fmt.Sprintf("variable %s of container %s", e.Name, c.Name))
+			if e.ValueFrom != nil {
+				b, _ := json.Marshal(e.ValueFrom)
+				out = append(out, fmt.Sprintf("where variable %s of container %s comes from: %s", e.Name, c.Name, b))
+			}
+		}
+		for _, e := range c.EnvFrom {
+			b, _ := json.Marshal(e)
+			out = append(out, fmt.Sprintf("the variables of container %s from %s", c.Name, b))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func subPathExpr(m corev1.VolumeMount) string {
+	if m.SubPathExpr == "" {
+		return ""
+	}
+	return fmt.Sprintf(", subPathExpr %q", m.SubPathExpr)
+}
+
+// firstDifference names the first entry of want missing from got, or of got
+// missing from want; "" when they are equal.
+func firstDifference(want, got []string) string {
+	if slices.Equal(want, got) {
+		return ""
+	}
+	for _, pair := range [][2][]string{{want, got}, {got, want}} {
+		for _, w := range pair[0] {
+			if _, found := slices.BinarySearch(pair[1], w); !found {
+				return w
+			}
+		}
+	}
+	return "how many volumes, mounts or variables the pod has"
+}
+
 // resolveTask checks what every Job needs and substitutes the operator
 // variables and spec.task.params (which may not name a computed variable:
 // ValidateTaskParams) into the Task, so a bad Task is rejected before any
@@ -440,7 +560,7 @@ func resolveTask(in jobInput) (map[string]string, *v1beta1.Task, error) {
 	if in.repo.Spec.Backend.StorageSecretName == "" {
 		return nil, nil, fmt.Errorf("repository %q has no storageSecretName", in.repo.Name)
 	}
-	if errs := ValidateInvoker(v1beta1.TaskRef{Params: in.taskParams}); len(errs) > 0 {
+	if errs := ValidateInvoker(v1beta1.TaskRef{Params: in.taskParams}, in.rt); len(errs) > 0 {
 		return nil, nil, fmt.Errorf("%s %q: %v", strings.ToLower(in.vars[VarInvokerKind]), in.vars[VarInvokerName], errs.ToAggregate())
 	}
 	opVars := make(map[string]string, len(in.vars)+len(in.taskParams))
@@ -495,7 +615,6 @@ func stepContainer(in jobInput, opVars map[string]string, i int, step v1beta1.Fu
 		EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: in.repo.Spec.Backend.StorageSecretName},
 		}}},
-		Env: append([]corev1.EnvVar(nil), in.extraEnv...),
 	}
 	if err := upsertMount(&c, corev1.VolumeMount{Name: v1beta1.TmpDirVolumeName, MountPath: v1beta1.TmpDirMountPath}); err != nil {
 		return corev1.Container{}, fmt.Errorf("function %q (step %d of task %q): %v", fn.Name, i, in.task.Name, err)
@@ -507,6 +626,9 @@ func stepContainer(in jobInput, opVars map[string]string, i int, step v1beta1.Fu
 	}
 	applyContainerSettings(&c, spec.RuntimeSettings)
 	applyContainerSettings(&c, in.rt.Container)
+	for _, e := range in.extraEnv { // Stow's own, after the settings
+		upsertEnv(&c, e)
+	}
 	return c, nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
+	"github.com/stowhq/stow/pkg/jobenv"
 )
 
 // VarPodOrdinal is the restore ordinal of a Job restoring into new PVCs
@@ -103,8 +105,37 @@ func ValidateTaskParams(params []v1beta1.Param, p *field.Path) field.ErrorList {
 
 // ValidateInvoker checks what a BackupConfiguration or RestoreSession spec
 // hands its Jobs directly, beyond what the API schema and podpolicy check:
-// the controllers report the result as ValidationPassed=False (Invalid), and
-// the resolver refuses to build a Job from such a spec.
-func ValidateInvoker(task v1beta1.TaskRef) field.ErrorList {
-	return ValidateTaskParams(task.Params, field.NewPath("spec", "task", "params"))
+// Task parameters (ValidateTaskParams) and the environment of
+// runtimeSettings.container (ValidateEnv). The controllers report the
+// result as ValidationPassed=False (Invalid), and the resolver refuses to
+// build a Job from such a spec.
+func ValidateInvoker(task v1beta1.TaskRef, rt v1beta1.RuntimeSettings) field.ErrorList {
+	errs := ValidateTaskParams(task.Params, field.NewPath("spec", "task", "params"))
+	if rt.Container != nil {
+		errs = append(errs, ValidateEnv(rt.Container.Env, rt.Container.EnvFrom, field.NewPath("spec", "runtimeSettings", "container"))...)
+	}
+	return errs
+}
+
+// ValidateEnv refuses environment variables (env, at p) that control Stow's
+// runner, restic or the loader (jobenv.Reserved: STOW_*, RESTIC_*, LD_*,
+// PATH, HOME, TMPDIR, ...), and envFrom sources whose prefix could make
+// such a variable from some key: STOW_RESTIC=/stow-data/x made the runner
+// execute a file of the user's volume as restic, with the repository's
+// credentials, for a user without pod rights.
+func ValidateEnv(env []corev1.EnvVar, envFrom []corev1.EnvFromSource, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, e := range env {
+		if why := jobenv.Reserved(e.Name); why != "" {
+			errs = append(errs, field.Invalid(p.Child("env").Index(i).Child("name"), e.Name,
+				fmt.Sprintf("%s controls %s; runtimeSettings may not set it (docs/security.md)", e.Name, why)))
+		}
+	}
+	for i, e := range envFrom {
+		if why := jobenv.SafePrefix(e.Prefix); why != "" {
+			errs = append(errs, field.Invalid(p.Child("envFrom").Index(i).Child("prefix"), e.Prefix,
+				fmt.Sprintf("needs a prefix no reserved variable starts with, such as APP_: %s (docs/security.md)", why)))
+		}
+	}
+	return errs
 }

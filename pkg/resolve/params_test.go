@@ -27,7 +27,7 @@ func TestTaskParamsMayNotReplaceComputedVariables(t *testing.T) {
 		if _, err := BackupJob(bc, session(), s3Repo(), tasks[v1beta1.TaskPVCBackup], fns, opts); err == nil || !strings.Contains(err.Error(), `params[1].name: Invalid value: "`+name+`"`) {
 			t.Errorf("backup with param %s: %v", name, err)
 		}
-		if errs := ValidateInvoker(bc.Spec.Task); len(errs) != 1 {
+		if errs := ValidateInvoker(bc.Spec.Task, bc.Spec.RuntimeSettings); len(errs) != 1 {
 			t.Errorf("ValidateInvoker with param %s: %v", name, errs)
 		}
 		rs := restoreSession()

@@ -84,6 +84,8 @@ func (f *fixture) refresh() {
 	replace(s.Repositories().Informer(), items(repos.Items))
 	tasks, _ := f.stow.StowV1beta1().Tasks().List(ctx, opts)
 	replace(s.Tasks().Informer(), items(tasks.Items))
+	fns, _ := f.stow.StowV1beta1().Functions().List(ctx, opts)
+	replace(s.Functions().Informer(), items(fns.Items))
 	rss, _ := f.stow.StowV1beta1().RestoreSessions("").List(ctx, opts)
 	replace(s.RestoreSessions().Informer(), items(rss.Items))
 	bss, _ := f.stow.StowV1beta1().BackupSessions("").List(ctx, opts)
@@ -447,6 +449,26 @@ func TestBadInputs(t *testing.T) {
 				bc.Spec.Task.Params = []v1beta1.Param{{Name: "TARGET_NAME", Value: "other-pvc"}}
 			},
 			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `spec.task.params[0].name: Invalid value: "TARGET_NAME"`,
+			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
+		// runtimeSettings env may not steer the runner (STOW_RESTIC: the
+		// program run as restic), nor envFrom without a safe prefix.
+		{name: "env steers the runner", stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
+			mutate: func(bc *v1beta1.BackupConfiguration) {
+				bc.Spec.RuntimeSettings.Container = &v1beta1.ContainerRuntimeSettings{Env: []corev1.EnvVar{{Name: "STOW_RESTIC", Value: "/stow-data/x"}},
+					EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}}}}}
+			},
+			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `spec.runtimeSettings.container.env[0].name: Invalid value: "STOW_RESTIC"`,
+			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
+		// A Task parameter may not choose the Secret a Task's volume reads.
+		{name: "task param chooses a Secret", kube: healthyKube(),
+			stow: []runtime.Object{repository(ns),
+				&v1beta1.Task{ObjectMeta: metav1.ObjectMeta{Name: v1beta1.TaskPVCBackup}, Spec: v1beta1.TaskSpec{Steps: []v1beta1.FunctionRef{{Name: "fn"}},
+					Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "${secret:=creds}"}}}}}},
+				&v1beta1.Function{ObjectMeta: metav1.ObjectMeta{Name: "fn"}, Spec: v1beta1.FunctionSpec{Image: "img", VolumeMounts: []corev1.VolumeMount{{Name: "s", MountPath: "/s"}}}}},
+			mutate: func(bc *v1beta1.BackupConfiguration) {
+				bc.Spec.Task.Params = []v1beta1.Param{{Name: "secret", Value: "db-admin"}}
+			},
+			condType: v1beta1.ValidationPassed, condStatus: v1beta1.ConditionFalse, condReason: v1beta1.ResourceValidationFailed, msg: `spec.task.params[0] (secret) decides a volume {"secret":{"secretName":"db-admin"}}`,
 			phase: v1beta1.BackupInvokerInvalid, cronJob: "suspended", event: "Warning InvalidSpec"},
 		{name: "paused", mutate: func(bc *v1beta1.BackupConfiguration) { bc.Spec.Paused = true }, stow: []runtime.Object{repository(ns), task()}, kube: healthyKube(),
 			condType: v1beta1.CronJobCreated, condStatus: v1beta1.ConditionTrue, condReason: v1beta1.CronJobCreationSucceeded, msg: "suspended: spec.paused is true",

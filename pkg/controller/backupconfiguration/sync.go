@@ -2,6 +2,7 @@ package backupconfiguration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -362,6 +363,15 @@ func (c *Controller) taskAndPodSettings(ctx context.Context, d *v1beta1.BackupCo
 	if why := c.guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, d, repo, task, fns)...); why != "" {
 		return []string{why}
 	}
+	if repo != nil && len(d.Spec.Task.Params) > 0 {
+		// A Task parameter that decides what the Job's pod mounts or reads
+		// shows only once the Task is resolved: resolve it as a session would.
+		probe := &v1beta1.BackupSession{ObjectMeta: metav1.ObjectMeta{Name: d.Name, Namespace: d.Namespace}}
+		var pe *resolve.TaskParamError
+		if _, err := resolve.BackupJob(d, probe, repo, task, fns, c.opts); errors.As(err, &pe) {
+			return []string{pe.Error()}
+		}
+	}
 	return nil
 }
 
@@ -372,7 +382,7 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 	if errs := v1beta1.ValidateBackupConfiguration(d); len(errs) > 0 {
 		invalid = append(invalid, errs.ToAggregate().Error())
 	}
-	if errs := resolve.ValidateInvoker(d.Spec.Task); len(errs) > 0 {
+	if errs := resolve.ValidateInvoker(d.Spec.Task, d.Spec.RuntimeSettings); len(errs) > 0 {
 		invalid = append(invalid, errs.ToAggregate().Error())
 	}
 

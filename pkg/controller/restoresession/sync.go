@@ -260,7 +260,7 @@ func (c *Controller) validate(ctx context.Context, work *v1beta1.RestoreSession,
 	if errs := v1beta1.ValidateRestoreSession(work); len(errs) > 0 {
 		return errs.ToAggregate().Error()
 	}
-	if errs := resolve.ValidateInvoker(work.Spec.Task); len(errs) > 0 {
+	if errs := resolve.ValidateInvoker(work.Spec.Task, work.Spec.RuntimeSettings); len(errs) > 0 {
 		return errs.ToAggregate().Error()
 	}
 	if repo != nil && v1beta1.DecodeError(repo) != "" {
@@ -386,7 +386,13 @@ func (c *Controller) initiate(ctx context.Context, rs, work *v1beta1.RestoreSess
 		return wait, err
 	}
 	jobs, pvcs, resolved, err := c.build(ctx, work, repo)
-	if err != nil {
+	var pe *resolve.TaskParamError
+	switch {
+	case errors.As(err, &pe):
+		// Shows only once the Task is resolved; a spec that no retry fixes.
+		c.invalid(rs, rs, pe.Error(), now)
+		return 0, nil
+	case err != nil:
 		c.failExecutor(rs, err.Error(), now)
 		return 0, nil
 	}
@@ -551,7 +557,7 @@ func (c *Controller) build(ctx context.Context, work *v1beta1.RestoreSession, re
 	}
 	jobs, pvcs, err := c.cfg.BuildJobs(work, repo, task, fns, resolved)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot build the restore Jobs: %v", err)
+		return nil, nil, nil, fmt.Errorf("cannot build the restore Jobs: %w", err)
 	}
 	if len(jobs) == 0 {
 		return nil, nil, nil, fmt.Errorf("cannot build the restore Jobs: the Task produced none")

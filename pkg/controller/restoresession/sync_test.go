@@ -18,8 +18,10 @@ import (
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/names"
+	"github.com/stowhq/stow/pkg/resolve"
 	"github.com/stowhq/stow/pkg/restic"
 )
 
@@ -220,6 +222,43 @@ func TestRestoreTaskParamReplacingTargetIsInvalid(t *testing.T) {
 	contains(t, "reason", got.Status.Reason, `spec.task.params[1].name: Invalid value: "TARGET_NAME"`)
 	if f.built != 0 {
 		t.Fatal("a restore redirected by a Task parameter built Jobs")
+	}
+}
+
+// runtimeSettings env that would steer the runner (STOW_RESTIC: the program
+// run as restic) makes the restore Invalid, naming the variable.
+func TestRestoreEnvSteeringTheRunnerIsInvalid(t *testing.T) {
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.Spec.RuntimeSettings.Container = &v1beta1.ContainerRuntimeSettings{Env: []corev1.EnvVar{{Name: "STOW_RESTIC", Value: "/stow-data/evil"}}}
+	})
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), rs)
+	f.sync("rs")
+	got := f.restore("rs")
+	if got.Status.Phase != v1beta1.RestoreInvalid || f.built != 0 {
+		t.Fatalf("phase = %s (%s), %d builds", got.Status.Phase, got.Status.Reason, f.built)
+	}
+	contains(t, "reason", got.Status.Reason, `spec.runtimeSettings.container.env[0].name: Invalid value: "STOW_RESTIC"`)
+}
+
+// A Task parameter that decides what the Job's pod mounts shows when the
+// Task is resolved: the restore ends Invalid, not Failed, with the cause.
+func TestRestoreTaskParamChoosingAMountIsInvalid(t *testing.T) {
+	rs := newRestore("rs", func(rs *v1beta1.RestoreSession) {
+		rs.Spec.Task.Params = []v1beta1.Param{{Name: "targetVolume", Value: v1beta1.TmpDirVolumeName}}
+	})
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), rs)
+	f.c.cfg.BuildJobs = func(rs *v1beta1.RestoreSession, repo *v1beta1.Repository, task *v1beta1.Task, fns map[string]*v1beta1.Function, resolved []jobenv.ResolvedSnapshot) ([]*batchv1.Job, []*corev1.PersistentVolumeClaim, error) {
+		return resolve.RestoreJobs(rs, repo, task, fns, resolved, resolve.Options{Image: "stow:test"})
+	}
+	f.sync("rs")
+	got := f.restore("rs")
+	if got.Status.Phase != v1beta1.RestoreInvalid {
+		t.Fatalf("phase = %s (%s)", got.Status.Phase, got.Status.Reason)
+	}
+	cond(t, got.Status.Conditions, v1beta1.ValidationPassed, v1beta1.ConditionFalse)
+	contains(t, "reason", got.Status.Reason, "spec.task.params[0] (targetVolume) decides what container pvc-restore-0 mounts at /stow-data")
+	if f.job(names.RestoreJob("rs", 0)) != nil {
+		t.Fatal("a Job was made")
 	}
 }
 
