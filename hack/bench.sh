@@ -60,6 +60,8 @@ if [[ $PART == datapath || $PART == all ]]; then
   export STOW_RESTIC=${STOW_RESTIC:-${STOW_TOOLS_BIN:-$HOME/.cache/stow/bin}/restic}
   log "building stow and the harness"
   CGO_ENABLED=0 "$GO" build -trimpath -o "$BENCH_DIR/bin/stow" ./cmd/stow
+  # The Job steps run the restic next to stow (as in the image), never $STOW_RESTIC.
+  ln -sf "$STOW_RESTIC" "$BENCH_DIR/bin/restic"
   "$GO" build -o "$BENCH_DIR/bin/datapath" ./bench/datapath
   export STOW_BIN=$BENCH_DIR/bin/stow
   log "data path at scale $BENCH_SCALE, ${BENCH_RUNS:-3} run(s)"

@@ -19,7 +19,8 @@
 //	BENCH_DIR          work directory (default _output/bench)
 //	BENCH_OUT          results file (default bench/results.json; results.md next to it)
 //	BENCH_LABEL        label printed on the report (default for a scale other than full: a smoke-run warning)
-//	STOW_BIN           the stow binary; STOW_RESTIC the restic binary
+//	STOW_BIN           the stow binary, with STOW_RESTIC next to it as restic (a Job step runs that one)
+//	STOW_RESTIC        the restic binary
 package main
 
 import (
@@ -145,6 +146,10 @@ func loadConfig() (*config, error) {
 	}
 	if c.resticBin, err = restic.FindBinary(); err != nil {
 		return nil, err
+	}
+	// The session tool runs Job steps, which run the restic next to stow.
+	if sibling := filepath.Join(filepath.Dir(c.stowBin), "restic"); !samePath(sibling, c.resticBin) {
+		return nil, fmt.Errorf("%s is not %s: a Job step runs the restic next to stow (hack/bench.sh links it)", sibling, c.resticBin)
 	}
 	if c.dir, err = filepath.Abs(c.dir); err != nil {
 		return nil, err
@@ -542,4 +547,11 @@ func (b *bench) jobOps(ds *dataSet, work, repo, target string) toolOps {
 			})
 		},
 	}
+}
+
+// samePath tells whether paths a and b name the same file.
+func samePath(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }

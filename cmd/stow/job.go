@@ -248,7 +248,13 @@ func (j *jobFlags) newRestic() (*restic.Restic, []string, error) {
 	if err != nil {
 		return nil, made, err
 	}
-	bin, err := restic.FindBinary()
+	// In a Job (the operator's contract is set) restic is the one next to
+	// the runner; the environment only names it for runs outside Jobs.
+	find := restic.FindBinary
+	if j.hasContract {
+		find = restic.JobBinary
+	}
+	bin, err := find()
 	if err != nil {
 		return nil, made, err
 	}

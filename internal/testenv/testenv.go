@@ -278,6 +278,14 @@ func BuildStow(t testing.TB) string {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			stowErr = fmt.Errorf("go build cmd/stow: %v\n%s", err, out)
+			return
+		}
+		// A Job step (the operator's contract in its environment) runs the
+		// restic next to stow, as in the image, never $STOW_RESTIC.
+		if r, err := FindTool("restic", "STOW_RESTIC"); err == nil {
+			if err := os.Symlink(r, filepath.Join(dir, "restic")); err != nil {
+				stowErr = err
+			}
 		}
 	})
 	if stowErr != nil {

@@ -467,7 +467,25 @@ func (t *tailBuffer) Bytes() []byte {
 	return append([]byte(nil), t.buf...)
 }
 
-// FindBinary locates restic: $STOW_RESTIC, then PATH, then the tools cache
+// JobBinary locates restic for a step of a Stow Job: the restic next to this
+// executable (the image keeps stow and restic in /usr/local/bin). It never
+// reads the environment: in a Job that is partly the user's (envFrom
+// sources), and $STOW_RESTIC or $PATH would make the runner execute a
+// program of their choosing with the repository's credentials.
+func JobBinary() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("restic: cannot locate the runner's executable: %v", err)
+	}
+	p := filepath.Join(filepath.Dir(exe), "restic")
+	if !isExecutable(p) {
+		return "", fmt.Errorf("restic not found at %s: a Stow Job runs the restic next to the runner, never $STOW_RESTIC or $PATH (docs/security.md)", p)
+	}
+	return p, nil
+}
+
+// FindBinary locates restic for the CLI, benchmarks and tests (never a
+// Job's step: JobBinary): $STOW_RESTIC, then PATH, then the tools cache
 // that hack/tools.sh fills ($HOME/.cache/stow/bin).
 func FindBinary() (string, error) {
 	if p := os.Getenv("STOW_RESTIC"); p != "" {
