@@ -26,14 +26,8 @@ func TestIntegrationRestoreAsOf(t *testing.T) {
 		"--scratch-dir=" + filepath.Join(dir, "scratch"), "--output-dir=" + filepath.Join(dir, "output")}
 	termLog := filepath.Join(dir, "termination-log")
 	env := func(invokerKind, invokerName string, asOf time.Time) map[string]string {
-		e := m.Env()
-		e["RESTIC_PASSWORD"] = "asof password"
-		c := jobenv.Contract{Identity: identity.Identity{Namespace: "apps", InvokerKind: invokerKind, InvokerName: invokerName,
-			TargetKind: "PersistentVolumeClaim", TargetName: "data"}, AsOf: asOf}
-		for _, v := range c.Env() {
-			e[v.Name] = v.Value
-		}
-		return e
+		return stepEnv(m, "asof password", jobenv.Contract{Identity: identity.Identity{Namespace: "apps", InvokerKind: invokerKind, InvokerName: invokerName,
+			TargetKind: "PersistentVolumeClaim", TargetName: "data"}, AsOf: asOf})
 	}
 	run := func(t *testing.T, env map[string]string, args ...string) stowRun {
 		t.Helper()

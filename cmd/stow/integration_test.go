@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stowhq/stow/internal/testenv"
+	"github.com/stowhq/stow/pkg/jobenv"
 	"github.com/stowhq/stow/pkg/jobresult"
 	"github.com/stowhq/stow/pkg/restic"
 )
@@ -38,6 +39,17 @@ func runStow(t *testing.T, env map[string]string, args ...string) stowRun {
 		t.Fatal(err)
 	}
 	return stowRun{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// stepEnv is the environment of a Job step against MinIO m: its
+// credentials, the repository password and the operator's contract c.
+func stepEnv(m *testenv.MinIO, password string, c jobenv.Contract) map[string]string {
+	e := m.Env()
+	e["RESTIC_PASSWORD"] = password
+	for _, v := range c.Env() {
+		e[v.Name] = v.Value
+	}
+	return e
 }
 
 func (r stowRun) String() string {

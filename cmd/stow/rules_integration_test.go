@@ -25,13 +25,8 @@ func TestIntegrationRulesPreferTheTargetsOwnSnapshots(t *testing.T) {
 		"--scratch-dir=" + filepath.Join(dir, "scratch"), "--output-dir=" + filepath.Join(dir, "output")}
 	termLog := filepath.Join(dir, "termination-log")
 	env := func(ns, invokerKind, invokerName, pvc string) map[string]string {
-		e := m.Env()
-		e["RESTIC_PASSWORD"] = "rules password"
-		for _, v := range (jobenv.Contract{Identity: identity.Identity{Namespace: ns, InvokerKind: invokerKind, InvokerName: invokerName,
-			TargetKind: "PersistentVolumeClaim", TargetName: pvc}}).Env() {
-			e[v.Name] = v.Value
-		}
-		return e
+		return stepEnv(m, "rules password", jobenv.Contract{Identity: identity.Identity{Namespace: ns, InvokerKind: invokerKind, InvokerName: invokerName,
+			TargetKind: "PersistentVolumeClaim", TargetName: pvc}})
 	}
 	run := func(t *testing.T, env map[string]string, args ...string) stowRun {
 		t.Helper()

@@ -33,13 +33,8 @@ func TestIntegrationSharedRepositoryJobSteps(t *testing.T) {
 	termLog := filepath.Join(dir, "termination-log")
 	type config struct{ ns, bc, pvc string }
 	env := func(c config, invokerKind, invokerName string) map[string]string {
-		e := m.Env()
-		e["RESTIC_PASSWORD"] = "shared password"
-		for _, v := range (jobenv.Contract{Identity: identity.Identity{Namespace: c.ns, InvokerKind: invokerKind, InvokerName: invokerName,
-			TargetKind: "PersistentVolumeClaim", TargetName: c.pvc}}).Env() {
-			e[v.Name] = v.Value
-		}
-		return e
+		return stepEnv(m, "shared password", jobenv.Contract{Identity: identity.Identity{Namespace: c.ns, InvokerKind: invokerKind, InvokerName: invokerName,
+			TargetKind: "PersistentVolumeClaim", TargetName: c.pvc}})
 	}
 	step := func(t *testing.T, env map[string]string, args ...string) jobresult.Result {
 		t.Helper()
