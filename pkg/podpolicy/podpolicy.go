@@ -80,7 +80,8 @@ const (
 type Ref struct {
 	// Resource is "secrets" or "configmaps" (core API group).
 	Resource string
-	// Name is the field holding the object's name, relative to the rule's field.
+	// Name is the field holding the object's name, relative to the rule's
+	// field; "" when the rule's field is the name itself.
 	Name string
 }
 
@@ -102,7 +103,7 @@ const (
 	True
 	// False: the field is the boolean false.
 	False
-	// NonEmpty: the list is non-empty.
+	// NonEmpty: the list or string is non-empty.
 	NonEmpty
 	// Positive: the number is > 0.
 	Positive
@@ -125,6 +126,12 @@ type Rule struct {
 	// Ref is set when the field names a Secret or ConfigMap (Class Secrets
 	// or ConfigMaps): the writer must be able to get it, or create pods.
 	Ref *Ref
+	// AdmissionOnly rules are checked by the admission policy alone, not
+	// again by the operator (pkg/controller/podguard): every object of the
+	// resource has the field, so the operator, which cannot tell who wrote
+	// an object, would refuse every one written before the policy (and
+	// all of them with --pod-settings=refuse or without the policy).
+	AdmissionOnly bool
 }
 
 // Field is the Path as users write it, without the [] markers.
@@ -172,10 +179,10 @@ var envRefs = []struct {
 	ref  Ref
 	what string
 }{
-	{"env[].valueFrom.secretKeyRef", Ref{"secrets", "name"}, "a Secret's value in an environment variable"},
-	{"env[].valueFrom.configMapKeyRef", Ref{"configmaps", "name"}, "a ConfigMap's value in an environment variable"},
-	{"envFrom[].secretRef", Ref{"secrets", "name"}, "a Secret's values as environment variables"},
-	{"envFrom[].configMapRef", Ref{"configmaps", "name"}, "a ConfigMap's values as environment variables"},
+	{"env[].valueFrom.secretKeyRef", Ref{Resource: "secrets", Name: "name"}, "a Secret's value in an environment variable"},
+	{"env[].valueFrom.configMapKeyRef", Ref{Resource: "configmaps", Name: "name"}, "a ConfigMap's value in an environment variable"},
+	{"envFrom[].secretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret's values as environment variables"},
+	{"envFrom[].configMapRef", Ref{Resource: "configmaps", Name: "name"}, "a ConfigMap's values as environment variables"},
 }
 
 // volumeRefs are the fields of a volume source that name a Secret or
@@ -185,19 +192,19 @@ var volumeRefs = []struct {
 	ref  Ref
 	what string
 }{
-	{"secret", Ref{"secrets", "secretName"}, "a Secret as files"},
-	{"configMap", Ref{"configmaps", "name"}, "a ConfigMap as files"},
-	{"projected.sources[].secret", Ref{"secrets", "name"}, "a Secret as files"},
-	{"projected.sources[].configMap", Ref{"configmaps", "name"}, "a ConfigMap as files"},
-	{"csi.nodePublishSecretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
-	{"azureFile", Ref{"secrets", "secretName"}, "a Secret for the volume driver"},
-	{"cephfs.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
-	{"cinder.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
-	{"flexVolume.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
-	{"iscsi.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
-	{"rbd.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
-	{"scaleIO.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
-	{"storageos.secretRef", Ref{"secrets", "name"}, "a Secret for the volume driver"},
+	{"secret", Ref{Resource: "secrets", Name: "secretName"}, "a Secret as files"},
+	{"configMap", Ref{Resource: "configmaps", Name: "name"}, "a ConfigMap as files"},
+	{"projected.sources[].secret", Ref{Resource: "secrets", Name: "name"}, "a Secret as files"},
+	{"projected.sources[].configMap", Ref{Resource: "configmaps", Name: "name"}, "a ConfigMap as files"},
+	{"csi.nodePublishSecretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret for the volume driver"},
+	{"azureFile", Ref{Resource: "secrets", Name: "secretName"}, "a Secret for the volume driver"},
+	{"cephfs.secretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret for the volume driver"},
+	{"cinder.secretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret for the volume driver"},
+	{"flexVolume.secretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret for the volume driver"},
+	{"iscsi.secretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret for the volume driver"},
+	{"rbd.secretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret for the volume driver"},
+	{"scaleIO.secretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret for the volume driver"},
+	{"storageos.secretRef", Ref{Resource: "secrets", Name: "name"}, "a Secret for the volume driver"},
 }
 
 // Rules is the whole table, in a stable order.
@@ -236,7 +243,7 @@ func buildRules() []Rule {
 		for _, e := range envRefs {
 			addRef(res, "spec.runtimeSettings.container."+e.path, e.ref, e.what)
 		}
-		addRef(res, "spec.runtimeSettings.pod.imagePullSecrets[]", Ref{"secrets", "name"}, "a Secret's registry credentials")
+		addRef(res, "spec.runtimeSettings.pod.imagePullSecrets[]", Ref{Resource: "secrets", Name: "name"}, "a Secret's registry credentials")
 	}
 	for _, h := range []string{"preBackup", "postBackup"} {
 		add(BackupConfigurations, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the pods using the target PVC")
@@ -244,6 +251,11 @@ func buildRules() []Rule {
 	for _, h := range []string{"preRestore", "postRestore"} {
 		add(RestoreSessions, "spec.hooks."+h+".exec", Present, Command, "a command of its own in the pods using the target PVC")
 	}
+	// A Repository's own storage Secret: its credentials go to whatever
+	// backend the Repository names, a server of the writer's choosing
+	// (a REST backend gets REST_SERVER_* as basic auth).
+	out = append(out, Rule{Resource: Repositories, Path: "spec.backend.storageSecretName", Test: NonEmpty, Class: Secrets,
+		What: "the backend credentials of its storage Secret", Ref: &Ref{Resource: "secrets"}, AdmissionOnly: true})
 	volume(Repositories, "spec.backend.local.")
 	volume(Tasks, "spec.volumes[].")
 	for _, f := range containerSC {
@@ -315,8 +327,11 @@ func Asks(resource string, obj any) ([]Ask, error) {
 // without a name is listed as "".
 func refNames(v any, path []string, name string, out []string) []string {
 	if len(path) == 0 {
-		m, _ := v.(map[string]any)
-		n, _ := m[name].(string)
+		n, _ := v.(string)
+		if name != "" {
+			m, _ := v.(map[string]any)
+			n, _ = m[name].(string)
+		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
 		}
@@ -390,8 +405,13 @@ func test(v any, t Test) bool {
 		b, ok := v.(bool)
 		return ok && !b
 	case NonEmpty:
-		l, ok := v.([]any)
-		return ok && len(l) > 0
+		switch x := v.(type) {
+		case []any:
+			return len(x) > 0
+		case string:
+			return x != ""
+		}
+		return false
 	case Positive:
 		switch n := v.(type) {
 		case float64:
@@ -430,7 +450,10 @@ func (r Rule) deniedCEL() string {
 // checks per expression (each costs 350000 of 1000000); the policy's
 // variable may_get_<resource> (get on every one) spares them.
 func (r Rule) mayGet(v string) string {
-	name := fmt.Sprintf("(has(%s.%s) ? %s.%s : '')", v, r.Ref.Name, v, r.Ref.Name)
+	name := v
+	if r.Ref.Name != "" {
+		name = fmt.Sprintf("(has(%s.%s) ? %s.%s : '')", v, r.Ref.Name, v, r.Ref.Name)
+	}
 	return inNamespace(fmt.Sprintf("authorizer.group('').resource('%s')", r.Ref.Resource), fmt.Sprintf(".name(%s).check('get').allowed()", name))
 }
 

@@ -283,3 +283,22 @@ func TestPolicyClassesStillChecked(t *testing.T) {
 		t.Errorf("a plain configuration: %q", got)
 	}
 }
+
+// A Repository's storage Secret is checked against its writer: the Job sends
+// its credentials to whatever backend the Repository names (a REST server
+// of the writer's gets REST_SERVER_* as basic auth), so a writer who may
+// not get the Secret could otherwise read it through Stow.
+func TestPolicyStorageSecretNeedsGet(t *testing.T) {
+	repo := &v1beta1.Repository{Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{StorageSecretName: "db-admin",
+		Rest: &v1beta1.RestServerSpec{URL: "http://attacker.example:8000/r"}}}}
+	got := admit(t, Repositories, "team", repo, nil)
+	want := "spec.backend.storageSecretName names a Secret that tenant may not get in namespace team, nor may they create pods there"
+	if len(got) != 1 || !strings.Contains(got[0], want) {
+		t.Errorf("refusals %q, want one saying %q", got, want)
+	}
+	for name, grants := range map[string][]grant{"get on it": {getDBAdmin}, "get on every Secret": {getAllSecrets}, "create pods": {canCreatePods}} {
+		if got := admit(t, Repositories, "team", repo, grants); len(got) != 0 {
+			t.Errorf("%s: refused %q", name, got)
+		}
+	}
+}

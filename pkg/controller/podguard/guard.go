@@ -89,6 +89,7 @@ func (g *Guard) Check(ctx context.Context, objs ...Object) string {
 		if err != nil {
 			return fmt.Sprintf("cannot read the pod settings of %s %s: %v", o.Resource, o.Obj.GetName(), err)
 		}
+		asks = slices.DeleteFunc(asks, func(a podpolicy.Ask) bool { return a.AdmissionOnly })
 		if len(asks) == 0 {
 			continue
 		}

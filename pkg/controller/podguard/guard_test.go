@@ -104,3 +104,23 @@ func TestGuardSecretReference(t *testing.T) {
 		t.Errorf("refuse: %q", why)
 	}
 }
+
+// Every Repository names its storage Secret, which the admission policy
+// checks against the writer (podpolicy's AdmissionOnly rule). The operator
+// does not check it again: it would refuse every Repository written before
+// the policy, and all of them without the policy or with refuse.
+func TestGuardLeavesTheStorageSecretToAdmission(t *testing.T) {
+	ctx := context.Background()
+	repo := &v1beta1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: "team", CreationTimestamp: metav1.NewTime(installed.Add(-time.Hour))},
+		Spec: v1beta1.RepositorySpec{Backend: v1beta1.Backend{StorageSecretName: "creds", Rest: &v1beta1.RestServerSpec{URL: "http://rest:8000/r"}}}}
+	asks, err := podpolicy.Asks(podpolicy.Repositories, repo)
+	if err != nil || len(asks) != 1 || !asks[0].AdmissionOnly {
+		t.Fatalf("asks %v (%v): want the storage Secret, checked at admission only", asks, err)
+	}
+	for name, g := range map[string]*Guard{"no policy": New(Admission, fake.NewClientset()), "written before the policy": New(Admission, withPolicy()),
+		"refuse": New(Refuse, withPolicy())} {
+		if why := g.Check(ctx, Object{podpolicy.Repositories, repo}); why != "" {
+			t.Errorf("%s: %q", name, why)
+		}
+	}
+}
