@@ -200,11 +200,7 @@ func (o *restorePVCOptions) latestOf(ctx context.Context, r *restic.Restic, base
 	}
 	snaps = restic.TakenBy(snaps, base.AsOf)
 	if len(snaps) == 0 {
-		msg := "no snapshot found for host " + base.Host
-		if path != "" {
-			msg += " and path " + path
-		}
-		return nil, errors.New(msg + takenBy(base.AsOf))
+		return nil, errors.New("no snapshot found for host " + base.Host + pathNote(path) + takenBy(base.AsOf))
 	}
 	id, known := o.job.identity()
 	var own, newest *restic.Snapshot
