@@ -28,6 +28,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/controller/internal"
 	"github.com/stowhq/stow/pkg/controller/internal/controllertest"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 	"github.com/stowhq/stow/pkg/controller/trim"
 	"github.com/stowhq/stow/pkg/metrics"
 	"github.com/stowhq/stow/pkg/names"
@@ -1125,11 +1126,18 @@ func TestForbiddenRepositoryTellsNothing(t *testing.T) {
 		{"secret with password", []runtime.Object{repository("vault")}, []runtime.Object{secret("vault", password)}},
 		{"secret without password", []runtime.Object{repository("vault")}, []runtime.Object{secret("vault", map[string][]byte{"X": []byte("y")})}},
 		{"no secret", []runtime.Object{repository("vault")}, nil},
+		{"a hostPath repository (a pod setting the operator checks)", []runtime.Object{func() runtime.Object {
+			r := repository("vault")
+			r.Spec.Backend = v1beta1.Backend{StorageSecretName: "creds", Local: &v1beta1.LocalSpec{MountPath: "/repo",
+				VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/vault"}}}}
+			return r
+		}()}, []runtime.Object{secret("vault", password)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bc := backupConfig("bc")
 			bc.Spec.Repository.Namespace = "vault"
 			f := newFixture(t, append(healthyKube(), tc.vault...), append([]runtime.Object{bc, task()}, tc.stow...))
+			f.c.guard = podguard.New(podguard.Admission, f.kube) // no policy installed: any pod setting is refused, naming its object
 			_ = f.sync("bc")
 			got := f.bc("bc")
 			var conds []v1beta1.Condition

@@ -358,7 +358,7 @@ func (c *Controller) taskAndPodSettings(ctx context.Context, d *v1beta1.BackupCo
 	}
 	var repo *v1beta1.Repository
 	if d.Spec.Repository.Name != "" {
-		repo, _ = c.repos.Repositories(d.Spec.Repository.Namespace).Get(d.Spec.Repository.Name)
+		repo, _ = c.repository(ctx, d)
 	}
 	if why := c.guard.Check(ctx, podguard.Session(podpolicy.BackupConfigurations, d, repo, task, fns)...); why != "" {
 		return []string{why}
@@ -399,22 +399,9 @@ func (c *Controller) evaluate(ctx context.Context, d *v1beta1.BackupConfiguratio
 
 	// Repository and its usagePolicy.
 	repoKey := internal.RepositoryKey(d.Namespace, d.Spec.Repository)
-	repo, err := c.repos.Repositories(d.Spec.Repository.Namespace).Get(d.Spec.Repository.Name)
-	// A Repository of another namespace that does not allow this one is
-	// reported exactly as one that does not exist, and nothing more is read
-	// of it (its Secret, its backend): a writer here learns nothing about
-	// another namespace that it may not use.
+	repo, err := c.repository(ctx, d)
 	unusable := fmt.Sprintf("repository %s not found, or its usagePolicy does not allow namespace %q", repoKey, d.Namespace)
-	cross := d.Spec.Repository.Namespace != "" && d.Spec.Repository.Namespace != d.Namespace
-	if cross && err == nil && d.Spec.Repository.Name != "" {
-		var nsLabels map[string]string
-		if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
-			nsLabels = l
-		}
-		if v1beta1.ValidateUsage(repo, d.Namespace, nsLabels) != nil {
-			repo, err = nil, apierrors.NewNotFound(v1beta1.Resource("repositories"), d.Spec.Repository.Name)
-		}
-	}
+	cross := crossNamespace(d)
 	switch {
 	case d.Spec.Repository.Name == "":
 		repo = nil
@@ -811,4 +798,29 @@ func mergeLabels(dst, src map[string]string) map[string]string {
 		dst[k] = v
 	}
 	return dst
+}
+
+// repository is d's Repository as d may see it. One of another namespace
+// whose usagePolicy does not allow d's is reported exactly as one that
+// does not exist (not found), and nothing more is read of it (its Secret,
+// its backend, its pod settings): a writer here learns nothing about
+// another namespace that it may not use.
+func (c *Controller) repository(ctx context.Context, d *v1beta1.BackupConfiguration) (*v1beta1.Repository, error) {
+	repo, err := c.repos.Repositories(d.Spec.Repository.Namespace).Get(d.Spec.Repository.Name)
+	if err != nil || !crossNamespace(d) {
+		return repo, err
+	}
+	var nsLabels map[string]string
+	if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
+		nsLabels = l
+	}
+	if v1beta1.ValidateUsage(repo, d.Namespace, nsLabels) != nil {
+		return nil, apierrors.NewNotFound(v1beta1.Resource("repositories"), d.Spec.Repository.Name)
+	}
+	return repo, nil
+}
+
+// crossNamespace tells whether d's Repository is of another namespace.
+func crossNamespace(d *v1beta1.BackupConfiguration) bool {
+	return d.Spec.Repository.Namespace != "" && d.Spec.Repository.Namespace != d.Namespace
 }
