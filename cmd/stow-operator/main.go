@@ -280,6 +280,14 @@ func runWithLeaderElection(ctx context.Context, o options, kube kubernetes.Inter
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder},
 	}
 	health.setReady(true) // a standby is ready: it only waits for the Lease
+	// When fn ends while the Lease is still held (the controllers failed
+	// to start: a transient API error, a bad flag), the elector is stopped
+	// too: the Lease is released for a standby and the process exits with
+	// fn's error, to be restarted. client-go ignores what OnStartedLeading
+	// returns, so a leader whose controllers never ran kept renewing the
+	// Lease, healthy to its probes, while no backup ran anywhere.
+	electing, stopElecting := context.WithCancel(ctx)
+	defer stopElecting()
 	var runErr error
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
@@ -290,14 +298,20 @@ func runWithLeaderElection(ctx context.Context, o options, kube kubernetes.Inter
 		Name:            leaseName,
 		WatchDog:        health.leader,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) { runErr = fn(ctx) },
+			OnStartedLeading: func(ctx context.Context) {
+				runErr = fn(ctx)
+				if runErr == nil && ctx.Err() == nil {
+					runErr = errors.New("the controllers stopped while this replica held the Lease")
+				}
+				stopElecting()
+			},
 			OnStoppedLeading: func() { klog.FromContext(ctx).Info("Leadership ended", "identity", id) },
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
-	le.Run(ctx)
+	le.Run(electing)
 	if runErr == nil && ctx.Err() == nil {
 		return errors.New("lost the leader Lease")
 	}

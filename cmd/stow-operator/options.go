@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stowhq/stow/pkg/controller/hookrun"
+	"github.com/stowhq/stow/pkg/controller/podguard"
 )
 
 // options are the operator's command-line flags.
@@ -121,6 +122,9 @@ func (o *options) complete() error {
 	}
 	if o.HookTimeout <= 0 {
 		return fmt.Errorf("--hook-timeout must be positive, not %s", o.HookTimeout)
+	}
+	if _, err := podguard.ParseMode(o.PodSettings); err != nil {
+		return fmt.Errorf("--pod-settings: %w", err)
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ func TestBadValuesAreOneLineErrors(t *testing.T) {
 		{[]string{"--kube-api-qps=0"}, "--kube-api-qps"},
 		{[]string{"--kube-api-burst=0"}, "--kube-api-burst"},
 		{[]string{"--pending-timeout=0s"}, "--pending-timeout"},
+		// Checked at start: a typo used to fail only once the replica held
+		// the Lease, after the probes said it was ready.
+		{[]string{"--pod-settings=trsut"}, "--pod-settings"},
 	} {
 		_, err := parse(t, tt.args...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
