@@ -123,8 +123,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		s.unregister()
 		return nil, fmt.Errorf("pushgateway listen on %s: %v", opts.Address, err)
 	}
-	s.ln = ln
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.ln = LimitListener(ln)
+	s.http = Limit(&http.Server{Handler: s.Handler()})
 	return s, nil
 }
 
