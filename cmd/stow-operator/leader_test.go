@@ -24,7 +24,9 @@ func TestLeaderWhoseControllersFailedGivesUpTheLease(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runWithLeaderElection(ctx, options{LeaderElectNamespace: "stow-system"}, kube, record.NewFakeRecorder(10), newHealth(),
-			func(context.Context) error { return errors.New("ensure Function update-status: etcdserver: request timed out") })
+			func(context.Context) error {
+				return errors.New("ensure Function update-status: etcdserver: request timed out")
+			})
 	}()
 	select {
 	case err := <-done:
