@@ -26,6 +26,9 @@ var triggerCommand = command{
 			if err != nil {
 				return err
 			}
+			if err := positive("--timeout", *timeout); err != nil {
+				return err
+			}
 			bs, err := trigger.Create(ctx, e.stow, e.namespace, name, e.now())
 			if apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("%v (a session of this second exists; try again in a second)", err)

@@ -27,6 +27,9 @@ var describeCommand = command{
 			if err != nil {
 				return err
 			}
+			if *sessions < 0 {
+				return usagef("--sessions must be 0 or more, not %d", *sessions)
+			}
 			bc, err := e.stow.StowV1beta1().BackupConfigurations(e.namespace).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("backupconfiguration %s: %v", name, err)

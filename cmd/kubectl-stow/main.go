@@ -111,6 +111,15 @@ type usageErr struct{ error }
 
 func usagef(format string, args ...any) error { return usageErr{fmt.Errorf(format, args...)} }
 
+// positive refuses a flag's duration that is not positive, before anything
+// is created (a --wait with it could only time out at once).
+func positive(flag string, d time.Duration) error {
+	if d <= 0 {
+		return usagef("%s must be positive, not %s", flag, d)
+	}
+	return nil
+}
+
 // run executes one invocation and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, clients clientsFunc) int {
 	return runWith(ctx, args, stdout, stderr, clients, time.Now, 2*time.Second)

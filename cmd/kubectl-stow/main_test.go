@@ -382,3 +382,36 @@ func TestUsage(t *testing.T) {
 		t.Errorf("unknown command: %d %q", code, errs)
 	}
 }
+
+// Numbers and durations out of range are usage errors (exit 2, one line),
+// caught before anything is created; `describe --sessions=-1` panicked.
+func TestFlagsOutOfRangeAreUsageErrors(t *testing.T) {
+	h := newHarness(t, []runtime.Object{bc("nightly"), repo(nil), snapshot(id('a'), "nightly", "data", now, "/stow-data")})
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"describe", "nightly", "--sessions=-1"}, "--sessions"},
+		{[]string{"snapshots", "--limit=-1"}, "--limit"},
+		{[]string{"trigger", "nightly", "--wait", "--timeout=0s"}, "--timeout"},
+		{[]string{"check", "repo", "--wait", "--timeout=-1m"}, "--timeout"},
+		{[]string{"restore", "aaaaaaaaaaaaaaaa", "--wait", "--timeout=0s"}, "--timeout"},
+	} {
+		var code int
+		var errs string
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("%v panicked: %v", tt.args, r)
+				}
+			}()
+			code, _, errs = h.run(tt.args...)
+		}()
+		if code != 2 || !strings.Contains(errs, tt.want) || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 naming %s", tt.args, code, errs, tt.want)
+		}
+	}
+	if list, _ := h.stow.StowV1beta1().BackupSessions(ns).List(context.Background(), metav1.ListOptions{}); len(list.Items) != 0 {
+		t.Errorf("a refused command created %d BackupSessions", len(list.Items))
+	}
+}

@@ -38,6 +38,9 @@ func maintenanceCommand(task, short string) command {
 				if err != nil {
 					return err
 				}
+				if err := positive("--timeout", *timeout); err != nil {
+					return err
+				}
 				value, err := requestMaintenance(ctx, e, name, task)
 				if err != nil {
 					return err

@@ -34,6 +34,9 @@ var snapshotsCommand = command{
 			if len(args) > 1 {
 				return usagef("want at most one BackupConfiguration name, got %d arguments", len(args))
 			}
+			if *limit < 0 {
+				return usagef("--limit must be 0 (all) or more, not %d", *limit)
+			}
 			set := labels.Set{}
 			if len(args) == 1 {
 				set[v1beta1.LabelInvokerType] = v1beta1.KindBackupConfiguration
@@ -110,6 +113,9 @@ var restoreCommand = command{
 		return func(ctx context.Context, e *env, args []string) error {
 			snapName, err := oneArg(args, "Snapshot name")
 			if err != nil {
+				return err
+			}
+			if err := positive("--timeout", *timeout); err != nil {
 				return err
 			}
 			snap, err := e.stow.StowV1beta1().Snapshots(e.namespace).Get(ctx, snapName, metav1.GetOptions{})
