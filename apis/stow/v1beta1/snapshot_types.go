@@ -30,6 +30,10 @@ type Snapshot struct {
 	Spec SnapshotSpec `json:"spec"`
 }
 
+// MaxSnapshotPaths is how many paths a Snapshot record holds (the CRD's
+// maxItems of spec.paths).
+const MaxSnapshotPaths = 64
+
 // SnapshotSpec is what restic and the session reported of the snapshot.
 type SnapshotSpec struct {
 	// ID is the full restic snapshot id.
@@ -40,7 +44,7 @@ type SnapshotSpec struct {
 	// Hostname is restic's --host of the snapshot.
 	// +optional
 	Hostname string `json:"hostname,omitempty"`
-	// Paths the snapshot holds.
+	// Paths the snapshot holds (at most MaxSnapshotPaths).
 	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Paths []string `json:"paths,omitempty"`

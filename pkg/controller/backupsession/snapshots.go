@@ -3,8 +3,11 @@ package backupsession
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -25,7 +28,7 @@ func (c *Controller) recordSnapshots(ctx context.Context, s *v1beta1.BackupSessi
 	var order []string
 	records := map[string]*v1beta1.Snapshot{}
 	for _, st := range m.Snapshots {
-		if len(st.Name) != 64 {
+		if !resticID.MatchString(st.Name) {
 			continue // not a full restic id: nothing to name a record by
 		}
 		rec, ok := records[st.Name]
@@ -43,22 +46,57 @@ func (c *Controller) recordSnapshots(ctx context.Context, s *v1beta1.BackupSessi
 			records[st.Name] = rec
 			order = append(order, st.Name)
 		}
-		if st.Path != "" {
+		if st.Path != "" && len(rec.Spec.Paths) < v1beta1.MaxSnapshotPaths {
 			rec.Spec.Paths = append(rec.Spec.Paths, st.Path)
 		}
 	}
 	for _, id := range order {
 		rec := records[id]
-		if _, err := client.Create(ctx, rec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		_, err := client.Create(ctx, rec, metav1.CreateOptions{})
+		switch {
+		case err == nil || apierrors.IsAlreadyExists(err):
+		case apierrors.IsInvalid(err):
+			// What the step reported fits no record; retrying cannot
+			// change that, and an error here would hold the session
+			// (and its deadline) for good.
+			c.Recorder.Eventf(s, corev1.EventTypeWarning, EventRecordRefused, "Snapshot %s was not recorded: %v", id, err)
+		default:
 			return fmt.Errorf("record snapshot %s: %w", rec.Name, err)
 		}
 	}
 	if rt := m.Retention; rt != nil && rt.Error == "" {
 		for _, id := range rt.RemovedIDs {
-			if err := client.Delete(ctx, names.SnapshotRecord(id), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("delete the record of forgotten snapshot %s: %w", id, err)
+			if err := c.forgetRecord(ctx, s.Namespace, id, bc); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// resticID is the form of a full restic snapshot id (the records' names
+// and the CRD's pattern).
+var resticID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// forgetRecord deletes the record of snapshot id that bc's retention
+// forgot, if it is bc's: a step reports the ids it removed, and a record of
+// another configuration (or of another snapshot under the same short name)
+// is never deleted on its word.
+func (c *Controller) forgetRecord(ctx context.Context, ns, id string, bc *v1beta1.BackupConfiguration) error {
+	client := c.Stow.StowV1beta1().Snapshots(ns)
+	rec, err := client.Get(ctx, names.SnapshotRecord(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the record of forgotten snapshot %s: %w", id, err)
+	}
+	if !strings.HasPrefix(rec.Spec.ID, id) || rec.Spec.Invoker.Kind != v1beta1.KindBackupConfiguration || rec.Spec.Invoker.Name != bc.Name {
+		return nil
+	}
+	err = client.Delete(ctx, rec.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rec.UID}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete the record of forgotten snapshot %s: %w", id, err)
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ const (
 	EventSkipped             = "BackupSessionSkipped"
 	EventRetry               = "BackupSessionRetry"
 	EventInvalid             = "InvalidBackupSession"
+	EventRecordRefused       = "SnapshotRecordRefused"
 )
 
 // sync reconciles one BackupSession from observed state; it is idempotent.

@@ -37,7 +37,7 @@ func successStatuses() []corev1.ContainerStatus {
 }
 
 func TestBackupSucceeds(t *testing.T) {
-	old := &v1beta1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: oldSnap, Namespace: ns}}
+	old := oldRecord()
 	f := newFixture(t, readyBC("bc", "data"), repository("repo"), newSession("bc-1", "bc", t0, ""), old)
 	f.sync("bc-1")
 
@@ -528,7 +528,7 @@ func TestStaleCacheDoesNotRecreateJob(t *testing.T) {
 // none left for those retention forgot; a session handled twice makes
 // them once.
 func TestSnapshotRecords(t *testing.T) {
-	old := &v1beta1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: oldSnap, Namespace: ns}}
+	old := oldRecord()
 	bc := readyBC("bc", "data")
 	f := newFixture(t, repository("repo"), bc, old)
 	s := newSession("bc-1", "bc", t0, "")
@@ -603,4 +603,13 @@ func TestFailuresReachTheMetrics(t *testing.T) {
 	if s.Status.Phase != v1beta1.BackupSessionFailed {
 		t.Fatalf("phase %s", s.Status.Phase)
 	}
+}
+
+// oldRecord is the record of configuration bc's snapshot oldSnap, as the
+// operator wrote it.
+func oldRecord() *v1beta1.Snapshot {
+	return &v1beta1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: oldSnap, Namespace: ns},
+		Spec: v1beta1.SnapshotSpec{ID: oldSnap + strings.Repeat("0", 48), Repository: v1beta1.ObjectRef{Name: "repo"},
+			Invoker: v1beta1.BackupInvokerRef{APIGroup: v1beta1.GroupName, Kind: v1beta1.KindBackupConfiguration, Name: "bc"},
+			Target:  v1beta1.TargetRef{Kind: v1beta1.KindPersistentVolumeClaim, Name: "data"}}}
 }
