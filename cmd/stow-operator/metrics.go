@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -51,11 +53,16 @@ func (l *sessionListers) collector() prometheus.Collector {
 // the controllers use, the external --pushgateway-url if set, else this
 // process's own server.
 func startMetrics(ctx context.Context, o options, sessions *sessionListers, extra map[string]http.Handler, errs chan<- error) (metrics.SessionPusher, error) {
+	token := make([]byte, 32)
+	if _, err := rand.Read(token); err != nil {
+		return nil, fmt.Errorf("embedded pushgateway push token: %v", err)
+	}
 	srv, err := metrics.NewServer(metrics.ServerOptions{
 		Address:         o.PushgatewayListen,
 		PersistenceFile: o.PersistenceFile,
 		Collectors:      []prometheus.Collector{sessions.collector()},
 		Extra:           extra,
+		PushToken:       hex.EncodeToString(token),
 	})
 	if err != nil {
 		return nil, err
@@ -72,5 +79,5 @@ func startMetrics(ctx context.Context, o options, sessions *sessionListers, extr
 	if err != nil {
 		return nil, fmt.Errorf("embedded pushgateway address %q: %v", srv.Addr(), err)
 	}
-	return metrics.NewPusher("http://127.0.0.1:" + port), nil
+	return metrics.NewPusherWithToken("http://127.0.0.1:"+port, hex.EncodeToString(token)), nil
 }

@@ -23,11 +23,28 @@ const pushTimeout = 30 * time.Second
 
 var httpClient = &http.Client{Timeout: pushTimeout}
 
+// tokenClient is httpClient sending the push token of the embedded
+// Pushgateway (ServerOptions.PushToken).
+func tokenClient(token string) *http.Client {
+	return &http.Client{Timeout: pushTimeout, Transport: tokenTransport{token: token, next: http.DefaultTransport}}
+}
+
+type tokenTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(PushTokenHeader, t.token)
+	return t.next.RoundTrip(r)
+}
+
 // add pushes families to the group job=<job> with POST semantics: only the
 // families in this push are replaced, the group's other families (such as
 // last_success_time after a failure) keep their values. No grouping labels
 // besides job are used, so every push of one invoker lands in one group.
-func add(ctx context.Context, gatewayURL, job string, b batch) error {
+func add(ctx context.Context, client *http.Client, gatewayURL, job string, b batch) error {
 	if gatewayURL == "" {
 		return fmt.Errorf("push metrics: no Pushgateway URL")
 	}
@@ -36,7 +53,7 @@ func add(ctx context.Context, gatewayURL, job string, b batch) error {
 	}
 	mfs := b.families()
 	p := push.New(strings.TrimRight(gatewayURL, "/"), job).
-		Client(httpClient).
+		Client(client).
 		Gatherer(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return mfs, nil }))
 	if err := p.AddContext(ctx); err != nil {
 		return fmt.Errorf("push metrics of %s to %s: %w", job, redact(gatewayURL), err)
@@ -47,7 +64,7 @@ func add(ctx context.Context, gatewayURL, job string, b batch) error {
 // deleteGroup deletes the group job=<job>. A group that does not exist is not
 // an error: the Pushgateway answers 202 for it, and a 404 from a proxy or
 // another implementation means the same thing.
-func deleteGroup(ctx context.Context, gatewayURL, job string) error {
+func deleteGroup(ctx context.Context, client *http.Client, gatewayURL, job string) error {
 	if gatewayURL == "" {
 		return fmt.Errorf("delete metrics group: no Pushgateway URL")
 	}
@@ -56,7 +73,7 @@ func deleteGroup(ctx context.Context, gatewayURL, job string) error {
 	if err != nil {
 		return fmt.Errorf("delete metrics group %s: %v", job, err)
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("delete metrics group %s at %s: %v", job, redact(gatewayURL), err)
 	}

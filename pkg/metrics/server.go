@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"crypto/subtle"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -57,7 +58,17 @@ type ServerOptions struct {
 	// Extra are further GET handlers served on the same port, by path
 	// prefix (ending in "/"), for Jobs that reach the operator here.
 	Extra map[string]http.Handler
+	// PushToken, when set, must be sent in the PushTokenHeader of every
+	// push and delete, besides their coming over loopback: a service-mesh
+	// sidecar forwards other pods' requests from a loopback address
+	// (Istio's 127.0.0.6), which loopback alone would let through. The
+	// operator sets a random one and gives it to its own pusher
+	// (NewPusherWithToken).
+	PushToken string
 }
+
+// PushTokenHeader carries ServerOptions.PushToken.
+const PushTokenHeader = "Stow-Push-Token"
 
 // Server is a Pushgateway embedded in the operator. It serves:
 //
@@ -151,9 +162,9 @@ func (s *Server) Handler() http.Handler {
 		b64 := suffix != ""
 		base := "/metrics/job" + suffix + "/:job"
 		for _, p := range []string{base, base + "/*labels"} {
-			r.Put(p, localOnly(s.decodePush(handler.Push(s.store, true, true, b64, s.logger))))
-			r.Post(p, localOnly(s.decodePush(handler.Push(s.store, false, true, b64, s.logger))))
-			r.Del(p, localOnly(handler.Delete(s.store, b64, s.logger)))
+			r.Put(p, s.operatorOnly(s.decodePush(handler.Push(s.store, true, true, b64, s.logger))))
+			r.Post(p, s.operatorOnly(s.decodePush(handler.Push(s.store, false, true, b64, s.logger))))
+			r.Del(p, s.operatorOnly(handler.Delete(s.store, b64, s.logger)))
 		}
 	}
 	if len(s.opts.Extra) == 0 {
@@ -220,15 +231,18 @@ func (s *Server) unregister() {
 	s.registered = nil
 }
 
-// localOnly refuses a push or delete that does not come over loopback. The
-// operator is the only pusher (it pushes what Jobs report, under labels it
-// chooses); the port is reachable from every pod through the Service, and a
-// Job running a user's Function could otherwise write any group, another
-// namespace's included.
-func localOnly(next http.HandlerFunc) http.HandlerFunc {
+// operatorOnly refuses a push or delete that does not come over loopback
+// with the push token (when one is set). The operator is the only pusher (it
+// pushes what Jobs report, under labels it chooses); the port is reachable
+// from every pod through the Service, and a Job running a user's Function
+// could otherwise write or delete any group, another namespace's included.
+func (s *Server) operatorOnly(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		ip := net.ParseIP(host)
+		tokenOK := s.opts.PushToken == "" ||
+			subtle.ConstantTimeCompare([]byte(r.Header.Get(PushTokenHeader)), []byte(s.opts.PushToken)) == 1
+		if err != nil || ip == nil || !ip.IsLoopback() || !tokenOK {
 			http.Error(w, "pushes are accepted only from the Stow operator itself: Jobs report their results and the operator pushes the metrics", http.StatusForbidden)
 			return
 		}

@@ -238,7 +238,7 @@ func TestClashingPushNeverBreaksScrape(t *testing.T) {
 		expectValue(t, scrape(t, u), BackupHostFilesTotal, bcHost, 11)
 	}
 	// The push client reports the rejection as an error.
-	if err := add(ctx, u, "other", batch{"go_goroutines": &dto.MetricFamily{Name: ptr("go_goroutines"), Help: ptr("x"), Type: dto.MetricType_COUNTER.Enum(),
+	if err := add(ctx, httpClient, u, "other", batch{"go_goroutines": &dto.MetricFamily{Name: ptr("go_goroutines"), Help: ptr("x"), Type: dto.MetricType_COUNTER.Enum(),
 		Metric: []*dto.Metric{{Counter: &dto.Counter{Value: ptr(1.0)}}}}}); err == nil {
 		t.Errorf("clashing push via add: no error")
 	}
@@ -378,4 +378,35 @@ func TestPushesOnlyFromLoopback(t *testing.T) {
 		t.Errorf("scrape from a pod: %d", rec.Code)
 	}
 	expectValue(t, scrape(t, s.URL()), BackupHostFilesTotal, bcHost, 11)
+}
+
+// With a push token (as the operator runs it), a push or delete over
+// loopback without the token is refused too: a service-mesh sidecar
+// forwards any pod's request from a loopback address (Istio's 127.0.0.6),
+// so loopback alone let every pod of the cluster delete or forge another
+// tenant's metrics. The operator's own pusher sends the token.
+func TestPushesNeedTheTokenEvenOverLoopback(t *testing.T) {
+	s, _ := startServer(t, ServerOptions{PushToken: "s3cr3t-token"})
+	if err := NewPusherWithToken(s.URL(), "s3cr3t-token").RestoreSessionFinished(context.Background(), fixtureRestore(), nil, true); err != nil {
+		t.Fatalf("the operator's pusher, with the token: %v", err)
+	}
+	h := s.Handler()
+	body := "# TYPE stash_backup_host_backup_success gauge\nstash_backup_host_backup_success{hostname=\"host-0\"} 1\n"
+	for _, method := range []string{http.MethodPut, http.MethodPost, http.MethodDelete} {
+		for _, token := range []string{"", "guess"} {
+			req := httptest.NewRequest(method, "/metrics/job/"+bcJob, strings.NewReader(body))
+			req.RemoteAddr = "127.0.0.6:40000"
+			if token != "" {
+				req.Header.Set(PushTokenHeader, token)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusForbidden {
+				t.Errorf("%s through a mesh sidecar with token %q: %d, want 403", method, token, rec.Code)
+			}
+		}
+	}
+	if err := NewPusher(s.URL()).RestoreSessionFinished(context.Background(), fixtureRestore(), nil, true); err == nil {
+		t.Error("a pusher without the token was accepted")
+	}
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/stowhq/stow/apis/stow/v1beta1"
@@ -78,12 +79,19 @@ func (Nop) DeleteInvokerGroup(context.Context, string, string, string) error { r
 //   - Host and repository families, which Stash's Jobs pushed, are pushed
 //     here too, from the results the operator read (see results.go).
 func NewPusher(url string) SessionPusher {
-	return &httpPusher{url: url, now: time.Now}
+	return &httpPusher{url: url, client: httpClient, now: time.Now}
+}
+
+// NewPusherWithToken is NewPusher for the embedded Pushgateway, whose pushes
+// carry its ServerOptions.PushToken.
+func NewPusherWithToken(url, token string) SessionPusher {
+	return &httpPusher{url: url, client: tokenClient(token), now: time.Now}
 }
 
 type httpPusher struct {
-	url string
-	now func() time.Time
+	url    string
+	client *http.Client
+	now    func() time.Time
 }
 
 func (p *httpPusher) BackupSessionFinished(ctx context.Context, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, s *v1beta1.BackupSession, succeeded bool) error {
@@ -129,7 +137,7 @@ func (p *httpPusher) BackupSessionFinished(ctx context.Context, bc *v1beta1.Back
 			b.gauge(BackupTargetLastSuccessTime, tl, unix(now))
 		}
 	}
-	return add(ctx, p.url, invokerJob(kind, ns, name), b)
+	return add(ctx, p.client, p.url, invokerJob(kind, ns, name), b)
 }
 
 func (p *httpPusher) BackupSessionSkipped(ctx context.Context, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, s *v1beta1.BackupSession) error {
@@ -145,7 +153,7 @@ func (p *httpPusher) BackupSessionSkipped(ctx context.Context, bc *v1beta1.Backu
 	if iv, ok := scheduleInterval(bc, now); ok {
 		b.gauge(BackupScheduleInterval, il, iv)
 	}
-	return add(ctx, p.url, invokerJob(kind, ns, name), b)
+	return add(ctx, p.client, p.url, invokerJob(kind, ns, name), b)
 }
 
 func (p *httpPusher) RestoreSessionFinished(ctx context.Context, rs *v1beta1.RestoreSession, repo *v1beta1.Repository, succeeded bool) error {
@@ -185,7 +193,7 @@ func (p *httpPusher) RestoreSessionFinished(ctx context.Context, rs *v1beta1.Res
 		}
 		b.gauge(RestoreTargetHostCount, tl, hosts)
 	}
-	return add(ctx, p.url, invokerJob(v1beta1.KindRestoreSession, rs.Namespace, rs.Name), b)
+	return add(ctx, p.client, p.url, invokerJob(v1beta1.KindRestoreSession, rs.Namespace, rs.Name), b)
 }
 
 func (p *httpPusher) BackupRepositoryResult(ctx context.Context, bc *v1beta1.BackupConfiguration, repo *v1beta1.Repository, r jobresult.Result) error {
@@ -203,7 +211,7 @@ func (p *httpPusher) BackupRepositoryResult(ctx context.Context, bc *v1beta1.Bac
 	}
 	b := batch{}
 	addRepository(b, il, repo, bc.Spec.Repository.Name, repoNS, tl, r, p.now())
-	return add(ctx, p.url, invokerJob(v1beta1.KindBackupConfiguration, bc.Namespace, bc.Name), b)
+	return add(ctx, p.client, p.url, invokerJob(v1beta1.KindBackupConfiguration, bc.Namespace, bc.Name), b)
 }
 
 func (p *httpPusher) MaintenanceResult(ctx context.Context, repo *v1beta1.Repository, r jobresult.Result) error {
@@ -213,11 +221,11 @@ func (p *httpPusher) MaintenanceResult(ctx context.Context, repo *v1beta1.Reposi
 	il := invokerLabels(v1beta1.KindRepository, repo.Name, repo.Namespace, v1beta1.ResticDriver, repo.Name)
 	b := batch{}
 	addRepository(b, il, repo, repo.Name, repo.Namespace, nil, r, p.now())
-	return add(ctx, p.url, invokerJob(v1beta1.KindRepository, repo.Namespace, repo.Name), b)
+	return add(ctx, p.client, p.url, invokerJob(v1beta1.KindRepository, repo.Namespace, repo.Name), b)
 }
 
 func (p *httpPusher) DeleteInvokerGroup(ctx context.Context, kind, namespace, name string) error {
-	return deleteGroup(ctx, p.url, invokerJob(kind, namespace, name))
+	return deleteGroup(ctx, p.client, p.url, invokerJob(kind, namespace, name))
 }
 
 // backupHost is the restic host of bc's target (its alias, else host-0).

@@ -148,7 +148,7 @@ func TestPusherInputErrors(t *testing.T) {
 	if err := NewPusher("http://127.0.0.1:1").MaintenanceResult(ctx, nil, jobresult.Result{}); err == nil {
 		t.Errorf("no repository: no error")
 	}
-	if err := deleteGroup(ctx, "http://user:secret@127.0.0.1:1", "j"); err == nil || strings.Contains(err.Error(), "secret") {
+	if err := deleteGroup(ctx, httpClient, "http://user:secret@127.0.0.1:1", "j"); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("unreachable gateway: err=%v (must fail without the password)", err)
 	}
 }
