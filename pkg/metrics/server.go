@@ -1,10 +1,10 @@
 package metrics
 
 import (
-	"crypto/subtle"
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
