@@ -195,8 +195,17 @@ func run(ctx context.Context, o options) error {
 	// runs. A failure of it stops the operator.
 	sessions := &sessionListers{}
 	metricsErrs := make(chan error, 1)
+	// The answers list pods through a client of their own, with a small
+	// rate limit: the port is open to every pod, and its questions must
+	// not queue the reconciles' API calls behind them.
+	holderCfg := rest.CopyConfig(cfg)
+	holderCfg.QPS, holderCfg.Burst = 5, 10
+	holderKube, err := kubernetes.NewForConfig(protobuf(holderCfg))
+	if err != nil {
+		return fmt.Errorf("build lock-holder client: %w", err)
+	}
 	holders := lockholder.Handler(o.lockHostPrefix, func(ctx context.Context, selector string) ([]corev1.Pod, error) {
-		list, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: selector})
+		list, err := holderKube.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			return nil, err
 		}

@@ -40,10 +40,19 @@ type Answer struct {
 // from the API (not a cache: a pod created a moment ago must be seen).
 type PodLister func(ctx context.Context, selector string) ([]corev1.Pod, error)
 
+// MaxConcurrentLists bounds the pod lists the answers make at once: the
+// port is open to every pod of the cluster, and each answer is a read of
+// the API server (not of a cache), which a loop of questions would
+// otherwise multiply without limit. A question beyond it waits, and gets
+// 503 if its time runs out: the runner then takes the holder for running,
+// which is always safe.
+const MaxConcurrentLists = 4
+
 // Handler answers for hostnames that start with prefix (this cluster's Stow
 // Job pods); any other hostname gets 404, since the operator knows nothing
 // about it.
 func Handler(prefix string, list PodLister) http.Handler {
+	slots := make(chan struct{}, MaxConcurrentLists)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			http.Error(w, "only GET", http.StatusMethodNotAllowed)
@@ -51,7 +60,7 @@ func Handler(prefix string, list PodLister) http.Handler {
 		}
 		host := strings.TrimPrefix(r.URL.Path, Path)
 		if host == "" || strings.Contains(host, "/") || !strings.HasPrefix(host, prefix) {
-			http.Error(w, fmt.Sprintf("%q is not the hostname of a Stow Job pod of this cluster (prefix %s)", host, prefix), http.StatusNotFound)
+			http.Error(w, fmt.Sprintf("%q is not the hostname of a Stow Job pod of this cluster", host), http.StatusNotFound)
 			return
 		}
 		sel := labels.Set{v1beta1.LabelResticHost: host}.String()
@@ -61,6 +70,13 @@ func Handler(prefix string, list PodLister) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-ctx.Done():
+			http.Error(w, "too many questions at once; try again", http.StatusServiceUnavailable)
+			return
+		}
 		pods, err := list(ctx, sel)
 		if err != nil {
 			http.Error(w, "listing pods: "+err.Error(), http.StatusServiceUnavailable)
