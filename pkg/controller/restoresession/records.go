@@ -39,8 +39,12 @@ func (c *Controller) resolvedSnapshots(ctx context.Context, rs *v1beta1.RestoreS
 	if err != nil {
 		return nil, err
 	}
-	var asOf time.Time
-	if rs.Spec.RestoreAsOf != nil {
+	// The operator stamps records with its own clock when it writes them:
+	// one dated in the future was written by someone else, and would pin
+	// every later restore of the PVC to it. A minute covers a clock step
+	// between operator replicas.
+	asOf := c.Clock.Now().Add(time.Minute)
+	if rs.Spec.RestoreAsOf != nil && rs.Spec.RestoreAsOf.Time.Before(asOf) {
 		asOf = rs.Spec.RestoreAsOf.Time
 	}
 	return newestPerPath(list.Items, rs.Namespace, t.Ref.Name, repo, asOf), nil

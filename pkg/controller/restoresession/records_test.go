@@ -56,14 +56,14 @@ func TestChosenSnapshotIsNamedInTheExecutorCondition(t *testing.T) {
 	record := &v1beta1.Snapshot{
 		ObjectMeta: metav1.ObjectMeta{Name: id[:8], Namespace: ns, Labels: map[string]string{
 			v1beta1.LabelTargetKind: v1beta1.KindPersistentVolumeClaim, v1beta1.LabelTargetName: "data", v1beta1.LabelTargetNamespace: ns}},
-		Spec: v1beta1.SnapshotSpec{ID: id, Time: metav1.NewTime(time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC)), Paths: []string{"/stow-data"},
+		Spec: v1beta1.SnapshotSpec{ID: id, Time: metav1.NewTime(time.Date(2026, 2, 28, 10, 5, 0, 0, time.UTC)), Paths: []string{"/stow-data"},
 			MountPath: "/stow-data", Repository: v1beta1.ObjectRef{Name: "repo"}, Target: v1beta1.TargetRef{Kind: "PersistentVolumeClaim", Name: "data"}},
 	}
 	f := newFixture(t, repository("repo"), secret(), pvc("data"), newRestore("rs"), record)
 	f.sync("rs")
 	f.sync("rs")
 	c := cond(t, f.restore("rs").Status.Conditions, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue)
-	contains(t, "condition message", c.Message, "restores snapshot "+id+" (taken 2026-12-01T10:05:00Z)")
+	contains(t, "condition message", c.Message, "restores snapshot "+id+" (taken 2026-02-28T10:05:00Z)")
 
 	// With a rule that selects snapshots the Job lists them: no claim.
 	g := newFixture(t, repository("repo"), secret(), pvc("data"), record, newRestore("rs", func(rs *v1beta1.RestoreSession) {
@@ -74,4 +74,25 @@ func TestChosenSnapshotIsNamedInTheExecutorCondition(t *testing.T) {
 	if c := cond(t, g.restore("rs").Status.Conditions, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue); strings.Contains(c.Message, "restores snapshot") {
 		t.Fatalf("a restore with a snapshot rule claims a chosen snapshot: %s", c.Message)
 	}
+}
+
+// A record dated after now was not written by the operator, which stamps
+// records with its own clock: it is not chosen, so it cannot pin every later
+// restore of the PVC to the snapshot it names.
+func TestFutureRecordIsNotChosen(t *testing.T) {
+	record := func(id string, taken time.Time) *v1beta1.Snapshot {
+		return &v1beta1.Snapshot{
+			ObjectMeta: metav1.ObjectMeta{Name: id[:8], Namespace: ns, Labels: map[string]string{
+				v1beta1.LabelTargetKind: v1beta1.KindPersistentVolumeClaim, v1beta1.LabelTargetName: "data", v1beta1.LabelTargetNamespace: ns}},
+			Spec: v1beta1.SnapshotSpec{ID: id, Time: metav1.NewTime(taken), Paths: []string{"/stow-data"},
+				MountPath: "/stow-data", Repository: v1beta1.ObjectRef{Name: "repo"}, Target: v1beta1.TargetRef{Kind: "PersistentVolumeClaim", Name: "data"}},
+		}
+	}
+	honest, forged := strings.Repeat("a", 64), strings.Repeat("f", 64)
+	f := newFixture(t, repository("repo"), secret(), pvc("data"), newRestore("rs"),
+		record(honest, t0.Add(-time.Hour)), record(forged, t0.Add(365*24*time.Hour)))
+	f.sync("rs")
+	f.sync("rs")
+	c := cond(t, f.restore("rs").Status.Conditions, v1beta1.RestoreExecutorEnsured, v1beta1.ConditionTrue)
+	contains(t, "condition message", c.Message, "restores snapshot "+honest)
 }
