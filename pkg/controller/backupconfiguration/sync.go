@@ -800,21 +800,20 @@ func mergeLabels(dst, src map[string]string) map[string]string {
 	return dst
 }
 
-// repository is d's Repository as d may see it. One of another namespace
-// whose usagePolicy does not allow d's is reported exactly as one that
-// does not exist (not found), and nothing more is read of it (its Secret,
-// its backend, its pod settings): a writer here learns nothing about
-// another namespace that it may not use.
+// repository is d's Repository as d may see it (internal.UsableRepository):
+// one of another namespace that does not allow d's is not found.
 func (c *Controller) repository(ctx context.Context, d *v1beta1.BackupConfiguration) (*v1beta1.Repository, error) {
 	repo, err := c.repos.Repositories(d.Spec.Repository.Namespace).Get(d.Spec.Repository.Name)
-	if err != nil || !crossNamespace(d) {
+	if err != nil {
 		return repo, err
 	}
-	var nsLabels map[string]string
-	if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
-		nsLabels = l
+	nsLabels := func() map[string]string {
+		if l, err := c.namespaces.Get(ctx, "", d.Namespace); err == nil {
+			return l
+		}
+		return nil
 	}
-	if v1beta1.ValidateUsage(repo, d.Namespace, nsLabels) != nil {
+	if internal.UsableRepository(repo, d.Namespace, nsLabels) == nil {
 		return nil, apierrors.NewNotFound(v1beta1.Resource("repositories"), d.Spec.Repository.Name)
 	}
 	return repo, nil

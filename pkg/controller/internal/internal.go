@@ -369,6 +369,20 @@ func RepositoryKey(invokerNS string, ref v1beta1.ObjectRef) string {
 	return ns + "/" + ref.Name
 }
 
+// UsableRepository is repo as an invoker in namespace ns may see it: a
+// Repository of another namespace whose usagePolicy does not allow ns is
+// nil, so that it is reported exactly as one that does not exist and
+// nothing more of it (its Secret, its backend, its pod settings) is read or
+// reported: a writer in ns learns nothing about a namespace whose
+// Repository it may not use. nsLabels gives ns's labels, read only when
+// needed.
+func UsableRepository(repo *v1beta1.Repository, ns string, nsLabels func() map[string]string) *v1beta1.Repository {
+	if repo == nil || repo.Namespace == ns || v1beta1.ValidateUsage(repo, ns, nsLabels()) == nil {
+		return repo
+	}
+	return nil
+}
+
 // TimeOutOf is the timeOut a session's deadline was fixed from (see
 // SetSessionDeadline). Messages name it rather than the invoker's current
 // timeOut, which may have changed or been removed since (an expired session

@@ -77,12 +77,8 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 
 	repo, _ := c.Repositories.Repositories(work.Spec.Repository.Namespace).Get(work.Spec.Repository.Name)
 	nsLabels := c.namespaceLabels(ctx, work.Namespace)
-	if repo != nil && repo.Namespace != work.Namespace && v1beta1.ValidateUsage(repo, work.Namespace, nsLabels()) != nil {
-		// Reported as a Repository that does not exist (inputsExist), and
-		// nothing more is read of it: a writer here learns nothing about a
-		// namespace whose Repository it may not use.
-		repo = nil
-	}
+	// One the namespace may not use is reported as missing (inputsExist).
+	repo = internal.UsableRepository(repo, work.Namespace, nsLabels)
 	if msg := c.validate(ctx, work, repo, nsLabels); msg != "" {
 		c.invalid(cur, rs, msg, now)
 		return 0, c.updateStatus(ctx, cur, rs)
