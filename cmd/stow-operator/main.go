@@ -42,6 +42,7 @@ import (
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/controller/backupconfiguration"
 	"github.com/stowhq/stow/pkg/controller/backupsession"
+	"github.com/stowhq/stow/pkg/controller/builtins"
 	"github.com/stowhq/stow/pkg/controller/executor"
 	"github.com/stowhq/stow/pkg/controller/hookrun"
 	"github.com/stowhq/stow/pkg/controller/podguard"
@@ -332,7 +333,7 @@ func runWithLeaderElection(ctx context.Context, o options, kube kubernetes.Inter
 func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta metadata.Interface, stow versioned.Interface, recorder record.EventRecorder, health *health, pusher metrics.SessionPusher, sessions *sessionListers) error {
 	logger := klog.FromContext(ctx)
 	o.Image = jobImage(ctx, kube, o.Image)
-	if err := ensureBuiltins(ctx, stow, o.Image); err != nil {
+	if err := builtins.Ensure(ctx, stow, o.Image); err != nil {
 		return err
 	}
 	var pullSecrets []corev1.LocalObjectReference
@@ -391,7 +392,7 @@ func runOperator(ctx context.Context, o options, kube kubernetes.Interface, meta
 		},
 		Gate: gate, PendingTimeout: o.PendingTimeout,
 	}, stowOwned)
-	keeper, err := newBuiltinKeeper(stow, o.Image, stowInformers, recorder)
+	keeper, err := builtins.NewKeeper(stow, o.Image, stowInformers, recorder)
 	if err != nil {
 		return err
 	}

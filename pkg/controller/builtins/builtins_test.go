@@ -1,4 +1,4 @@
-package main
+package builtins
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 func TestEnsureBuiltins(t *testing.T) {
 	ctx := context.Background()
 	stow := fake.NewSimpleClientset()
-	if err := ensureBuiltins(ctx, stow, "stow:1"); err != nil {
+	if err := Ensure(ctx, stow, "stow:1"); err != nil {
 		t.Fatal(err)
 	}
 	fns, _ := stow.StowV1beta1().Functions().List(ctx, metav1.ListOptions{})
@@ -29,7 +29,7 @@ func TestEnsureBuiltins(t *testing.T) {
 	if len(fns.Items) != len(builtin.Functions("stow:1")) || len(tasks.Items) != len(builtin.Tasks()) {
 		t.Fatalf("created %d Functions and %d Tasks", len(fns.Items), len(tasks.Items))
 	}
-	if err := ensureBuiltins(ctx, stow, "stow:2"); err != nil {
+	if err := Ensure(ctx, stow, "stow:2"); err != nil {
 		t.Fatal(err)
 	}
 	fn, err := stow.StowV1beta1().Functions().Get(ctx, fns.Items[0].Name, metav1.GetOptions{})
@@ -37,7 +37,7 @@ func TestEnsureBuiltins(t *testing.T) {
 		t.Fatalf("after a new image: %v %v", fn, err)
 	}
 	stow.ClearActions()
-	if err := ensureBuiltins(ctx, stow, "stow:2"); err != nil {
+	if err := Ensure(ctx, stow, "stow:2"); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range stow.Actions() {
@@ -53,12 +53,12 @@ func TestBuiltinKeeperRestoresEditedBuiltins(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stow := fake.NewSimpleClientset()
-	if err := ensureBuiltins(ctx, stow, "stow:1"); err != nil {
+	if err := Ensure(ctx, stow, "stow:1"); err != nil {
 		t.Fatal(err)
 	}
 	inf := externalversions.NewSharedInformerFactory(stow, 0)
 	rec := record.NewFakeRecorder(10)
-	k, err := newBuiltinKeeper(stow, "stow:1", inf, rec)
+	k, err := NewKeeper(stow, "stow:1", inf, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestBuiltinKeeperRestoresEditedBuiltins(t *testing.T) {
 	}
 	select {
 	case e := <-rec.Events:
-		if !strings.Contains(e, "Warning "+EventBuiltinRestored) || !strings.Contains(e, v1beta1.FunctionUpdateStatus) {
+		if !strings.Contains(e, "Warning "+EventRestored) || !strings.Contains(e, v1beta1.FunctionUpdateStatus) {
 			t.Errorf("event %q", e)
 		}
 	case <-time.After(10 * time.Second):

@@ -1,8 +1,15 @@
-package main
+// Package builtins keeps the built-in Functions and Tasks (pkg/builtin) as
+// this operator ships them: Ensure writes them at start, and the Keeper puts
+// one back as soon as someone edits or deletes it. Every session's Job is
+// built from them: an edited built-in (Stash's documentation shows a
+// Function named update-status running Stash's image) broke every backup
+// until the operator's next start silently reverted it.
+package builtins
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -19,12 +26,13 @@ import (
 	"github.com/stowhq/stow/client/clientset/versioned"
 	"github.com/stowhq/stow/client/informers/externalversions"
 	"github.com/stowhq/stow/pkg/builtin"
+	"github.com/stowhq/stow/pkg/controller/internal"
 )
 
-// ensureBuiltins creates the built-in Functions and Tasks, or updates their
+// Ensure creates the built-in Functions and Tasks, or updates their
 // spec when it differs (a new --image, a new operator version). restored is
 // called with each existing object whose spec it put back.
-func ensureBuiltins(ctx context.Context, stow versioned.Interface, image string, restored ...func(obj runtime.Object)) error {
+func Ensure(ctx context.Context, stow versioned.Interface, image string, restored ...func(obj runtime.Object)) error {
 	err := ensureSpecs(ctx, "Function", stow.StowV1beta1().Functions(), builtin.Functions(image),
 		func(o *v1beta1.Function) *v1beta1.FunctionSpec { return &o.Spec }, restored...)
 	if err != nil {
@@ -79,20 +87,17 @@ func ensureSpecs[T interface {
 	return nil
 }
 
-// builtinsKey is the one key of the keeper's queue: any change to a
-// built-in ensures them all (a handful of Gets).
-const builtinsKey = "builtins"
+// key is the one key of the Keeper's queue: any change to a built-in
+// ensures them all (a handful of Gets).
+const key = "builtins"
 
-// EventBuiltinRestored is the reason of the Warning Event on a built-in
-// Function or Task whose spec the operator put back.
-const EventBuiltinRestored = "BuiltinRestored"
+// EventRestored is the reason of the Warning Event on a built-in Function
+// or Task whose spec the Keeper put back.
+const EventRestored = "BuiltinRestored"
 
-// builtinKeeper puts a built-in Function or Task back as soon as it is
-// edited or deleted, with a Warning Event saying so. Every session's Job is
-// built from them: an edited built-in (Stash's documentation shows a
-// Function named update-status running Stash's image) broke every backup
-// until the operator's next start silently reverted it.
-type builtinKeeper struct {
+// Keeper puts a built-in Function or Task back as soon as it is edited or
+// deleted, with a Warning Event saying so.
+type Keeper struct {
 	stow     versioned.Interface
 	image    string
 	recorder record.EventRecorder
@@ -100,10 +105,10 @@ type builtinKeeper struct {
 	synced   []cache.InformerSynced
 }
 
-func newBuiltinKeeper(stow versioned.Interface, image string, inf externalversions.SharedInformerFactory, recorder record.EventRecorder) (*builtinKeeper, error) {
-	k := &builtinKeeper{stow: stow, image: image, recorder: recorder,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "builtins"})}
+// NewKeeper watches the Functions and Tasks of inf for changes to the
+// built-ins of image; the caller starts inf and calls Run.
+func NewKeeper(stow versioned.Interface, image string, inf externalversions.SharedInformerFactory, recorder record.EventRecorder) (*Keeper, error) {
+	k := &Keeper{stow: stow, image: image, recorder: recorder, queue: internal.NewQueue("builtins")}
 	names := map[string]bool{}
 	for _, f := range builtin.Functions(image) {
 		names["Function/"+f.Name] = true
@@ -113,17 +118,14 @@ func newBuiltinKeeper(stow versioned.Interface, image string, inf externalversio
 	}
 	enqueue := func(kind string) func(obj any) {
 		return func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if m, ok := obj.(metav1.Object); ok && names[kind+"/"+m.GetName()] {
-				k.queue.Add(builtinsKey)
+			if m, ok := internal.MetaOf(obj); ok && names[kind+"/"+m.GetName()] {
+				k.queue.Add(key)
 			}
 		}
 	}
 	for kind, i := range map[string]cache.SharedIndexInformer{"Function": inf.Stow().V1beta1().Functions().Informer(), "Task": inf.Stow().V1beta1().Tasks().Informer()} {
 		// Additions are not watched: the start ensured them, and the
-		// keeper's own re-creation of a deleted one is one.
+		// Keeper's own re-creation of a deleted one is one.
 		if _, err := i.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(_, n any) { enqueue(kind)(n) },
 			DeleteFunc: enqueue(kind),
@@ -135,37 +137,16 @@ func newBuiltinKeeper(stow versioned.Interface, image string, inf externalversio
 	return k, nil
 }
 
-// Run ensures the built-ins whenever one changed, until ctx is done.
-func (k *builtinKeeper) Run(ctx context.Context, _ int) error {
-	defer k.queue.ShutDown()
-	if !cache.WaitForNamedCacheSync("builtins", ctx.Done(), k.synced...) {
-		return nil
-	}
-	go func() {
-		<-ctx.Done()
-		k.queue.ShutDown()
-	}()
-	for k.processNext(ctx) {
-	}
-	return nil
+// Run ensures the built-ins whenever one changed, until ctx is done, with
+// the work loop every controller of the operator runs (internal.Run).
+func (k *Keeper) Run(ctx context.Context, _ int) error {
+	return internal.Run(ctx, "builtins", k.queue, k.synced, 1, k.sync)
 }
 
-func (k *builtinKeeper) processNext(ctx context.Context) bool {
-	key, quit := k.queue.Get()
-	if quit {
-		return false
-	}
-	defer k.queue.Done(key)
-	err := ensureBuiltins(ctx, k.stow, k.image, func(obj runtime.Object) {
+func (k *Keeper) sync(ctx context.Context, _ string) (time.Duration, error) {
+	return 0, Ensure(ctx, k.stow, k.image, func(obj runtime.Object) {
 		m, _ := obj.(metav1.Object)
-		k.recorder.Eventf(obj, corev1.EventTypeWarning, EventBuiltinRestored,
+		k.recorder.Eventf(obj, corev1.EventTypeWarning, EventRestored,
 			"%s is one of Stow's built-ins, which the Jobs of every session are built from: its spec was put back. Give a Function or Task of your own another name", m.GetName())
 	})
-	if err != nil {
-		klog.FromContext(ctx).Error(err, "Could not restore the built-in Functions and Tasks, will retry")
-		k.queue.AddRateLimited(key)
-		return true
-	}
-	k.queue.Forget(key)
-	return true
 }
