@@ -201,6 +201,12 @@ var restoreCommand = command{
 Files land relative to the target: a snapshot of directory D taken by
 "stow backup D" restores D's contents into the target itself.
 
+Into an empty or new target, without --path, --include or --exclude, restic
+restores the whole snapshot into a .stow-restore-* directory inside the target
+while a second restic run looks up the snapshot's paths, and the contents are
+then moved into place (renames, no copies): the lookup costs no time. A restore
+interrupted by a kill can leave that directory behind; delete it.
+
   stow restore --repo /path/repo --password-file pw --snapshot latest --target DIR`,
 	flags: func(fs *pflag.FlagSet) func(context.Context, []string) error {
 		var rf repoFlags
@@ -226,7 +232,7 @@ Files land relative to the target: a snapshot of directory D taken by
 				return err
 			}
 			defer cleanup()
-			done, err := r.Restore(ctx, restic.RestoreOptions{Snapshot: snapshot, Host: host, Path: path,
+			done, err := r.RestoreStaged(ctx, restic.RestoreOptions{Snapshot: snapshot, Host: host, Path: path,
 				Includes: includes, Excludes: excludes, MountPath: abs})
 			for _, d := range done {
 				fmt.Printf("restored %s of snapshot %s into %s\n", d.Path, short(d.SnapshotID), d.Target)
