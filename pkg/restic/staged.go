@@ -38,11 +38,10 @@ func (r *Restic) RestoreStaged(ctx context.Context, o RestoreOptions) ([]Restore
 	if !stageable(o) {
 		return r.Restore(ctx, o)
 	}
-	_, statErr := os.Lstat(o.MountPath)
-	absent := errors.Is(statErr, fs.ErrNotExist)
 	if empty, err := emptyOrAbsent(o.MountPath); err != nil || !empty {
 		return r.Restore(ctx, o)
 	}
+	created := missingAncestors(o.MountPath)
 	if err := os.MkdirAll(o.MountPath, 0o755); err != nil {
 		return nil, fmt.Errorf("creating restore target %s: %v", o.MountPath, err)
 	}
@@ -53,8 +52,11 @@ func (r *Restic) RestoreStaged(ctx context.Context, o RestoreOptions) ([]Restore
 	restoring := false // set once files may have reached the target
 	defer func() {
 		os.RemoveAll(stage)
-		if absent && !restoring {
-			os.Remove(o.MountPath) // as Restore, which fails before creating it
+		if !restoring {
+			// As Restore, which fails before it creates anything.
+			for _, dir := range created {
+				os.Remove(dir)
+			}
 		}
 	}()
 
@@ -99,8 +101,12 @@ func (r *Restic) RestoreStaged(ctx context.Context, o RestoreOptions) ([]Restore
 		}
 		files := int64(-1)
 		if len(moves) == 1 && restored.files >= 0 {
-			// restic counted the directories above the path too.
-			files = restored.files - int64(len(strings.Split(strings.Trim(filepath.Clean(m.path), "/"), "/")))
+			// restic counted the path's directory and those above it too.
+			if rel := strings.Trim(filepath.Clean(m.path), "/"); rel != "" {
+				files = restored.files - int64(strings.Count(rel, "/")+1)
+			} else {
+				files = restored.files
+			}
 		}
 		done = append(done, RestoredPath{SnapshotID: snap.ID, Path: m.path, Target: m.target, Files: files})
 	}
@@ -126,6 +132,21 @@ func emptyOrAbsent(dir string) (bool, error) {
 	}
 	entries, err := os.ReadDir(dir)
 	return err == nil && len(entries) == 0, err
+}
+
+// missingAncestors lists dir and those of its parents that do not exist,
+// deepest first.
+func missingAncestors(dir string) []string {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			return missing
+		}
+		missing = append(missing, d)
+		if d == filepath.Dir(d) {
+			return missing
+		}
+	}
 }
 
 // wholeRestore is what restic reported of a restore of a whole snapshot.

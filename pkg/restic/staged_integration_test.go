@@ -187,14 +187,15 @@ func TestIntegrationRestoreStagedFallsBack(t *testing.T) {
 	})
 
 	t.Run("no such snapshot", func(t *testing.T) {
-		got := filepath.Join(t.TempDir(), "got")
+		parent := t.TempDir()
+		got := filepath.Join(parent, "new", "got")
 		_, wantErr := r.Restore(ctx, RestoreOptions{Snapshot: "latest", Host: "nobody", MountPath: got})
 		_, err := r.RestoreStaged(ctx, RestoreOptions{Snapshot: "latest", Host: "nobody", MountPath: got})
 		if wantErr == nil || err == nil || err.Error() != wantErr.Error() {
 			t.Errorf("RestoreStaged error = %v, want Restore's %v", err, wantErr)
 		}
-		if _, err := os.Lstat(got); err == nil {
-			t.Errorf("the failed restore left %s behind", got)
+		if _, err := os.Lstat(filepath.Join(parent, "new")); err == nil {
+			t.Errorf("the failed restore left %s behind", filepath.Join(parent, "new"))
 		}
 	})
 }

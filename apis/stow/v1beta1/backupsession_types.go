@@ -40,7 +40,11 @@ type BackupSessionSpec struct {
 
 // BackupInvokerRef names the BackupConfiguration that started a session.
 type BackupInvokerRef struct {
+	// APIGroup is Stow's group; Stash's, which Stash's manifests carry, means
+	// the same BackupConfiguration. Any other group names an invoker Stow
+	// does not have, and would be read as the BackupConfiguration of the name.
 	// +kubebuilder:default=stow.dev
+	// +kubebuilder:validation:Enum=stow.dev;stash.appscode.com
 	// +optional
 	APIGroup string `json:"apiGroup,omitempty"`
 	// +kubebuilder:default=BackupConfiguration

@@ -226,6 +226,12 @@ func TestSchemaAdmitsWhatTheOperatorReads(t *testing.T) {
 	if errs := bc.validate(set(t, docBC, "spec.timeZone", "America/Argentina/Buenos_Aires")); len(errs) > 0 {
 		t.Errorf("timeZone: %v", errs)
 	}
+	bs := loadCRD(t, "backupsessions")
+	for _, g := range []string{"stow.dev", "stash.appscode.com"} { // Stash's manifests carry Stash's group
+		if errs := bs.validate(set(t, base(t, m, "backupsessions"), "spec.invoker.apiGroup", g)); len(errs) > 0 {
+			t.Errorf("invoker apiGroup %q: %v", g, errs)
+		}
+	}
 }
 
 // TestSchemaKeepsMountsOffStowsOwn: the CRDs refuse a local repository, or
