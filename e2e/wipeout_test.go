@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +18,9 @@ import (
 	"github.com/stowhq/stow/apis/stow/v1beta1"
 )
 
-// s3Objects counts the objects of the suite's bucket under prefix (with a
+// s3Keys lists the object keys of the suite's bucket under prefix (with a
 // trailing slash: the folder, not its siblings), asking MinIO directly.
-func s3Objects(t *testing.T, prefix string) int {
+func s3Keys(t *testing.T, prefix string) []string {
 	t.Helper()
 	q := url.Values{"list-type": {"2"}, "prefix": {strings.TrimSuffix(prefix, "/") + "/"}}
 	out, err := exec.Command("curl", "-fsS", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", e.s3Key+":"+e.s3Sec,
@@ -29,13 +28,29 @@ func s3Objects(t *testing.T, prefix string) int {
 	if err != nil {
 		t.Fatalf("listing %s: %v: %s", prefix, err, out)
 	}
-	m := regexp.MustCompile(`<KeyCount>(\d+)</KeyCount>`).FindSubmatch(out)
-	if m == nil {
+	if !regexp.MustCompile(`<KeyCount>\d+</KeyCount>`).Match(out) {
 		t.Fatalf("listing %s: no KeyCount in %s", prefix, out)
 	}
-	n, _ := strconv.Atoi(string(m[1]))
 	if strings.Contains(string(out), "<IsTruncated>true</IsTruncated>") {
-		n++ // more than one page: at least this many
+		t.Fatalf("listing %s: more than one page", prefix)
+	}
+	var keys []string
+	for _, m := range regexp.MustCompile(`<Key>([^<]*)</Key>`).FindAllSubmatch(out, -1) {
+		keys = append(keys, string(m[1]))
+	}
+	return keys
+}
+
+// s3Objects counts the repository data under prefix: restic's lock files
+// are left out, they come and go with every restic run (a session's forget,
+// the Repository's refresh).
+func s3Objects(t *testing.T, prefix string) int {
+	t.Helper()
+	n := 0
+	for _, k := range s3Keys(t, prefix) {
+		if !strings.Contains(k, "/locks/") {
+			n++
+		}
 	}
 	return n
 }
@@ -104,11 +119,11 @@ func TestWipeOutOnRepositoryDeletion(t *testing.T) {
 		_, err := e.stow.StowV1beta1().Repositories(ns).Get(c, "repo", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
-	if n := s3Objects(t, ns); n != 0 {
-		t.Errorf("%d objects left under %s after the wipe", n, ns)
+	if left := s3Keys(t, ns); len(left) != 0 {
+		t.Errorf("%d objects left under %s after the wipe: %v", len(left), ns, left)
 	}
 	if n := s3Objects(t, ns+"-sib"); n != theirs {
-		t.Errorf("the sibling repository: %d objects, were %d", n, theirs)
+		t.Errorf("the sibling repository: %d objects, were %d: %v", n, theirs, s3Keys(t, ns+"-sib"))
 	}
 	evs, err := e.kube.CoreV1().Events(ns).List(c, metav1.ListOptions{FieldSelector: "involvedObject.name=repo"})
 	if err != nil {
